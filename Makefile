@@ -1,0 +1,54 @@
+# Forest: `make run` and `make test` need only Python 3.11+, make and (as root) apt-get.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+
+.PHONY: help install run test lint format compose-config services stop clean
+
+help:
+	@echo "make run     set up and run Forest on http://127.0.0.1:8000 (embedded PostgreSQL + Redis)"
+	@echo "make test    set up and run the whole suite and the linters"
+	@echo "make lint    ruff check, ruff format --check, docker compose config"
+	@echo "make format  ruff format and autofix"
+	@echo "make services / make stop   keep the embedded servers up between commands / stop them"
+	@echo "make bench-NAME  run bench/NAME.py (prints one JSON line of figures)"
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(PY) manage.py run
+
+test: lint
+	$(PY) -m pytest
+
+lint: $(STAMP) compose-config
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+# docker-compose.yml must stay valid; no Docker engine is needed to check it.
+compose-config:
+	@scripts/compose-config
+
+services: $(STAMP)
+	$(PY) -m project.runtime start
+
+stop: $(STAMP)
+	$(PY) -m project.runtime stop
+
+bench-%: $(STAMP)
+	$(PY) bench/$*.py
+
+clean: stop
+	rm -rf var/static

@@ -1,0 +1,1 @@
+"""Analytics: read-only aggregates over crawled items. Imports crawls, never the reverse."""

@@ -1,0 +1,1 @@
+"""Notifications: alert rules and delivery. Imports crawls, never the reverse."""

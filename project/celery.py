@@ -1,0 +1,45 @@
+"""The Celery application. Configuration lives in settings (CELERY_* names).
+
+Workers run with acks_late, reject-on-worker-lost and prefetch 1, so a killed worker's task is
+redelivered; JSON only; results in PostgreSQL through django-celery-results.
+"""
+
+import os
+
+from celery import Celery, signals
+
+from project import logs
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+
+app = Celery("forest")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+@signals.setup_logging.connect
+def _use_django_logging(**_kwargs) -> None:
+    """Workers and beat log in the same structured format as the web process."""
+    import logging.config  # noqa: PLC0415 - only in Celery processes
+
+    from django.conf import settings  # noqa: PLC0415 - settings are ready once Celery logs
+
+    logging.config.dictConfig(settings.LOGGING)
+
+
+@signals.task_prerun.connect
+def _bind_task_id(task_id=None, **_kwargs) -> None:
+    # Inside a task, the "request id" of every log line is the task id.
+    logs.request_id_var.set(task_id or "-")
+
+
+@signals.task_postrun.connect
+def _unbind_task_id(**_kwargs) -> None:
+    logs.request_id_var.set("-")
+    logs.crawl_id_var.set("-")
+
+
+@app.task(name="project.ping")
+def ping_task() -> dict:
+    """Answer from a worker: proves broker → worker → result backend works end to end."""
+    return {"pong": True, "hostname": ping_task.request.hostname}

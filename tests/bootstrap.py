@@ -1,0 +1,25 @@
+"""pytest plugin loaded with `-p tests.bootstrap`, before pytest-django imports settings.
+
+Gives the session real servers: the embedded PostgreSQL and Redis (started, or reused when up,
+and stopped at the end if this session started them) unless DATABASE_URL / REDIS_URL are set.
+The tests use their own Redis database (TEST_REDIS_URL, or db 15 of REDIS_URL) so that a
+`make run` on the same machine never shares a queue with the test worker.
+"""
+
+import os
+
+from project import runtime
+
+TEST_REDIS_DB = 15
+
+
+def _with_db(url: str, db: int) -> str:
+    base, _, last = url.rstrip("/").rpartition("/")
+    return f"{base}/{db}" if last.isdigit() else f"{url.rstrip('/')}/{db}"
+
+
+runtime.bootstrap(stop_at_exit=True)
+os.environ["REDIS_URL"] = os.environ.get("TEST_REDIS_URL") or _with_db(
+    os.environ["REDIS_URL"], TEST_REDIS_DB
+)
+os.environ.pop("CELERY_BROKER_URL", None)

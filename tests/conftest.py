@@ -1,0 +1,98 @@
+"""Personas (owner, teammate, viewer, outsider) and the real programs the suite shares."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from crawls import services
+from crawls.models import Membership
+from project.celery import app as celery_app
+from tests.processes import Program, free_port, http_status, program_env, python
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _static_files():
+    """Pages render {% static %} through the manifest storage, as in production."""
+    if not (settings.STATIC_ROOT / "staticfiles.json").exists():
+        call_command("collectstatic", interactive=False, verbosity=0)
+
+
+@pytest.fixture
+def owner(db):
+    return get_user_model().objects.create_user("olivia", password="pw-olivia-1")
+
+
+@pytest.fixture
+def teammate(db):
+    return get_user_model().objects.create_user("tomas", password="pw-tomas-1")
+
+
+@pytest.fixture
+def viewer(db):
+    return get_user_model().objects.create_user("vera", password="pw-vera-1")
+
+
+@pytest.fixture
+def outsider(db):
+    return get_user_model().objects.create_user("oscar", password="pw-oscar-1")
+
+
+@pytest.fixture
+def workspace_a(owner, teammate, viewer):
+    """Olivia's workspace: Tomas is a member, Vera a viewer."""
+    workspace = services.workspace_create(owner=owner, name="Seoul tenders")
+    services.membership_set(workspace=workspace, user=teammate, role=Membership.Role.MEMBER)
+    services.membership_set(workspace=workspace, user=viewer, role=Membership.Role.VIEWER)
+    return workspace
+
+
+@pytest.fixture
+def workspace_b(outsider):
+    """Oscar's workspace: nobody from workspace A is in it."""
+    return services.workspace_create(owner=outsider, name="Busan notices")
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
+    """A real Celery worker process on the test database and the test Redis."""
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    worker = Program(
+        python("-m", "celery", "-A", "project", "worker", "-l", "INFO", "-c", "2", "-n", "test@%h"),
+        env=program_env(),
+        log=log,
+    )
+    worker.wait_until(
+        lambda: bool(celery_app.control.ping(timeout=0.5, limit=1)), what="celery worker"
+    )
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture(scope="session")
+def daphne_server(django_db_setup, tmp_path_factory):
+    """daphne serving project.asgi on the test database, as `make run` serves it."""
+    port = free_port()
+    server = Program(
+        python(
+            "-m",
+            "daphne",
+            "-v",
+            "0",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "project.asgi:application",
+        ),
+        env=program_env(),
+        log=tmp_path_factory.mktemp("daphne") / "daphne.log",
+    )
+    base = f"http://127.0.0.1:{port}"
+    server.wait_until(lambda: http_status(f"{base}/healthz") == 200, what="daphne")
+    server.base_url = base
+    server.port = port
+    yield server
+    server.stop()

@@ -1,0 +1,111 @@
+"""Start and stop real programs (Celery workers, daphne, `manage.py run`) for tests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from django.conf import settings
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def database_url(name: str | None = None) -> str:
+    """DATABASE_URL of the session's server, for database `name` (the test database by default)."""
+    db = settings.DATABASES["default"]
+    name = name or db["NAME"]
+    host = db["HOST"] or db["OPTIONS"].get("host", "")
+    user = db["USER"]
+    password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
+    if host.startswith("/"):
+        return f"postgresql://{user}{password}@/{name}?host={host}"
+    port = f":{db['PORT']}" if db["PORT"] else ""
+    return f"postgresql://{user}{password}@{host}{port}/{name}"
+
+
+def program_env(**overrides: str) -> dict[str, str]:
+    """The environment of a program under test: the test database and the test Redis."""
+    env = dict(os.environ)
+    env.update(DATABASE_URL=database_url(), REDIS_URL=settings.REDIS_URL, PYTHONUNBUFFERED="1")
+    env.update(overrides)
+    return env
+
+
+class Program:
+    """A child process in its own session, its output in a log file; stop() ends its group."""
+
+    def __init__(self, args: list[str], *, env: dict[str, str], log: Path):
+        self.log = log
+        self._log_handle = log.open("wb")
+        self.proc = subprocess.Popen(
+            args,
+            cwd=BASE_DIR,
+            env=env,
+            stdout=self._log_handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_until(self, predicate: Callable[[], bool], *, what: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{what}: exited with {self.proc.returncode}\n{self.output()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{what}: not ready after {timeout}s\n{self.output()[-4000:]}")
+            time.sleep(0.1)
+
+    def signal(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.proc.pid, signum)
+
+    def stop(self, timeout: float = 20) -> int:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout)
+        self._log_handle.close()
+        return self.proc.returncode
+
+
+def http_get(url: str, *, headers: dict[str, str] | None = None) -> tuple[int | None, bytes]:
+    """(status, body) of a GET to one of our servers; (None, b"") when nothing answers."""
+    request = urllib.request.Request(url, headers=headers or {})  # noqa: S310 - our own server
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except OSError:
+        return None, b""
+
+
+def http_status(url: str) -> int | None:
+    return http_get(url)[0]
+
+
+def python(*args: str) -> list[str]:
+    return [sys.executable, *args]

@@ -1,0 +1,70 @@
+"""The embedded-services bootstrap starts real servers once, reuses them and stops them cleanly."""
+
+import psycopg
+import pytest
+import redis
+
+from project import runtime
+
+
+@pytest.fixture
+def var(tmp_path, monkeypatch):
+    monkeypatch.setenv("FOREST_VAR_DIR", str(tmp_path))
+    return tmp_path
+
+
+def test_redis_starts_once_is_reused_and_stops(var):
+    try:
+        assert runtime.redis_start(var) is True
+        assert runtime.redis_start(var) is False  # already up: reused, not started twice
+        client = redis.Redis.from_url(runtime.redis_url(var))
+        assert client.ping() is True
+        client.close()
+    finally:
+        runtime.redis_stop(var)
+    assert runtime.redis_running(var) is False
+    assert runtime.status(var)["redis"] is False
+
+
+def test_postgres_starts_once_is_reused_and_stops(var):
+    try:
+        assert runtime.postgres_start(var) is True
+        assert runtime.postgres_start(var) is False
+        with psycopg.connect(runtime.postgres_url(var)) as conn:
+            version = conn.execute("SHOW server_version_num").fetchone()[0]
+        assert int(version) >= 150000
+    finally:
+        runtime.postgres_stop(var)
+    assert runtime.postgres_running(var) is False
+
+
+def test_bootstrap_starts_nothing_when_urls_are_set(var, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql://elsewhere/forest")
+    monkeypatch.setenv("REDIS_URL", "redis://elsewhere:6379/0")
+    monkeypatch.setenv("SECRET_KEY", "k" * 50)
+    result = runtime.bootstrap(stop_at_exit=False)
+    assert result.started == []
+    assert result.env == {}
+    assert list(var.iterdir()) == []
+
+
+def test_bootstrap_exports_urls_and_stops_only_what_it_started(var, monkeypatch):
+    for name in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    runtime.redis_start(var)  # someone else's server: bootstrap must reuse and leave it
+    try:
+        result = runtime.bootstrap(stop_at_exit=False)
+        assert result.started == ["postgres"]
+        assert result.env["REDIS_URL"] == runtime.redis_url(var)
+        assert len(result.env["SECRET_KEY"]) >= 50
+        assert (var / "secret_key").stat().st_mode & 0o077 == 0  # readable by the owner only
+        result.stop()
+        assert runtime.status(var) == {"postgres": False, "redis": True}
+        for name in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY"):
+            monkeypatch.delenv(name)
+        again = runtime.bootstrap(stop_at_exit=False)
+        assert again.env["SECRET_KEY"] == result.env["SECRET_KEY"]  # kept across runs
+        again.stop()
+    finally:
+        runtime.redis_stop(var)
+        runtime.postgres_stop(var)

@@ -23,8 +23,9 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 install: $(STAMP)
 
+# The demo board on 127.0.0.1:8765 unless DEMO_BOARD_ADDRESS says otherwise ("" for none).
 run: $(STAMP)
-	$(PY) manage.py run
+	DEMO_BOARD_ADDRESS=$${DEMO_BOARD_ADDRESS-127.0.0.1:8765} $(PY) manage.py run
 
 test: lint
 	$(PY) -m pytest

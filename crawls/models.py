@@ -4,7 +4,10 @@ rows goes through WorkspaceScopedQuerySet (`visible_to(user)` / `in_workspace(wo
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
+from django.db.models import F
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -83,3 +86,252 @@ class Membership(WorkspaceOwned):
     @property
     def can_manage(self) -> bool:
         return self.role in self.MANAGER_ROLES
+
+
+# --- Sources, crawls, the frontier, bids and the event log ---------------------------------------
+
+
+class Source(WorkspaceOwned):
+    """A site to crawl: where to start, what is in scope, how politely, what to extract, when."""
+
+    class OverlapPolicy(models.TextChoices):
+        SKIP = "skip", "Skip the new crawl"
+        QUEUE = "queue", "Queue it after the active one"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="sources")
+    name = models.CharField(max_length=200)
+    start_urls = ArrayField(models.TextField(), help_text="Where crawls begin (listing pages).")
+    # Scope
+    allowed_hosts = ArrayField(
+        models.CharField(max_length=253),
+        default=list,
+        blank=True,
+        help_text="Hosts links may lead to; empty means the hosts of the start URLs.",
+    )
+    max_depth = models.PositiveIntegerField(default=10)
+    max_pages = models.PositiveIntegerField(default=10_000)
+    include_patterns = ArrayField(models.TextField(), default=list, blank=True)
+    exclude_patterns = ArrayField(models.TextField(), default=list, blank=True)
+    # Politeness
+    concurrency_per_host = models.PositiveSmallIntegerField(default=8)
+    delay_seconds = models.FloatField(default=0.0, help_text="Pause between requests to a host.")
+    obey_robots = models.BooleanField(default=True)
+    user_agent = models.CharField(max_length=300, blank=True, help_text="Empty: Forest's own.")
+    # Extraction
+    rules = models.JSONField(help_text="Extraction rules (see docs/crawling.md).")
+    # Run policy
+    schedule_cron = models.CharField(
+        max_length=100, blank=True, help_text="Five-field cron expression; empty: no schedule."
+    )
+    schedule_timezone = models.CharField(max_length=64, default="UTC")
+    periodic_task = models.OneToOneField(
+        "django_celery_beat.PeriodicTask",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
+    overlap_policy = models.CharField(
+        max_length=5, choices=OverlapPolicy.choices, default=OverlapPolicy.SKIP
+    )
+    retry_max = models.PositiveSmallIntegerField(default=2)
+    retry_backoff_seconds = models.PositiveIntegerField(default=60)
+    time_limit_seconds = models.PositiveIntegerField(default=3600)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = [Lower("name"), "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "name"], name="source_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Crawl(WorkspaceOwned):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="crawls")
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="crawls")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    cancel_requested = models.BooleanField(default=False)
+    attempt = models.PositiveSmallIntegerField(default=1)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Counters, updated once per batch
+    pages_done = models.PositiveIntegerField(default=0)
+    pages_failed = models.PositiveIntegerField(default=0)
+    pages_total = models.PositiveIntegerField(default=0, help_text="URLs in the frontier.")
+    items_new = models.PositiveIntegerField(default=0)
+    items_changed = models.PositiveIntegerField(default=0)
+    items_unchanged = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=dict, blank=True, help_text="Error count by class.")
+    error = models.TextField(blank=True)
+    event_seq = models.PositiveBigIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    deadline_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["workspace", "-id"], name="crawl_workspace_recent"),
+            models.Index(fields=["source", "-id"], name="crawl_source_recent"),
+            models.Index(
+                fields=["heartbeat_at"],
+                name="crawl_active",
+                condition=models.Q(status__in=["queued", "running"]),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Crawl {self.pk} of {self.source_id} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+
+class FrontierUrl(WorkspaceOwned):
+    """A URL a crawl visits: claimed in batches with a lease, so several workers share a crawl."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        LEASED = "leased", "Leased"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    class Kind(models.TextChoices):
+        LIST = "list", "Listing page"
+        ITEM = "item", "Item page"
+
+    crawl = models.ForeignKey(Crawl, on_delete=models.CASCADE, related_name="frontier")
+    url = models.TextField()
+    url_hash = models.BinaryField(max_length=16)
+    depth = models.PositiveSmallIntegerField(default=0)
+    kind = models.CharField(max_length=4, choices=Kind.choices, default=Kind.LIST)
+    state = models.CharField(max_length=6, choices=State.choices, default=State.QUEUED)
+    lease_owner = models.CharField(max_length=100, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+    fetched_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["crawl", "url_hash"], name="frontier_unique_url"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["crawl", "id"], name="frontier_queued", condition=models.Q(state="queued")
+            ),
+            models.Index(
+                fields=["crawl", "lease_expires_at"],
+                name="frontier_leased",
+                condition=models.Q(state="leased"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class Bid(WorkspaceOwned):
+    """A bid or tender notice, one per canonical URL per source, kept current by crawls."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="bids")
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="bids")
+    url = models.TextField()
+    url_hash = models.BinaryField(max_length=16)
+    title = models.TextField()
+    department = models.CharField(max_length=300, blank=True)
+    views = models.PositiveIntegerField(null=True, blank=True)
+    post_date = models.DateField(null=True, blank=True)
+    amount = models.DecimalField(max_digits=20, decimal_places=2, null=True, blank=True)
+    deadline = models.DateTimeField(null=True, blank=True)
+    reference = models.CharField(max_length=200, blank=True)
+    extra = models.JSONField(default=dict, blank=True)
+    content_hash = models.CharField(max_length=32)
+    etag = models.CharField(max_length=200, blank=True)
+    last_modified = models.CharField(max_length=64, blank=True)
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    changed_at = models.DateTimeField()
+    first_crawl = models.ForeignKey(
+        Crawl, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    last_crawl = models.ForeignKey(
+        Crawl, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-post_date", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "url_hash"], name="bid_unique_url"),
+        ]
+        indexes = [
+            models.Index(
+                F("workspace"),
+                F("post_date").desc(nulls_last=True),
+                F("id").desc(),
+                name="bid_ws_post_date",
+            ),
+            models.Index(fields=["workspace", "department"], name="bid_ws_department"),
+            # Substring search (ILIKE '%…%') on titles, Korean included.
+            GinIndex(fields=["title"], opclasses=["gin_trgm_ops"], name="bid_title_trgm"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class BidRevision(WorkspaceOwned):
+    """Field-level history: which crawl changed which fields of a bid, old → new."""
+
+    bid = models.ForeignKey(Bid, on_delete=models.CASCADE, related_name="revisions")
+    crawl = models.ForeignKey(
+        Crawl, null=True, blank=True, on_delete=models.SET_NULL, related_name="revisions"
+    )
+    changes = models.JSONField(help_text='{"field": [old, new], …}')
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
+        indexes = [models.Index(fields=["bid", "-changed_at"], name="bidrevision_bid_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.bid_id} changed {', '.join(self.changes)}"
+
+
+class CrawlEvent(WorkspaceOwned):
+    """Append-only progress log of a crawl; `sequence` is monotonic per crawl."""
+
+    crawl = models.ForeignKey(Crawl, on_delete=models.CASCADE, related_name="events")
+    sequence = models.PositiveBigIntegerField()
+    type = models.CharField(max_length=40)
+    payload = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["crawl_id", "sequence"]
+        constraints = [
+            models.UniqueConstraint(fields=["crawl", "sequence"], name="crawlevent_unique_seq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.crawl_id}#{self.sequence} {self.type}"

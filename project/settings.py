@@ -144,6 +144,42 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = env.str("TIME_ZONE", default="UTC")
 
+CELERY_BEAT_SCHEDULE = {
+    "crawls-sweep-stalled": {
+        "task": "crawls.sweep",
+        "schedule": env.float("CRAWL_SWEEP_INTERVAL", default=30.0),
+    },
+}
+
+# --- Crawling ------------------------------------------------------------------------------------
+
+# host:port pairs the SSRF guard lets through although they resolve to internal addresses
+# (the demo board, tests). Everything else must resolve to public addresses.
+CRAWL_ALLOWLIST = env.list("CRAWL_ALLOWLIST", default=[])
+# host:port of the demo board that `make run` serves; allowlisted, and `manage.py run` starts it.
+DEMO_BOARD_ADDRESS = env.str("DEMO_BOARD_ADDRESS", default="")
+if DEMO_BOARD_ADDRESS:
+    CRAWL_ALLOWLIST = [*CRAWL_ALLOWLIST, DEMO_BOARD_ADDRESS]
+CRAWL_USER_AGENT = env.str("CRAWL_USER_AGENT", default="ForestBot/0.1 (+self-hosted)")
+CRAWL_REQUEST_TIMEOUT = env.float("CRAWL_REQUEST_TIMEOUT", default=20.0)
+CRAWL_CONNECT_TIMEOUT = env.float("CRAWL_CONNECT_TIMEOUT", default=10.0)
+CRAWL_MAX_BYTES = env.int("CRAWL_MAX_BYTES", default=5 * 1024 * 1024)
+CRAWL_MAX_REDIRECTS = env.int("CRAWL_MAX_REDIRECTS", default=5)
+CRAWL_RETRIES = env.int("CRAWL_RETRIES", default=2)
+CRAWL_RETRY_BACKOFF = env.float("CRAWL_RETRY_BACKOFF", default=0.5)
+CRAWL_CONCURRENCY = env.int("CRAWL_CONCURRENCY", default=32)  # per worker process, all hosts
+CRAWL_BATCH_SIZE = env.int("CRAWL_BATCH_SIZE", default=200)
+CRAWL_LEASE_SECONDS = env.int("CRAWL_LEASE_SECONDS", default=120)
+# A crawl without a heartbeat for this long is re-enqueued by the sweep.
+CRAWL_STALL_SECONDS = env.int("CRAWL_STALL_SECONDS", default=180)
+CRAWL_WORKERS_PER_CRAWL = env.int("CRAWL_WORKERS_PER_CRAWL", default=1)
+# The Celery queue of crawl tasks: dedicated crawler workers run `celery worker -Q <it>`.
+CRAWL_QUEUE = env.str("CRAWL_QUEUE", default="celery")
+CRAWL_PROGRESS_INTERVAL = env.float("CRAWL_PROGRESS_INTERVAL", default=0.25)
+# Per-URL events (page errors, refusals) kept per crawl; beyond it they are only counted.
+CRAWL_MAX_URL_EVENTS = env.int("CRAWL_MAX_URL_EVENTS", default=500)
+CRAWL_EVENT_SUBSCRIBERS: list[str] = []
+
 # --- Auth, API -----------------------------------------------------------------------------------
 
 AUTH_PASSWORD_VALIDATORS = [

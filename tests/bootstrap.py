@@ -7,6 +7,7 @@ The tests use their own Redis database (TEST_REDIS_URL, or db 15 of REDIS_URL) s
 """
 
 import os
+import socket
 
 from project import runtime
 
@@ -23,3 +24,9 @@ os.environ["REDIS_URL"] = os.environ.get("TEST_REDIS_URL") or _with_db(
     os.environ["REDIS_URL"], TEST_REDIS_DB
 )
 os.environ.pop("CELERY_BROKER_URL", None)
+
+# The session's demo board (tests/conftest.py starts it): allowlisted through settings, in this
+# process and in every worker the tests start.
+with socket.socket() as _sock:
+    _sock.bind(("127.0.0.1", 0))
+    os.environ["DEMO_BOARD_ADDRESS"] = f"127.0.0.1:{_sock.getsockname()[1]}"

@@ -8,9 +8,10 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
 from crawls import services
+from crawls.demo.board import BoardConfig
 from crawls.models import Membership
 from project.celery import app as celery_app
-from tests.processes import Program, free_port, http_status, program_env, python
+from tests.processes import Program, free_port, http_get, http_status, program_env, python
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -96,3 +97,39 @@ def daphne_server(django_db_setup, tmp_path_factory):
     server.port = port
     yield server
     server.stop()
+
+
+# The session's demo board: 3 listing pages of 20 links (52 notices, a few of them missing,
+# broken, flaky, slow or linked twice), served by `manage.py demo_board` like `make run` does.
+BOARD_CONFIG = BoardConfig(listing_pages=3)
+
+
+@pytest.fixture(scope="session")
+def demo_board(tmp_path_factory):
+    host, port = settings.DEMO_BOARD_ADDRESS.rsplit(":", 1)
+    board = Program(
+        python(
+            "manage.py", "demo_board", "--host", host, "--port", port,
+            "--listing-pages", str(BOARD_CONFIG.listing_pages),
+        ),
+        env=program_env(),
+        log=tmp_path_factory.mktemp("board") / "board.log",
+    )  # fmt: skip
+    board.base_url = f"http://{settings.DEMO_BOARD_ADDRESS}"
+    board.config = BOARD_CONFIG
+    board.wait_until(lambda: http_status(f"{board.base_url}/robots.txt") == 200, what="board")
+    yield board
+    board.stop()
+
+
+@pytest.fixture
+def board(demo_board):
+    """The demo board, back at epoch 0."""
+    status, _ = http_get(f"{demo_board.base_url}/_control/epoch?set=0")
+    assert status == 200
+    return demo_board
+
+
+@pytest.fixture
+def demo_source(workspace_a, board):
+    return services.demo_source_ensure(workspace=workspace_a, base_url=board.base_url)

@@ -56,10 +56,14 @@ def test_run_serves_forest_and_ctrl_c_leaves_nothing_running(run_database, setti
     port = free_port()
     # Its own Redis database, so its worker never takes the test worker's tasks.
     redis_url = settings.REDIS_URL.rsplit("/", 1)[0] + "/13"
+    board = f"127.0.0.1:{free_port()}"
     program = Program(
         python("manage.py", "run"),
         env=program_env(
-            DATABASE_URL=database_url(run_database), REDIS_URL=redis_url, PORT=str(port)
+            DATABASE_URL=database_url(run_database),
+            REDIS_URL=redis_url,
+            PORT=str(port),
+            DEMO_BOARD_ADDRESS=board,
         ),
         log=tmp_path / "run.log",
     )
@@ -76,11 +80,15 @@ def test_run_serves_forest_and_ctrl_c_leaves_nothing_running(run_database, setti
         assert "Created admin user 'admin'" in out
         for url in (f"{base}/", f"{base}/admin/", f"{base}/api/docs/"):
             assert url in out
-        for name in ("web", "worker", "beat"):
+        assert http_get(f"http://{board}/notices")[0] == 200
+        with psycopg.connect(database_url(run_database)) as conn:
+            start_urls = conn.execute("SELECT start_urls FROM crawls_source").fetchall()
+        assert start_urls == [([f"http://{board}/notices"],)]  # the demo source, ready to crawl
+        for name in ("web", "worker", "beat", "board"):
             assert re.search(rf"^\d\d:\d\d:\d\d {name}\s+\| ", out, re.MULTILINE), name
 
         family = psutil.Process(program.proc.pid).children(recursive=True)
-        assert len(family) >= 6  # honcho readers, daphne, worker + its pool, beat
+        assert len(family) >= 8  # honcho readers, daphne, worker + its pool, beat, board
         program.signal(signal.SIGINT)  # what Ctrl-C sends
         assert program.proc.wait(60) == 0
         _, alive = psutil.wait_procs(family, timeout=10)

@@ -7,10 +7,14 @@ import time
 import urllib.request
 
 import environ
+from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import connections
 from honcho.manager import Manager
+
+from crawls import selectors, services
 
 ASGI_APP = "project.asgi:application"
 
@@ -33,6 +37,9 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
         call_command("ensure_admin")
+        board = settings.DEMO_BOARD_ADDRESS
+        if board:
+            self._demo_source(board)
         # The children open their own connections; ours must not be shared across the fork.
         for conn in connections.all():
             conn.close()
@@ -47,6 +54,13 @@ class Command(BaseCommand):
         )
         manager.add_process("worker", f"{celery} worker -l INFO -c {concurrency} -n worker@%h")
         manager.add_process("beat", f"{celery} beat -l INFO")
+        if board:
+            board_host, board_port = board.rsplit(":", 1)
+            manager.add_process(
+                "board",
+                f"exec {python} manage.py demo_board --host {shlex.quote(board_host)}"
+                f" --port {int(board_port)}",
+            )
 
         base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"  # noqa: S104
         threading.Thread(target=self._announce, args=(base,), daemon=True).start()
@@ -54,6 +68,12 @@ class Command(BaseCommand):
         # 130/143: stopped by Ctrl-C or SIGTERM, as asked. Anything else: a child failed.
         if manager.returncode not in (None, 0, 130, 143):
             sys.exit(manager.returncode)
+
+    def _demo_source(self, board: str) -> None:
+        """A "Demo board" source in every workspace of the first admin, ready to crawl."""
+        admin = get_user_model().objects.filter(is_superuser=True).order_by("id").first()
+        for workspace in selectors.workspace_list_for_user(user=admin):
+            services.demo_source_ensure(workspace=workspace, base_url=f"http://{board}")
 
     def _announce(self, base: str) -> None:
         """Print where Forest is once the web process answers."""

@@ -1,0 +1,312 @@
+"""The demo board over HTTP (aiohttp.web), and its export as static files.
+
+Pages come pre-rendered from crawls.demo.data, so serving one is a dict lookup plus conditional
+GET. Besides the board: /_control/epoch (switch epochs for re-crawl tests) and, when the config
+asks for them, the /hostile/ endpoints that the crawler's security tests aim at.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import struct
+import zlib
+from email.utils import parsedate_to_datetime
+from functools import cache
+from pathlib import Path
+
+from aiohttp import web
+
+from crawls.demo.data import MAX_EPOCH, PDF_BYTES, BoardConfig, Page, render_site
+
+HOSTILE_SECONDS = 60
+HUGE_BYTES = 50 * 1024 * 1024
+BOMB_BYTES = 200 * 1024 * 1024
+_HOST = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$")
+
+
+class Board:
+    """One server's board: the current epoch, its pages, the flaky pages that already failed."""
+
+    def __init__(self, config: BoardConfig):
+        self.config = config
+        self.epoch = 0
+        self.pages: dict[str, Page] = render_site(config, 0)
+        self.failed_once: set[str] = set()
+        self._switching = asyncio.Lock()
+
+    async def set_epoch(self, epoch: int) -> None:
+        if not 0 <= epoch <= MAX_EPOCH:
+            raise ValueError(f"epoch must be between 0 and {MAX_EPOCH}")
+        async with self._switching:
+            if epoch != self.epoch:
+                # Rendering a big board takes a while: keep serving the current epoch meanwhile.
+                pages = await asyncio.to_thread(render_site, self.config, epoch)
+                self.pages, self.epoch = pages, epoch
+
+
+BOARD = web.AppKey("board", Board)
+
+
+def _origin(request: web.Request) -> str:
+    host = request.host
+    if not _HOST.match(host):
+        sockname = request.transport.get_extra_info("sockname") if request.transport else None
+        host = f"{sockname[0]}:{sockname[1]}" if sockname else "localhost"
+    return f"{request.scheme}://{host}"
+
+
+def _not_modified(request: web.Request, page: Page) -> bool:
+    # If-None-Match wins over If-Modified-Since (RFC 9110, 13.2.2).
+    if_none_match = request.headers.get("If-None-Match")
+    if if_none_match is not None:
+        tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
+        return "*" in tags or page.etag in tags
+    if_modified_since = request.headers.get("If-Modified-Since")
+    if if_modified_since:
+        try:
+            since = parsedate_to_datetime(if_modified_since)
+        except (TypeError, ValueError):
+            return False
+        return since.tzinfo is not None and page.modified <= since
+    return False
+
+
+async def _serve(request: web.Request) -> web.StreamResponse:
+    board = request.app[BOARD]
+    path = request.path
+    page = board.pages.get(path)
+    if page is None:
+        if path == "/":
+            return web.Response(status=302, headers={"Location": "/notices"})
+        return web.Response(status=404, text="Not found\n")
+    if page.delay:
+        await asyncio.sleep(page.delay)
+    if page.flaky and path not in board.failed_once:
+        board.failed_once.add(path)
+        return web.Response(status=500, text="Temporary failure, try again\n")
+    if page.status != 200:
+        return web.Response(
+            status=page.status, body=page.body(), headers={"Content-Type": page.content_type}
+        )
+    if _not_modified(request, page):
+        return web.Response(
+            status=304, headers={"ETag": page.etag, "Last-Modified": page.last_modified}
+        )
+    return web.Response(
+        body=page.body(_origin(request)) if len(page.parts) > 1 else page.parts[0],
+        headers={
+            "Content-Type": page.content_type,
+            "ETag": page.etag,
+            "Last-Modified": page.last_modified,
+        },
+    )
+
+
+async def _control_epoch(request: web.Request) -> web.Response:
+    board = request.app[BOARD]
+    value = request.query.get("set")
+    if request.method == "POST":
+        try:
+            data = await request.json()
+            value = data["epoch"]
+        except (ValueError, TypeError, KeyError):
+            raise web.HTTPBadRequest(text='Send {"epoch": n}\n') from None
+    if value is not None:
+        try:
+            if isinstance(value, bool):
+                raise TypeError(value)
+            await board.set_epoch(int(value))
+        except (ValueError, TypeError) as error:
+            raise web.HTTPBadRequest(text=f"Bad epoch: {error}\n") from None
+    return web.json_response({"epoch": board.epoch})
+
+
+# --- /hostile/ ------------------------------------------------------------------------------------
+
+_HOSTILE_INDEX = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Hostile endpoints</title></head><body>
+<h1>Hostile endpoints</h1><ul>
+<li><a href="/hostile/redirect?to=http://169.254.169.254/latest/meta-data/">open redirect</a></li>
+<li><a href="/hostile/loop">redirect loop</a></li>
+<li><a href="/hostile/chain/20">redirect chain</a></li>
+<li><a href="/hostile/gzip-bomb">gzip bomb</a></li>
+<li><a href="/hostile/huge">50 MB page</a></li>
+<li><a href="/hostile/slow-headers">slow headers</a></li>
+<li><a href="/hostile/slow-body">slow body</a></li>
+<li><a href="/hostile/pdf">PDF</a></li>
+<li><a href="/hostile/no-type">no Content-Type</a></li>
+</ul></body></html>
+"""
+
+
+@cache
+def gzip_bomb() -> bytes:
+    """A gzip member of about 200 KB that inflates to BOMB_BYTES of zeros.
+
+    Compressing 200 MB would take seconds; after a full flush the compressor starts afresh, so
+    the deflate blocks of one MiB of zeros repeat byte for byte and can simply be concatenated.
+    """
+    chunk = bytes(1 << 20)
+    count = BOMB_BYTES // len(chunk)
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15, 9)
+    block = compressor.compress(chunk) + compressor.flush(zlib.Z_FULL_FLUSH)
+    crc = 0
+    for _ in range(count):
+        crc = zlib.crc32(chunk, crc)
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
+    trailer = struct.pack("<II", crc, BOMB_BYTES & 0xFFFFFFFF)
+    return header + block * count + compressor.flush() + trailer
+
+
+async def _hostile_index(request: web.Request) -> web.Response:
+    return web.Response(text=_HOSTILE_INDEX, content_type="text/html")
+
+
+async def _redirect(request: web.Request) -> web.Response:
+    target = request.query.get("to", "")
+    if not target or any(ord(char) < 0x20 or ord(char) == 0x7F for char in target):
+        raise web.HTTPBadRequest(text="Give ?to=<url>\n")
+    return web.Response(status=302, headers={"Location": target})
+
+
+async def _loop(request: web.Request) -> web.Response:
+    return web.Response(status=302, headers={"Location": "/hostile/loop"})
+
+
+async def _chain(request: web.Request) -> web.Response:
+    remaining = int(request.match_info["n"])
+    if remaining > 0:
+        return web.Response(status=302, headers={"Location": f"/hostile/chain/{remaining - 1}"})
+    return web.Response(
+        text='<!DOCTYPE html><html><body><h1 class="notice-title">End of the chain</h1>'
+        "</body></html>\n",
+        content_type="text/html",
+    )
+
+
+async def _gzip_bomb(request: web.Request) -> web.Response:
+    body = await asyncio.to_thread(gzip_bomb)
+    return web.Response(
+        body=body,
+        headers={"Content-Type": "text/html; charset=utf-8", "Content-Encoding": "gzip"},
+    )
+
+
+async def _huge(request: web.Request) -> web.StreamResponse:
+    """HUGE_BYTES of HTML, chunked (?declare=1: with a Content-Length announcing them)."""
+    response = web.StreamResponse(headers={"Content-Type": "text/html; charset=utf-8"})
+    if request.query.get("declare"):
+        response.content_length = HUGE_BYTES
+    await response.prepare(request)
+    head = b"<!DOCTYPE html><html><body>\n"
+    filler = b"<p>" + b"A" * 1017 + b"</p>\n"  # 1 KiB
+    chunk = filler * 64
+    sent = len(head)
+    await response.write(head)
+    while sent + len(chunk) <= HUGE_BYTES:
+        await response.write(chunk)
+        sent += len(chunk)
+    await response.write(b" " * (HUGE_BYTES - sent))
+    await response.write_eof()
+    return response
+
+
+async def _slow_headers(request: web.Request) -> web.Response:
+    await asyncio.sleep(HOSTILE_SECONDS)
+    return web.Response(text="<p>finally</p>\n", content_type="text/html")
+
+
+async def _slow_body(request: web.Request) -> web.StreamResponse:
+    """Headers at once, then one byte a second for HOSTILE_SECONDS."""
+    response = web.StreamResponse(headers={"Content-Type": "text/html; charset=utf-8"})
+    response.content_length = HOSTILE_SECONDS
+    await response.prepare(request)
+    for second in range(HOSTILE_SECONDS):
+        if second:
+            await asyncio.sleep(1)
+        await response.write(b"<" if second == 0 else b".")
+    await response.write_eof()
+    return response
+
+
+async def _pdf(request: web.Request) -> web.Response:
+    return web.Response(body=PDF_BYTES, content_type="application/pdf")
+
+
+async def _no_type(request: web.Request) -> web.Response:
+    return web.Response(body=b"<!DOCTYPE html><html><body><p>What am I?</p></body></html>\n")
+
+
+async def _strip_content_type(request: web.Request, response: web.StreamResponse) -> None:
+    # aiohttp adds a Content-Type to every body; this hook runs after that, before sending.
+    if request.path == "/hostile/no-type":
+        response.headers.popall("Content-Type", None)
+
+
+def make_app(config: BoardConfig) -> web.Application:
+    """The board's aiohttp application (pages of epoch 0 rendered before it returns)."""
+    app = web.Application()
+    app[BOARD] = Board(config)
+    router = app.router
+    router.add_get("/_control/epoch", _control_epoch)
+    router.add_post("/_control/epoch", _control_epoch)
+    if config.hostile:
+        router.add_get("/hostile/", _hostile_index)
+        router.add_get("/hostile/redirect", _redirect)
+        router.add_get("/hostile/loop", _loop)
+        router.add_get(r"/hostile/chain/{n:\d{1,6}}", _chain)
+        router.add_get("/hostile/gzip-bomb", _gzip_bomb)
+        router.add_get("/hostile/huge", _huge)
+        router.add_get("/hostile/slow-headers", _slow_headers)
+        router.add_get("/hostile/slow-body", _slow_body)
+        router.add_get("/hostile/pdf", _pdf)
+        router.add_get("/hostile/no-type", _no_type)
+        app.on_response_prepare.append(_strip_content_type)
+    router.add_get("/{path:.*}", _serve)
+    return app
+
+
+async def start_board(
+    config: BoardConfig, host: str = "127.0.0.1", port: int = 0
+) -> tuple[web.AppRunner, int]:
+    """Serve the board on host:port (0: any free port); returns the runner and the bound port.
+
+    Stop it with `await runner.cleanup()`.
+    """
+    runner = web.AppRunner(
+        make_app(config),
+        access_log=None,
+        # A client that gives up on a slow hostile endpoint ends its handler, and stopping
+        # does not wait a minute for the ones still running.
+        handler_cancellation=True,
+        shutdown_timeout=1.0,
+    )
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner, runner.addresses[0][1]
+
+
+def export_static(
+    config: BoardConfig, directory: Path, *, origin: str | None = None, epoch: int = 0
+) -> int:
+    """Write robots.txt, sitemap.xml and every listing, detail and private page that answers 200
+    as files at their URL paths (notices/page/2, notices/123: no extension); returns how many.
+
+    Links are absolute paths; robots.txt and the sitemap use `origin` (scheme://host) when given.
+    Listing page 1 is only at notices/page/1, notices being a directory.
+    """
+    directory = Path(directory)
+    count = 0
+    for path, page in render_site(config, epoch, static=True, origin=origin).items():
+        if page.kind == "file" or page.status != 200:
+            continue
+        target = directory / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(page.body())
+        count += 1
+    return count

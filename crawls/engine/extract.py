@@ -1,0 +1,353 @@
+"""Read one fetched page with its Rules: links to follow, item links, typed field values.
+
+Built on selectolax's lexbor parser: one parse per page and one ``css_first`` per field; regexes
+are compiled with the rules and date formats once per process. Pure Python (no Django).
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from functools import lru_cache
+from urllib.parse import SplitResult, urljoin, urlsplit
+from zoneinfo import ZoneInfo
+
+from selectolax.lexbor import LexborHTMLParser
+
+from crawls.engine.rules import FieldRule, Rules
+
+DATE_FORMATS: tuple[str, ...] = (
+    "%Y-%m-%d",
+    "%Y.%m.%d",
+    "%Y/%m/%d",
+    "%Y년 %m월 %d일",
+    "%Y년%m월%d일",
+    "%d %b %Y",
+    "%b %d, %Y",
+    "%d %B %Y",
+    "%B %d, %Y",
+)
+# Tried after ISO 8601 (datetime.fromisoformat); a date alone (DATE_FORMATS) means 00:00.
+DATETIME_FORMATS: tuple[str, ...] = (
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y.%m.%d %H:%M",
+    "%Y.%m.%d %H:%M:%S",
+    "%Y.%m.%d. %H:%M",
+    "%Y/%m/%d %H:%M",
+    "%Y/%m/%d %H:%M:%S",
+)
+
+# One number: digits with optional thousands groups (comma or space) and decimals.
+_NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:[,\s]\d{3})+(?!\d)|\d+)(?:\.\d+)?")
+# strptime directives a format may be compiled from (see _compiled); strptime does the rest.
+_DIRECTIVES = {
+    "Y": r"(?P<Y>\d{4})",
+    "m": r"(?P<m>\d{1,2})",
+    "d": r"(?P<d>\d{1,2})",
+    "H": r"(?P<H>\d{1,2})",
+    "M": r"(?P<M>\d{1,2})",
+    "S": r"(?P<S>\d{1,2})",
+}
+_CHARSET = re.compile(rb"""<meta[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.IGNORECASE)
+# Further than the standard's 1024 bytes: long <head>s on Korean boards declare their charset late.
+_CHARSET_SCAN = 4096
+# What browsers (WHATWG Encoding) actually decode these labels as: EUC-KR pages routinely
+# contain CP949-only syllables (e.g. 똠), which Python's strict euc_kr codec would mangle.
+_CODEC_FOR = {
+    "euc_kr": "cp949",
+    "iso8859-1": "cp1252",
+    "ascii": "cp1252",
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "shift_jis": "cp932",
+}
+_KOREAN_LABELS = frozenset(
+    {"csksc56011987", "iso-ir-149", "ks_c_5601-1989", "ksc_5601", "windows-949", "x-windows-949"}
+)
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+# Attributes holding a URL: their values are resolved like a browser would (an attachment's href).
+_URL_ATTRS = frozenset({"href", "src", "action", "formaction", "poster", "cite", "data"})
+
+
+@dataclass
+class Page:
+    """What extract() found on one page."""
+
+    follow: list[str] = field(default_factory=list)
+    items: list[str] = field(default_factory=list)
+    fields: dict[str, object] | None = None
+    errors: dict[str, str] = field(default_factory=dict)
+    canonical: str | None = None
+
+
+def extract(
+    html: bytes | str,
+    *,
+    url: str,
+    rules: Rules,
+    want_links: bool = True,
+    want_fields: bool = True,
+) -> Page:
+    """Parse a page once and read its links and/or fields according to rules."""
+    tree = LexborHTMLParser(_decode(html) if isinstance(html, bytes) else html)
+    base = _Base(url)
+    if (node := tree.css_first("base[href]")) is not None and (
+        href := _absolute(node.attrs.get("href"), base)
+    ):
+        base = _Base(href)
+    page = Page()
+    if (node := tree.css_first("link[rel~=canonical i][href]")) is not None:
+        page.canonical = _absolute(node.attrs.get("href"), base)
+    if want_links:
+        page.follow = _links(tree, rules.follow, base)
+        page.items = _links(tree, rules.items, base)
+    if want_fields:
+        page.fields = {}
+        for name, rule in rules.fields.items():
+            value, problem = _read(tree, rule, rules.timezone, base)
+            page.fields[name] = value
+            if problem is not None:
+                page.errors[name] = problem
+    return page
+
+
+def convert(raw: str, rule: FieldRule, tz: ZoneInfo) -> object:
+    """Turn an element's raw text into the rule's type; ValueError says why it cannot."""
+    text = " ".join(raw.split())
+    if rule.regex is not None:
+        match = rule.regex.search(text)
+        if match is None:
+            raise ValueError(f"regex {rule.regex.pattern!r} does not match {_show(text)}")
+        kept = match.group(1) if rule.regex.groups else match.group(0)
+        text = " ".join((kept or "").split())
+    if rule.type == "text":
+        return text
+    if not text:
+        raise ValueError(f"cannot read an empty value as {rule.type}")
+    if rule.type == "int":
+        number = _number(text, "int")
+        if number != number.to_integral_value():
+            raise ValueError(f"cannot read {_show(text)} as int: {number} is not a whole number")
+        return int(number)
+    if rule.type == "decimal":
+        return _number(text, "decimal")
+    if rule.type == "date":
+        parsed = _when(text, rule.formats, DATE_FORMATS + DATETIME_FORMATS, "date")
+        return (parsed.astimezone(tz) if parsed.tzinfo is not None else parsed).date()
+    parsed = _when(text, rule.formats, DATETIME_FORMATS + DATE_FORMATS, "datetime")
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=tz)
+
+
+def _read(
+    tree: LexborHTMLParser, rule: FieldRule, tz: ZoneInfo, base: _Base
+) -> tuple[object, str | None]:
+    """One field's value and problem (None when fine)."""
+    node = tree.css_first(rule.css)
+    if node is None:
+        raw = None
+        why = f"nothing matches {rule.css!r}"
+    elif rule.attr is not None:
+        raw = node.attrs.get(rule.attr)
+        why = f"{rule.css!r} has no {rule.attr!r} attribute"
+        if raw and rule.attr in _URL_ATTRS and raw.strip():
+            with contextlib.suppress(ValueError):  # unresolvable: keep what the page says
+                raw = base.join(raw.strip())[0]
+    else:
+        raw = node.text()
+        why = f"{rule.css!r} is empty"
+    if raw is None or not raw.strip():
+        return None, (f"required field {rule.name} not found: {why}" if rule.required else None)
+    try:
+        value = convert(raw, rule, tz)
+    except ValueError as exc:
+        return None, str(exc)
+    if value == "":
+        return None, (f"required field {rule.name} is empty" if rule.required else None)
+    return value, None
+
+
+def _links(tree: LexborHTMLParser, selectors: tuple[str, ...], base: _Base) -> list[str]:
+    """Absolute http(s) URLs the selectors point at, without fragments, first seen first."""
+    links: dict[str, None] = {}
+    for selector in selectors:
+        for node in tree.css(selector):
+            href = node.attrs.get("href")
+            if href is None and (inner := node.css_first("a[href]")) is not None:
+                # A selector may name the cell (td.subject) rather than its <a>.
+                href = inner.attrs.get("href")
+            if (link := _absolute(href, base)) is not None:
+                links[link] = None
+    return list(links)
+
+
+class _Base:
+    """A page's base URL, split once: urljoin takes microseconds a link, listings have many."""
+
+    __slots__ = ("directory", "origin", "path", "url")
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.url = url
+        # Empty when the base is not an http(s) URL with a host: then urljoin does all the work.
+        self.origin = f"{parts.scheme}://{parts.netloc}" if _is_web(parts) else ""
+        self.path = parts.path or "/"
+        self.directory = self.path[: self.path.rfind("/") + 1]
+
+    def join(self, ref: str) -> tuple[str, bool]:
+        """ref resolved (RFC 3986) without its fragment, and whether it kept the base's host."""
+        ref = ref.partition("#")[0]
+        if not ref:
+            return self.url.partition("#")[0], True
+        if not self.origin or _SCHEME.match(ref) or ref.startswith(("//", "\\")):
+            return urljoin(self.url, ref).partition("#")[0], False
+        path, mark, query = ref.partition("?")
+        if not path:
+            path = self.path
+        elif path[0] != "/":
+            path = self.directory + path
+        if "/." in path:
+            path = _remove_dot_segments(path)
+        return f"{self.origin}{path}{mark}{query}", True
+
+
+def _remove_dot_segments(path: str) -> str:
+    """RFC 3986 section 5.2.4 for an absolute path: /a/./b/../c → /a/c."""
+    segments = path.split("/")
+    kept: list[str] = []
+    for segment in segments[1:]:
+        if segment == "..":
+            if kept:
+                kept.pop()
+        elif segment != ".":
+            kept.append(segment)
+    result = "/" + "/".join(kept)
+    if segments[-1] in (".", "..") and not result.endswith("/"):
+        result += "/"
+    return result
+
+
+def _is_web(parts: SplitResult) -> bool:
+    """An http(s) URL with a valid host and port (reading the port validates it)."""
+    try:
+        return (
+            parts.scheme in ("http", "https")
+            and bool(parts.hostname)
+            and (parts.port is None or parts.port > 0)
+        )
+    except ValueError:  # a port that is not a number or out of range
+        return False
+
+
+def _absolute(href: str | None, base: _Base) -> str | None:
+    """href resolved against base, without fragment; None unless it is an http(s) URL."""
+    if not href:
+        return None
+    # Browsers strip surrounding whitespace and drop tabs/newlines anywhere in a URL.
+    href = href.strip().replace("\t", "").replace("\n", "").replace("\r", "")
+    if not href or href.startswith("#"):
+        return None
+    try:
+        url, same_host = base.join(href)
+        if not same_host and not _is_web(urlsplit(url)):
+            return None
+    except ValueError:  # an unclosed IPv6 bracket, a port that is not a number
+        return None
+    return url
+
+
+def _decode(html: bytes) -> bytes | str:
+    """Bytes as lexbor should read them: UTF-8 bytes as they are, anything else as text."""
+    if html.startswith(codecs.BOM_UTF8):
+        return html[3:]
+    if html.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return html.decode("utf-16", "replace")
+    match = _CHARSET.search(html, 0, _CHARSET_SCAN)
+    if match is None:
+        return html  # lexbor reads UTF-8 and replaces invalid bytes with U+FFFD
+    label = match.group(1).decode("ascii").lower()
+    if label in _KOREAN_LABELS:
+        return html.decode("cp949", "replace")
+    try:
+        info = codecs.lookup(label)
+    except LookupError:
+        return html
+    # utf-16/32 labels in a byte stream that parsed this far are lies; the standard says UTF-8.
+    if not getattr(info, "_is_text_encoding", True) or info.name.startswith("utf"):
+        return html
+    return html.decode(_CODEC_FOR.get(info.name, info.name), "replace")
+
+
+def _show(text: str) -> str:
+    return repr(text if len(text) <= 80 else text[:77] + "...")
+
+
+def _number(text: str, kind: str) -> Decimal:
+    found = _NUMBER.findall(text)
+    if not found:
+        raise ValueError(f"cannot read {_show(text)} as {kind}: no number in it")
+    if len(found) > 1:
+        raise ValueError(
+            f"cannot read {_show(text)} as {kind}: several numbers ({', '.join(found)}); "
+            f"add a regex with one group to pick one"
+        )
+    return Decimal("".join(found[0].replace(",", "").split()))
+
+
+def _when(text: str, formats: tuple[str, ...], defaults: tuple[str, ...], kind: str) -> datetime:
+    """Parse with the rule's formats, else ISO 8601 and then the defaults; naive or aware."""
+    text = text.rstrip(".").rstrip()  # "2026.11.23."
+    if not formats:
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError:
+            pass
+    for fmt in formats or defaults:
+        pattern = _compiled(fmt)
+        try:
+            if pattern is None:
+                # Naive on purpose: convert() localises it in the rules' time zone.
+                return datetime.strptime(text, fmt)  # noqa: DTZ007
+            if match := pattern.fullmatch(text):
+                parts = match.groupdict()
+                return datetime(  # noqa: DTZ001 - naive on purpose, as above
+                    int(parts["Y"]),
+                    int(parts["m"]),
+                    int(parts["d"]),
+                    int(parts.get("H") or 0),
+                    int(parts.get("M") or 0),
+                    int(parts.get("S") or 0),
+                )
+        except ValueError:
+            continue
+    tried = list(formats) if formats else ["ISO 8601", *defaults]
+    raise ValueError(f"cannot read {_show(text)} as {kind} with formats {tried}")
+
+
+@lru_cache(maxsize=1024)
+def _compiled(fmt: str) -> re.Pattern[str] | None:
+    """A regex reading fmt like strptime does, when fmt has only %Y %m %d %H %M %S; else None.
+
+    strptime spends microseconds per format in Python; the numeric formats boards use (and most
+    defaults) are matched this way instead, compiled once per process.
+    """
+    pieces, used = [], set()
+    for piece in re.split(r"(%.)", fmt):
+        if len(piece) == 2 and piece[0] == "%":
+            directive = piece[1]
+            if directive not in _DIRECTIVES or directive in used:
+                return None
+            used.add(directive)
+            pieces.append(_DIRECTIVES[directive])
+        elif "%" in piece:
+            return None
+        else:
+            # As strptime: any run of whitespace in the format matches one or more in the text.
+            pieces.append(r"\s+".join(re.escape(word) for word in re.split(r"\s+", piece)))
+    if not {"Y", "m", "d"} <= used:
+        return None
+    return re.compile("".join(pieces), re.IGNORECASE)

@@ -1,0 +1,205 @@
+"""The frontier in PostgreSQL: the URLs a crawl visits, claimed in batches under a lease.
+
+Workers claim with `FOR UPDATE SKIP LOCKED`, so any number of worker processes (on any number of
+machines) share one crawl without blocking each other. A lease that expires (its worker died)
+makes the URL claimable again; a URL whose leases keep expiring is given up after MAX_LEASES.
+Statements are set-based: one per batch, never one per URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.db import connection
+
+MAX_LEASES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    id: int
+    url: str
+    url_hash: bytes
+    depth: int
+    kind: str
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    url: str
+    url_hash: bytes
+    depth: int
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    id: int
+    state: str  # "done" or "failed"
+    status: int | None
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    queued: int  # claimable now (queued, or leased with an expired lease)
+    leased: int  # held by a live lease
+
+
+def frontier_add(*, crawl_id: int, workspace_id: int, links: Sequence[Link], room: int) -> int:
+    """Insert the links the crawl has not seen, at most `room` of them; return how many."""
+    if not links or room <= 0:
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT url_hash FROM crawls_frontierurl WHERE crawl_id = %s AND url_hash = ANY(%s)",
+            [crawl_id, [link.url_hash for link in links]],
+        )
+        known = {bytes(row[0]) for row in cursor.fetchall()}
+        fresh: dict[bytes, Link] = {}
+        for link in links:
+            if link.url_hash not in known and link.url_hash not in fresh:
+                fresh[link.url_hash] = link
+                if len(fresh) == room:
+                    break
+        if not fresh:
+            return 0
+        cursor.execute(
+            """
+            INSERT INTO crawls_frontierurl
+                (workspace_id, crawl_id, url, url_hash, depth, kind, state,
+                 lease_owner, attempts, error)
+            SELECT %s, %s, t.url, t.hash, t.depth, t.kind, 'queued', '', 0, ''
+            FROM unnest(%s::text[], %s::bytea[], %s::int[], %s::text[]) AS t(url, hash, depth, kind)
+            ON CONFLICT (crawl_id, url_hash) DO NOTHING
+            """,
+            [
+                workspace_id,
+                crawl_id,
+                [link.url for link in fresh.values()],
+                list(fresh),
+                [link.depth for link in fresh.values()],
+                [link.kind for link in fresh.values()],
+            ],
+        )
+        return cursor.rowcount
+
+
+def frontier_claim(*, crawl_id: int, owner: str, limit: int, lease_seconds: int) -> list[Claimed]:
+    """Lease up to `limit` claimable URLs of the crawl to `owner`, oldest first."""
+    with connection.cursor() as cursor:
+        # URLs whose leases keep expiring kill or stall workers: stop handing them out.
+        cursor.execute(
+            """
+            UPDATE crawls_frontierurl
+            SET state = 'failed', lease_owner = '', lease_expires_at = NULL,
+                error = 'abandoned: its lease expired ' || attempts || ' times'
+            WHERE crawl_id = %s AND state = 'leased' AND lease_expires_at < now()
+              AND attempts >= %s
+            """,
+            [crawl_id, MAX_LEASES],
+        )
+        cursor.execute(
+            """
+            UPDATE crawls_frontierurl f
+            SET state = 'leased', lease_owner = %s,
+                lease_expires_at = now() + make_interval(secs => %s), attempts = f.attempts + 1
+            WHERE f.id IN (
+                SELECT id FROM crawls_frontierurl
+                WHERE crawl_id = %s
+                  AND (state = 'queued' OR (state = 'leased' AND lease_expires_at < now()))
+                ORDER BY id
+                LIMIT %s
+                FOR UPDATE SKIP LOCKED
+            )
+            RETURNING f.id, f.url, f.url_hash, f.depth, f.kind, f.attempts
+            """,
+            [owner, lease_seconds, crawl_id, limit],
+        )
+        rows = cursor.fetchall()
+    rows.sort(key=lambda row: row[0])
+    return [Claimed(r[0], r[1], bytes(r[2]), r[3], r[4], r[5]) for r in rows]
+
+
+def frontier_finish(*, owner: str, outcomes: Sequence[Outcome]) -> int:
+    """Record what happened to claimed URLs; URLs whose lease `owner` lost are left alone."""
+    if not outcomes:
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE crawls_frontierurl f
+            SET state = v.state, last_status = v.status, error = v.error, fetched_at = now(),
+                lease_owner = '', lease_expires_at = NULL
+            FROM unnest(%s::bigint[], %s::text[], %s::int[], %s::text[])
+                AS v(id, state, status, error)
+            WHERE f.id = v.id AND f.lease_owner = %s AND f.state = 'leased'
+            """,
+            [
+                [o.id for o in outcomes],
+                [o.state for o in outcomes],
+                [o.status for o in outcomes],
+                [o.error[:300] for o in outcomes],
+                owner,
+            ],
+        )
+        return cursor.rowcount
+
+
+def frontier_release(*, crawl_id: int, owner: str) -> int:
+    """Give back the URLs `owner` still holds (on cancel or shutdown)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE crawls_frontierurl
+            SET state = 'queued', lease_owner = '', lease_expires_at = NULL,
+                attempts = greatest(attempts - 1, 0)
+            WHERE crawl_id = %s AND lease_owner = %s AND state = 'leased'
+            """,
+            [crawl_id, owner],
+        )
+        return cursor.rowcount
+
+
+def frontier_pending(*, crawl_id: int) -> Pending:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT count(*) FILTER (WHERE state = 'queued'
+                                     OR (state = 'leased' AND lease_expires_at < now())),
+                   count(*) FILTER (WHERE state = 'leased' AND lease_expires_at >= now())
+            FROM crawls_frontierurl
+            WHERE crawl_id = %s AND state IN ('queued', 'leased')
+            """,
+            [crawl_id],
+        )
+        queued, leased = cursor.fetchone()
+    return Pending(queued=queued, leased=leased)
+
+
+def frontier_totals(*, crawl_id: int) -> dict[str, int]:
+    """URL count by state (the crawl's final figures)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT state, count(*) FROM crawls_frontierurl WHERE crawl_id = %s GROUP BY state",
+            [crawl_id],
+        )
+        return dict(cursor.fetchall())
+
+
+RETRYABLE_CLASSES = ("http_5xx", "timeout", "connection")
+
+
+def frontier_requeue_failed(*, crawl_id: int) -> int:
+    """Queue again the URLs that failed for passing reasons (a crawl being retried)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE crawls_frontierurl SET state = 'queued', error = '', attempts = 0
+            WHERE crawl_id = %s AND state = 'failed' AND split_part(error, ':', 1) = ANY(%s)
+            """,
+            [crawl_id, list(RETRYABLE_CLASSES)],
+        )
+        return cursor.rowcount

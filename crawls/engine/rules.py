@@ -1,0 +1,374 @@
+"""Extraction rules: user-supplied JSON that says what to crawl and what to read.
+
+``rules_parse`` validates the JSON and turns it into an immutable ``Rules``; it reports every
+problem at once in ``RulesError.errors``, keyed by path ("fields.views.type", "follow[1]"), so an
+API can answer with all of them. ``rules_dump`` gives the canonical JSON form back. Pure Python (no
+Django), shared by the engine, the API and the preview service.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from selectolax.lexbor import LexborHTMLParser, SelectolaxError
+
+BID_FIELDS: tuple[str, ...] = (
+    "title",
+    "department",
+    "views",
+    "post_date",
+    "amount",
+    "deadline",
+    "reference",
+)
+TYPES: tuple[str, ...] = ("text", "int", "decimal", "date", "datetime")
+# The types a known bid field may have; the first one is its default.
+BID_FIELD_TYPES: Mapping[str, tuple[str, ...]] = {
+    "title": ("text",),
+    "department": ("text",),
+    "reference": ("text",),
+    "views": ("int",),
+    "amount": ("decimal",),
+    "post_date": ("date",),
+    "deadline": ("datetime", "date"),
+}
+ROOT = "rules"  # error key for problems with the document as a whole
+
+_TOP_KEYS = ("follow", "items", "fields", "timezone", "ignore_params")
+_FIELD_KEYS = ("css", "attr", "type", "formats", "regex", "required")
+_NAME = re.compile(r"[a-z_][a-z0-9_]*")
+_ATTR = re.compile(r"[^\s\"'>/=]+")
+# An aware sample, so that formats with %z/%Z can round-trip too.
+_SAMPLE = datetime(2026, 11, 23, 14, 5, 9, tzinfo=UTC)
+
+
+class RulesError(ValueError):
+    """Invalid rules; ``errors`` maps each problem's path to a message naming what is expected."""
+
+    def __init__(self, errors: Mapping[str, str]) -> None:
+        self.errors: dict[str, str] = dict(errors)
+        super().__init__("; ".join(f"{path}: {message}" for path, message in self.errors.items()))
+
+
+@dataclass(frozen=True)
+class FieldRule:
+    """How to read one field from a detail page."""
+
+    name: str
+    css: str
+    attr: str | None
+    type: str
+    formats: tuple[str, ...]  # empty: the converter's defaults for the type
+    regex: re.Pattern[str] | None
+    required: bool
+
+
+class FieldMap(Mapping[str, FieldRule]):
+    """Read-only, hashable and picklable name → FieldRule mapping (keeps the given order)."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, FieldRule] | None = None) -> None:
+        self._data = dict(data or {})
+
+    def __getitem__(self, key: str) -> FieldRule:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._data.items()))
+
+    def __repr__(self) -> str:
+        return f"FieldMap({self._data!r})"
+
+    def __getstate__(self) -> dict[str, FieldRule]:
+        return self._data
+
+    def __setstate__(self, state: dict[str, FieldRule]) -> None:
+        self._data = state
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Validated, normalised extraction rules."""
+
+    follow: tuple[str, ...]
+    items: tuple[str, ...]
+    fields: Mapping[str, FieldRule]
+    timezone: ZoneInfo
+    ignore_params: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.fields, FieldMap):  # Rules built by hand stay immutable too
+            object.__setattr__(self, "fields", FieldMap(self.fields))
+
+
+def rules_parse(data: object) -> Rules:
+    """Validate and normalise rules JSON; raise RulesError listing every problem."""
+    if not isinstance(data, Mapping):
+        raise RulesError({ROOT: f"rules must be a JSON object, not {_kind(data)}"})
+    errors: dict[str, str] = {}
+    for key in data:
+        if key not in _TOP_KEYS:
+            errors[str(key)] = f"unknown key {key!r}; expected one of: {', '.join(_TOP_KEYS)}"
+    # One throwaway document per call: a selectolax parser is not thread-safe.
+    probe = LexborHTMLParser("<p></p>")
+    follow = _selectors(data, "follow", probe, errors)
+    items = _selectors(data, "items", probe, errors)
+    fields = _fields(data.get("fields"), probe, errors)
+    timezone = _timezone(data.get("timezone", "UTC"), errors)
+    ignore_params = _ignore_params(data.get("ignore_params"), errors)
+    if not (data.get("follow") or data.get("items") or data.get("fields")):
+        errors[ROOT] = "nothing to do: give at least one of follow, items or fields"
+    if errors or timezone is None:
+        raise RulesError(errors)
+    return Rules(follow, items, FieldMap(fields), timezone, ignore_params)
+
+
+def rules_dump(rules: Rules) -> dict:
+    """The canonical JSON form of rules: every key present, fields in full."""
+    return {
+        "follow": list(rules.follow),
+        "items": list(rules.items),
+        "fields": {
+            name: {
+                "css": rule.css,
+                "attr": rule.attr,
+                "type": rule.type,
+                "formats": list(rule.formats),
+                "regex": rule.regex.pattern if rule.regex is not None else None,
+                "required": rule.required,
+            }
+            for name, rule in rules.fields.items()
+        },
+        "timezone": rules.timezone.key,
+        "ignore_params": list(rules.ignore_params),
+    }
+
+
+def _kind(value: object) -> str:
+    """The JSON name of a value's type, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, Mapping):
+        return "an object"
+    return type(value).__name__
+
+
+def _selector_problem(selector: object, probe: LexborHTMLParser) -> str | None:
+    if not isinstance(selector, str) or not selector.strip():
+        shown = repr(selector) if isinstance(selector, str) else _kind(selector)
+        return f"expected a non-empty CSS selector string, not {shown}"
+    try:
+        probe.css(selector)
+    except SelectolaxError:
+        # selectolax only says "Can't parse CSS selector.", so say what is expected instead.
+        return f"invalid CSS selector {selector!r}: expected a CSS selector such as 'td.subject a'"
+    return None
+
+
+def _selectors(
+    data: Mapping, key: str, probe: LexborHTMLParser, errors: dict[str, str]
+) -> tuple[str, ...]:
+    value = data.get(key)
+    if value is None:
+        return ()
+    if not isinstance(value, list | tuple):
+        errors[key] = f"{key} must be a list of CSS selectors, not {_kind(value)}"
+        return ()
+    selectors = []
+    for index, selector in enumerate(value):
+        problem = _selector_problem(selector, probe)
+        if problem is None:
+            selectors.append(selector.strip())
+        else:
+            errors[f"{key}[{index}]"] = problem
+    return tuple(selectors)
+
+
+def _fields(value: object, probe: LexborHTMLParser, errors: dict[str, str]) -> dict[str, FieldRule]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        errors["fields"] = (
+            f"fields must be an object mapping field names to CSS selectors or field specs, "
+            f"not {_kind(value)}"
+        )
+        return {}
+    fields = {}
+    for name, spec in value.items():
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            errors[f"fields.{name}"] = (
+                f"field name {name!r} must be a lowercase identifier "
+                f"(a-z, 0-9 and _, not starting with a digit)"
+            )
+            continue
+        rule = _field(name, spec, probe, errors)
+        if rule is not None:
+            fields[name] = rule
+    if value and "title" not in value:
+        errors["fields.title"] = "a title field is required: every item needs a title"
+    return fields
+
+
+def _field(
+    name: str, spec: object, probe: LexborHTMLParser, errors: dict[str, str]
+) -> FieldRule | None:
+    path = f"fields.{name}"
+    if isinstance(spec, str):
+        spec = {"css": spec}
+    elif not isinstance(spec, Mapping):
+        errors[path] = (
+            f"{name} must be a CSS selector string or an object with "
+            f"{', '.join(_FIELD_KEYS)}; not {_kind(spec)}"
+        )
+        return None
+    before = len(errors)
+    for key in spec:
+        if key not in _FIELD_KEYS:
+            errors[f"{path}.{key}"] = (
+                f"unknown key {key!r} in {name}; expected one of: {', '.join(_FIELD_KEYS)}"
+            )
+
+    css = spec.get("css")
+    if css is None:
+        errors[f"{path}.css"] = f"{name} needs a css selector"
+    elif problem := _selector_problem(css, probe):
+        errors[f"{path}.css"] = problem
+
+    attr = spec.get("attr")
+    if attr is not None and (not isinstance(attr, str) or not _ATTR.fullmatch(attr.strip())):
+        shown = repr(attr) if isinstance(attr, str) else _kind(attr)
+        errors[f"{path}.attr"] = (
+            f"{name}.attr must be an attribute name such as 'href' or 'content', not {shown}"
+        )
+
+    allowed = BID_FIELD_TYPES.get(name)
+    # Known bid fields default to their own type, so {"views": "td.hits"} just works.
+    type_ = spec.get("type", allowed[0] if allowed else "text")
+    if not isinstance(type_, str) or type_ not in TYPES:
+        errors[f"{path}.type"] = f"{name}.type must be one of {', '.join(TYPES)}; not {type_!r}"
+    elif allowed and type_ not in allowed:
+        errors[f"{path}.type"] = f"{name} must be {' or '.join(allowed)}, not {type_!r}"
+
+    formats = spec.get("formats")
+    if formats is None:
+        formats = []
+    if not isinstance(formats, list | tuple):
+        errors[f"{path}.formats"] = (
+            f"{name}.formats must be a list of strptime formats such as '%Y-%m-%d', "
+            f"not {_kind(formats)}"
+        )
+        formats = []
+    elif formats and type_ in TYPES and type_ not in ("date", "datetime"):
+        errors[f"{path}.formats"] = (
+            f"formats only apply to date and datetime fields; {name} is {type_!r}"
+        )
+    else:
+        for index, fmt in enumerate(formats):
+            if problem := _format_problem(fmt):
+                errors[f"{path}.formats[{index}]"] = problem
+
+    regex = spec.get("regex")
+    pattern = None
+    if regex is not None:
+        if not isinstance(regex, str) or not regex:
+            errors[f"{path}.regex"] = (
+                f"{name}.regex must be a non-empty regular expression string, not {_kind(regex)}"
+            )
+        else:
+            try:
+                pattern = re.compile(regex)
+            except re.error as exc:
+                errors[f"{path}.regex"] = f"{name}.regex {regex!r} does not compile: {exc}"
+            else:
+                if pattern.groups > 1:
+                    errors[f"{path}.regex"] = (
+                        f"{name}.regex {regex!r} has {pattern.groups} groups; use at most one "
+                        f"(the part to keep) and (?:...) for the others"
+                    )
+
+    required = spec.get("required", name == "title")
+    if not isinstance(required, bool):
+        errors[f"{path}.required"] = f"{name}.required must be true or false, not {_kind(required)}"
+    elif name == "title" and not required:
+        errors[f"{path}.required"] = "title must be required: every item needs a title"
+
+    if len(errors) > before:
+        return None
+    return FieldRule(
+        name=name,
+        css=css.strip(),
+        attr=attr.strip().lower() if attr is not None else None,
+        type=type_,
+        formats=tuple(formats),
+        regex=pattern,
+        required=required,
+    )
+
+
+def _format_problem(fmt: object) -> str | None:
+    if not isinstance(fmt, str) or not fmt.strip():
+        shown = repr(fmt) if isinstance(fmt, str) else _kind(fmt)
+        return f"expected a non-empty strptime format such as '%Y-%m-%d', not {shown}"
+    try:
+        # Naive unless the format has %z: only the calendar date is compared.
+        parsed = datetime.strptime(_SAMPLE.strftime(fmt), fmt)  # noqa: DTZ007
+    except ValueError as exc:
+        return f"format {fmt!r} cannot read back the dates it writes ({exc})"
+    if parsed.date() != _SAMPLE.date():
+        return f"format {fmt!r} must give the year, month and day, such as '%Y.%m.%d'"
+    return None
+
+
+def _timezone(value: object, errors: dict[str, str]) -> ZoneInfo | None:
+    if not isinstance(value, str) or not value.strip():
+        shown = repr(value) if isinstance(value, str) else _kind(value)
+        errors["timezone"] = (
+            f"timezone must be an IANA time zone name such as 'Asia/Seoul', not {shown}"
+        )
+        return None
+    try:
+        return ZoneInfo(value.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        errors["timezone"] = (
+            f"unknown time zone {value!r}; expected an IANA name such as 'Asia/Seoul' or 'UTC'"
+        )
+        return None
+
+
+def _ignore_params(value: object, errors: dict[str, str]) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list | tuple):
+        errors["ignore_params"] = (
+            f"ignore_params must be a list of query parameter names, not {_kind(value)}"
+        )
+        return ()
+    params: list[str] = []
+    for index, param in enumerate(value):
+        if not isinstance(param, str) or not param.strip():
+            shown = repr(param) if isinstance(param, str) else _kind(param)
+            errors[f"ignore_params[{index}]"] = (
+                f"expected a query parameter name such as 'utm_source', not {shown}"
+            )
+        elif param.strip() not in params:
+            params.append(param.strip())
+    return tuple(params)

@@ -1,0 +1,458 @@
+"""The crawl loop: claim a batch → fetch it concurrently → extract → store → publish, until the
+frontier is empty, the crawl is cancelled or its time is up.
+
+Any number of processes may run the loop for one crawl at once: the frontier's leases divide the
+work, and each batch is stored in one transaction (bids, new links, URL states, counters,
+events), so a worker killed at any point loses nothing and duplicates nothing. Network work runs
+on an asyncio loop owned by the run; database work is synchronous, between batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from yarl import URL
+
+from crawls import events
+from crawls.engine import extract, frontier, guard, rules, store, urls
+from crawls.engine.fetch import Fetcher, FetchSettings, Response
+from crawls.models import Crawl, Source
+from project import logs
+
+logger = logging.getLogger(__name__)
+
+IDLE_POLL = 0.5  # seconds between looks at a frontier whose last URLs others hold
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    status: str
+    retry_in: float | None = None  # the task adapter re-enqueues the crawl after this many seconds
+
+
+class Scope:
+    """Which discovered URLs belong to the crawl: hosts, include/exclude patterns, depth."""
+
+    def __init__(self, source: Source):
+        hosts = source.allowed_hosts or [URL(u).host or "" for u in source.start_urls]
+        self.hosts = frozenset(h.lower().rstrip(".") for h in hosts if h)
+        self.include = [re.compile(p) for p in source.include_patterns]
+        self.exclude = [re.compile(p) for p in source.exclude_patterns]
+        self.max_depth = source.max_depth
+
+    def allows(self, url: str, depth: int) -> bool:
+        if depth > self.max_depth:
+            return False
+        host = (URL(url).host or "").lower()
+        if not any(host == h or (h.startswith(".") and host.endswith(h)) for h in self.hosts):
+            return False
+        if self.include and not any(p.search(url) for p in self.include):
+            return False
+        return not any(p.search(url) for p in self.exclude)
+
+
+def fetch_settings(source: Source) -> FetchSettings:
+    return FetchSettings(
+        allowlist=guard.Allowlist.parse(settings.CRAWL_ALLOWLIST),
+        user_agent=source.user_agent or settings.CRAWL_USER_AGENT,
+        per_host=source.concurrency_per_host,
+        delay=source.delay_seconds,
+        obey_robots=source.obey_robots,
+        concurrency=settings.CRAWL_CONCURRENCY,
+        timeout=settings.CRAWL_REQUEST_TIMEOUT,
+        connect_timeout=settings.CRAWL_CONNECT_TIMEOUT,
+        max_bytes=settings.CRAWL_MAX_BYTES,
+        max_redirects=settings.CRAWL_MAX_REDIRECTS,
+        retries=settings.CRAWL_RETRIES,
+        backoff=settings.CRAWL_RETRY_BACKOFF,
+    )
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """Everything one batch produced, stored together in one transaction."""
+
+    outcomes: list[frontier.Outcome] = field(default_factory=list)
+    items: list[store.Item] = field(default_factory=list)
+    not_modified: list[bytes] = field(default_factory=list)
+    links: list[frontier.Link] = field(default_factory=list)
+    errors: Counter = field(default_factory=Counter)
+    url_events: list[tuple[str, dict]] = field(default_factory=list)
+    last_url: str = ""
+
+
+def crawl_run(crawl_id: int, *, owner: str) -> RunResult:
+    """Work on a crawl until nothing is left for this worker; see the module docstring."""
+    logs.crawl_id_var.set(str(crawl_id))
+    try:
+        crawl = Crawl.objects.select_related("source").get(pk=crawl_id)
+    except Crawl.DoesNotExist:
+        return RunResult("missing")
+    if crawl.status in Crawl.FINISHED:
+        return RunResult(crawl.status)
+    if crawl.cancel_requested:
+        _finish(crawl, Crawl.Status.CANCELLED, owner=owner)
+        return RunResult(Crawl.Status.CANCELLED)
+    if _another_running(crawl):
+        # Overlap policy "queue": wait for the source's running crawl to finish.
+        Crawl.objects.filter(pk=crawl.pk).update(
+            heartbeat_at=timezone.now() + dt.timedelta(seconds=15)
+        )
+        return RunResult(Crawl.Status.QUEUED, retry_in=15)
+    try:
+        parsed = rules.rules_parse(crawl.source.rules)
+    except rules.RulesError as exc:
+        _finish(crawl, Crawl.Status.FAILED, owner=owner, error=f"invalid rules: {exc.errors}")
+        return RunResult(Crawl.Status.FAILED)
+    _mark_running(crawl)
+    try:
+        return _Runner(crawl, parsed, owner).run()
+    except Exception as exc:
+        logger.exception("crawl %s failed", crawl_id)
+        return _fail_or_retry(crawl, owner=owner, error=f"{type(exc).__name__}: {exc}")
+
+
+def _another_running(crawl: Crawl) -> bool:
+    return (
+        crawl.status == Crawl.Status.QUEUED
+        and Crawl.objects.filter(source_id=crawl.source_id, status=Crawl.Status.RUNNING)
+        .exclude(pk=crawl.pk)
+        .exists()
+    )
+
+
+def _mark_running(crawl: Crawl) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        started = Crawl.objects.filter(pk=crawl.pk, status=Crawl.Status.QUEUED).update(
+            status=Crawl.Status.RUNNING,
+            started_at=now,
+            heartbeat_at=now,
+            deadline_at=now + dt.timedelta(seconds=crawl.source.time_limit_seconds),
+        )
+        if started:
+            events.event_append(
+                crawl_id=crawl.pk,
+                workspace_id=crawl.workspace_id,
+                type=events.STARTED,
+                payload={"attempt": crawl.attempt, "source": crawl.source_id},
+            )
+    crawl.refresh_from_db()
+
+
+def _summary(crawl: Crawl) -> dict:
+    return {
+        "pages_done": crawl.pages_done,
+        "pages_failed": crawl.pages_failed,
+        "pages_total": crawl.pages_total,
+        "items_new": crawl.items_new,
+        "items_changed": crawl.items_changed,
+        "items_unchanged": crawl.items_unchanged,
+        "errors": crawl.errors,
+    }
+
+
+def _finish(crawl: Crawl, status: str, *, owner: str, error: str = "") -> bool:
+    """Move a crawl to a final state once (whoever gets there first) with its final figures."""
+    with transaction.atomic():
+        frontier.frontier_release(crawl_id=crawl.pk, owner=owner)
+        locked = Crawl.objects.select_for_update().get(pk=crawl.pk)
+        if locked.status in Crawl.FINISHED:
+            return False
+        totals = frontier.frontier_totals(crawl_id=crawl.pk)
+        locked.pages_done = totals.get("done", 0)
+        locked.pages_failed = totals.get("failed", 0)
+        if status == Crawl.Status.SUCCEEDED and locked.pages_done == 0:
+            status, error = Crawl.Status.FAILED, error or "no page could be fetched"
+        locked.status = status
+        locked.error = error
+        locked.finished_at = timezone.now()
+        locked.save(update_fields=["status", "error", "finished_at", "pages_done", "pages_failed"])
+        final_type = {
+            Crawl.Status.SUCCEEDED: events.SUCCEEDED,
+            Crawl.Status.FAILED: events.FAILED,
+            Crawl.Status.CANCELLED: events.CANCELLED,
+        }[status]
+        events.event_append(
+            crawl_id=crawl.pk,
+            workspace_id=crawl.workspace_id,
+            type=final_type,
+            payload={**_summary(locked), "error": error},
+        )
+    return True
+
+
+def _fail_or_retry(crawl: Crawl, *, owner: str, error: str) -> RunResult:
+    source = crawl.source
+    if crawl.attempt <= source.retry_max:
+        delay = source.retry_backoff_seconds * 2 ** (crawl.attempt - 1)
+        with transaction.atomic():
+            frontier.frontier_release(crawl_id=crawl.pk, owner=owner)
+            frontier.frontier_requeue_failed(crawl_id=crawl.pk)
+            updated = Crawl.objects.filter(pk=crawl.pk, status=Crawl.Status.RUNNING).update(
+                status=Crawl.Status.QUEUED,
+                attempt=crawl.attempt + 1,
+                error=error,
+                # the sweep leaves it alone until it is due
+                heartbeat_at=timezone.now() + dt.timedelta(seconds=delay),
+            )
+            if updated:
+                events.event_append(
+                    crawl_id=crawl.pk,
+                    workspace_id=crawl.workspace_id,
+                    type=events.RETRYING,
+                    payload={"attempt": crawl.attempt + 1, "in_seconds": delay, "error": error},
+                )
+        if updated:
+            return RunResult(Crawl.Status.QUEUED, retry_in=delay)
+    _finish(crawl, Crawl.Status.FAILED, owner=owner, error=error)
+    return RunResult(Crawl.Status.FAILED)
+
+
+class _Runner:
+    def __init__(self, crawl: Crawl, parsed: rules.Rules, owner: str):
+        self.crawl = crawl
+        self.source = crawl.source
+        self.rules = parsed
+        self.owner = owner
+        self.scope = Scope(self.source)
+        self.allowlist = guard.Allowlist.parse(settings.CRAWL_ALLOWLIST)
+        self.batch_size = settings.CRAWL_BATCH_SIZE
+        self.lease = settings.CRAWL_LEASE_SECONDS
+        self.last_progress = 0.0
+        self.url_events_left = settings.CRAWL_MAX_URL_EVENTS
+
+    def run(self) -> RunResult:
+        loop = asyncio.new_event_loop()
+        fetcher = Fetcher(fetch_settings(self.source))
+        loop.run_until_complete(fetcher.__aenter__())
+        try:
+            return self._loop(loop, fetcher)
+        finally:
+            loop.run_until_complete(fetcher.__aexit__(None, None, None))
+            loop.close()
+
+    def _loop(self, loop: asyncio.AbstractEventLoop, fetcher: Fetcher) -> RunResult:
+        crawl = self.crawl
+        while True:
+            state = Crawl.objects.values("status", "cancel_requested", "deadline_at").get(
+                pk=crawl.pk
+            )
+            if state["status"] in Crawl.FINISHED:
+                return RunResult(state["status"])
+            if state["cancel_requested"]:
+                _finish(crawl, Crawl.Status.CANCELLED, owner=self.owner)
+                return RunResult(Crawl.Status.CANCELLED)
+            if state["deadline_at"] and timezone.now() > state["deadline_at"]:
+                limit = self.source.time_limit_seconds
+                _finish(
+                    crawl, Crawl.Status.FAILED, owner=self.owner, error=f"time limit ({limit}s)"
+                )
+                return RunResult(Crawl.Status.FAILED)
+            batch = frontier.frontier_claim(
+                crawl_id=crawl.pk, owner=self.owner, limit=self.batch_size, lease_seconds=self.lease
+            )
+            if not batch:
+                pending = frontier.frontier_pending(crawl_id=crawl.pk)
+                if pending.queued == 0 and pending.leased == 0:
+                    if not frontier.frontier_totals(crawl_id=crawl.pk).get("done"):
+                        return _fail_or_retry(
+                            crawl, owner=self.owner, error="no page could be fetched"
+                        )
+                    _finish(crawl, Crawl.Status.SUCCEEDED, owner=self.owner)
+                    return RunResult(Crawl.Status.SUCCEEDED)
+                # Other workers hold the last URLs; if they die, their leases expire to us.
+                Crawl.objects.filter(pk=crawl.pk).update(heartbeat_at=timezone.now())
+                time.sleep(IDLE_POLL)
+                continue
+            validators = store.validators_for(
+                source_id=self.source.pk,
+                url_hashes=[c.url_hash for c in batch if c.kind == "item"],
+            )
+            result = loop.run_until_complete(self._process(fetcher, batch, validators))
+            self._commit(result)
+            logger.info(
+                "batch of %d pages: %d items, %d links, %d errors",
+                len(batch), len(result.items), len(result.links), sum(result.errors.values()),
+            )  # fmt: skip
+
+    # --- one batch: network and parsing ------------------------------------------------------
+
+    async def _process(self, fetcher: Fetcher, batch, validators) -> BatchResult:
+        result = BatchResult()
+        responses = await asyncio.gather(
+            *(fetcher.get(c.url, **_conditional(validators.get(c.url_hash))) for c in batch)
+        )
+        for claimed, response in zip(batch, responses, strict=True):
+            self._handle(claimed, response, result)
+        result.last_url = batch[-1].url
+        return result
+
+    def _handle(self, claimed: frontier.Claimed, response: Response, result: BatchResult) -> None:
+        def fail(error_class: str, error: str) -> None:
+            result.errors[error_class] += 1
+            result.outcomes.append(
+                frontier.Outcome(claimed.id, "failed", response.status, f"{error_class}: {error}")
+            )
+            event_type = events.URL_REFUSED if error_class == "refused" else events.PAGE_ERROR
+            payload = {"url": claimed.url, "class": error_class, "error": error}
+            if response.status:
+                payload["status"] = response.status
+            result.url_events.append((event_type, payload))
+
+        if not response.ok:
+            fail(response.error_class, response.error)
+            return
+        if response.not_modified:
+            result.not_modified.append(claimed.url_hash)
+            result.outcomes.append(frontier.Outcome(claimed.id, "done", 304, ""))
+            return
+        is_item = claimed.kind == "item"
+        page = extract.extract(
+            response.body,
+            url=response.url,
+            rules=self.rules,
+            want_links=not is_item,
+            want_fields=is_item,
+        )
+        if is_item:
+            if page.fields is None or "title" in page.errors or not page.fields.get("title"):
+                fail("extract", "; ".join(f"{k}: {v}" for k, v in page.errors.items()) or "empty")
+                return
+            bid_url = self._bid_url(claimed.url, page.canonical)
+            result.items.append(
+                store.Item(
+                    url=bid_url,
+                    url_hash=urls.url_hash(bid_url),
+                    fields=page.fields,
+                    content_hash=urls.content_hash(page.fields),
+                    etag=response.etag,
+                    last_modified=response.last_modified,
+                )
+            )
+            if page.errors:  # optional fields that did not parse: stored as None, reported
+                result.errors["extract_field"] += len(page.errors)
+        else:
+            depth = claimed.depth + 1
+            for kind, found in (("list", page.follow), ("item", page.items)):
+                for link in found:
+                    self._discover(link, depth, kind, result)
+        result.outcomes.append(frontier.Outcome(claimed.id, "done", response.status, ""))
+
+    def _discover(self, link: str, depth: int, kind: str, result: BatchResult) -> None:
+        canonical = urls.canonicalize(link, ignore_params=self.rules.ignore_params)
+        if not self.scope.allows(canonical, depth):
+            return
+        try:
+            guard.check_url(canonical, allowlist=self.allowlist)
+        except guard.Refused as refused:
+            result.errors["refused"] += 1
+            result.url_events.append(
+                (
+                    events.URL_REFUSED,
+                    {"url": canonical, "class": "refused", "error": refused.reason},
+                )
+            )
+            return
+        result.links.append(frontier.Link(canonical, urls.url_hash(canonical), depth, kind))
+
+    def _bid_url(self, url: str, canonical: str | None) -> str:
+        """A page's rel=canonical names the bid when it stays in scope; else the URL fetched."""
+        if canonical:
+            canonical = urls.canonicalize(canonical, ignore_params=self.rules.ignore_params)
+            if self.scope.allows(canonical, 0):
+                return canonical
+        return url
+
+    # --- one batch: one transaction ----------------------------------------------------------
+
+    def _commit(self, result: BatchResult) -> None:
+        crawl = self.crawl
+        now = timezone.now()
+        with transaction.atomic():
+            # The crawl row lock orders concurrent workers' batches (counters, max_pages).
+            locked = (
+                Crawl.objects.select_for_update().only("pages_total", "errors").get(pk=crawl.pk)
+            )
+            stored = store.bids_store(
+                crawl_id=crawl.pk,
+                source_id=self.source.pk,
+                workspace_id=crawl.workspace_id,
+                items=result.items,
+                not_modified=result.not_modified,
+                now=now,
+            )
+            added = frontier.frontier_add(
+                crawl_id=crawl.pk,
+                workspace_id=crawl.workspace_id,
+                links=result.links,
+                room=self.source.max_pages - locked.pages_total,
+            )
+            finished = frontier.frontier_finish(owner=self.owner, outcomes=result.outcomes)
+            if finished < len(result.outcomes):
+                # Our lease ran out and another worker took some URLs: its results count.
+                logger.warning("lost %d leases", len(result.outcomes) - finished)
+            done = sum(1 for o in result.outcomes if o.state == "done")
+            failed = len(result.outcomes) - done
+            errors = Counter(locked.errors)
+            errors.update(result.errors)
+            Crawl.objects.filter(pk=crawl.pk).update(
+                pages_done=F("pages_done") + done,
+                pages_failed=F("pages_failed") + failed,
+                pages_total=locked.pages_total + added,
+                items_new=F("items_new") + len(stored.new),
+                items_changed=F("items_changed") + len(stored.changed),
+                items_unchanged=F("items_unchanged") + stored.unchanged,
+                errors=dict(errors),
+                heartbeat_at=now,
+            )
+            self._emit(result, stored)
+
+    def _emit(self, result: BatchResult, stored: store.Stored) -> None:
+        crawl = self.crawl
+
+        def append(type_: str, payload: dict) -> None:
+            events.event_append(
+                crawl_id=crawl.pk, workspace_id=crawl.workspace_id, type=type_, payload=payload
+            )
+
+        for type_, payload in result.url_events[: max(self.url_events_left, 0)]:
+            append(type_, payload)
+        self.url_events_left -= len(result.url_events)
+        if stored.new or stored.changed:
+            append(events.ITEMS, {"new": stored.new, "changed": stored.changed})
+        if time.monotonic() - self.last_progress >= settings.CRAWL_PROGRESS_INTERVAL:
+            self.last_progress = time.monotonic()
+            fresh = Crawl.objects.get(pk=crawl.pk)
+            append(events.PROGRESS, _progress(fresh, result.last_url))
+
+
+def _conditional(validators: tuple[str, str] | None) -> dict:
+    if not validators:
+        return {}
+    etag, last_modified = validators
+    return {"etag": etag, "last_modified": last_modified}
+
+
+def _progress(crawl: Crawl, current_url: str) -> dict:
+    elapsed = max((timezone.now() - crawl.started_at).total_seconds(), 1e-3)
+    processed = crawl.pages_done + crawl.pages_failed
+    remaining = max(crawl.pages_total - processed, 0)
+    rate = processed / elapsed
+    return {
+        **_summary(crawl),
+        "pages_queued": remaining,
+        "pages_per_s": round(rate, 1),
+        "eta_s": round(remaining / rate, 1) if rate > 0 else None,
+        "current_url": current_url,
+    }

@@ -1,0 +1,122 @@
+"""`manage.py crawl SOURCE [--wait]` and `manage.py crawl --url URL --rules FILE`."""
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from crawls import events, services
+from crawls.models import Crawl, CrawlEvent, Source, Workspace
+
+BAR = 30
+
+
+class Command(BaseCommand):
+    help = (
+        "Start a crawl of a source (by id or name), or a one-off crawl of --url with --rules. "
+        "With --wait, follow its events with a progress bar until it finishes."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("source", nargs="?", help="source id or name")
+        parser.add_argument("--workspace", help="workspace slug (when names are ambiguous)")
+        parser.add_argument("--url", help="one-off crawl starting at this URL")
+        parser.add_argument("--rules", type=Path, help="JSON file of extraction rules (--url)")
+        parser.add_argument("--wait", action="store_true", help="follow progress until done")
+        parser.add_argument("--workers", type=int, help="worker tasks for this crawl")
+
+    def handle(self, *args, source, workspace, url, rules, wait, workers, **options):
+        if bool(source) == bool(url):
+            raise CommandError("give a SOURCE or --url (not both)")
+        try:
+            target = (
+                self._one_off(url, rules, workspace) if url else self._source(source, workspace)
+            )
+            crawl = services.crawl_start(source=target, trigger="command", workers=workers)
+        except services.CrawlConflict as conflict:
+            raise CommandError(str(conflict)) from conflict
+        except ValidationError as exc:
+            raise CommandError(json.dumps(exc.message_dict, ensure_ascii=False)) from exc
+        self.stdout.write(f"crawl {crawl.pk} of {target.name!r} queued")
+        if wait:
+            status = self._follow(crawl)
+            if status != Crawl.Status.SUCCEEDED:
+                sys.exit(1)
+
+    def _workspace(self, slug):
+        workspaces = Workspace.objects.all()
+        if slug:
+            workspaces = workspaces.filter(slug=slug)
+        found = list(workspaces[:2])
+        if len(found) != 1:
+            raise CommandError("name the workspace with --workspace SLUG")
+        return found[0]
+
+    def _source(self, ref, slug):
+        sources = Source.objects.all()
+        if slug:
+            sources = sources.filter(workspace__slug=slug)
+        sources = sources.filter(pk=int(ref)) if ref.isdigit() else sources.filter(name=ref)
+        found = list(sources[:2])
+        if not found:
+            raise CommandError(f"no source {ref!r}")
+        if len(found) > 1:
+            raise CommandError(f"several sources are named {ref!r}: add --workspace SLUG")
+        return found[0]
+
+    def _one_off(self, url, rules_file, slug):
+        if rules_file is None:
+            raise CommandError("--url needs --rules FILE (extraction rules as JSON)")
+        try:
+            rules = json.loads(rules_file.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise CommandError(f"--rules: {exc}") from exc
+        workspace = self._workspace(slug)
+        name = f"one-off: {url}"[:200]
+        source = Source.objects.in_workspace(workspace).filter(name=name).first()
+        if source is None:
+            return services.source_create(
+                workspace=workspace, name=name, start_urls=[url], rules=rules
+            )
+        return services.source_update(source=source, rules=rules)
+
+    def _follow(self, crawl: Crawl) -> str:
+        """Read the crawl's event log (the source of truth) until a final event."""
+        after = 0
+        while True:
+            batch = list(
+                CrawlEvent.objects.filter(crawl=crawl, sequence__gt=after).order_by("sequence")
+            )
+            for event in batch:
+                after = event.sequence
+                self._show(event)
+                if event.type in events.FINAL_TYPES:
+                    self.stdout.write("")
+                    return event.type.split(".", 1)[1]
+            time.sleep(0.25)
+
+    def _show(self, event: CrawlEvent) -> None:
+        p = event.payload
+        if event.type in (events.PROGRESS, *events.FINAL_TYPES):
+            total = max(p.get("pages_total") or 0, 1)
+            done = (p.get("pages_done") or 0) + (p.get("pages_failed") or 0)
+            filled = int(BAR * min(done / total, 1))
+            line = (
+                f"\r[{'#' * filled}{'.' * (BAR - filled)}] {done}/{total} pages"
+                f"  items +{p.get('items_new', 0)} ~{p.get('items_changed', 0)}"
+                f" ={p.get('items_unchanged', 0)}"
+                f"  errors {sum((p.get('errors') or {}).values())}"
+            )
+            if p.get("pages_per_s"):
+                line += f"  {p['pages_per_s']} pages/s"
+            self.stdout.write(line, ending="")
+            if event.type in events.FINAL_TYPES:
+                self.stdout.write(f"\n{event.type.split('.', 1)[1]}" + (
+                    f": {p['error']}" if p.get("error") else ""
+                ), ending="")  # fmt: skip
+        elif event.type in (events.RETRYING, events.CANCEL_REQUESTED, events.RESUMED):
+            self.stdout.write(f"\n{event.type} {json.dumps(p, ensure_ascii=False)}")
+        self.stdout.flush()

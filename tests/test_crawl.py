@@ -1,0 +1,251 @@
+"""Whole crawls of the demo board through real Celery workers, PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from collections import Counter
+
+import pytest
+from django.db.models import Count
+
+from crawls import events, services
+from crawls.demo.board import changed_between, expected_bids, notices
+from crawls.engine.store import jsonable
+from crawls.models import Bid, BidRevision, Crawl, CrawlEvent, FrontierUrl
+from tests.processes import Program, http_get, program_env, python
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def wait_for_crawl(crawl: Crawl, *, timeout: float = 120) -> Crawl:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        crawl.refresh_from_db()
+        if crawl.status in Crawl.FINISHED:
+            return crawl
+        time.sleep(0.2)
+    raise TimeoutError(f"crawl {crawl.pk} still {crawl.status} after {timeout}s")
+
+
+def stored_bids(source) -> dict[str, dict]:
+    return {
+        bid.url: {
+            "title": bid.title,
+            "department": bid.department,
+            "views": bid.views,
+            "amount": bid.amount,
+            "post_date": bid.post_date,
+            "deadline": bid.deadline,
+            "reference": bid.reference,
+            "extra": bid.extra,
+        }
+        for bid in Bid.objects.filter(source=source)
+    }
+
+
+def test_crawl_of_the_demo_board_stores_exactly_the_expected_bids(
+    celery_worker, demo_source, board
+):
+    crawl = wait_for_crawl(services.crawl_start(source=demo_source))
+    assert crawl.status == Crawl.Status.SUCCEEDED, crawl.error
+    expected = expected_bids(board.config, base_url=board.base_url)
+    assert stored_bids(demo_source) == expected
+    assert crawl.items_new == len(expected)
+    assert (crawl.items_changed, crawl.items_unchanged) == (0, 0)
+    # listing pages + every distinct detail link + robots-disallowed /private/ link
+    frontier = FrontierUrl.objects.filter(crawl=crawl)
+    assert frontier.filter(kind="list").count() == board.config.listing_pages
+    assert crawl.pages_total == frontier.count()
+    statuses = Counter(n.status for n in notices(board.config))
+    assert statuses["missing"] >= 1
+    assert crawl.errors.get("http_4xx", 0) == statuses["missing"]
+    assert crawl.errors.get("http_5xx", 0) == statuses["broken"]  # flaky ones were retried
+    assert crawl.errors.get("robots") == 1
+    private = frontier.get(url__contains="/private/")
+    assert (private.state, private.error) == ("failed", "robots: disallowed by robots.txt")
+
+
+def test_crawl_events_form_a_gapless_log_from_queued_to_succeeded(
+    celery_worker, demo_source, board
+):
+    crawl = wait_for_crawl(services.crawl_start(source=demo_source))
+    log = list(CrawlEvent.objects.filter(crawl=crawl).order_by("sequence"))
+    assert [e.sequence for e in log] == list(range(1, len(log) + 1))
+    types = [e.type for e in log]
+    assert types[:2] == [events.QUEUED, events.STARTED]
+    assert types[-1] == events.SUCCEEDED
+    assert events.PROGRESS in types
+    items = [e.payload for e in log if e.type == events.ITEMS]
+    assert sum(len(p["new"]) for p in items) == crawl.items_new
+    errors = [e.payload for e in log if e.type == events.PAGE_ERROR]
+    assert {p["class"] for p in errors} >= {"http_4xx", "robots"}
+    assert all(p["url"].startswith(board.base_url) for p in errors)
+    final = log[-1].payload
+    assert final["pages_done"] == crawl.pages_done
+    assert final["items_new"] == crawl.items_new
+
+
+def test_recrawl_marks_new_changed_and_unchanged_and_keeps_field_history(
+    celery_worker, demo_source, board
+):
+    first = wait_for_crawl(services.crawl_start(source=demo_source))
+    assert first.status == Crawl.Status.SUCCEEDED
+    before = stored_bids(demo_source)
+    assert http_get(f"{board.base_url}/_control/epoch?set=1")[0] == 200
+    second = wait_for_crawl(services.crawl_start(source=demo_source))
+    assert second.status == Crawl.Status.SUCCEEDED, second.error
+
+    new, changed, unchanged = changed_between(
+        board.config, base_url=board.base_url, old_epoch=0, new_epoch=1
+    )
+    assert (second.items_new, second.items_changed, second.items_unchanged) == (
+        len(new),
+        len(changed),
+        len(unchanged),
+    )
+    assert stored_bids(demo_source) == expected_bids(board.config, base_url=board.base_url, epoch=1)
+    after = stored_bids(demo_source)
+    revisions = BidRevision.objects.filter(crawl=second).select_related("bid")
+    assert {r.bid.url for r in revisions} == changed
+    for revision in revisions:
+        url = revision.bid.url
+        fields = {n for n in before[url] if n != "extra" and before[url][n] != after[url][n]}
+        assert set(revision.changes) == fields
+        for name, (was, now) in revision.changes.items():
+            assert (was, now) == (jsonable(before[url][name]), jsonable(after[url][name]))
+    # Unchanged detail pages answered 304 to the conditional GET (ETag from the first crawl).
+    not_modified = FrontierUrl.objects.filter(crawl=second, kind="item", last_status=304)
+    assert not_modified.count() == len(unchanged)
+    seen = Bid.objects.filter(source=demo_source, last_crawl=second).count()
+    assert seen == len(new) + len(changed) + len(unchanged)
+
+
+def test_a_source_with_overlap_policy_skip_refuses_a_second_active_crawl(demo_source):
+    first = services.crawl_start(source=demo_source, workers=0)
+    with pytest.raises(services.CrawlConflict) as conflict:
+        services.crawl_start(source=demo_source, workers=0)
+    assert conflict.value.active == first
+    services.crawl_cancel(crawl=first)
+    first.refresh_from_db()
+    assert first.status == Crawl.Status.CANCELLED
+    assert services.crawl_start(source=demo_source, workers=0).status == Crawl.Status.QUEUED
+
+
+def test_manage_py_crawl_wait_follows_progress_to_the_end(celery_worker, demo_source, tmp_path):
+    program = Program(
+        python("manage.py", "crawl", str(demo_source.pk), "--wait"),
+        env=program_env(),
+        log=tmp_path / "crawl.log",
+    )
+    assert program.proc.wait(120) == 0, program.output()
+    out = program.output()
+    assert "queued" in out
+    assert "succeeded" in out
+    assert "pages" in out
+
+
+# --- Crawls shared by several workers, and workers that die --------------------------------------
+
+
+@pytest.fixture
+def isolated_queue(settings):
+    """A queue of its own, so that only the workers a test starts take its crawl tasks."""
+    settings.CRAWL_QUEUE = f"isolated-{uuid.uuid4().hex[:8]}"
+    return settings.CRAWL_QUEUE
+
+
+def start_worker(queue: str, tmp_path, name: str, **env) -> Program:
+    worker = Program(
+        python(
+            "-m", "celery", "-A", "project", "worker", "-l", "INFO", "-c", "1",
+            "-Q", queue, "-n", f"{name}@%h",
+        ),
+        env=program_env(CRAWL_QUEUE=queue, **env),
+        log=tmp_path / f"{name}.log",
+    )  # fmt: skip
+    worker.wait_until(lambda: "ready." in worker.output(), what=f"worker {name}")
+    return worker
+
+
+def assert_exactly_expected(source, board, crawl):
+    expected = expected_bids(board.config, base_url=board.base_url)
+    assert stored_bids(source) == expected
+    duplicates = (
+        Bid.objects.filter(source=source).values("url").annotate(n=Count("id")).filter(n__gt=1)
+    )
+    assert not duplicates.exists()
+    assert crawl.items_new == len(expected)
+
+
+def test_two_workers_share_one_crawl(demo_source, board, isolated_queue, tmp_path):
+    # Slow the crawl down (one request at a time, 20 ms apart) so both workers get batches.
+    services.source_update(source=demo_source, concurrency_per_host=1, delay_seconds=0.02)
+    env = {"CRAWL_BATCH_SIZE": "4"}
+    workers = [start_worker(isolated_queue, tmp_path, f"w{i}", **env) for i in (1, 2)]
+    try:
+        crawl = wait_for_crawl(services.crawl_start(source=demo_source, workers=2))
+        assert crawl.status == Crawl.Status.SUCCEEDED, crawl.error
+        assert_exactly_expected(demo_source, board, crawl)
+        for worker in workers:
+            assert "batch of" in worker.output(), "a worker did no batch of the crawl"
+    finally:
+        for worker in workers:
+            worker.stop()
+
+
+def test_a_worker_killed_mid_crawl_is_replaced_and_nothing_is_lost(
+    demo_source, board, isolated_queue, tmp_path
+):
+    services.source_update(source=demo_source, concurrency_per_host=1, delay_seconds=0.03)
+    env = {"CRAWL_BATCH_SIZE": "4", "CRAWL_LEASE_SECONDS": "3"}
+    doomed = start_worker(isolated_queue, tmp_path, "doomed", **env)
+    crawl = services.crawl_start(source=demo_source)
+    doomed.wait_until(
+        lambda: Crawl.objects.get(pk=crawl.pk).items_new >= 8, what="some progress", timeout=60
+    )
+    os.killpg(doomed.proc.pid, signal.SIGKILL)  # the whole worker: main process and its pool
+    doomed.stop()
+    crawl.refresh_from_db()
+    assert crawl.status == Crawl.Status.RUNNING
+    assert crawl.items_new < len(expected_bids(board.config, base_url=board.base_url))
+
+    fresh = start_worker(isolated_queue, tmp_path, "fresh", **env)
+    try:
+        # What beat's sweep does once the crawl has shown no sign of life for a while.
+        time.sleep(1)
+        assert services.crawl_sweep(stall_seconds=0) == [crawl.pk]
+        crawl = wait_for_crawl(crawl)
+        assert crawl.status == Crawl.Status.SUCCEEDED, crawl.error
+        assert_exactly_expected(demo_source, board, crawl)
+        types = list(CrawlEvent.objects.filter(crawl=crawl).values_list("type", flat=True))
+        assert events.RESUMED in types
+    finally:
+        fresh.stop()
+
+
+def test_cancel_stops_a_running_crawl_within_one_batch(
+    demo_source, board, isolated_queue, tmp_path
+):
+    services.source_update(source=demo_source, concurrency_per_host=1, delay_seconds=0.05)
+    worker = start_worker(isolated_queue, tmp_path, "cancel", CRAWL_BATCH_SIZE="4")
+    try:
+        crawl = services.crawl_start(source=demo_source)
+        worker.wait_until(
+            lambda: Crawl.objects.get(pk=crawl.pk).pages_done >= 4, what="progress", timeout=60
+        )
+        services.crawl_cancel(crawl=crawl)
+        done_at_cancel = Crawl.objects.get(pk=crawl.pk).pages_done
+        crawl = wait_for_crawl(crawl, timeout=30)
+        assert crawl.status == Crawl.Status.CANCELLED
+        # The batch in flight when cancel arrived may finish; nothing after it starts.
+        assert crawl.pages_done <= done_at_cancel + 4
+        assert not FrontierUrl.objects.filter(crawl=crawl, state="leased").exists()
+        types = list(CrawlEvent.objects.filter(crawl=crawl).values_list("type", flat=True))
+        assert types[-2:] == [events.CANCEL_REQUESTED, events.CANCELLED] or (
+            types[-1] == events.CANCELLED and events.CANCEL_REQUESTED in types
+        )
+    finally:
+        worker.stop()

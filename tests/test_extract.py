@@ -1,0 +1,724 @@
+"""Page extraction (links, typed fields, encodings) and URL canonicalisation/hashing."""
+
+import hashlib
+import re
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
+from urllib.parse import urljoin
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from crawls.engine.extract import DATE_FORMATS, DATETIME_FORMATS, Page, convert, extract
+from crawls.engine.rules import FieldRule, rules_parse
+from crawls.engine.urls import canonicalize, content_hash, url_hash
+
+SEOUL = ZoneInfo("Asia/Seoul")
+LONDON = ZoneInfo("Europe/London")
+BOARD = "https://www.example.go.kr/bbs/list.do?bbsId=BID&page=2"
+
+LISTING_HTML = """<!DOCTYPE html>
+<html lang="ko"><head><meta charset="utf-8"><title>입찰공고 목록</title>
+<link rel="next" href="list.do?bbsId=BID&amp;page=3"></head>
+<body>
+<ul class="gnb"><li><a href="/main.do">홈</a></li>
+<li><a href="/bbs/list.do?bbsId=NEWS">소식</a></li></ul>
+<table class="board">
+<thead><tr><th>번호</th><th>제목</th><th>부서</th><th>등록일</th><th>조회</th></tr></thead>
+<tbody>
+<tr><td>10</td><td class="subject">
+    <a href="view.do?bbsId=BID&amp;nttId=10">2026년 도로 보수공사 입찰 공고</a></td>
+    <td>도로과</td><td>2026.11.23</td><td>1,234</td></tr>
+<tr><td>9</td><td class="subject">
+    <a href="/bbs/view.do?bbsId=BID&amp;nttId=9#comments">교량 점검 용역</a></td>
+    <td>건설과</td><td>2026.11.22</td><td>87</td></tr>
+<tr><td>8</td><td class="subject">
+    <a href="https://www.example.go.kr/bbs/view.do?bbsId=BID&amp;nttId=8">청사 청소 용역</a></td>
+    <td>총무과</td><td>2026.11.21</td><td>5</td></tr>
+<tr><td>7</td><td class="subject"><a href="view.do?bbsId=BID&amp;nttId=10">중복 링크</a></td>
+    <td>도로과</td><td>2026.11.20</td><td>3</td></tr>
+<tr><td>6</td><td class="subject"><a href="javascript:fn_view('6')">스크립트 링크</a></td>
+    <td>도로과</td><td>2026.11.19</td><td>3</td></tr>
+<tr><td>5</td><td class="subject"><a href="mailto:bid@example.go.kr">메일 문의</a></td>
+    <td>계약과</td><td>2026.11.18</td><td>2</td></tr>
+<tr><td>4</td><td class="subject"><a href="#none" onclick="fn_view('4')">자리표시 링크</a></td>
+    <td>계약과</td><td>2026.11.17</td><td>2</td></tr>
+<tr><td>3</td><td class="subject"><a href="
+    ./view.do?bbsId=BID&amp;nttId=3 ">공백 있는 링크</a></td>
+    <td>계약과</td><td>2026.11.16</td><td>9</td></tr>
+<tr><td>2</td><td class="subject"><a href="//files.example.go.kr/notice/2">다른 호스트</a></td>
+    <td>계약과</td><td>2026.11.15</td><td>1</td></tr>
+<tr><td>1</td><td class="subject"><a>링크 없음</a></td>
+    <td>계약과</td><td>2026.11.14</td><td>0</td></tr>
+</tbody></table>
+<div class="paging">
+<a href="?bbsId=BID&amp;page=1" class="first">처음</a>
+<a href="list.do?bbsId=BID&amp;page=1">1</a><strong>2</strong>
+<a href="list.do?bbsId=BID&amp;page=3">3</a>
+<a href="javascript:goPage(4)">4</a>
+<a href="list.do?bbsId=BID&amp;page=11#top" class="next">다음</a>
+</div>
+</body></html>"""
+
+LISTING_RULES = rules_parse(
+    {
+        "follow": ["div.paging a", "link[rel=next]"],
+        "items": ["table.board td.subject a"],
+        "fields": {"title": "h3.view-title"},
+    }
+)
+
+KOREAN_DETAIL = """<!DOCTYPE html>
+<html lang="ko"><head><meta charset="utf-8">
+<title>입찰공고 상세</title>
+<link rel="canonical" href="/bbs/view.do?bbsId=BID&amp;nttId=10#content">
+</head><body><div id="content" class="view">
+<h3 class="view-title">
+   2026년 서울시 <b>공공시설</b> 유지보수
+   용역 입찰 공고 </h3>
+<table class="view-info"><tbody>
+<tr><th>공고번호</th><td class="ref">공고번호: R26BK01234567-000</td></tr>
+<tr><th>담당부서</th><td class="dept">재무과&nbsp;계약팀</td></tr>
+<tr><th>조회수</th><td class="hits">조회수 1,234</td></tr>
+<tr><th>등록일</th><td class="date">2026.11.23.</td></tr>
+<tr><th>추정가격</th><td class="amount">₩1,234,500,000</td></tr>
+<tr><th>마감일시</th><td class="deadline">2026-12-01 18:00</td></tr>
+<tr><th>개찰일시</th><td class="opening">2026년 12월 2일</td></tr>
+</tbody></table>
+<p class="files"><a class="file" href="../files/download.do?id=77#page=2">공고문.hwp</a></p>
+</div></body></html>"""
+
+KOREAN_RULES = rules_parse(
+    {
+        "fields": {
+            "title": "h3.view-title",
+            "reference": {"css": "td.ref", "regex": r"공고번호:\s*(\S+)"},
+            "department": "td.dept",
+            "views": "td.hits",
+            "post_date": "td.date",
+            "amount": "td.amount",
+            "deadline": "td.deadline",
+            "opening": {"css": "td.opening", "type": "datetime"},
+            "attachment": {"css": "a.file", "attr": "href"},
+            "manager": "td.manager",
+        },
+        "timezone": "Asia/Seoul",
+    }
+)
+
+ENGLISH_DETAIL = """<html><head><title>Notice</title>
+<base href="https://procurement.example.org/notices/">
+<link rel="CANONICAL" href="2026/118">
+</head><body>
+<h1 class="title">Supply of   road salt (winter 2026/27)</h1>
+<dl>
+<dt>Reference</dt><dd id="ref">PRC-2026-118</dd>
+<dt>Department</dt><dd id="dept">Department: Highways &amp; Transport</dd>
+<dt>Views</dt><dd id="views">1 234 views</dd>
+<dt>Value</dt><dd id="value">KRW 12,345,000</dd>
+<dt>Published</dt><dd id="published">23 Nov 2026</dd>
+<dt>Closing</dt>
+<dd id="closing"><time datetime="2026-12-01T12:00:00+00:00">1 December 2026, noon</time></dd>
+</dl></body></html>"""
+
+ENGLISH_RULES = rules_parse(
+    {
+        "fields": {
+            "title": "h1.title",
+            "reference": "#ref",
+            "department": {"css": "#dept", "regex": r"Department:\s*(.+)"},
+            "views": {"css": "#views", "regex": r"([\d ]+) views"},
+            "amount": "#value",
+            "post_date": {"css": "#published", "formats": ["%d %b %Y"]},
+            "deadline": {"css": "#closing time", "attr": "datetime"},
+        },
+        "timezone": "Europe/London",
+    }
+)
+
+
+def field_rule(type_: str, *, formats=(), regex=None, name="value", required=False) -> FieldRule:
+    spec: dict = {"css": "td", "type": type_, "formats": list(formats)}
+    if regex is not None:
+        spec["regex"] = regex
+    if name == "title":
+        required = True
+    spec["required"] = required
+    fields = {name: spec} if name == "title" else {"title": "h1", name: spec}
+    return rules_parse({"fields": fields}).fields[name]
+
+
+# --- links -----------------------------------------------------------------------------------
+
+
+def test_listing_page_gives_absolute_item_and_follow_links_in_order():
+    page = extract(LISTING_HTML, url=BOARD, rules=LISTING_RULES, want_fields=False)
+
+    assert page.items == [
+        "https://www.example.go.kr/bbs/view.do?bbsId=BID&nttId=10",
+        "https://www.example.go.kr/bbs/view.do?bbsId=BID&nttId=9",
+        "https://www.example.go.kr/bbs/view.do?bbsId=BID&nttId=8",
+        "https://www.example.go.kr/bbs/view.do?bbsId=BID&nttId=3",
+        "https://files.example.go.kr/notice/2",
+    ]
+    assert page.follow == [
+        "https://www.example.go.kr/bbs/list.do?bbsId=BID&page=1",
+        "https://www.example.go.kr/bbs/list.do?bbsId=BID&page=3",
+        "https://www.example.go.kr/bbs/list.do?bbsId=BID&page=11",
+    ]
+    assert page.fields is None
+    assert page.errors == {}
+    assert page.canonical is None
+
+
+def test_a_selector_may_name_the_cell_around_the_link():
+    rules = rules_parse({"items": ["td.subject"]})
+
+    page = extract(LISTING_HTML, url=BOARD, rules=rules)
+
+    assert page.items[:2] == [
+        "https://www.example.go.kr/bbs/view.do?bbsId=BID&nttId=10",
+        "https://www.example.go.kr/bbs/view.do?bbsId=BID&nttId=9",
+    ]
+    assert len(page.items) == 5
+
+
+def test_want_links_false_skips_links():
+    page = extract(LISTING_HTML, url=BOARD, rules=LISTING_RULES, want_links=False)
+
+    assert page.follow == []
+    assert page.items == []
+    assert page.fields == {"title": None}
+    assert page.errors == {
+        "title": "required field title not found: nothing matches 'h3.view-title'"
+    }
+
+
+def test_base_href_is_honoured_for_links():
+    html = """<html><head><base href="https://cdn.example.org/board/"></head><body>
+    <a class="i" href="view?id=1">a</a><a class="i" href="/root?id=2">b</a>
+    <a class="i" href="../up/3">c</a><a class="i" href="https://other.example.net/4#x">d</a>
+    </body></html>"""
+    rules = rules_parse({"items": ["a.i"]})
+
+    page = extract(html, url="https://www.example.go.kr/x/y", rules=rules)
+
+    assert page.items == [
+        "https://cdn.example.org/board/view?id=1",
+        "https://cdn.example.org/root?id=2",
+        "https://cdn.example.org/up/3",
+        "https://other.example.net/4",
+    ]
+
+
+def test_relative_base_href_resolves_against_the_page():
+    html = '<head><base href="/other/dir/"></head><a href="page?n=1">x</a>'
+
+    page = extract(html, url="http://example.com/a/b", rules=rules_parse({"items": ["a"]}))
+
+    assert page.items == ["http://example.com/other/dir/page?n=1"]
+
+
+# RFC 3986 section 5.4 (fragment-only and empty references are not links to follow).
+RFC_BASE = "http://a/b/c/d;p?q"
+RFC_REFERENCES = [
+    ("g", "http://a/b/c/g"),
+    ("./g", "http://a/b/c/g"),
+    ("g/", "http://a/b/c/g/"),
+    ("/g", "http://a/g"),
+    ("//g", "http://g"),
+    ("?y", "http://a/b/c/d;p?y"),
+    ("g?y", "http://a/b/c/g?y"),
+    ("g#s", "http://a/b/c/g"),
+    ("g?y#s", "http://a/b/c/g?y"),
+    (";x", "http://a/b/c/;x"),
+    ("g;x", "http://a/b/c/g;x"),
+    (".", "http://a/b/c/"),
+    ("./", "http://a/b/c/"),
+    ("..", "http://a/b/"),
+    ("../", "http://a/b/"),
+    ("../g", "http://a/b/g"),
+    ("../..", "http://a/"),
+    ("../../", "http://a/"),
+    ("../../g", "http://a/g"),
+    ("../../../g", "http://a/g"),
+    ("/./g", "http://a/g"),
+    ("/../g", "http://a/g"),
+    ("g.", "http://a/b/c/g."),
+    (".g", "http://a/b/c/.g"),
+    ("g..", "http://a/b/c/g.."),
+    ("..g", "http://a/b/c/..g"),
+    ("./../g", "http://a/b/g"),
+    ("./g/.", "http://a/b/c/g/"),
+    ("g/./h", "http://a/b/c/g/h"),
+    ("g/../h", "http://a/b/c/h"),
+    ("g;x=1/./y", "http://a/b/c/g;x=1/y"),
+    ("g;x=1/../y", "http://a/b/c/y"),
+    ("g?y/./x", "http://a/b/c/g?y/./x"),
+    ("g#s/../x", "http://a/b/c/g"),
+    ("https://B.example/x?1#f", "https://B.example/x?1"),
+]
+
+
+@pytest.mark.parametrize(("reference", "expected"), RFC_REFERENCES)
+def test_links_resolve_like_rfc_3986_and_urljoin(reference, expected):
+    html = f'<a href="{reference}">x</a>'
+
+    page = extract(html, url=RFC_BASE, rules=rules_parse({"items": ["a"]}))
+
+    assert page.items == [expected]
+    assert expected == urljoin(RFC_BASE, reference).partition("#")[0]
+
+
+@pytest.mark.parametrize(
+    "href",
+    [
+        "#top",
+        "",
+        "   ",
+        "javascript:void(0)",
+        "JavaScript:fn_view('1')",
+        "mailto:bid@example.go.kr",
+        "tel:+82-2-120",
+        "ftp://files.example.go.kr/a.hwp",
+        "data:text/html,hi",
+        "http://[::1/broken",
+        "http://example.com:port/x",
+        "http:///no-host",
+    ],
+)
+def test_links_that_are_not_web_pages_are_ignored(href):
+    page = extract(f'<a href="{href}">x</a>', url=BOARD, rules=rules_parse({"follow": ["a"]}))
+
+    assert page.follow == []
+
+
+# --- fields ----------------------------------------------------------------------------------
+
+
+def test_korean_detail_page_fields_are_typed():
+    page = extract(
+        KOREAN_DETAIL, url="https://www.example.go.kr/bbs/view.do?nttId=10", rules=KOREAN_RULES
+    )
+
+    assert page.fields == {
+        "title": "2026년 서울시 공공시설 유지보수 용역 입찰 공고",
+        "reference": "R26BK01234567-000",
+        "department": "재무과 계약팀",
+        "views": 1234,
+        "post_date": date(2026, 11, 23),
+        "amount": Decimal("1234500000"),
+        "deadline": datetime(2026, 12, 1, 18, 0, tzinfo=SEOUL),
+        "opening": datetime(2026, 12, 2, 0, 0, tzinfo=SEOUL),
+        "attachment": "https://www.example.go.kr/files/download.do?id=77",
+        "manager": None,
+    }
+    assert page.fields["deadline"].astimezone(UTC) == datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    assert page.errors == {}
+    assert page.canonical == "https://www.example.go.kr/bbs/view.do?bbsId=BID&nttId=10"
+    assert page.follow == []
+    assert page.items == []
+
+
+def test_english_detail_page_with_base_and_aware_attribute_datetime():
+    page = extract(
+        ENGLISH_DETAIL, url="https://procurement.example.org/n?id=118", rules=ENGLISH_RULES
+    )
+
+    assert page.fields == {
+        "title": "Supply of road salt (winter 2026/27)",
+        "reference": "PRC-2026-118",
+        "department": "Highways & Transport",
+        "views": 1234,
+        "amount": Decimal("12345000"),
+        "post_date": date(2026, 11, 23),
+        "deadline": datetime(2026, 12, 1, 12, 0, tzinfo=UTC),
+    }
+    assert page.errors == {}
+    assert page.canonical == "https://procurement.example.org/notices/2026/118"
+
+
+def test_want_fields_false_gives_no_fields():
+    page = extract(KOREAN_DETAIL, url=BOARD, rules=KOREAN_RULES, want_fields=False)
+
+    assert page.fields is None
+    assert page.errors == {}
+    assert page.canonical == "https://www.example.go.kr/bbs/view.do?bbsId=BID&nttId=10"
+
+
+def test_field_problems_are_reported_per_field_and_the_value_is_none():
+    html = """<h1>  </h1><table><tr><td class="hits">many</td><td class="date">12 Dec</td>
+    <td class="amount">1,000원 / 2,000원</td></tr></table><a class="file">no href</a>"""
+    rules = rules_parse(
+        {
+            "fields": {
+                "title": "h1",
+                "views": "td.hits",
+                "post_date": {"css": "td.date", "formats": ["%Y-%m-%d"]},
+                "amount": "td.amount",
+                "attachment": {"css": "a.file", "attr": "href", "required": True},
+                "reference": {"css": "td.ref", "required": True},
+                "department": "td.dept",
+            }
+        }
+    )
+
+    page = extract(html, url=BOARD, rules=rules)
+
+    assert page.fields == dict.fromkeys(
+        ("title", "views", "post_date", "amount", "attachment", "reference", "department")
+    )
+    assert page.errors == {
+        "title": "required field title not found: 'h1' is empty",
+        "views": "cannot read 'many' as int: no number in it",
+        "post_date": "cannot read '12 Dec' as date with formats ['%Y-%m-%d']",
+        "amount": "cannot read '1,000원 / 2,000원' as decimal: several numbers (1,000, 2,000); "
+        "add a regex with one group to pick one",
+        "attachment": "required field attachment not found: 'a.file' has no 'href' attribute",
+        "reference": "required field reference not found: nothing matches 'td.ref'",
+    }
+
+
+def test_a_regex_that_keeps_nothing_leaves_a_required_field_empty():
+    rules = rules_parse({"fields": {"title": {"css": "h1", "regex": r"Notice:\s*(.*)"}}})
+
+    page = extract("<h1>Notice:   </h1>", url=BOARD, rules=rules)
+
+    assert page.fields == {"title": None}
+    assert page.errors == {"title": "required field title is empty"}
+
+
+def test_text_is_the_deep_text_without_markup():
+    rules = rules_parse({"fields": {"title": "td.subject"}})
+    html = (
+        '<table><tr><td class="subject"><span class="new">[신규]</span>\n\t'
+        '<a href="#">도로\u00a0공사</a></td></tr></table>'
+    )
+
+    page = extract(html, url=BOARD, rules=rules)
+
+    assert page.fields == {"title": "[신규] 도로 공사"}
+
+
+# --- encodings -------------------------------------------------------------------------------
+
+EUC_KR_PAGE = """<html><head>
+<meta http-equiv="Content-Type" content="text/html; charset=euc-kr">
+<title>입찰</title></head><body>
+<h3 class="view-title">똠방각하 청사 보수 입찰 공고</h3>
+<table><tr><td class="dept">회계과</td><td class="hits">조회 12</td></tr></table>
+</body></html>"""
+
+
+def test_euc_kr_page_is_decoded_like_a_browser_would_cp949():
+    body = EUC_KR_PAGE.encode("cp949")
+    with pytest.raises(UnicodeDecodeError):
+        "똠".encode("cp949").decode("euc_kr")  # CP949-only: strict EUC-KR would lose it
+    rules = rules_parse(
+        {"fields": {"title": "h3.view-title", "department": "td.dept", "views": "td.hits"}}
+    )
+
+    page = extract(body, url=BOARD, rules=rules)
+
+    assert page.fields == {
+        "title": "똠방각하 청사 보수 입찰 공고",
+        "department": "회계과",
+        "views": 12,
+    }
+
+
+@pytest.mark.parametrize(
+    ("declaration", "codec"),
+    [
+        ('<meta charset="EUC-KR">', "cp949"),
+        ("<meta charset=ks_c_5601-1987>", "cp949"),
+        ("<meta charset='windows-949'>", "cp949"),
+        ('<meta charset="utf-8">', "utf-8"),
+        ('<meta charset="iso-8859-1">', "cp1252"),
+        ('<meta charset="no-such-charset">', "utf-8"),
+        ("", "utf-8"),
+    ],
+)
+def test_meta_charset_decides_how_bytes_are_decoded(declaration, codec):
+    text = "입찰 공고 “quoted”" if codec != "cp1252" else "Café “quoted”"
+    body = f"<head>{declaration}</head><h1>{text}</h1>".encode(codec)
+
+    page = extract(body, url=BOARD, rules=rules_parse({"fields": {"title": "h1"}}))
+
+    assert page.fields == {"title": text}
+
+
+def test_utf8_bytes_with_bom_and_invalid_bytes():
+    body = b"\xef\xbb\xbf<h1>\xec\x9e\x85\xec\xb0\xb0 \xff ok</h1>"
+
+    page = extract(body, url=BOARD, rules=rules_parse({"fields": {"title": "h1"}}))
+
+    assert page.fields == {"title": "입찰 \ufffd ok"}
+
+
+def test_text_input_ignores_the_declared_charset():
+    page = extract(EUC_KR_PAGE, url=BOARD, rules=rules_parse({"fields": {"title": "h3"}}))
+
+    assert page.fields == {"title": "똠방각하 청사 보수 입찰 공고"}
+
+
+# --- conversions -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("type_", "raw", "kwargs", "expected"),
+    [
+        ("text", "  공고 \n\t 제목\u00a0 ", {}, "공고 제목"),
+        ("text", "공고번호: R-26-1 (정정)", {"regex": r"공고번호:\s*(\S+)"}, "R-26-1"),
+        ("text", "ref 2026-118 final", {"regex": r"\d{4}-\d+"}, "2026-118"),
+        ("int", "1,234", {}, 1234),
+        ("int", "조회수 1,234", {}, 1234),
+        ("int", "1 234", {}, 1234),
+        ("int", "1\u00a0234 views", {}, 1234),
+        ("int", "7", {}, 7),
+        ("int", "1,234.00", {}, 1234),
+        ("int", "Views: 12 (today 3)", {"regex": r"Views: (\d+)"}, 12),
+        ("decimal", "₩1,234,500,000", {}, Decimal("1234500000")),
+        ("decimal", "KRW 12,345,000", {}, Decimal("12345000")),
+        ("decimal", "12,345.50원", {}, Decimal("12345.50")),
+        ("decimal", "추정가격: 0.5 억원", {}, Decimal("0.5")),
+        ("date", "2026-11-23", {}, date(2026, 11, 23)),
+        ("date", "2026.11.23", {}, date(2026, 11, 23)),
+        ("date", "2026.11.23.", {}, date(2026, 11, 23)),
+        ("date", "2026/11/23", {}, date(2026, 11, 23)),
+        ("date", "2026년 11월 23일", {}, date(2026, 11, 23)),
+        ("date", "2026년 1월 5일", {}, date(2026, 1, 5)),
+        ("date", "2026년11월23일", {}, date(2026, 11, 23)),
+        ("date", "23 Nov 2026", {}, date(2026, 11, 23)),
+        ("date", "Nov 23, 2026", {}, date(2026, 11, 23)),
+        ("date", "23 November 2026", {}, date(2026, 11, 23)),
+        ("date", "2026-11-23 14:05", {}, date(2026, 11, 23)),
+        ("date", "23/11/2026", {"formats": ["%d/%m/%Y"]}, date(2026, 11, 23)),
+        ("date", "등록일 2026-11-23", {"regex": r"\d{4}-\d\d-\d\d"}, date(2026, 11, 23)),
+        ("datetime", "2026-11-23 14:05", {}, datetime(2026, 11, 23, 14, 5, tzinfo=SEOUL)),
+        ("datetime", "2026-11-23 14:05:09", {}, datetime(2026, 11, 23, 14, 5, 9, tzinfo=SEOUL)),
+        ("datetime", "2026.11.23 14:05", {}, datetime(2026, 11, 23, 14, 5, tzinfo=SEOUL)),
+        ("datetime", "2026.11.23. 14:05", {}, datetime(2026, 11, 23, 14, 5, tzinfo=SEOUL)),
+        ("datetime", "2026/11/23 14:05", {}, datetime(2026, 11, 23, 14, 5, tzinfo=SEOUL)),
+        ("datetime", "2026-11-23T14:05:00", {}, datetime(2026, 11, 23, 14, 5, tzinfo=SEOUL)),
+        ("datetime", "2026-11-23T05:05:00Z", {}, datetime(2026, 11, 23, 5, 5, tzinfo=UTC)),
+        (
+            "datetime",
+            "2026-11-23T14:05+09:00",
+            {},
+            datetime(2026, 11, 23, 14, 5, tzinfo=timezone(timedelta(hours=9))),
+        ),
+        ("datetime", "2026-11-23", {}, datetime(2026, 11, 23, 0, 0, tzinfo=SEOUL)),
+        ("datetime", "2026.11.23.", {}, datetime(2026, 11, 23, 0, 0, tzinfo=SEOUL)),
+        ("datetime", "2026년 11월 23일", {}, datetime(2026, 11, 23, 0, 0, tzinfo=SEOUL)),
+        (
+            "datetime",
+            "23.11.2026 14시 05분",
+            {"formats": ["%d.%m.%Y %H시 %M분"]},
+            datetime(2026, 11, 23, 14, 5, tzinfo=SEOUL),
+        ),
+        (
+            "datetime",
+            "Nov 23, 2026 2:05 PM",
+            {"formats": ["%b %d, %Y %I:%M %p"]},
+            datetime(2026, 11, 23, 14, 5, tzinfo=SEOUL),
+        ),
+    ],
+)
+def test_convert(type_, raw, kwargs, expected):
+    value = convert(raw, field_rule(type_, **kwargs), SEOUL)
+
+    assert value == expected
+    assert type(value) is type(expected)
+    if isinstance(expected, datetime):
+        assert value.utcoffset() == expected.utcoffset()
+
+
+@pytest.mark.parametrize(
+    ("type_", "raw", "kwargs", "message"),
+    [
+        ("int", "many", {}, "cannot read 'many' as int: no number in it"),
+        (
+            "int",
+            "조회 12 / 댓글 3",
+            {},
+            "cannot read '조회 12 / 댓글 3' as int: several numbers (12, 3); "
+            "add a regex with one group to pick one",
+        ),
+        ("int", "1.5", {}, "cannot read '1.5' as int: 1.5 is not a whole number"),
+        ("int", "2026-11-23", {}, "several numbers (2026, -11, -23)"),
+        ("decimal", "   ", {}, "cannot read an empty value as decimal"),
+        ("decimal", "미정", {}, "cannot read '미정' as decimal: no number in it"),
+        (
+            "date",
+            "12 Dec",
+            {"formats": ["%Y-%m-%d"]},
+            "cannot read '12 Dec' as date with formats ['%Y-%m-%d']",
+        ),
+        (
+            "date",
+            "2026-02-30",
+            {},
+            f"cannot read '2026-02-30' as date with formats "
+            f"{['ISO 8601', *DATE_FORMATS, *DATETIME_FORMATS]}",
+        ),
+        (
+            "datetime",
+            "tomorrow",
+            {},
+            f"cannot read 'tomorrow' as datetime with formats "
+            f"{['ISO 8601', *DATETIME_FORMATS, *DATE_FORMATS]}",
+        ),
+        (
+            "datetime",
+            "2026-11-23 25:00",
+            {"formats": ["%Y-%m-%d %H:%M"]},
+            "cannot read '2026-11-23 25:00' as datetime with formats ['%Y-%m-%d %H:%M']",
+        ),
+        (
+            "text",
+            "nothing here",
+            {"regex": r"No\. (\d+)"},
+            "regex 'No\\\\. (\\\\d+)' does not match",
+        ),
+        ("int", "x" * 200, {}, "cannot read '" + "x" * 77 + "...' as int"),
+    ],
+)
+def test_convert_failures_say_what_was_expected(type_, raw, kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        convert(raw, field_rule(type_, **kwargs), SEOUL)
+
+
+def test_naive_datetimes_take_the_zone_offset_of_their_own_date():
+    rule = field_rule("datetime")
+
+    winter = convert("2026-01-15 12:00", rule, LONDON)
+    summer = convert("2026-07-15 12:00", rule, LONDON)
+
+    assert winter.utcoffset() == timedelta(0)
+    assert summer.utcoffset() == timedelta(hours=1)
+    assert summer.astimezone(UTC) == datetime(2026, 7, 15, 11, 0, tzinfo=UTC)
+
+
+def test_an_aware_iso_value_read_as_a_date_uses_the_rules_zone():
+    value = convert("2026-11-23T20:00:00Z", field_rule("date"), SEOUL)
+
+    assert value == date(2026, 11, 24)
+
+
+def test_page_defaults():
+    assert Page() == Page(follow=[], items=[], fields=None, errors={}, canonical=None)
+
+
+# --- canonical URLs and hashes ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "ignore", "expected"),
+    [
+        ("https://example.com/a#frag", (), "https://example.com/a"),
+        ("https://example.com/list?b=2&a=1&a=0", (), "https://example.com/list?a=0&a=1&b=2"),
+        (
+            "https://example.com/list?utm_source=x&page=2&utm_source=y&a=1&a=2",
+            ("utm_source",),
+            "https://example.com/list?a=1&a=2&page=2",
+        ),
+        ("https://example.com/?utm_source=x", ("utm_source",), "https://example.com/"),
+        ("HTTPS://WWW.Example.COM/Path/Case", (), "https://www.example.com/Path/Case"),
+        ("http://example.com:80/x", (), "http://example.com/x"),
+        ("https://example.com:443/x", (), "https://example.com/x"),
+        ("http://example.com:443/x", (), "http://example.com:443/x"),
+        ("https://example.com:8443/x", (), "https://example.com:8443/x"),
+        ("https://example.com", (), "https://example.com/"),
+        ("https://example.com/a/./b/../c", (), "https://example.com/a/c"),
+        ("https://example.com/a b?q=a b", (), "https://example.com/a%20b?q=a+b"),
+        (
+            "https://예시.kr/게시판?검색어=입찰&page=1",
+            ("검색어",),
+            "https://xn--vv4b11d.kr/%EA%B2%8C%EC%8B%9C%ED%8C%90?page=1",
+        ),
+        ("  https://example.com/x  ", (), "https://example.com/x"),
+    ],
+)
+def test_canonicalize(url, ignore, expected):
+    assert canonicalize(url, ignore_params=ignore) == expected
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "HTTP://Example.COM:80/a/../b?b=2&a=1#x",
+        "https://www.example.go.kr/bbs/view.do?nttId=10&bbsId=BID&utm_source=list",
+        "https://예시.kr/경로?검색어=입찰 공고&x=%7e",
+        "http://user:Pass@Example.com:8080/p;x?q",
+        "https://example.com/?a=&b",
+    ],
+)
+def test_canonicalize_is_idempotent(url):
+    once = canonicalize(url, ignore_params=["utm_source"])
+
+    assert canonicalize(once, ignore_params=["utm_source"]) == once
+
+
+def test_equivalent_urls_share_a_hash():
+    a = canonicalize("https://Example.com:443/bbs/view.do?b=2&a=1#top", ignore_params=["utm"])
+    b = canonicalize("https://example.com/bbs/view.do?a=1&utm=list&b=2", ignore_params=["utm"])
+
+    assert a == b
+    assert url_hash(a) == url_hash(b)
+    assert url_hash(a) != url_hash(canonicalize("https://example.com/bbs/view.do?a=1&b=3"))
+
+
+def test_url_hash_is_16_bytes_of_blake2b():
+    digest = url_hash("https://example.com/")
+
+    assert len(digest) == 16
+    assert digest == hashlib.blake2b(b"https://example.com/", digest_size=16).digest()
+    assert (
+        url_hash("https://예시.kr/")
+        == hashlib.blake2b("https://예시.kr/".encode(), digest_size=16).digest()
+    )
+
+
+BID = {
+    "title": "2026년 도로 보수공사 입찰 공고",
+    "department": "도로과",
+    "views": 1234,
+    "amount": Decimal("1234500000.50"),
+    "post_date": date(2026, 11, 23),
+    "deadline": datetime(2026, 12, 1, 18, 0, tzinfo=SEOUL),
+    "reference": None,
+    "extra": {"attachment": "https://example.com/f.hwp"},
+}
+
+
+def test_content_hash_is_stable():
+    assert content_hash(BID) == "910848dae3cad4ce534dea2fb24dbe43"
+    assert len(content_hash(BID)) == 32
+
+
+def test_content_hash_ignores_key_order_and_representation():
+    reordered = dict(reversed(list(BID.items())))
+    same_values = {
+        **BID,
+        "amount": Decimal("1234500000.500"),
+        "deadline": datetime(2026, 12, 1, 9, 0, tzinfo=UTC),
+    }
+
+    assert content_hash(reordered) == content_hash(BID)
+    assert content_hash(same_values) == content_hash(BID)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("views", 1235),
+        ("amount", Decimal("1234500001")),
+        ("deadline", datetime(2026, 12, 1, 18, 0, tzinfo=UTC)),
+        ("post_date", date(2026, 11, 24)),
+        ("reference", ""),
+        ("title", "2026년 도로 보수공사 입찰 공고 (정정)"),
+    ],
+)
+def test_content_hash_changes_with_any_value(name, value):
+    assert content_hash({**BID, name: value}) != content_hash(BID)

@@ -116,10 +116,10 @@ class Fetcher:
         """Fetch `url` (following redirects); never raises for network or HTTP problems."""
         try:
             target = guard.check_url(url, allowlist=self.settings.allowlist)
+            if self.settings.obey_robots and not await self._robots_allow(target):
+                return Response(url, error_class="robots", error="disallowed by robots.txt")
         except guard.Refused as refused:
             return Response(url, error_class="refused", error=refused.reason)
-        if self.settings.obey_robots and not await self._robots_allow(target):
-            return Response(url, error_class="robots", error="disallowed by robots.txt")
         conditional = {}
         if etag:
             conditional["If-None-Match"] = etag
@@ -148,6 +148,10 @@ class Fetcher:
                 target = guard.check_url(
                     str(target.join(URL(location))), allowlist=self.settings.allowlist
                 )
+                if self.settings.obey_robots and not await self._robots_allow(target):
+                    return Response(
+                        str(target), error_class="robots", error="disallowed by robots.txt"
+                    )
             except guard.Refused as refused:
                 return Response(
                     str(target), status=response.status, error_class="refused",
@@ -155,8 +159,6 @@ class Fetcher:
                 )  # fmt: skip
             except ValueError as exc:
                 return Response(str(target), error_class="redirects", error=f"bad Location: {exc}")
-            if self.settings.obey_robots and not await self._robots_allow(target):
-                return Response(str(target), error_class="robots", error="disallowed by robots.txt")
             headers = {}  # validators belong to the first URL only
         return Response(
             str(target),
@@ -281,12 +283,14 @@ class Fetcher:
             future = self._robots[origin] = asyncio.get_running_loop().create_future()
             robots = await self._fetch_robots(target.with_path("/robots.txt").with_query(None))
             future.set_result(robots)
-            if robots is not None and robots is not False:
+            if isinstance(robots, Protego):
                 delay = robots.crawl_delay(self.settings.user_agent)
                 if delay:
                     host = self._host(target)
                     host.delay = max(host.delay, float(delay))
         robots = await future
+        if isinstance(robots, guard.Refused):
+            raise robots  # the host itself is refused: say so, not "disallowed by robots"
         if robots is None:
             return True
         if robots is False:
@@ -314,7 +318,11 @@ class Fetcher:
                         break
                 else:
                     return False
-            except (aiohttp.ClientError, TimeoutError, TooLarge, zlib.error, ValueError):
+            except guard.Refused as refused:
+                return refused
+            except aiohttp.ClientError as exc:
+                return guard.refusal_of(exc) or False
+            except (TimeoutError, TooLarge, zlib.error, ValueError):
                 return False
         return Protego.parse(body.decode("utf-8", errors="replace"))
 

@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_VAR_DIR = BASE_DIR / "var"
 DATABASE_NAME = "forest"
+DEFAULT_DEMO_BOARD = "127.0.0.1:8765"
 
 
 @dataclass
@@ -212,7 +213,8 @@ STOPPERS = {"postgres": postgres_stop, "redis": redis_stop}
 
 
 def bootstrap(*, stop_at_exit: bool = True) -> Bootstrap:
-    """Provide DATABASE_URL, REDIS_URL and SECRET_KEY, starting embedded servers only when unset.
+    """Provide DATABASE_URL, REDIS_URL and SECRET_KEY, starting embedded servers only when unset
+    (and, on the embedded defaults, DEMO_BOARD_ADDRESS).
 
     Returns what was exported and started. With stop_at_exit, the servers this call started are
     stopped when the process exits.
@@ -227,6 +229,11 @@ def bootstrap(*, stop_at_exit: bool = True) -> Bootstrap:
         if redis_start(base):
             result.started.append("redis")
         result.env["REDIS_URL"] = redis_url(base)
+    if result.started or "DATABASE_URL" in result.env:
+        # Single-machine defaults: the demo board `manage.py run` serves on this machine is
+        # allowlisted for the crawler (set DEMO_BOARD_ADDRESS="" for no board).
+        if "DEMO_BOARD_ADDRESS" not in os.environ:
+            result.env["DEMO_BOARD_ADDRESS"] = DEFAULT_DEMO_BOARD
     if not os.environ.get("SECRET_KEY"):
         # Local single-machine default: one random key kept in var/, never in the code.
         result.env["SECRET_KEY"] = _local_secret_key(base)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import signal
 import time
@@ -9,12 +11,14 @@ import uuid
 from collections import Counter
 
 import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.layers import get_channel_layer
 from django.db.models import Count
 
-from crawls import events, services
-from crawls.demo.board import changed_between, expected_bids, notices
+from crawls import events, realtime, services
+from crawls.demo.board import DEMO_RULES, changed_between, expected_bids, notices
 from crawls.engine.store import jsonable
-from crawls.models import Bid, BidRevision, Crawl, CrawlEvent, FrontierUrl
+from crawls.models import Bid, BidRevision, Crawl, CrawlEvent, FrontierUrl, Source
 from tests.processes import Program, http_get, program_env, python
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -249,3 +253,53 @@ def test_cancel_stops_a_running_crawl_within_one_batch(
         )
     finally:
         worker.stop()
+
+
+def test_events_reach_the_crawl_and_workspace_groups_in_order(celery_worker, demo_source):
+    crawl = services.crawl_start(source=demo_source, workers=0)  # subscribe before it runs
+
+    async def listen() -> tuple[list[dict], list[dict]]:
+        layer = get_channel_layer()
+        by_crawl, by_workspace = await layer.new_channel(), await layer.new_channel()
+        await layer.group_add(realtime.crawl_group(crawl.pk), by_crawl)
+        await layer.group_add(realtime.workspace_group(crawl.workspace_id), by_workspace)
+        await sync_to_async(services._enqueue)(crawl.pk)
+        received: dict[str, list[dict]] = {by_crawl: [], by_workspace: []}
+        for channel, messages in received.items():
+            while not messages or messages[-1]["event"] not in events.FINAL_TYPES:
+                messages.append(await asyncio.wait_for(layer.receive(channel), timeout=60))
+        await layer.group_discard(realtime.crawl_group(crawl.pk), by_crawl)
+        await layer.group_discard(realtime.workspace_group(crawl.workspace_id), by_workspace)
+        return received[by_crawl], received[by_workspace]
+
+    by_crawl, by_workspace = async_to_sync(listen)()
+    log = {e.sequence: e for e in CrawlEvent.objects.filter(crawl=crawl)}
+    for messages in (by_crawl, by_workspace):
+        sequences = [m["seq"] for m in messages]
+        assert sequences == sorted(set(sequences))  # in order, no duplicate
+        assert sequences[0] == 2  # the first after `queued`, which came before we listened
+        assert sequences[-1] == max(log)
+        for message in messages:
+            assert message["type"] == "crawl.event"
+            assert message["event"] == log[message["seq"]].type
+            assert message["payload"] == log[message["seq"]].payload
+
+
+def test_manage_py_crawl_url_runs_a_one_off_crawl(celery_worker, workspace_a, board, tmp_path):
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps(DEMO_RULES))
+    start = f"{board.base_url}/notices/page/2"
+    command = ["manage.py", "crawl", "--url", start, "--workspace", workspace_a.slug]
+    program = Program(
+        python(*command, "--rules", str(rules), "--wait"), env=program_env(), log=tmp_path / "a"
+    )
+    assert program.proc.wait(120) == 0, program.output()
+    source = Source.objects.get(workspace=workspace_a, name=f"one-off: {start}")
+    assert source.crawls.get().status == Crawl.Status.SUCCEEDED
+    assert Bid.objects.filter(source=source).count() == len(
+        expected_bids(board.config, base_url=board.base_url)
+    )
+
+    refused = Program(python(*command), env=program_env(), log=tmp_path / "b")
+    assert refused.proc.wait(60) == 1
+    assert "--url needs --rules FILE" in refused.output()

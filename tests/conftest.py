@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
+
+import psycopg
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -11,7 +14,15 @@ from crawls import services
 from crawls.demo.board import BoardConfig
 from crawls.models import Membership
 from project.celery import app as celery_app
-from tests.processes import Program, free_port, http_get, http_status, program_env, python
+from tests.processes import (
+    Program,
+    database_url,
+    free_port,
+    http_get,
+    http_status,
+    program_env,
+    python,
+)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -54,6 +65,18 @@ def workspace_a(owner, teammate, viewer):
 def workspace_b(outsider):
     """Oscar's workspace: nobody from workspace A is in it."""
     return services.workspace_create(owner=outsider, name="Busan notices")
+
+
+@pytest.fixture
+def scratch_database(django_db_setup):
+    """An empty database of its own on the session's server, dropped afterwards."""
+    name = f"forest_scratch_{uuid.uuid4().hex[:8]}"
+    admin = database_url("postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield name
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 
 import re
 import signal
-import uuid
 
 import psutil
 import psycopg
@@ -41,18 +40,8 @@ def test_ensure_admin_takes_credentials_from_the_environment(capsys, monkeypatch
     assert get_user_model().objects.get(username="root-of-forest").check_password("from-the-env-42")
 
 
-@pytest.fixture
-def run_database(django_db_setup):
-    name = f"forest_run_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(database_url("postgres"), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield name
-    with psycopg.connect(database_url("postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-
-
 @pytest.mark.slow
-def test_run_serves_forest_and_ctrl_c_leaves_nothing_running(run_database, settings, tmp_path):
+def test_run_serves_forest_and_ctrl_c_leaves_nothing_running(scratch_database, settings, tmp_path):
     port = free_port()
     # Its own Redis database, so its worker never takes the test worker's tasks.
     redis_url = settings.REDIS_URL.rsplit("/", 1)[0] + "/13"
@@ -60,7 +49,7 @@ def test_run_serves_forest_and_ctrl_c_leaves_nothing_running(run_database, setti
     program = Program(
         python("manage.py", "run"),
         env=program_env(
-            DATABASE_URL=database_url(run_database),
+            DATABASE_URL=database_url(scratch_database),
             REDIS_URL=redis_url,
             PORT=str(port),
             DEMO_BOARD_ADDRESS=board,
@@ -81,7 +70,7 @@ def test_run_serves_forest_and_ctrl_c_leaves_nothing_running(run_database, setti
         for url in (f"{base}/", f"{base}/admin/", f"{base}/api/docs/"):
             assert url in out
         assert http_get(f"http://{board}/notices")[0] == 200
-        with psycopg.connect(database_url(run_database)) as conn:
+        with psycopg.connect(database_url(scratch_database)) as conn:
             start_urls = conn.execute("SELECT start_urls FROM crawls_source").fetchall()
         assert start_urls == [([f"http://{board}/notices"],)]  # the demo source, ready to crawl
         for name in ("web", "worker", "beat", "board"):

@@ -1,7 +1,6 @@
 """Migrations match the models, and apply forward and back to zero on a scratch database."""
 
 import subprocess
-import uuid
 
 import psycopg
 import pytest
@@ -15,17 +14,6 @@ OUR_APPS = ["analytics", "notifications", "crawls"]
 @pytest.mark.django_db
 def test_models_and_migrations_agree():
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
-
-
-@pytest.fixture
-def scratch_database(django_db_setup):
-    name = f"forest_scratch_{uuid.uuid4().hex[:8]}"
-    admin = database_url("postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield name
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def manage(*args, database):

@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+BENCH_STAMP := $(VENV)/.bench-$(shell cat requirements.txt requirements-dev.txt requirements-bench.txt | cksum | cut -d' ' -f1)
 
 .PHONY: help install run test lint format compose-config services stop clean
 
@@ -12,7 +13,7 @@ help:
 	@echo "make lint    ruff check, ruff format --check, docker compose config"
 	@echo "make format  ruff format and autofix"
 	@echo "make services / make stop   keep the embedded servers up between commands / stop them"
-	@echo "make bench-NAME  run bench/NAME.py (prints one JSON line of figures)"
+	@echo "make bench-NAME  run bench/NAME.py (prints one JSON line of figures; BENCH_ARGS=...)"
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,9 +24,8 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 install: $(STAMP)
 
-# The demo board on 127.0.0.1:8765 unless DEMO_BOARD_ADDRESS says otherwise ("" for none).
 run: $(STAMP)
-	DEMO_BOARD_ADDRESS=$${DEMO_BOARD_ADDRESS-127.0.0.1:8765} $(PY) manage.py run
+	$(PY) manage.py run
 
 test: lint
 	$(PY) -m pytest
@@ -48,8 +48,14 @@ services: $(STAMP)
 stop: $(STAMP)
 	$(PY) -m project.runtime stop
 
-bench-%: $(STAMP)
-	$(PY) bench/$*.py
+# Benchmarks also need their peers (requirements-bench.txt), installed once per change.
+$(BENCH_STAMP): $(STAMP) requirements-bench.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
+	@rm -f $(VENV)/.bench-*
+	@touch $@
+
+bench-%: $(BENCH_STAMP)
+	$(PY) bench/$*.py $(BENCH_ARGS)
 
 clean: stop
 	rm -rf var/static

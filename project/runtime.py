@@ -229,11 +229,10 @@ def bootstrap(*, stop_at_exit: bool = True) -> Bootstrap:
         if redis_start(base):
             result.started.append("redis")
         result.env["REDIS_URL"] = redis_url(base)
-    if result.started or "DATABASE_URL" in result.env:
+    if "DATABASE_URL" in result.env and "DEMO_BOARD_ADDRESS" not in os.environ:
         # Single-machine defaults: the demo board `manage.py run` serves on this machine is
         # allowlisted for the crawler (set DEMO_BOARD_ADDRESS="" for no board).
-        if "DEMO_BOARD_ADDRESS" not in os.environ:
-            result.env["DEMO_BOARD_ADDRESS"] = DEFAULT_DEMO_BOARD
+        result.env["DEMO_BOARD_ADDRESS"] = DEFAULT_DEMO_BOARD
     if not os.environ.get("SECRET_KEY"):
         # Local single-machine default: one random key kept in var/, never in the code.
         result.env["SECRET_KEY"] = _local_secret_key(base)

@@ -1,0 +1,583 @@
+"""Crawl benchmark: Forest against Scrapy on the same demo board, in the same run.
+
+What is measured: pages per second crawling a demo board of --pages detail pages (10,000: 500
+listing pages and 10,000 notices, 10,500 pages) end to end, for
+
+- Forest: one Celery worker process (prefork, one pool child) on a queue of its own, on a fresh
+  database `forest_bench` of the same PostgreSQL, Forest's default settings but for
+  CRAWL_CONCURRENCY (= --concurrency) and, if given, --batch-size;
+  time from `crawl_start` (create) to `Crawl.finished_at` (succeeded), every bid stored in
+  PostgreSQL and checked, the events logged and received from the channel layer. Also the pool
+  child's CPU time and peak RSS, and the CPU of the bench database's PostgreSQL backends.
+- Scrapy: `scrapy runspider bench/crawl_spider.py` writing a JSONL feed, every item checked
+  against the board; time from its stats' start_time to finish_time (`elapsed_time_seconds`:
+  spider opened to closed, leaving out interpreter and reactor start-up), wall time on stderr.
+  Stock settings (the asyncio reactor) but for the concurrency, ROBOTSTXT_OBEY and LOG_LEVEL
+  INFO instead of DEBUG (a log line per request and per item would only slow Scrapy down).
+
+Both with the same concurrency (--concurrency, total and per host) and robots.txt obeyed,
+alternating, --runs times each; medians go in the JSON line, each run on stderr. The board is
+exported as static files and served by nginx (one worker process, keep-alive, no access log),
+installed with apt-get when missing and allowed; otherwise by the aiohttp demo board. The
+server's raw rate (an aiohttp client loop at the same concurrency, before the crawls) is printed
+so that it can be seen not to be the bottleneck.
+
+    make bench-crawl                      # or: .venv/bin/python bench/crawl.py --runs 5
+    make bench-crawl BENCH_ARGS="--pages 2000 --runs 1"
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+import django
+import psutil
+import psycopg
+from django.conf import settings as django_settings
+from psycopg import sql
+
+ROOT = Path(__file__).resolve().parent.parent
+SPIDER = Path(__file__).resolve().parent / "crawl_spider.py"
+DATABASE = "forest_bench"
+# Forest runs with its defaults unless told otherwise (--batch-size). Measured on a 2-core
+# machine, medians of 3 runs: CRAWL_BATCH_SIZE 100 → 1,015 pages/s, 200 (the default) → 1,098,
+# 400 → 1,199, 1000 → 1,231 with the widest spread; beyond ~400 the board's pagination (a listing
+# page links only ±5 pages) leaves the frontier with fewer URLs than a batch could take.
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_port(port: int, proc: subprocess.Popen, *, what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} not listening on {port} after {timeout}s")
+        time.sleep(0.05)
+
+
+def stop(proc: subprocess.Popen, *, group: bool = False, timeout: float = 20) -> None:
+    if proc.poll() is not None:
+        return
+    kill = (lambda sig: os.killpg(proc.pid, sig)) if group else proc.send_signal
+    with contextlib.suppress(ProcessLookupError):
+        kill(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            kill(signal.SIGKILL)
+        proc.wait(timeout)
+
+
+# --- The board's server -----------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    name: str
+    base_url: str
+    start_url: str
+    proc: subprocess.Popen
+
+
+def nginx_find(*, install: bool) -> str | None:
+    found = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
+    if found or not install or os.geteuid() != 0 or not shutil.which("apt-get"):
+        return found
+    log("nginx is missing: apt-get install -y nginx-light")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install_cmd = ["apt-get", "install", "-y", "-q", "nginx-light"]
+    out = {"stdout": sys.stderr, "stderr": sys.stderr, "env": env}
+    if subprocess.run(install_cmd, check=False, **out).returncode != 0:
+        subprocess.run(["apt-get", "update", "-q"], check=False, **out)
+        subprocess.run(install_cmd, check=False, **out)
+    return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
+
+
+def nginx_config(nginx: str, root: Path, tmp: Path, port: int) -> Path:
+    built = subprocess.run([nginx, "-V"], capture_output=True, text=True, check=False).stderr
+    # Temp paths of the modules compiled in, so that nothing outside tmp is needed.
+    temp_paths = "".join(
+        f"    {module}_temp_path {tmp / module};\n"
+        for module in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        if f"--http-{module.replace('_', '-')}-temp-path" in built
+    )
+    config = tmp / "nginx.conf"
+    config.write_text(
+        f"""daemon off;
+worker_processes 1;
+pid {tmp / "nginx.pid"};
+error_log {tmp / "nginx-error.log"} warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_timeout 75s;
+    keepalive_requests 1000000;
+    types {{ text/plain txt; application/xml xml; }}
+    default_type text/html;
+    charset utf-8;
+    charset_types text/plain application/xml;  # and text/html
+{temp_paths}    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+        location / {{ try_files $uri =404; }}
+    }}
+}}
+"""
+    )
+    return config
+
+
+def nginx_start(nginx: str, board, pages: int, tmp: Path) -> Server:
+    root = tmp / "board"
+    previous = os.umask(0o022)  # nginx's workers run as nobody when started by root
+    try:
+        tmp.chmod(0o755)
+        count = board.export_static(board.BoardConfig.bench(pages), root)
+    finally:
+        os.umask(previous)
+    port = free_port()
+    config = nginx_config(nginx, root, tmp, port)
+    proc = subprocess.Popen(
+        [nginx, "-p", str(tmp), "-c", str(config), "-e", str(tmp / "nginx-error.log")],
+        stdin=subprocess.DEVNULL,
+    )
+    wait_port(port, proc, what="nginx")
+    version = subprocess.run([nginx, "-v"], capture_output=True, text=True, check=False).stderr
+    name = version.strip().rpartition(" ")[2] or "nginx"
+    base = f"http://127.0.0.1:{port}"
+    log(f"board: {count} static files served by {name} at {base}")
+    # The static export has listing page 1 only at /notices/page/1.
+    return Server(name, base, f"{base}/notices/page/1", proc)
+
+
+def aiohttp_board_start(pages: int, tmp: Path) -> Server:
+    port = free_port()
+    with (tmp / "board.log").open("wb") as output:
+        proc = subprocess.Popen(
+            [
+                sys.executable, "manage.py", "demo_board", "--bench", str(pages), "--no-hostile",
+                "--host", "127.0.0.1", "--port", str(port),
+            ],
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    wait_port(port, proc, what="the aiohttp demo board")
+    base = f"http://127.0.0.1:{port}"
+    log(f"board: NO nginx; the aiohttp demo board (manage.py demo_board --bench) at {base}")
+    return Server("aiohttp demo board", base, f"{base}/notices", proc)
+
+
+def server_rate(base_url: str, paths: list[str], *, concurrency: int, requests: int) -> float:
+    """Requests per second the server answers to one aiohttp client at `concurrency`."""
+
+    async def measure() -> float:
+        todo = iter(paths[: concurrency * 4])  # first, open the connections
+        connector = aiohttp.TCPConnector(limit=concurrency)
+        async with aiohttp.ClientSession(base_url, connector=connector) as session:
+
+            async def client() -> None:
+                for path in todo:
+                    async with session.get(path) as response:
+                        await response.read()
+                        if response.status != 200:
+                            raise RuntimeError(f"{path}: HTTP {response.status}")
+
+            await asyncio.gather(*(client() for _ in range(concurrency)))
+            todo = itertools.islice(itertools.cycle(paths), requests)
+            started = time.perf_counter()
+            await asyncio.gather(*(client() for _ in range(concurrency)))
+            return requests / (time.perf_counter() - started)
+
+    return asyncio.run(measure())
+
+
+def process_cpu(proc: psutil.Process) -> float:
+    total = 0.0
+    for p in (proc, *proc.children(recursive=True)):
+        with contextlib.suppress(psutil.Error):
+            times = p.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+# --- The database -----------------------------------------------------------------------------
+
+
+def database_url(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+def database_recreate(admin_url: str, name: str, *, create: bool = True) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        if create:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+# --- Scrapy -----------------------------------------------------------------------------------
+
+
+@dataclass
+class ScrapyRun:
+    pages: int  # the board's
+    fetched: int  # robots.txt left out
+    seconds: float  # stats: elapsed_time_seconds (spider opened → closed)
+    wall_seconds: float  # the whole `scrapy runspider` process
+    cpu_seconds: float
+    peak_rss_mb: float
+    items: int
+
+
+def _stat(text: str, name: str) -> str:
+    match = re.search(rf"'{re.escape(name)}': ([^,\n}}]+)", text)
+    if match is None:
+        raise RuntimeError(f"Scrapy's stats have no {name!r}")
+    return match.group(1).strip().strip("'")
+
+
+def _same(item: dict, bid: dict) -> bool:
+    return (
+        item["title"] == bid["title"]
+        and item["department"] == bid["department"]
+        and item["reference"] == bid["reference"]
+        and item["views"] == bid["views"]
+        and Decimal(item["amount"]) == bid["amount"]
+        and date.fromisoformat(item["post_date"]) == bid["post_date"]
+        and datetime.fromisoformat(item["deadline"]) == bid["deadline"]
+        and item["attachment"] == bid["extra"]["attachment"]
+    )
+
+
+def scrapy_once(
+    server: Server,
+    *,
+    concurrency: int,
+    tmp: Path,
+    run: int,
+    expected: dict,
+    pages: int,
+    extra_settings: list[str],
+) -> ScrapyRun:
+    feed, output = tmp / f"scrapy-{run}.jsonl", tmp / f"scrapy-{run}.log"
+    settings = {
+        "CONCURRENT_REQUESTS": concurrency,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": concurrency,
+        "ROBOTSTXT_OBEY": True,
+        # Stock is DEBUG: a line per request and per item. INFO makes Scrapy faster, not slower.
+        "LOG_LEVEL": "INFO",
+    }
+    args = [sys.executable, "-m", "scrapy", "runspider", str(SPIDER)]
+    args += ["-a", f"start_url={server.start_url}", "-O", f"{feed}:jsonlines"]
+    for key, value in settings.items():
+        args += ["-s", f"{key}={value}"]
+    for setting in extra_settings:
+        args += ["-s", setting]
+    started = time.monotonic()
+    with output.open("wb") as handle:
+        proc = subprocess.Popen(
+            args, cwd=tmp, stdin=subprocess.DEVNULL, stdout=handle, stderr=handle
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.monotonic() - started
+    text = output.read_text(errors="replace")
+    if (
+        proc.returncode != 0
+        or "'finish_reason': 'finished'" not in text
+        or "'log_count/ERROR'" in text
+    ):
+        raise RuntimeError(f"scrapy failed ({proc.returncode}):\n{text[-4000:]}")
+    fetched = int(_stat(text, "downloader/response_count"))
+    robots = int(_stat(text, "robotstxt/response_count"))
+    items = [json.loads(line) for line in feed.read_text().splitlines()]
+    by_url = {item["url"]: item for item in items}
+    if len(items) != len(expected) or by_url.keys() != expected.keys():
+        raise RuntimeError(
+            f"scrapy: {len(items)} items ({len(by_url)} URLs), {len(expected)} expected"
+        )
+    wrong = [url for url, item in by_url.items() if not _same(item, expected[url])]
+    if wrong:
+        raise RuntimeError(f"scrapy: {len(wrong)} items differ from the board, e.g. {wrong[0]}")
+    # Start requests skip the duplicate filter: Scrapy fetches the start page a second time when
+    # page 2 links back to it. The rate counts the board's pages for both sides.
+    if fetched - robots not in (pages, pages + 1):
+        raise RuntimeError(f"scrapy: {fetched - robots} pages fetched, {pages} expected")
+    return ScrapyRun(
+        pages=pages,
+        fetched=fetched - robots,
+        seconds=float(_stat(text, "elapsed_time_seconds")),
+        wall_seconds=wall,
+        cpu_seconds=usage.ru_utime + usage.ru_stime,
+        peak_rss_mb=usage.ru_maxrss / 1024,
+        items=len(items),
+    )
+
+
+# --- The run ----------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pages", type=int, default=10_000, help="detail pages (default 10000)")
+    parser.add_argument("--concurrency", type=int, default=32, help="requests in flight (32)")
+    parser.add_argument("--runs", type=int, default=3, help="runs of each side (3)")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="Forest's CRAWL_BATCH_SIZE (default: the project's setting)",
+    )
+    parser.add_argument(
+        "--server", choices=("auto", "nginx", "aiohttp"), default="auto",
+        help="auto: nginx (installed when missing, as root), else the aiohttp demo board",
+    )  # fmt: skip
+    parser.add_argument("--server-requests", type=int, default=5000, help="for the raw rate")
+    parser.add_argument("--only", choices=("forest", "scrapy"), help="measure one side only")
+    parser.add_argument(
+        "--scrapy-setting", action="append", default=[], metavar="NAME=VALUE",
+        help="another Scrapy setting (repeatable), for experiments: not stock any more",
+    )  # fmt: skip
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # A script's directory is on sys.path, not the project's; Django may load only after the
+    # bootstrap has chosen the servers and the environment names the bench database.
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+    from crawls.demo import board  # noqa: PLC0415 - see above
+    from project import runtime  # noqa: PLC0415
+
+    runtime.bootstrap()
+    with contextlib.ExitStack() as cleanup:
+        tmp = Path(tempfile.mkdtemp(prefix="forest-bench-crawl-"))
+        cleanup.callback(shutil.rmtree, tmp, ignore_errors=True)
+        result = _bench(args, board, tmp, cleanup)
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+@dataclass
+class Forest:
+    """The Forest side, ready to crawl: a worker on its own queue and database, a workspace."""
+
+    module: object  # bench.crawl_forest, importable once Django is set up
+    workspace: object
+    child: psutil.Process
+    listener: object
+    start_url: str
+    concurrency: int
+    pages: int
+
+    def crawl(self, name: str, *, expected_urls=None, expected_pages=None, max_pages=None):
+        return self.module.crawl_once(
+            self.workspace, name=name, start_url=self.start_url, concurrency=self.concurrency,
+            child=self.child, listener=self.listener, expected_urls=expected_urls,
+            expected_pages=expected_pages, max_pages=max_pages or 2 * self.pages,
+        )  # fmt: skip
+
+
+def _forest_start(
+    args, server: Server, pages: int, tmp: Path, cleanup: contextlib.ExitStack
+) -> Forest:
+    """A fresh bench database, one Celery worker (one pool child) on a queue of its own."""
+    admin_url = os.environ["DATABASE_URL"]
+    queue = f"bench-crawl-{uuid.uuid4().hex[:8]}"
+    database_recreate(admin_url, DATABASE)
+    cleanup.callback(database_recreate, admin_url, DATABASE, create=False)
+    os.environ.update(
+        DATABASE_URL=database_url(admin_url, DATABASE),
+        CRAWL_QUEUE=queue,
+        CRAWL_ALLOWLIST=urlsplit(server.base_url).netloc,
+        CRAWL_CONCURRENCY=str(args.concurrency),
+    )
+    if args.batch_size:
+        os.environ["CRAWL_BATCH_SIZE"] = str(args.batch_size)
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=ROOT, check=True
+    )
+    django.setup()
+    from bench import crawl_forest  # noqa: PLC0415 - needs Django set up on the bench database
+
+    args.batch_size = django_settings.CRAWL_BATCH_SIZE  # what the worker will use
+
+    nodename = f"{queue}@{socket.gethostname()}"
+    with (tmp / "worker.log").open("wb") as output:
+        worker = subprocess.Popen(
+            [
+                sys.executable, "-m", "celery", "-A", "project", "worker", "-P", "prefork",
+                "-c", "1", "-Q", queue, "-n", nodename, "-l", "INFO",
+            ],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    cleanup.callback(crawl_forest.queue_delete, queue)
+    cleanup.callback(stop, worker, group=True)
+    child = crawl_forest.worker_wait(nodename, psutil.Process(worker.pid))
+    workspace = crawl_forest.workspace_create()
+    listener = crawl_forest.EventListener(workspace.pk)
+    cleanup.callback(listener.close)
+    log(f"forest: worker {nodename} (pool child {child.pid}), CRAWL_BATCH_SIZE={args.batch_size}")
+    forest = Forest(
+        crawl_forest, workspace, child, listener, server.start_url, args.concurrency, pages
+    )
+    # A long-lived worker has its modules imported and its caches warm.
+    forest.crawl("Warm-up", max_pages=300)
+    return forest
+
+
+def _bench(args, board, tmp: Path, cleanup: contextlib.ExitStack) -> dict:
+    concurrency = args.concurrency
+    config = board.BoardConfig.bench(args.pages)
+    pages = config.listing_pages + config.base_notices
+
+    nginx = nginx_find(install=True) if args.server != "aiohttp" else None
+    if nginx is None and args.server == "nginx":
+        raise SystemExit("nginx is not installed and could not be")
+    server = (
+        nginx_start(nginx, board, args.pages, tmp)
+        if nginx
+        else aiohttp_board_start(args.pages, tmp)
+    )
+    cleanup.callback(stop, server.proc, group=nginx is None)
+    server_proc = psutil.Process(server.proc.pid)
+    expected = board.expected_bids(config, base_url=server.base_url)
+    detail_paths = [urlsplit(url).path for url in expected]
+    rps = server_rate(
+        server.base_url, detail_paths, concurrency=concurrency, requests=args.server_requests
+    )
+    log(f"server raw rate: {rps:,.0f} requests/s ({args.server_requests} detail pages, "
+        f"{concurrency} connections, one aiohttp client: a lower bound)")  # fmt: skip
+
+    forest = None if args.only == "scrapy" else _forest_start(args, server, pages, tmp, cleanup)
+
+    forest_runs, scrapy_runs = [], []
+    for run in range(1, args.runs + 1):
+        if forest is not None:
+            busy = process_cpu(server_proc)
+            f = forest.crawl(f"Run {run}", expected_urls=set(expected), expected_pages=pages)
+            busy = process_cpu(server_proc) - busy
+            forest_runs.append(f)
+            postgres = (
+                f"{f.postgres_cpu_seconds:.1f} s" if f.postgres_cpu_seconds is not None else "?"
+            )
+            log(
+                f"forest run {run}: {f.pages} pages in {f.seconds:.2f} s = "
+                f"{f.pages / f.seconds:,.0f} pages/s (wall {f.wall_seconds:.2f} s); "
+                f"worker CPU {f.cpu_seconds:.1f} s = {f.cpu_seconds / f.pages * 1000:.2f} s/1k "
+                f"pages, peak RSS {f.peak_rss_mb:.0f} MB; PostgreSQL CPU {postgres}; "
+                f"server CPU {busy:.1f} s; {f.items} bids stored; "
+                f"events {f.events_logged} logged, {f.events_received} received"
+            )
+        if args.only != "forest":
+            busy = process_cpu(server_proc)
+            s = scrapy_once(
+                server,
+                concurrency=concurrency,
+                tmp=tmp,
+                run=run,
+                expected=expected,
+                pages=pages,
+                extra_settings=args.scrapy_setting,
+            )
+            busy = process_cpu(server_proc) - busy
+            scrapy_runs.append(s)
+            log(
+                f"scrapy run {run}: {s.pages} pages ({s.fetched} fetched) in {s.seconds:.2f} s = "
+                f"{s.pages / s.seconds:,.0f} pages/s (wall {s.wall_seconds:.2f} s); "
+                f"CPU {s.cpu_seconds:.1f} s = {s.cpu_seconds / s.pages * 1000:.2f} s/1k pages, "
+                f"peak RSS {s.peak_rss_mb:.0f} MB; server CPU {busy:.1f} s; {s.items} items"
+            )
+
+    def median(values) -> float | None:
+        values = [v for v in values if v is not None]
+        return statistics.median(values) if values else None
+
+    def rounded(value: float | None, digits: int = 1) -> float | None:
+        return None if value is None else round(value, digits)
+
+    forest_rate = median(r.pages / r.seconds for r in forest_runs)
+    scrapy_rate = median(r.pages / r.seconds for r in scrapy_runs)
+    per_1k = 1000 / pages
+    return {
+        "forest_pages_per_s": rounded(forest_rate),
+        "scrapy_pages_per_s": rounded(scrapy_rate),
+        "ratio": rounded(forest_rate / scrapy_rate, 2) if forest_rate and scrapy_rate else None,
+        "pages": pages,
+        "concurrency": concurrency,
+        "forest_cpu_s_per_1k_pages": rounded(
+            median(r.cpu_seconds * per_1k for r in forest_runs), 3
+        ),
+        "forest_peak_rss_mb": rounded(median(r.peak_rss_mb for r in forest_runs)),
+        "forest_postgres_cpu_s_per_1k_pages": rounded(
+            median(
+                r.postgres_cpu_seconds * per_1k
+                for r in forest_runs
+                if r.postgres_cpu_seconds is not None
+            ),
+            3,
+        ),
+        "scrapy_cpu_s_per_1k_pages": rounded(
+            median(r.cpu_seconds * per_1k for r in scrapy_runs), 3
+        ),
+        "scrapy_peak_rss_mb": rounded(median(r.peak_rss_mb for r in scrapy_runs)),
+        "forest_wall_s": rounded(median(r.wall_seconds for r in forest_runs), 2),
+        "scrapy_wall_s": rounded(median(r.wall_seconds for r in scrapy_runs), 2),
+        "items": len(expected),
+        "runs": args.runs,
+        "batch_size": args.batch_size,
+        "server": server.name,
+        "server_rps": round(rps),
+        **({"scrapy_settings": args.scrapy_setting} if args.scrapy_setting else {}),
+    }
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

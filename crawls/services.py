@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
+import hmac
 import json
 import logging
 import re
@@ -22,7 +24,7 @@ from crawls import events
 from crawls.demo import board as demo_board
 from crawls.engine import extract, frontier, guard, rules, store, urls
 from crawls.engine.fetch import Fetcher, FetchSettings
-from crawls.models import Crawl, Membership, Source, Workspace
+from crawls.models import ApiToken, Crawl, Membership, Source, Workspace
 from project.celery import app as celery_app
 
 logger = logging.getLogger(__name__)
@@ -207,6 +209,19 @@ def source_preview(*, rules_data: object, url: str) -> dict:
 # --- Crawls ----------------------------------------------------------------------------------
 
 
+class Backpressure(Exception):
+    """The workspace has as many active crawls as it may (CRAWL_MAX_ACTIVE_PER_WORKSPACE)."""
+
+    retry_after = 30
+
+    def __init__(self, active: int):
+        super().__init__(
+            f"this workspace has {active} crawls queued or running, the most it may have; "
+            f"try again when one has finished"
+        )
+        self.active = active
+
+
 class CrawlConflict(Exception):
     """The source has an active crawl and its overlap policy is "skip"."""
 
@@ -227,11 +242,14 @@ def crawl_start(
     """Queue a crawl of `source`: the row, its seed URLs and a `queued` event in one
     transaction; `workers` Celery tasks (default CRAWL_WORKERS_PER_CRAWL) are sent when it
     commits. Raises CrawlConflict when the source has an active crawl and its overlap policy
-    is "skip"."""
+    is "skip", Backpressure when the workspace has too many active crawls."""
     source = Source.objects.select_for_update().get(pk=source.pk)  # one start at a time
     active = source.crawls.filter(status__in=Crawl.ACTIVE).order_by("id").first()
     if active is not None and source.overlap_policy == Source.OverlapPolicy.SKIP:
         raise CrawlConflict(active)
+    busy = Crawl.objects.filter(workspace_id=source.workspace_id, status__in=Crawl.ACTIVE).count()
+    if busy >= settings.CRAWL_MAX_ACTIVE_PER_WORKSPACE:
+        raise Backpressure(busy)
     crawl = Crawl.objects.create(
         workspace_id=source.workspace_id,
         source=source,
@@ -277,8 +295,8 @@ def crawl_scheduled(*, source_id: int) -> Crawl | None:
         return None
     try:
         return crawl_start(source=source, trigger="schedule")
-    except CrawlConflict as conflict:
-        logger.info("source %s: scheduled crawl skipped (%s)", source_id, conflict)
+    except (CrawlConflict, Backpressure) as refusal:
+        logger.info("source %s: scheduled crawl skipped (%s)", source_id, refusal)
         return None
 
 
@@ -334,3 +352,73 @@ def crawl_sweep(*, stall_seconds: int | None = None) -> list[int]:
     if revived:
         logger.warning("re-enqueued stalled crawls %s", revived)
     return revived
+
+
+# --- API tokens and members -------------------------------------------------------------------
+
+TOKEN_PREFIX = "fst_"  # noqa: S105 - a public marker, not a secret
+TOKEN_TOUCH_SECONDS = 60  # last_used_at is written at most this often per token
+
+
+def token_hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+@transaction.atomic
+def token_create(*, user, workspace: Workspace, name: str) -> tuple[ApiToken, str]:
+    """A new token of `user` in `workspace` (a member of it); the plain token is returned once."""
+    if not Membership.objects.filter(workspace=workspace, user=user).exists():
+        raise ValidationError({"workspace": ["you are not a member of this workspace"]})
+    prefix = secrets.token_hex(4)
+    raw = f"{TOKEN_PREFIX}{prefix}{secrets.token_urlsafe(32)}"
+    token = ApiToken.objects.create(
+        workspace=workspace, user=user, name=name, prefix=prefix, key_hash=token_hash(raw)
+    )
+    return token, raw
+
+
+def token_authenticate(*, raw: str) -> ApiToken | None:
+    """The active token `raw` names, if its user is active and still a member; else None."""
+    if not raw.startswith(TOKEN_PREFIX) or len(raw) < len(TOKEN_PREFIX) + 9:
+        return None
+    prefix = raw[len(TOKEN_PREFIX) : len(TOKEN_PREFIX) + 8]
+    token = (
+        ApiToken.objects.select_related("user")
+        .filter(prefix=prefix, revoked_at__isnull=True, user__is_active=True)
+        .first()
+    )
+    if token is None or not hmac.compare_digest(token.key_hash, token_hash(raw)):
+        return None
+    if not Membership.objects.filter(workspace_id=token.workspace_id, user=token.user).exists():
+        return None
+    now = timezone.now()
+    if (
+        token.last_used_at is None
+        or (now - token.last_used_at).total_seconds() > TOKEN_TOUCH_SECONDS
+    ):
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now
+    return token
+
+
+def token_revoke(*, token: ApiToken) -> ApiToken:
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+    return token
+
+
+@transaction.atomic
+def membership_remove(*, membership: Membership) -> None:
+    """Remove a member; a workspace keeps at least one owner."""
+    if (
+        membership.role == Membership.Role.OWNER
+        and not Membership.objects.filter(workspace_id=membership.workspace_id, role="owner")
+        .exclude(pk=membership.pk)
+        .exists()
+    ):
+        raise ValidationError({"role": ["a workspace needs at least one owner"]})
+    ApiToken.objects.filter(
+        workspace_id=membership.workspace_id, user_id=membership.user_id
+    ).update(revoked_at=timezone.now())
+    membership.delete()

@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_results",
     "django_celery_beat",
+    "django_filters",
     "project",
     "crawls",
     "notifications",
@@ -193,14 +194,29 @@ LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
 REST_FRAMEWORK = {
+    # Bearer first: an unauthenticated request gets 401 with WWW-Authenticate, not 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "crawls.api.auth.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "crawls.api.pagination.NewestFirstCursorPagination",
-    "PAGE_SIZE": 50,
+    "DEFAULT_PAGINATION_CLASS": "crawls.api.pagination.KeysetPagination",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "crawls.api.throttles.CallerRateThrottle",
+        "crawls.api.throttles.WorkspaceRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "caller": env.str("API_RATE_CALLER", default="1200/min"),
+        "workspace": env.str("API_RATE_WORKSPACE", default="6000/min"),
+        "crawl_create": env.str("API_RATE_CRAWL_CREATE", default="30/min"),
+    },
+    "EXCEPTION_HANDLER": "crawls.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
+# Backpressure: crawls queued or running at once per workspace; more answer 429.
+CRAWL_MAX_ACTIVE_PER_WORKSPACE = env.int("CRAWL_MAX_ACTIVE_PER_WORKSPACE", default=5)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Forest API",
     "DESCRIPTION": "Crawl and monitor public notice boards.",

@@ -1,9 +1,11 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from crawls import views as crawls_views
+from crawls.api import errors
 from project import health
 
 urlpatterns = [
@@ -20,3 +22,16 @@ urlpatterns = [
 
 admin.site.site_header = "Forest administration"
 admin.site.site_title = "Forest"
+
+
+def handler404(request, exception):
+    """API paths answer in the API's error envelope; pages with Django's page."""
+    if request.path.startswith("/api/"):
+        return errors.api_not_found(request, exception)
+    return defaults.page_not_found(request, exception)
+
+
+def handler500(request):
+    if request.path.startswith("/api/"):
+        return errors.api_server_error(request)
+    return defaults.server_error(request)

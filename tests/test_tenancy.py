@@ -77,7 +77,10 @@ def test_api_answers_404_for_a_foreign_workspace(client, workspace_a, workspace_
 
 
 def test_api_refuses_anonymous_callers(client, workspace_a):
-    assert client.get("/api/v1/workspaces/").status_code == 403
+    response = client.get("/api/v1/workspaces/")
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == 'Bearer realm="forest"'
+    assert response.json()["error"]["code"] == "not_authenticated"
 
 
 def test_api_workspace_list_query_count_is_constant(client, owner, django_assert_max_num_queries):

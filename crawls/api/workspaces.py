@@ -17,3 +17,11 @@ class WorkspaceViewSet(viewsets.ReadOnlyModelViewSet):
         user = self.request.user
         role = Membership.objects.filter(workspace=OuterRef("pk"), user=user).values("role")
         return selectors.workspace_list_for_user(user=user).annotate(role=Subquery(role[:1]))
+
+
+class MembershipViewSet(viewsets.GenericViewSet):
+    pass
+
+
+class TokenViewSet(viewsets.GenericViewSet):
+    pass

@@ -1,0 +1,74 @@
+"""Authentication, permissions and scoping for the API.
+
+Callers authenticate with a session (browser, CSRF enforced) or `Authorization: Bearer <token>`.
+Every queryset goes through `scoped()`: the caller's workspaces (`visible_to`), narrowed to the
+token's workspace when a token is used. Rows of other workspaces are absent, so they answer 404.
+"""
+
+from __future__ import annotations
+
+from rest_framework import authentication, exceptions, permissions
+
+from crawls import services
+from crawls.models import ApiToken, Membership
+
+
+class BearerTokenAuthentication(authentication.BaseAuthentication):
+    keyword = b"bearer"
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).split()
+        if not header or header[0].lower() != self.keyword:
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("Expected 'Authorization: Bearer <token>'.")
+        token = services.token_authenticate(raw=header[1].decode("latin-1"))
+        if token is None:
+            raise exceptions.AuthenticationFailed("Invalid or revoked token.")
+        return token.user, token
+
+    def authenticate_header(self, request) -> str:
+        return 'Bearer realm="forest"'  # unauthenticated requests get 401, not 403
+
+
+def request_token(request) -> ApiToken | None:
+    return request.auth if isinstance(request.auth, ApiToken) else None
+
+
+def scoped(request, queryset):
+    """`queryset` limited to what the caller may see."""
+    queryset = queryset.visible_to(request.user)
+    token = request_token(request)
+    if token is not None:
+        queryset = queryset.in_workspace(token.workspace_id)
+    return queryset
+
+
+def role_in(request, workspace_id: int) -> str | None:
+    """The caller's role in a workspace (None: not a member, or outside the token's)."""
+    token = request_token(request)
+    if token is not None and token.workspace_id != workspace_id:
+        return None
+    cache = request.__dict__.setdefault("_forest_roles", {})
+    if workspace_id not in cache:
+        cache[workspace_id] = (
+            Membership.objects.filter(workspace_id=workspace_id, user=request.user)
+            .values_list("role", flat=True)
+            .first()
+        )
+    return cache[workspace_id]
+
+
+class WorkspaceRolePermission(permissions.BasePermission):
+    """Members read; viewers only read; owners and admins manage (views say which they need)."""
+
+    message = "Your role in this workspace does not allow this."
+
+    def has_object_permission(self, request, view, obj) -> bool:
+        role = role_in(request, obj.workspace_id)
+        if role is None:
+            return False
+        if request.method in permissions.SAFE_METHODS:
+            return True
+        needed = getattr(view, "write_roles", Membership.WRITER_ROLES)
+        return role in needed

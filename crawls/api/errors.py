@@ -1,0 +1,53 @@
+"""One error envelope for every API error: {"error": {"code", "message", "details"}}.
+
+Validation errors keep DRF's field → messages mapping in `details`, so the bad field is named;
+Django's ValidationError (raised by services) is treated the same; anything unexpected is logged
+and answered with a 500 that reveals nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+logger = logging.getLogger(__name__)
+
+
+def envelope(code: str, message: str, details=None) -> dict:
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(
+            exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        )
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        logger.exception("unhandled API error", exc_info=exc)
+        return Response(
+            envelope("server_error", "Internal server error."),
+            status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+        )
+    if isinstance(exc, exceptions.ValidationError):
+        details = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        fields = ", ".join(details)
+        response.data = envelope("invalid", f"Invalid input: {fields}.", details)
+    else:
+        detail = getattr(exc, "detail", None)
+        code = detail.code if hasattr(detail, "code") else getattr(exc, "default_code", "error")
+        response.data = envelope(str(code), str(detail) if detail is not None else str(exc))
+    return response
+
+
+def api_not_found(request, exception=None):
+    return JsonResponse(envelope("not_found", "No such API endpoint."), status=404)
+
+
+def api_server_error(request):
+    return JsonResponse(envelope("server_error", "Internal server error."), status=500)

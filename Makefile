@@ -55,7 +55,7 @@ $(BENCH_STAMP): $(STAMP) requirements-bench.txt
 	@touch $@
 
 bench-%: $(BENCH_STAMP)
-	$(PY) bench/$*.py $(BENCH_ARGS)
+	$(PY) -m bench.$* $(BENCH_ARGS)
 
 clean: stop
 	rm -rf var/static

@@ -22,7 +22,7 @@ installed with apt-get when missing and allowed; otherwise by the aiohttp demo b
 server's raw rate (an aiohttp client loop at the same concurrency, before the crawls) is printed
 so that it can be seen not to be the bottleneck.
 
-    make bench-crawl                      # or: .venv/bin/python bench/crawl.py --runs 5
+    make bench-crawl                      # or: .venv/bin/python -m bench.crawl --runs 5
     make bench-crawl BENCH_ARGS="--pages 2000 --runs 1"
 """
 
@@ -36,7 +36,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -48,14 +47,22 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import aiohttp
 import django
 import psutil
-import psycopg
 from django.conf import settings as django_settings
-from psycopg import sql
+
+from bench.common import (
+    apt_binary,
+    database_recreate,
+    database_url,
+    free_port,
+    log,
+    stop,
+    wait_port,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SPIDER = Path(__file__).resolve().parent / "crawl_spider.py"
@@ -64,42 +71,6 @@ DATABASE = "forest_bench"
 # machine, medians of 3 runs: CRAWL_BATCH_SIZE 100 → 1,015 pages/s, 200 (the default) → 1,098,
 # 400 → 1,199, 1000 → 1,231 with the widest spread; beyond ~400 the board's pagination (a listing
 # page links only ±5 pages) leaves the frontier with fewer URLs than a batch could take.
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_port(port: int, proc: subprocess.Popen, *, what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-            return
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} not listening on {port} after {timeout}s")
-        time.sleep(0.05)
-
-
-def stop(proc: subprocess.Popen, *, group: bool = False, timeout: float = 20) -> None:
-    if proc.poll() is not None:
-        return
-    kill = (lambda sig: os.killpg(proc.pid, sig)) if group else proc.send_signal
-    with contextlib.suppress(ProcessLookupError):
-        kill(signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            kill(signal.SIGKILL)
-        proc.wait(timeout)
 
 
 # --- The board's server -----------------------------------------------------------------------
@@ -114,17 +85,7 @@ class Server:
 
 
 def nginx_find(*, install: bool) -> str | None:
-    found = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
-    if found or not install or os.geteuid() != 0 or not shutil.which("apt-get"):
-        return found
-    log("nginx is missing: apt-get install -y nginx-light")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install_cmd = ["apt-get", "install", "-y", "-q", "nginx-light"]
-    out = {"stdout": sys.stderr, "stderr": sys.stderr, "env": env}
-    if subprocess.run(install_cmd, check=False, **out).returncode != 0:
-        subprocess.run(["apt-get", "update", "-q"], check=False, **out)
-        subprocess.run(install_cmd, check=False, **out)
-    return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
+    return apt_binary("nginx", "nginx-light", install=install)
 
 
 def nginx_config(nginx: str, root: Path, tmp: Path, port: int) -> Path:
@@ -241,19 +202,6 @@ def process_cpu(proc: psutil.Process) -> float:
 
 
 # --- The database -----------------------------------------------------------------------------
-
-
-def database_url(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-
-
-def database_recreate(admin_url: str, name: str, *, create: bool = True) -> None:
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        if create:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 # --- Scrapy -----------------------------------------------------------------------------------
@@ -384,9 +332,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # A script's directory is on sys.path, not the project's; Django may load only after the
-    # bootstrap has chosen the servers and the environment names the bench database.
-    sys.path.insert(0, str(ROOT))
+    # Django may load only after the bootstrap has chosen the servers and the environment
+    # names the bench database.
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
     from crawls.demo import board  # noqa: PLC0415 - see above
     from project import runtime  # noqa: PLC0415

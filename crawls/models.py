@@ -237,6 +237,7 @@ class FrontierUrl(WorkspaceOwned):
             models.UniqueConstraint(fields=["crawl", "url_hash"], name="frontier_unique_url"),
         ]
         indexes = [
+            models.Index(fields=["crawl", "id"], name="frontier_crawl"),  # the API's listing
             models.Index(
                 fields=["crawl", "id"], name="frontier_queued", condition=models.Q(state="queued")
             ),
@@ -291,6 +292,19 @@ class Bid(WorkspaceOwned):
                 F("id").desc(),
                 name="bid_ws_post_date",
             ),
+            models.Index(
+                F("workspace"),
+                F("views").desc(nulls_last=True),
+                F("id").desc(),
+                name="bid_ws_views",
+            ),
+            models.Index(
+                F("workspace"),
+                F("amount").desc(nulls_last=True),
+                F("id").desc(),
+                name="bid_ws_amount",
+            ),
+            models.Index(fields=["workspace", "changed_at"], name="bid_ws_changed_at"),
             models.Index(fields=["workspace", "department"], name="bid_ws_department"),
             # Substring search (ILIKE '%…%') on titles, Korean included.
             GinIndex(fields=["title"], opclasses=["gin_trgm_ops"], name="bid_title_trgm"),

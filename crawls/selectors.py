@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from crawls.models import Membership, Workspace
+import heapq
+from collections.abc import Iterator
+
+from django.contrib.auth import get_user_model
+from django.db.models import F, Lookup, Q
+
+from crawls.models import Bid, BidRevision, Membership, Workspace
 
 
 def workspace_list_for_user(*, user):
@@ -34,3 +40,134 @@ def membership_list_for_user(*, user, workspace_id: int):
         .select_related("user")
         .order_by("role", "user__username")
     )
+
+
+# --- Workspace API: finding the user to add as a member ------------------------------------------
+
+
+def users_matching(*, username: str | None = None, email: str | None = None) -> list:
+    """Active users with this username, or this e-mail address (any case); at most two."""
+    users = get_user_model().objects.filter(is_active=True)
+    if username is not None:
+        users = users.filter(username=username)
+    else:
+        users = users.filter(email__iexact=email)
+    return list(users.order_by("id")[:2])
+
+
+# --- Bids -----------------------------------------------------------------------------------------
+
+# What lists and exports read of a bid (not its hashes and HTTP validators).
+BID_FIELDS = (
+    "id", "workspace_id", "source_id", "url", "title", "department", "views", "post_date",
+    "amount", "deadline", "reference", "extra", "first_seen_at", "last_seen_at", "changed_at",
+    "first_crawl_id", "last_crawl_id",
+)  # fmt: skip
+BID_REVISIONS_SHOWN = 100
+
+
+def bid_list():
+    """Bids with their source's name (one join, no query per row); the caller scopes them."""
+    return Bid.objects.only(*BID_FIELDS).annotate(source_name=F("source__name"))
+
+
+class _ContainsIgnoringCase(Lookup):
+    """`lhs ILIKE '%value%'`, which a pg_trgm index on the bare column serves (Django's
+    icontains writes `UPPER(lhs) LIKE UPPER(…)`, which it does not)."""
+
+    lookup_name = "contains_ignoring_case"
+    prepare_rhs = False
+
+    def get_db_prep_lookup(self, value, connection):
+        return "%s", [f"%{connection.ops.prep_for_like_query(value)}%"]
+
+    def as_sql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = self.process_rhs(compiler, connection)
+        return f"{lhs} ILIKE {rhs}", [*lhs_params, *rhs_params]
+
+
+def bid_search_condition(*, text: str) -> _ContainsIgnoringCase:
+    """Titles containing `text`, any case: the title's trigram index serves 3+ characters."""
+    return _ContainsIgnoringCase(F("title"), text)
+
+
+def bid_crawl_condition(*, crawl_id: int, state: str | None = None) -> Q:
+    """Bids a crawl recorded: `new` (found first), `changed` (a revision of it), or either, or
+    last seen by it. Only a bid's last crawl is kept, so an unchanged sighting by an older crawl
+    is not recorded anywhere."""
+    new = Q(first_crawl_id=crawl_id)
+    changed = Q(pk__in=BidRevision.objects.filter(crawl_id=crawl_id).values("bid_id"))
+    if state == "new":
+        return new
+    if state == "changed":
+        return changed
+    return new | changed | Q(last_crawl_id=crawl_id)
+
+
+def bid_revisions(*, bid: Bid, limit: int = BID_REVISIONS_SHOWN) -> list[BidRevision]:
+    """The bid's latest field changes, newest first."""
+    return list(
+        BidRevision.objects.filter(bid=bid)
+        .only("id", "bid_id", "crawl_id", "changes", "changed_at")
+        .order_by("-changed_at", "-id")[:limit]
+    )
+
+
+def workspace_ids_for_user(*, user) -> list[int]:
+    """Ids of the user's workspaces (as constants, a bids query can use its ordered index)."""
+    return list(Membership.objects.filter(user=user).values_list("workspace_id", flat=True))
+
+
+BID_EXPORT_CHUNK = 2000
+
+
+def bid_rows_in_order(
+    *, queryset, field: str, workspace_ids=None, chunk_size: int = BID_EXPORT_CHUNK
+) -> Iterator[dict]:
+    """Every bid of `queryset` as a dict, by `field` descending (nulls last) then id descending.
+
+    Read in keyset chunks: constant memory, no transaction or server-side cursor held between
+    chunks, and each chunk an index range scan where an index (workspace, field DESC NULLS LAST,
+    id DESC) exists. Rows inserted meanwhile appear or not, but no row is read twice or missed
+    (while its `field` does not change). Several workspaces are walked one by one and merged,
+    since one index walk orders a single workspace only.
+    """
+    rows = queryset.values(*BID_FIELDS, "source_name")
+    workspace_ids = list(workspace_ids or [])
+    if len(workspace_ids) <= 1:
+        return _keyset_walk(rows, field, chunk_size)
+    size = max(100, chunk_size // len(workspace_ids))
+    walks = [_keyset_walk(rows.filter(workspace_id=w), field, size) for w in workspace_ids]
+    return heapq.merge(*walks, key=lambda row: _descending_key(row, field), reverse=True)
+
+
+def _descending_key(row: dict, field: str) -> tuple:
+    value = row[field]
+    return (value is not None, value if value is not None else 0, row["id"])
+
+
+def _keyset_walk(rows, field: str, chunk_size: int) -> Iterator[dict]:
+    order = (F(field).desc(nulls_last=True), F("id").desc())
+    present = rows.filter(**{f"{field}__isnull": False}).order_by(*order)
+    chunk = list(present[:chunk_size])
+    while chunk:
+        yield from chunk
+        if len(chunk) < chunk_size:
+            break
+        value, last_id = chunk[-1][field], chunk[-1]["id"]
+        # The redundant `field <= value` is what makes this an index range, not a filter.
+        after = Q(**{f"{field}__lte": value}) & (
+            Q(**{f"{field}__lt": value}) | Q(**{field: value, "id__lt": last_id})
+        )
+        chunk = None  # one chunk in memory at a time, not two while the next is read
+        chunk = list(present.filter(after)[:chunk_size])
+    missing = rows.filter(**{f"{field}__isnull": True}).order_by(*order)
+    chunk = list(missing[:chunk_size])
+    while chunk:
+        yield from chunk
+        if len(chunk) < chunk_size:
+            break
+        last_id = chunk[-1]["id"]
+        chunk = None
+        chunk = list(missing.filter(id__lt=last_id)[:chunk_size])

@@ -15,7 +15,7 @@ import zoneinfo
 from celery.schedules import crontab
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
@@ -422,3 +422,66 @@ def membership_remove(*, membership: Membership) -> None:
         workspace_id=membership.workspace_id, user_id=membership.user_id
     ).update(revoked_at=timezone.now())
     membership.delete()
+
+
+# --- Workspace API: workspaces, members (added with crawls/api/workspaces.py) ------------------
+
+
+@transaction.atomic
+def workspace_rename(*, workspace: Workspace, name: str) -> Workspace:
+    """Rename a workspace; its slug stays as it was (links and tokens keep working)."""
+    workspace.name = name
+    workspace.save(update_fields=["name"])
+    return workspace
+
+
+@transaction.atomic
+def workspace_delete(*, workspace: Workspace) -> None:
+    """Delete a workspace and everything in it, with its sources' beat schedules."""
+    PeriodicTask.objects.filter(
+        pk__in=Source.objects.in_workspace(workspace)
+        .exclude(periodic_task=None)
+        .values("periodic_task_id")
+    ).delete()
+    workspace.delete()
+
+
+def membership_add(*, workspace: Workspace, user, role: str) -> Membership:
+    """Add `user` to `workspace` with `role`; ValidationError when already a member."""
+    try:
+        with transaction.atomic():
+            return Membership.objects.create(workspace=workspace, user=user, role=role)
+    except IntegrityError as exc:
+        raise ValidationError({"user": ["already a member of this workspace"]}) from exc
+
+
+@transaction.atomic
+def membership_role_change(*, membership: Membership, role: str) -> Membership:
+    """Change a member's role; a workspace keeps at least one owner."""
+    owners = list(
+        Membership.objects.select_for_update()
+        .filter(workspace_id=membership.workspace_id, role=Membership.Role.OWNER)
+        .values_list("pk", flat=True)
+    )
+    if role != Membership.Role.OWNER and owners == [membership.pk]:
+        raise ValidationError({"role": ["a workspace needs at least one owner"]})
+    membership.role = role
+    membership.save(update_fields=["role"])
+    return membership
+
+
+# --- Sources and crawls API: deleting a source (added with crawls/api/crawls.py) ---------------
+
+
+@transaction.atomic
+def source_delete(*, source: Source) -> None:
+    """Delete a source with its crawls, bids and beat schedule. Raises CrawlConflict while one
+    of its crawls is queued or running (cancel it first): its workers would lose their rows."""
+    source = Source.objects.select_for_update().get(pk=source.pk)
+    active = source.crawls.filter(status__in=Crawl.ACTIVE).order_by("id").first()
+    if active is not None:
+        raise CrawlConflict(active)
+    task_id = source.periodic_task_id
+    source.delete()
+    if task_id is not None:
+        PeriodicTask.objects.filter(pk=task_id).delete()

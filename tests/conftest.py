@@ -9,6 +9,7 @@ import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.test import override_settings
 
 from crawls import services
 from crawls.demo.board import BoardConfig
@@ -23,6 +24,13 @@ from tests.processes import (
     program_env,
     python,
 )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fast_password_hashing():
+    """Personas are made in almost every test: don't spend PBKDF2's 1M rounds on each."""
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -7,6 +7,7 @@ token's workspace when a token is used. Rows of other workspaces are absent, so 
 
 from __future__ import annotations
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 
 from crawls import services
@@ -72,3 +73,17 @@ class WorkspaceRolePermission(permissions.BasePermission):
             return True
         needed = getattr(view, "write_roles", Membership.WRITER_ROLES)
         return role in needed
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    """How the OpenAPI schema describes BearerTokenAuthentication."""
+
+    target_class = "crawls.api.auth.BearerTokenAuthentication"
+    name = "bearerToken"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API token: `Authorization: Bearer fst_…` (POST /api/v1/tokens/).",
+        }

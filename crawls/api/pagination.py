@@ -3,7 +3,8 @@
 A cursor carries the ordering values of the last row served, signed so that a tampered cursor
 is refused (400) rather than trusted; pages are `WHERE (a, b) < (x, y) ORDER BY a, b LIMIT n`,
 so the thousandth page costs what the first does. Orderings are descending on non-null
-columns, with `id` last as the tie-breaker (nullable columns go last: see KeysetPagination).
+columns, with `id` last as the tie-breaker (nullable columns go last: see KeysetPagination);
+a view may set `keyset_ascending = True` to page oldest first instead (logs read in order).
 """
 
 from __future__ import annotations
@@ -59,12 +60,14 @@ class KeysetPagination(pagination.BasePagination):
     """Pages over `ordering` (field names, all descending, ending with "id").
 
     A nullable first field sorts NULLS LAST: the cursor then moves from the non-null rows into
-    the null ones, ordered by id.
+    the null ones, ordered by id. A view's `keyset_ascending = True` turns every field ascending
+    (still NULLS LAST); its cursors are not valid in the descending order, nor the reverse.
     """
 
     cursor_query_param = "cursor"
     ordering: tuple[str, ...] = ("id",)
     nullable: frozenset[str] = frozenset()
+    ascending = False
 
     def get_ordering(self, request, view) -> tuple[str, ...]:
         return getattr(view, "keyset_ordering", None) or self.ordering
@@ -74,33 +77,53 @@ class KeysetPagination(pagination.BasePagination):
         self.page_size = page_size_from(request)
         self.fields = self.get_ordering(request, view)
         self.nullable = frozenset(getattr(view, "keyset_nullable", self.nullable))
+        self.ascending = bool(getattr(view, "keyset_ascending", self.ascending))
         position = self._position(request)
+        direction = "asc" if self.ascending else "desc"
         order = [
-            F(name).desc(nulls_last=True) if name in self.nullable else F(name).desc()
+            getattr(F(name), direction)(nulls_last=True)
+            if name in self.nullable
+            else getattr(F(name), direction)()
             for name in self.fields
         ]
         queryset = queryset.order_by(*order)
-        if position is not None:
-            queryset = queryset.filter(self._after(position))
-        rows = list(queryset[: self.page_size + 1])
+        limit = self.page_size + 1
+        if position is None:
+            rows = list(queryset[:limit])
+        else:
+            rows = list(queryset.filter(self._after(position))[:limit])
+            first = self.fields[0]
+            if first in self.nullable and position[0] is not None and len(rows) < limit:
+                # The trailing nulls are a range of their own: read when the values run out.
+                rows += list(queryset.filter(**{f"{first}__isnull": True})[: limit - len(rows)])
         self.has_next = len(rows) > self.page_size
         self.rows = rows[: self.page_size]
         return self.rows
 
     def _after(self, values: list) -> Q:
-        """Rows strictly after `values` in the descending (NULLS LAST) order."""
+        """Rows after `values` among those whose first field is null exactly when values[0] is.
+
+        `a <= x AND (a < x OR (a = x AND b < y))`: the redundant bound makes it an index range
+        (PostgreSQL sees none in the OR alone: page N would cost a scan of N pages).
+        """
+        beyond, reach = ("gt", "gte") if self.ascending else ("lt", "lte")
+        first, start = self.fields[0], values[0]
+        if start is None:
+            bound = Q(**{f"{first}__isnull": True})
+        else:
+            bound = Q(**{f"{first}__{reach}": start})
         condition = Q()
         equal = Q()
         for name, value in zip(self.fields, values, strict=True):
             if value is None:  # within the trailing nulls: only the later fields move on
                 equal &= Q(**{f"{name}__isnull": True})
                 continue
-            step = Q(**{f"{name}__lt": value})
-            if name in self.nullable:
+            step = Q(**{f"{name}__{beyond}": value})
+            if name in self.nullable and name != first:
                 step |= Q(**{f"{name}__isnull": True})
             condition |= equal & step
             equal &= Q(**{name: value})
-        return condition
+        return bound & condition
 
     def _position(self, request) -> list | None:
         raw = request.query_params.get(self.cursor_query_param)
@@ -111,22 +134,28 @@ class KeysetPagination(pagination.BasePagination):
             values = [_decode(v) for v in data["v"]]
             if data["o"] != list(self.fields) or len(values) != len(self.fields):
                 raise ValueError("ordering changed")
+            if bool(data.get("a")) != self.ascending:
+                raise ValueError("direction changed")
         except (signing.BadSignature, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
             raise ValidationError(
                 {"cursor": ["invalid or stale cursor: start again without it"]}
             ) from exc
         return values
 
-    def _cursor(self, row) -> str:
+    def cursor_for(self, row) -> str:
+        """The cursor of the page that starts after `row` (anything with the ordering fields)."""
         values = [_encode(getattr(row, name)) for name in self.fields]
-        signed = signing.dumps({"o": list(self.fields), "v": values}, salt=_SALT, compress=True)
+        data = {"o": list(self.fields), "v": values}
+        if self.ascending:
+            data["a"] = True  # descending cursors stay exactly as they were
+        signed = signing.dumps(data, salt=_SALT, compress=True)
         return base64.urlsafe_b64encode(signed.encode()).decode()
 
     def get_next_link(self) -> str | None:
         if not self.has_next or not self.rows:
             return None
         url = self.request.build_absolute_uri()
-        return replace_query_param(url, self.cursor_query_param, self._cursor(self.rows[-1]))
+        return replace_query_param(url, self.cursor_query_param, self.cursor_for(self.rows[-1]))
 
     def get_first_link(self) -> str:
         return remove_query_param(self.request.build_absolute_uri(), self.cursor_query_param)

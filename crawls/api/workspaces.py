@@ -1,27 +1,290 @@
+"""Workspaces, their members and the caller's API tokens.
+
+- workspaces: the caller's (a token: its own workspace only), with the caller's role; anyone
+  signed in creates one and owns it; owners and admins rename; only owners delete.
+- members: members of the caller's workspaces (`?workspace=` narrows); owners and admins add,
+  change roles and remove; only an owner grants or takes away the owner role; anyone may leave;
+  a workspace keeps at least one owner (400 naming `role`).
+- tokens: the caller's own tokens only; a token is shown once, when it is created, and only its
+  hash is kept; revoking keeps the row (revoked_at) and the token then answers 401.
+
+A token acts with its user's current role in its own workspace, but cannot create workspaces or
+tokens: those are signed-in (session) actions, so a leaked token cannot outlive its revocation
+by minting another, nor reach beyond its workspace.
+"""
+
+from __future__ import annotations
+
+from django import forms
 from django.db.models import OuterRef, Subquery
-from rest_framework import viewsets
+from django_filters import rest_framework as filters
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+)
+from rest_framework import exceptions, mixins, permissions, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
 
-from crawls import selectors
-from crawls.api.serializers import WorkspaceSerializer
-from crawls.models import Membership, Workspace
+from crawls import selectors, services
+from crawls.api.auth import request_token, role_in
+from crawls.api.base import ScopedViewSetMixin
+from crawls.api.serializers import (
+    ErrorSerializer,
+    MembershipCreateSerializer,
+    MembershipRoleSerializer,
+    MembershipSerializer,
+    TokenCreatedSerializer,
+    TokenCreateSerializer,
+    TokenSerializer,
+    WorkspaceSerializer,
+    check_may_grant,
+)
+from crawls.models import ApiToken, Membership, Workspace
 
 
-class WorkspaceViewSet(viewsets.ReadOnlyModelViewSet):
+def _errors(*codes: int) -> dict[int, OpenApiResponse]:
+    return {code: OpenApiResponse(ErrorSerializer, description="Error envelope.") for code in codes}
+
+
+def _session_only(request, what: str) -> None:
+    if request_token(request) is not None:
+        raise exceptions.PermissionDenied(f"API tokens cannot {what}: sign in to do it.")
+
+
+# --- Workspaces -------------------------------------------------------------------------------
+
+
+class WorkspacePermission(permissions.BasePermission):
+    """Members read; owners and admins rename; owners delete."""
+
+    message = "Your role in this workspace does not allow this."
+
+    def has_object_permission(self, request, view, obj) -> bool:
+        role = getattr(obj, "role", None)  # annotated by WorkspaceViewSet.get_queryset
+        if request.method in permissions.SAFE_METHODS:
+            return role is not None
+        if request.method == "DELETE":
+            return role == Membership.Role.OWNER
+        return role in Membership.MANAGER_ROLES
+
+
+@extend_schema_view(
+    list=extend_schema(responses={200: WorkspaceSerializer(many=True), **_errors(400, 401)}),
+    retrieve=extend_schema(responses={200: WorkspaceSerializer, **_errors(401, 404)}),
+    create=extend_schema(responses={201: WorkspaceSerializer, **_errors(400, 401, 403)}),
+    partial_update=extend_schema(
+        responses={200: WorkspaceSerializer, **_errors(400, 401, 403, 404)}
+    ),
+    destroy=extend_schema(responses={204: None, **_errors(401, 403, 404)}),
+)
+class WorkspaceViewSet(
+    ScopedViewSetMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
     """The caller's workspaces, with the caller's role in each."""
 
     serializer_class = WorkspaceSerializer
+    permission_classes = [permissions.IsAuthenticated, WorkspacePermission]
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation: no caller
             return Workspace.objects.none()
         user = self.request.user
         role = Membership.objects.filter(workspace=OuterRef("pk"), user=user).values("role")
-        return selectors.workspace_list_for_user(user=user).annotate(role=Subquery(role[:1]))
+        workspaces = selectors.workspace_list_for_user(user=user)
+        token = request_token(self.request)
+        if token is not None:
+            workspaces = workspaces.filter(pk=token.workspace_id)
+        return workspaces.annotate(role=Subquery(role[:1]))
+
+    def create(self, request, *args, **kwargs):
+        _session_only(request, "create workspaces")
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        workspace = services.workspace_create(owner=request.user, **serializer.validated_data)
+        workspace.role = Membership.Role.OWNER
+        return Response(self.get_serializer(workspace).data, status=status.HTTP_201_CREATED)
+
+    def partial_update(self, request, *args, **kwargs):
+        workspace = self.get_object()
+        serializer = self.get_serializer(workspace, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        if "name" in serializer.validated_data:
+            services.workspace_rename(workspace=workspace, **serializer.validated_data)
+        return Response(self.get_serializer(workspace).data)
+
+    def destroy(self, request, *args, **kwargs):
+        services.workspace_delete(workspace=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class MembershipViewSet(viewsets.GenericViewSet):
-    pass
+# --- Members ----------------------------------------------------------------------------------
 
 
-class TokenViewSet(viewsets.GenericViewSet):
-    pass
+@extend_schema_field(OpenApiTypes.INT)
+class IdFilter(filters.NumberFilter):
+    """An integer id (NumberFilter would take 1.5 and look up 1)."""
+
+    field_class = forms.IntegerField
+
+
+class MembershipFilter(filters.FilterSet):
+    workspace = IdFilter(field_name="workspace_id", help_text="A workspace's id.")
+
+    class Meta:
+        model = Membership
+        fields = ["workspace"]
+
+
+class MembershipPermission(permissions.BasePermission):
+    """Members read; owners and admins change and remove; anyone may remove themselves."""
+
+    message = "Only owners and admins manage members."
+
+    def has_object_permission(self, request, view, obj) -> bool:
+        role = role_in(request, obj.workspace_id)
+        if role is None:
+            return False
+        if request.method in permissions.SAFE_METHODS:
+            return True
+        if request.method == "DELETE" and obj.user_id == request.user.pk:
+            return True
+        return role in Membership.MANAGER_ROLES
+
+
+@extend_schema_view(
+    list=extend_schema(responses={200: MembershipSerializer(many=True), **_errors(400, 401)}),
+    retrieve=extend_schema(responses={200: MembershipSerializer, **_errors(401, 404)}),
+    create=extend_schema(
+        request=MembershipCreateSerializer,
+        responses={201: MembershipSerializer, **_errors(400, 401, 403)},
+    ),
+    partial_update=extend_schema(
+        request=MembershipRoleSerializer,
+        responses={200: MembershipSerializer, **_errors(400, 401, 403, 404)},
+    ),
+    destroy=extend_schema(responses={204: None, **_errors(400, 401, 403, 404)}),
+)
+class MembershipViewSet(
+    ScopedViewSetMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Members of the caller's workspaces."""
+
+    serializer_class = MembershipSerializer
+    permission_classes = [permissions.IsAuthenticated, MembershipPermission]
+    filterset_class = MembershipFilter
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def base_queryset(self):
+        return Membership.objects.select_related("user")
+
+    def create(self, request, *args, **kwargs):
+        serializer = MembershipCreateSerializer(data=request.data, context={"request": request})
+        serializer.is_valid(raise_exception=True)  # 403 when the caller may not add
+        data = serializer.validated_data
+        membership = services.membership_add(
+            workspace=data["workspace"], user=data["user"], role=data["role"]
+        )
+        return Response(self.get_serializer(membership).data, status=status.HTTP_201_CREATED)
+
+    def partial_update(self, request, *args, **kwargs):
+        membership = self.get_object()
+        serializer = MembershipRoleSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        role = serializer.validated_data["role"]
+        check_may_grant(
+            request, workspace_id=membership.workspace_id, roles={membership.role, role}
+        )
+        services.membership_role_change(membership=membership, role=role)
+        return Response(self.get_serializer(membership).data)
+
+    def destroy(self, request, *args, **kwargs):
+        membership = self.get_object()
+        if membership.user_id != request.user.pk:
+            check_may_grant(request, workspace_id=membership.workspace_id, roles={membership.role})
+        services.membership_remove(membership=membership)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- API tokens -------------------------------------------------------------------------------
+
+
+class TokenFilter(filters.FilterSet):
+    workspace = IdFilter(field_name="workspace_id", help_text="A workspace's id.")
+    active = filters.BooleanFilter(
+        field_name="revoked_at", lookup_expr="isnull", help_text="Only active (or revoked) tokens."
+    )
+
+    class Meta:
+        model = ApiToken
+        fields = ["workspace", "active"]
+
+
+@extend_schema_view(
+    list=extend_schema(responses={200: TokenSerializer(many=True), **_errors(400, 401)}),
+    retrieve=extend_schema(responses={200: TokenSerializer, **_errors(401, 404)}),
+    create=extend_schema(
+        request=TokenCreateSerializer,
+        responses={201: TokenCreatedSerializer, **_errors(400, 401, 403)},
+        description="A new token of the caller in one of the caller's workspaces. The answer's "
+        "`token` is the only time the token is shown. Signed-in callers only: a token cannot "
+        "create tokens.",
+    ),
+    destroy=extend_schema(
+        responses={204: None, **_errors(401, 404)},
+        description="Revoke the token (it is kept, with `revoked_at`, and answers 401 from now).",
+    ),
+    revoke=extend_schema(
+        request=None,
+        responses={200: TokenSerializer, **_errors(401, 404)},
+        description="Revoke the token; the same as DELETE, answering with the revoked token.",
+    ),
+)
+class TokenViewSet(
+    ScopedViewSetMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    """The caller's own API tokens (a token sees the tokens of its workspace)."""
+
+    serializer_class = TokenSerializer
+    permission_classes = [permissions.IsAuthenticated]  # own tokens only: see get_queryset
+    filterset_class = TokenFilter
+    http_method_names = ["get", "post", "delete", "head", "options"]
+
+    def base_queryset(self):
+        return ApiToken.objects.all()
+
+    def get_queryset(self):
+        tokens = super().get_queryset()
+        if getattr(self, "swagger_fake_view", False):
+            return tokens
+        return tokens.filter(user=self.request.user)
+
+    def create(self, request, *args, **kwargs):
+        _session_only(request, "create tokens")
+        serializer = TokenCreateSerializer(data=request.data, context={"request": request})
+        serializer.is_valid(raise_exception=True)
+        token, raw = services.token_create(user=request.user, **serializer.validated_data)
+        token.token = raw
+        return Response(TokenCreatedSerializer(token).data, status=status.HTTP_201_CREATED)
+
+    def destroy(self, request, *args, **kwargs):
+        services.token_revoke(token=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @action(detail=True, methods=["post"])
+    def revoke(self, request, *args, **kwargs):
+        token = services.token_revoke(token=self.get_object())
+        return Response(self.get_serializer(token).data)

@@ -1,0 +1,210 @@
+"""Serializers of sources, crawls, their event log and frontier: input parsing and output shape.
+
+Validation of a source's meaning (rules, start URLs through the SSRF guard, patterns, cron) is
+the services' (`source_clean`); these check types and the one thing the model does not: a
+name unique in its workspace.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from crawls import events, selectors, services
+from crawls.api.auth import request_token, scoped
+from crawls.models import Crawl, CrawlEvent, FrontierUrl, Source
+
+
+def stream_path(crawl_id: int) -> str:
+    """Where a crawl's events are served as Server-Sent Events (built in a later issue)."""
+    return f"/api/v1/crawls/{crawl_id}/events/stream"
+
+
+def websocket_path(crawl_id: int) -> str:
+    """Where a crawl's events are pushed over a WebSocket (built in a later issue)."""
+    return f"/ws/crawls/{crawl_id}/"
+
+
+# --- Sources ---------------------------------------------------------------------------------
+
+
+class SourceSerializer(serializers.ModelSerializer):
+    """A source. `workspace` is read here; creation takes it through SourceWorkspaceSerializer
+    (the view resolves it, checks the role, and passes `workspace_id` in the context)."""
+
+    class Meta:
+        model = Source
+        fields = ["id", "workspace", *services.SOURCE_FIELDS, "created_at", "updated_at"]
+        read_only_fields = ["id", "workspace", "created_at", "updated_at"]
+        validators = []  # (workspace, name) is checked by validate_name: workspace is not input
+
+    def validate_name(self, value: str) -> str:
+        if self.instance is not None:
+            workspace_id, others = (
+                self.instance.workspace_id,
+                Source.objects.exclude(pk=self.instance.pk),
+            )
+        else:
+            workspace_id, others = self.context["workspace_id"], Source.objects.all()
+        if others.in_workspace(workspace_id).filter(name=value).exists():
+            raise serializers.ValidationError("a source with this name exists in this workspace")
+        return value
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class CallersWorkspaceField(serializers.PrimaryKeyRelatedField):
+    """A workspace of the caller's (only the token's, with a token)."""
+
+    def get_queryset(self):
+        request = self.context["request"]
+        workspaces = selectors.workspace_list_for_user(user=request.user)
+        token = request_token(request)
+        if token is not None:
+            workspaces = workspaces.filter(pk=token.workspace_id)
+        return workspaces
+
+
+class SourceWorkspaceSerializer(serializers.Serializer):
+    """The workspace a new source goes to: the one named, else the token's, else the caller's
+    only workspace. Workspaces the caller cannot see (or outside the token's) do not exist."""
+
+    workspace = CallersWorkspaceField(
+        required=False,
+        allow_null=True,
+        error_messages={"does_not_exist": "no workspace {pk_value} among yours"},
+    )
+
+    def validate(self, attrs):
+        if attrs.get("workspace") is not None:
+            return attrs
+        candidates = list(self.fields["workspace"].get_queryset().order_by("id")[:2])
+        if len(candidates) != 1:
+            why = "several workspaces" if candidates else "no workspace"
+            raise serializers.ValidationError(
+                {"workspace": [f"required: you are a member of {why}"]}
+            )
+        return {"workspace": candidates[0]}
+
+
+class SourceCreateSerializer(SourceSerializer):
+    """What POST /sources/ takes (documentation: the view reads the two parts apart)."""
+
+    workspace = CallersWorkspaceField(
+        required=False,
+        allow_null=True,
+        help_text="Default: the token's workspace, else the caller's only one.",
+    )
+
+    class Meta(SourceSerializer.Meta):
+        read_only_fields = ["id", "created_at", "updated_at"]
+
+
+class PreviewSerializer(serializers.Serializer):
+    """POST /sources/preview/: rules and a URL to try them on."""
+
+    rules = serializers.JSONField(help_text="Extraction rules (docs/crawling.md).")
+    url = serializers.CharField(max_length=2048, help_text="The page to fetch and extract.")
+
+
+class SourcePreviewSerializer(serializers.Serializer):
+    """POST /sources/{id}/preview/: the source's rules on a URL (its first start URL)."""
+
+    url = serializers.CharField(max_length=2048, required=False)
+
+
+class PreviewResultSerializer(serializers.Serializer):
+    """What source_preview returns (documentation only)."""
+
+    url = serializers.CharField(help_text="The URL fetched, after redirects.")
+    status = serializers.IntegerField(allow_null=True)
+    error = serializers.DictField(required=False, help_text="{class, message} when not fetched.")
+    fields = serializers.DictField(required=False, help_text="Extracted fields.")
+    errors = serializers.DictField(required=False, help_text="Field → extraction problem.")
+    canonical = serializers.CharField(required=False, allow_null=True)
+    follow = serializers.ListField(child=serializers.CharField(), required=False)
+    items = serializers.ListField(child=serializers.CharField(), required=False)
+
+
+# --- Crawls ----------------------------------------------------------------------------------
+
+
+class CrawlSerializer(serializers.ModelSerializer):
+    source_name = serializers.SerializerMethodField()
+    is_active = serializers.BooleanField(read_only=True)
+    websocket_url = serializers.SerializerMethodField(help_text="Live events (WebSocket).")
+    stream_url = serializers.SerializerMethodField(help_text="Live events (Server-Sent Events).")
+
+    class Meta:
+        model = Crawl
+        fields = [
+            "id", "workspace", "source", "source_name", "status", "is_active",
+            "cancel_requested", "attempt", "created_by", "pages_done", "pages_failed",
+            "pages_total", "items_new", "items_changed", "items_unchanged", "errors", "error",
+            "created_at", "started_at", "finished_at", "deadline_at", "heartbeat_at",
+            "websocket_url", "stream_url",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def get_source_name(self, crawl: Crawl) -> str:
+        # Lists annotate it (one join, no query per row); a single crawl reads its source.
+        return getattr(crawl, "source_name", None) or crawl.source.name
+
+    def _bases(self) -> tuple[str, str]:
+        """(ws(s)://host, http(s)://host) of the request, computed once per response."""
+        if "_url_bases" not in self.context:
+            request = self.context["request"]
+            host = request.get_host()
+            secure = request.is_secure()
+            self.context["_url_bases"] = (
+                f"{'wss' if secure else 'ws'}://{host}",
+                f"{'https' if secure else 'http'}://{host}",
+            )
+        return self.context["_url_bases"]
+
+    def get_websocket_url(self, crawl: Crawl) -> str:
+        return self._bases()[0] + websocket_path(crawl.pk)
+
+    def get_stream_url(self, crawl: Crawl) -> str:
+        return self._bases()[1] + stream_path(crawl.pk)
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class CallersSourceField(serializers.PrimaryKeyRelatedField):
+    """A source the caller can see."""
+
+    def get_queryset(self):
+        return scoped(self.context["request"], Source.objects.all())
+
+
+class CrawlCreateSerializer(serializers.Serializer):
+    """POST /crawls/: the source to crawl (one the caller can see; others do not exist)."""
+
+    source = CallersSourceField(
+        error_messages={"does_not_exist": "no source {pk_value} among yours"},
+    )
+
+
+class CrawlEventSerializer(serializers.Serializer):
+    """One event of a crawl's log, in its wire form (the same as on the WebSocket and SSE)."""
+
+    type = serializers.CharField(help_text=f'Always "{events.MESSAGE_TYPE}".')
+    crawl = serializers.IntegerField()
+    workspace = serializers.IntegerField()
+    seq = serializers.IntegerField(help_text="Gapless, increasing sequence within the crawl.")
+    event = serializers.CharField(help_text="crawl.queued, crawl.progress, page.error, …")
+    payload = serializers.JSONField()
+    at = serializers.DateTimeField()
+
+    def to_representation(self, instance: CrawlEvent) -> dict:
+        return events.event_message(instance)
+
+
+class FrontierUrlSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = FrontierUrl
+        fields = [
+            "id", "url", "kind", "state", "depth", "attempts", "last_status", "error",
+            "fetched_at",
+        ]  # fmt: skip
+        read_only_fields = fields

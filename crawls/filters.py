@@ -1,0 +1,165 @@
+"""Filter sets: query parameters → querysets, shared by the API and saved searches (alert rules).
+
+A filter set validates plain data (a QueryDict or a dict), so a saved search is the same
+parameters the API takes; invalid values are form errors keyed by the parameter's name.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django_filters import rest_framework as filters
+from django_filters.fields import BaseCSVField
+from django_filters.widgets import BaseCSVWidget
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+
+from crawls import selectors
+from crawls.models import Bid
+
+MAX_LIST_VALUES = 100
+MAX_INT = 2**31 - 1
+MAX_ID = 2**63 - 1
+
+
+class MultipleValuesWidget(BaseCSVWidget, forms.TextInput):
+    """Several values: repeated (`?x=1&x=2`), comma-separated (`?x=1,2`) or both."""
+
+    def value_from_datadict(self, data, files, name):
+        if name not in data:
+            return None
+        raw = data.getlist(name) if hasattr(data, "getlist") else data[name]
+        if isinstance(raw, str):
+            raw = [raw]
+        return [part.strip() for value in raw for part in str(value).split(",") if part.strip()]
+
+
+class ListField(BaseCSVField):
+    def clean(self, value):
+        values = super().clean(value)
+        if values and len(values) > MAX_LIST_VALUES:
+            raise forms.ValidationError(f"At most {MAX_LIST_VALUES} values.", code="too_many")
+        return values
+
+
+class ListFilter(filters.BaseInFilter):
+    base_field_class = ListField
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("widget", MultipleValuesWidget)
+        super().__init__(*args, **kwargs)
+
+
+class IdListFilter(ListFilter):
+    field_class = forms.IntegerField
+
+
+class TextListFilter(ListFilter):
+    field_class = forms.CharField
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class IntegerFilter(filters.NumberFilter):
+    field_class = forms.IntegerField
+
+
+class BidFilterForm(forms.Form):
+    def clean(self):
+        data = super().clean()
+        if data.get("state") and data.get("crawl") is None and "crawl" not in self.errors:
+            self.add_error("state", "`state` is relative to a crawl: give `crawl` too.")
+        return data
+
+
+class BidFilter(filters.FilterSet):
+    """What `GET /bids/` (its export, alert rules) can ask for; all filters combine (AND)."""
+
+    workspace = IntegerFilter(
+        field_name="workspace_id", min_value=1, max_value=MAX_ID, help_text="Workspace id."
+    )
+    source = IdListFilter(
+        field_name="source_id",
+        min_value=1,
+        max_value=MAX_ID,
+        help_text="Source ids: repeated (`source=1&source=2`) or comma-separated (`source=1,2`).",
+    )
+    department = TextListFilter(
+        field_name="department",
+        max_length=300,
+        help_text="Departments, exactly: repeated or comma-separated (any of them matches).",
+    )
+    post_date_after = filters.DateFilter(
+        field_name="post_date", lookup_expr="gte", help_text="Posted on or after (YYYY-MM-DD)."
+    )
+    post_date_before = filters.DateFilter(
+        field_name="post_date", lookup_expr="lte", help_text="Posted on or before (YYYY-MM-DD)."
+    )
+    views_min = IntegerFilter(
+        field_name="views", lookup_expr="gte", min_value=0, max_value=MAX_INT, help_text="views ≥"
+    )
+    views_max = IntegerFilter(
+        field_name="views", lookup_expr="lte", min_value=0, max_value=MAX_INT, help_text="views ≤"
+    )
+    amount_min = filters.NumberFilter(
+        field_name="amount",
+        lookup_expr="gte",
+        max_digits=20,
+        decimal_places=2,
+        help_text="amount ≥",
+    )
+    amount_max = filters.NumberFilter(
+        field_name="amount",
+        lookup_expr="lte",
+        max_digits=20,
+        decimal_places=2,
+        help_text="amount ≤",
+    )
+    changed_since = filters.IsoDateTimeFilter(
+        field_name="changed_at",
+        lookup_expr="gte",
+        help_text=(
+            "New or changed at or after this ISO 8601 time (`changed_at` ≥; a new bid's "
+            "`changed_at` is when it was first seen). Without an offset: the server's time zone; "
+            "encode `+` as `%2B`."
+        ),
+    )
+    crawl = IntegerFilter(
+        method="filter_crawl",
+        min_value=1,
+        max_value=MAX_ID,
+        help_text=(
+            "Crawl id: the bids that crawl recorded — found for the first time (`first_crawl`), "
+            "changed (a revision of that crawl), or last seen by it (`last_crawl`). A bid the "
+            "crawl saw unchanged drops out once a later crawl sees it (only the last is kept)."
+        ),
+    )
+    state = filters.ChoiceFilter(
+        choices=[("new", "new"), ("changed", "changed")],
+        method="filter_state",
+        help_text=(
+            "With `crawl` (required): `new` = bids that crawl found first (`first_crawl` is it); "
+            "`changed` = bids whose fields that crawl changed (it recorded a revision of them)."
+        ),
+    )
+    search = filters.CharFilter(
+        method="filter_search",
+        max_length=200,
+        help_text=(
+            "Words in the title, as a case-insensitive substring (Korean included); served by a "
+            "trigram index from 3 characters."
+        ),
+    )
+
+    class Meta:
+        model = Bid
+        fields = []
+        form = BidFilterForm
+
+    def filter_crawl(self, queryset, name, value):
+        state = self.form.cleaned_data.get("state")
+        return queryset.filter(selectors.bid_crawl_condition(crawl_id=value, state=state or None))
+
+    def filter_state(self, queryset, name, value):
+        return queryset  # applied with `crawl` (filter_crawl)
+
+    def filter_search(self, queryset, name, value):
+        return queryset.filter(selectors.bid_search_condition(text=value))

@@ -1,0 +1,750 @@
+"""GET /api/v1/bids/: scoping, filters, search, ordering, keyset pages, retrieve and export."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import http.client
+import io
+import itertools
+import json
+import time
+import tracemalloc
+import warnings
+from decimal import Decimal
+
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from django.db import connection
+from django.db.models import F
+from django.test import AsyncClient
+from django.utils import timezone
+from rest_framework import serializers
+from rest_framework.test import APIClient
+
+from crawls import selectors, services
+from crawls.api.serializers_bids import BidSerializer
+from crawls.engine.urls import url_hash
+from crawls.filters import BidFilter
+from crawls.models import Bid, BidRevision, Crawl, Membership
+
+pytestmark = pytest.mark.django_db
+
+RULES = {"items": ["a"], "fields": {"title": "h1"}}
+NOW = dt.datetime(2026, 3, 2, 9, 30, tzinfo=dt.UTC)
+_numbers = itertools.count(1)
+
+
+def make_source(workspace, name="City board"):
+    return services.source_create(
+        workspace=workspace, name=name, start_urls=["https://example.org/notices"], rules=RULES
+    )
+
+
+def new_bid(source, **fields) -> Bid:
+    """An unsaved bid of `source` (bulk_create them, or save)."""
+    n = next(_numbers)
+    url = fields.pop("url", f"https://example.org/notices/{n}")
+    values = {
+        "title": f"Notice {n}",
+        "first_seen_at": NOW,
+        "last_seen_at": NOW,
+        "changed_at": NOW,
+        "content_hash": f"{n:032x}",
+        **fields,
+    }
+    return Bid(
+        workspace_id=source.workspace_id, source=source, url=url, url_hash=url_hash(url), **values
+    )
+
+
+def make_bid(source, **fields) -> Bid:
+    bid = new_bid(source, **fields)
+    bid.save()
+    return bid
+
+
+def make_crawl(source) -> Crawl:
+    return Crawl.objects.create(
+        workspace=source.workspace, source=source, status=Crawl.Status.SUCCEEDED
+    )
+
+
+def ids(response) -> list[int]:
+    assert response.status_code == 200, response.content
+    return [row["id"] for row in response.json()["results"]]
+
+
+def assert_invalid(response, field: str):
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["code"] == "invalid"
+    assert field in error["details"], error
+    assert field in error["message"]
+
+
+@pytest.fixture
+def api():
+    return APIClient()
+
+
+@pytest.fixture
+def source_a(workspace_a):
+    return make_source(workspace_a)
+
+
+@pytest.fixture
+def source_b(workspace_b):
+    return make_source(workspace_b)
+
+
+# --- Scoping and roles ----------------------------------------------------------------------
+
+
+def test_list_and_retrieve_are_scoped_to_the_callers_workspaces(
+    api, source_a, source_b, teammate, outsider
+):
+    mine = make_bid(source_a, title="서울 도로 보수공사")
+    theirs = make_bid(source_b, title="부산 항만 준설")
+    api.force_authenticate(teammate)
+    assert ids(api.get("/api/v1/bids/")) == [mine.id]
+    assert api.get(f"/api/v1/bids/{mine.id}/").status_code == 200
+    assert api.get(f"/api/v1/bids/{theirs.id}/").status_code == 404
+    api.force_authenticate(outsider)
+    assert ids(api.get("/api/v1/bids/")) == [theirs.id]
+    assert api.get(f"/api/v1/bids/{mine.id}/").status_code == 404
+
+
+def test_a_bearer_token_sees_only_its_workspace(api, owner, workspace_a, workspace_b, source_a):
+    services.membership_set(workspace=workspace_b, user=owner, role=Membership.Role.MEMBER)
+    in_a = make_bid(source_a)
+    in_b = make_bid(make_source(workspace_b))
+    _, raw = services.token_create(user=owner, workspace=workspace_a, name="ci")
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert ids(api.get("/api/v1/bids/")) == [in_a.id]
+    assert api.get(f"/api/v1/bids/{in_b.id}/").status_code == 404
+    assert ids(api.get(f"/api/v1/bids/?workspace={workspace_b.id}")) == []
+    api.credentials()
+    api.force_authenticate(owner)  # the same user without the token sees both workspaces
+    assert set(ids(api.get("/api/v1/bids/"))) == {in_a.id, in_b.id}
+    assert ids(api.get(f"/api/v1/bids/?workspace={workspace_b.id}")) == [in_b.id]
+
+
+def test_viewers_read_and_nobody_writes(api, source_a, viewer, owner):
+    bid = make_bid(source_a)
+    api.force_authenticate(viewer)
+    assert ids(api.get("/api/v1/bids/")) == [bid.id]
+    assert api.get(f"/api/v1/bids/{bid.id}/").status_code == 200
+    api.force_authenticate(owner)
+    assert api.post("/api/v1/bids/", {"title": "x"}).status_code == 405
+    assert api.patch(f"/api/v1/bids/{bid.id}/", {"title": "x"}).status_code == 405
+    assert api.put(f"/api/v1/bids/{bid.id}/", {"title": "x"}).status_code == 405
+    assert api.delete(f"/api/v1/bids/{bid.id}/").status_code == 405
+    assert Bid.objects.get().title == bid.title
+
+
+def test_anonymous_callers_get_401(api, source_a):
+    make_bid(source_a)
+    for path in ("/api/v1/bids/", "/api/v1/bids/export/"):
+        response = api.get(path)
+        assert response.status_code == 401
+        assert response.json()["error"]["code"] == "not_authenticated"
+
+
+# --- Representation ------------------------------------------------------------------------
+
+
+def test_list_rows_are_lean_and_retrieve_adds_the_field_history(api, owner, source_a):
+    first, second = make_crawl(source_a), make_crawl(source_a)
+    bid = make_bid(
+        source_a,
+        title="[긴급] 하수관로 정비공사",
+        department="서울특별시 도시기반시설본부",
+        views=12,
+        post_date=dt.date(2026, 3, 1),
+        amount=Decimal("1234500000.00"),
+        deadline=dt.datetime(2026, 3, 20, 9, 0, tzinfo=dt.UTC),
+        reference="R-2026-0001",
+        extra={"attachment": "https://example.org/a.hwp"},
+        first_crawl=first,
+        last_crawl=second,
+    )
+    older = BidRevision.objects.create(
+        workspace_id=bid.workspace_id,
+        bid=bid,
+        crawl=first,
+        changes={"views": [3, 7]},
+        changed_at=NOW - dt.timedelta(days=1),
+    )
+    newer = BidRevision.objects.create(
+        workspace_id=bid.workspace_id, bid=bid, crawl=second, changes={"views": [7, 12]}
+    )
+    api.force_authenticate(owner)
+    row = api.get("/api/v1/bids/").json()["results"][0]
+    assert row == {
+        "id": bid.id,
+        "workspace": source_a.workspace_id,
+        "source": source_a.id,
+        "source_name": "City board",
+        "url": bid.url,
+        "title": "[긴급] 하수관로 정비공사",
+        "department": "서울특별시 도시기반시설본부",
+        "views": 12,
+        "post_date": "2026-03-01",
+        "amount": "1234500000.00",
+        "deadline": "2026-03-20T09:00:00Z",
+        "reference": "R-2026-0001",
+        "extra": {"attachment": "https://example.org/a.hwp"},
+        "first_seen_at": "2026-03-02T09:30:00Z",
+        "last_seen_at": "2026-03-02T09:30:00Z",
+        "changed_at": "2026-03-02T09:30:00Z",
+        "first_crawl": first.id,
+        "last_crawl": second.id,
+    }
+    detail = api.get(f"/api/v1/bids/{bid.id}/")
+    assert detail.json() == {
+        **row,
+        "revisions": [
+            {
+                "id": newer.id,
+                "changed_at": newer.changed_at.isoformat().replace("+00:00", "Z"),
+                "crawl": second.id,
+                "changes": {"views": [7, 12]},
+            },
+            {
+                "id": older.id,
+                "changed_at": "2026-03-01T09:30:00Z",
+                "crawl": first.id,
+                "changes": {"views": [3, 7]},
+            },
+        ],
+    }
+    again = api.get(f"/api/v1/bids/{bid.id}/", HTTP_IF_NONE_MATCH=detail["ETag"])
+    assert again.status_code == 304
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Seoul"])
+def test_rows_are_written_as_drf_fields_would_write_them(source_a, zone):
+    crawl = make_crawl(source_a)
+    make_bid(source_a, views=None, amount=None, post_date=None, deadline=None)
+    make_bid(
+        source_a,
+        views=0,
+        amount=Decimal("0.5"),
+        post_date=dt.date(2026, 12, 31),
+        deadline=dt.datetime(2026, 3, 20, 9, 0, 30, 123456, tzinfo=dt.UTC),
+        extra={"k": [1, "가"], "n": None},
+        first_crawl=crawl,
+        last_crawl=crawl,
+    )
+
+    class FieldByField(BidSerializer):
+        to_representation = serializers.ModelSerializer.to_representation
+
+    rows = list(selectors.bid_list())
+    with timezone.override(zone):
+        assert BidSerializer(rows, many=True).data == FieldByField(rows, many=True).data
+
+
+# --- Filters -------------------------------------------------------------------------------
+
+
+def test_filters_narrow_the_list(api, owner, workspace_a, source_a):
+    other_source = make_source(workspace_a, name="Port board")
+    a = make_bid(
+        source_a,
+        department="조달청",
+        views=5,
+        post_date=dt.date(2026, 1, 10),
+        amount=Decimal("100.00"),
+        changed_at=NOW - dt.timedelta(days=3),
+    )
+    b = make_bid(
+        source_a,
+        department="부산광역시 건설본부",
+        views=50,
+        post_date=dt.date(2026, 2, 10),
+        amount=Decimal("5000.50"),
+    )
+    c = make_bid(
+        other_source,
+        department="Korea Expressway Corporation",
+        views=None,
+        post_date=None,
+        amount=None,
+    )
+    api.force_authenticate(owner)
+
+    def found(**params) -> set[int]:
+        return set(ids(api.get("/api/v1/bids/", params)))
+
+    assert found(department="조달청") == {a.id}
+    assert found(department=["조달청", "부산광역시 건설본부"]) == {a.id, b.id}  # repeated
+    assert found(department="조달청, 부산광역시 건설본부") == {a.id, b.id}  # comma list
+    assert found(department="") == {a.id, b.id, c.id}
+    assert found(post_date_after="2026-02-01") == {b.id}
+    assert found(post_date_before="2026-02-01") == {a.id}
+    assert found(post_date_after="2026-01-10", post_date_before="2026-02-10") == {a.id, b.id}
+    assert found(views_min=5, views_max=49) == {a.id}
+    assert found(views_min=6) == {b.id}
+    assert found(amount_min="100.01") == {b.id}
+    assert found(amount_max="100") == {a.id}
+    assert found(source=other_source.id) == {c.id}
+    assert found(source=f"{source_a.id},{other_source.id}") == {a.id, b.id, c.id}
+    assert found(source=[source_a.id, other_source.id]) == {a.id, b.id, c.id}
+    assert found(workspace=workspace_a.id) == {a.id, b.id, c.id}
+    since = (NOW - dt.timedelta(days=1)).isoformat()
+    assert found(changed_since=since) == {b.id, c.id}
+    assert found(changed_since=since.replace("+00:00", "Z")) == {b.id, c.id}
+    assert found(changed_since="2026-03-02T18:30:00+09:00") == {b.id, c.id}  # NOW, inclusive
+    assert found(changed_since="2026-03-02T18:31:00+09:00") == set()
+    assert found(department="조달청", views_min=10) == set()  # filters combine
+
+
+def test_crawl_and_state_filters(api, owner, source_a):
+    first, second = make_crawl(source_a), make_crawl(source_a)
+    changed = make_bid(source_a, first_crawl=first, last_crawl=second)
+    unchanged = make_bid(source_a, first_crawl=first, last_crawl=second)
+    found_later = make_bid(source_a, first_crawl=second, last_crawl=second)
+    only_first = make_bid(source_a, first_crawl=first, last_crawl=first)
+    make_bid(source_a)  # imported, no crawl
+    BidRevision.objects.create(
+        workspace_id=changed.workspace_id, bid=changed, crawl=second, changes={"title": ["a", "b"]}
+    )
+    api.force_authenticate(owner)
+
+    def found(**params) -> set[int]:
+        return set(ids(api.get("/api/v1/bids/", params)))
+
+    assert found(crawl=second.id) == {changed.id, unchanged.id, found_later.id}
+    assert found(crawl=second.id, state="new") == {found_later.id}
+    assert found(crawl=second.id, state="changed") == {changed.id}
+    assert found(crawl=first.id) == {changed.id, unchanged.id, only_first.id}
+    assert found(crawl=first.id, state="new") == {changed.id, unchanged.id, only_first.id}
+    assert found(crawl=first.id, state="changed") == set()
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"post_date_after": "2026-13-01"}, "post_date_after"),
+        ({"post_date_before": "yesterday"}, "post_date_before"),
+        ({"views_min": "abc"}, "views_min"),
+        ({"views_max": "-1"}, "views_max"),
+        ({"views_min": "99999999999"}, "views_min"),
+        ({"amount_min": "a lot"}, "amount_min"),
+        ({"amount_max": "NaN"}, "amount_max"),
+        ({"amount_max": "1e30"}, "amount_max"),
+        ({"source": "1,abc"}, "source"),
+        ({"source": ["1", "x"]}, "source"),
+        ({"source": ",".join(str(n) for n in range(1, 200))}, "source"),
+        ({"department": "a\x00b"}, "department"),
+        ({"workspace": "first"}, "workspace"),
+        ({"crawl": "0"}, "crawl"),
+        ({"changed_since": "last tuesday"}, "changed_since"),
+        ({"state": "new"}, "state"),  # state needs crawl
+        ({"crawl": "1", "state": "deleted"}, "state"),
+        ({"search": "x" * 201}, "search"),
+        ({"search": "nul\x00"}, "search"),
+        ({"ordering": "title"}, "ordering"),
+        ({"ordering": "post_date"}, "ordering"),
+        ({"page_size": "0"}, "page_size"),
+        ({"page_size": "201"}, "page_size"),
+        ({"page_size": "abc"}, "page_size"),
+        ({"cursor": "not-a-cursor"}, "cursor"),
+    ],
+)
+def test_bad_parameters_answer_400_naming_the_parameter(api, owner, source_a, params, field):
+    make_bid(source_a)
+    api.force_authenticate(owner)
+    assert_invalid(api.get("/api/v1/bids/", params), field)
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"type": "xml"}, "type"),
+        ({"views_min": "many"}, "views_min"),
+        ({"ordering": "-title"}, "ordering"),
+        ({"state": "changed"}, "state"),
+    ],
+)
+def test_bad_export_parameters_answer_400_before_streaming(api, owner, source_a, params, field):
+    make_bid(source_a)
+    api.force_authenticate(owner)
+    response = api.get("/api/v1/bids/export/", params, HTTP_ACCEPT="text/csv")
+    assert_invalid(response, field)
+
+
+def test_the_filter_set_takes_plain_data_for_saved_searches(source_a):
+    wanted = make_bid(source_a, department="조달청", views=10)
+    make_bid(source_a, department="경기도교육청 재무과", views=10)
+    saved = {"department": ["조달청,부산광역시 건설본부"], "views_min": "5", "search": "notice"}
+    filterset = BidFilter(saved, queryset=Bid.objects.all())
+    assert filterset.is_valid(), filterset.errors
+    assert list(filterset.qs) == [wanted]
+    broken = BidFilter({"views_min": "x", "state": "new"}, queryset=Bid.objects.all())
+    assert not broken.is_valid()
+    assert set(broken.errors) == {"views_min", "state"}
+
+
+# --- Search --------------------------------------------------------------------------------
+
+
+def test_search_finds_substrings_of_titles_korean_included(api, owner, source_a):
+    road = make_bid(source_a, title="[입찰] 서울특별시 도로 보수공사")
+    sewer = make_bid(source_a, title="[긴급] 하수관로 정비공사")
+    lights = make_bid(source_a, title="Supply of LED street lighting")
+    percent = make_bid(source_a, title="Discount 50% on_site")
+    api.force_authenticate(owner)
+
+    def found(text: str) -> set[int]:
+        return set(ids(api.get("/api/v1/bids/", {"search": text})))
+
+    assert found("도로 보수") == {road.id}
+    assert found("공사") == {road.id, sewer.id}  # two syllables: no trigram, still found
+    assert found("하수관로 정비") == {sewer.id}
+    assert found("led STREET") == {lights.id}
+    assert found("50%") == {percent.id}  # LIKE wildcards are literal
+    assert found("n_s") == {percent.id}
+    assert found("0%_") == set()
+    assert found("") == {road.id, sewer.id, lights.id, percent.id}
+
+
+def test_search_is_served_by_the_title_trigram_index(source_a):
+    Bid.objects.bulk_create(new_bid(source_a, title=f"도로 보수공사 {n}") for n in range(50))
+    queryset = BidFilter({"search": "보수공사"}, queryset=Bid.objects.all()).qs
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a tiny table: make the planner show
+        plan = queryset.order_by().values("id").explain()  # whether the index can serve it
+    assert "bid_title_trgm" in plan, plan
+    assert "ILIKE" in str(queryset.query) or "~~*" in plan
+
+
+# --- Ordering and keyset pages ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ordering", "field"),
+    [(None, "post_date"), ("-post_date", "post_date"), ("-views", "views"), ("-amount", "amount")],
+)
+def test_orderings_are_descending_with_nulls_last_and_ties_by_id(
+    api, owner, source_a, ordering, field
+):
+    values = {
+        "post_date": [dt.date(2026, 1, 1), dt.date(2026, 2, 1), None],
+        "views": [3, 40, None],
+        "amount": [Decimal("9.50"), Decimal("100.00"), None],
+    }[field]
+    bids = [make_bid(source_a, **{field: value}) for value in values * 2]
+    api.force_authenticate(owner)
+    params = {"ordering": ordering} if ordering else {}
+    got = ids(api.get("/api/v1/bids/", params))
+    by_value = {bid.id: getattr(bid, field) for bid in bids}
+    expected = sorted(
+        by_value, key=lambda pk: (by_value[pk] is not None, by_value[pk] or 0, pk), reverse=True
+    )
+    assert got == expected
+
+
+def _key(bid: Bid, field: str) -> tuple:
+    value = getattr(bid, field)
+    return (value is not None, value if value is not None else 0, bid.id)
+
+
+@pytest.mark.parametrize(
+    ("ordering", "field", "values"),
+    [
+        ("-post_date", "post_date", [dt.date(2026, 1, d) for d in (1, 2, 2, 3, 5)] + [None]),
+        ("-views", "views", [0, 7, 7, 7, 100, None]),
+        ("-amount", "amount", [Decimal("1.00"), Decimal("2.50"), Decimal("2.50"), None]),
+    ],
+)
+def test_a_cursor_walk_visits_every_row_once_while_rows_are_inserted(
+    api, owner, source_a, ordering, field, values
+):
+    existing = [
+        make_bid(source_a, **{field: v}) for v in itertools.islice(itertools.cycle(values), 45)
+    ]
+    highest = max(v for v in values if v is not None)
+    lowest = min(v for v in values if v is not None)
+    api.force_authenticate(owner)
+    seen: list[int] = []
+    inserted_after: list[Bid] = []
+    inserted_before: list[Bid] = []
+    url = f"/api/v1/bids/?page_size=7&ordering={ordering}"
+    pages = 0
+    while url:
+        response = api.get(url)
+        page = ids(response)
+        assert len(page) <= 7
+        seen += page
+        pages += 1
+        cursor = Bid.objects.get(pk=page[-1])
+        # Between pages: a row landing before the cursor (a top value) and one after it.
+        inserted_before.append(make_bid(source_a, **{field: highest}))
+        after = make_bid(source_a, **{field: lowest})
+        (inserted_after if _key(after, field) < _key(cursor, field) else inserted_before).append(
+            after
+        )
+        url = response.json()["next"]
+    assert len(seen) == len(set(seen)), "a row was served twice"
+    assert {bid.id for bid in existing} <= set(seen), "a row was skipped"
+    assert {bid.id for bid in inserted_after} <= set(seen)
+    assert not {bid.id for bid in inserted_before} & set(seen)
+    rows = {bid.id: bid for bid in Bid.objects.filter(pk__in=seen)}
+    keys = [_key(rows[pk], field) for pk in seen]
+    assert keys == sorted(keys, reverse=True)
+    assert pages >= 45 // 7
+
+
+def test_a_tampered_cursor_is_refused(api, owner, source_a):
+    for _ in range(3):
+        make_bid(source_a, post_date=dt.date(2026, 1, 1))
+    api.force_authenticate(owner)
+    next_url = api.get("/api/v1/bids/?page_size=1").json()["next"]
+    cursor = next_url.split("cursor=")[1].split("&")[0]
+    tampered = cursor[:-3] + ("A" if cursor[-3] != "A" else "B") + cursor[-2:]
+    assert_invalid(api.get("/api/v1/bids/", {"page_size": 1, "cursor": tampered}), "cursor")
+    # A cursor of another ordering is stale, not silently reinterpreted.
+    assert_invalid(api.get("/api/v1/bids/", {"ordering": "-views", "cursor": cursor}), "cursor")
+
+
+@pytest.mark.parametrize("size", [10, 200])
+def test_query_count_does_not_grow_with_the_page(
+    api, owner, workspace_a, source_a, django_assert_max_num_queries, size
+):
+    sources = [source_a, make_source(workspace_a, name="Port board")]
+    crawls = [make_crawl(source) for source in sources]
+    Bid.objects.bulk_create(
+        new_bid(sources[n % 2], first_crawl=crawls[n % 2], last_crawl=crawls[n % 2], views=n)
+        for n in range(210)
+    )
+    api.force_authenticate(owner)
+    with django_assert_max_num_queries(2):  # the caller's workspace ids, the page
+        response = api.get(f"/api/v1/bids/?page_size={size}&ordering=-views")
+    assert len(ids(response)) == size
+    _, raw = services.token_create(user=owner, workspace=workspace_a, name="ci")
+    api.force_authenticate(None)
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    with django_assert_max_num_queries(4):  # token, membership, last use, the page
+        response = api.get(f"/api/v1/bids/?page_size={size}&search=notice&source={source_a.id}")
+    assert len(ids(response)) == min(size, 105)
+
+
+# --- Export --------------------------------------------------------------------------------
+
+
+def _read(response) -> bytes:
+    assert response.status_code == 200, response.content
+    assert response.streaming
+    return b"".join(response.streaming_content)
+
+
+def test_csv_export_has_a_header_korean_text_and_the_lists_filters(
+    api, owner, workspace_a, source_a
+):
+    make_bid(source_a, title="Not this one", views=1)
+    road = make_bid(source_a, title="서울특별시 도로 보수공사", views=30, department="조달청")
+    trap = make_bid(source_a, title='=HYPERLINK("http://evil")', views=20, department="-조달청")
+    api.force_authenticate(owner)
+    response = api.get("/api/v1/bids/export/", {"views_min": 10, "ordering": "-views"})
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    today = dt.datetime.now(dt.UTC).date()  # TIME_ZONE is UTC in tests
+    assert response["Content-Disposition"] == (
+        f'attachment; filename="bids-{workspace_a.slug}-{today.isoformat()}.csv"'
+    )
+    rows = list(csv.DictReader(io.StringIO(_read(response).decode("utf-8"))))
+    assert [int(r["id"]) for r in rows] == [road.id, trap.id]
+    assert rows[0]["title"] == "서울특별시 도로 보수공사"
+    assert rows[0]["department"] == "조달청"
+    assert rows[0]["source_name"] == "City board"
+    assert rows[0]["extra"] == "{}"
+    assert rows[0]["amount"] == ""
+    assert rows[1]["title"] == '\'=HYPERLINK("http://evil")'  # kept as text by spreadsheets
+    assert rows[1]["department"] == "'-조달청"
+    assert list(rows[0]) == list(api.get("/api/v1/bids/").json()["results"][0])
+
+
+def test_jsonl_export_lines_are_the_list_rows(api, owner, workspace_a, workspace_b, source_a):
+    services.membership_set(workspace=workspace_b, user=owner, role=Membership.Role.VIEWER)
+    source_b = make_source(workspace_b)
+    crawl = make_crawl(source_a)
+    for n in range(6):
+        make_bid(
+            source_a if n % 2 else source_b,
+            title=f"하수관로 정비공사 {n}",
+            views=n * 10 if n != 3 else None,
+            amount=Decimal(n * 1000) if n % 3 else None,
+            post_date=dt.date(2026, 1, n + 1) if n != 4 else None,
+            deadline=NOW,
+            extra={"n": n, "첨부": "공고문.hwp"},
+            first_crawl=crawl if n % 2 else None,
+        )
+    api.force_authenticate(owner)
+    for ordering in ("-post_date", "-views", "-amount"):
+        listed = api.get("/api/v1/bids/", {"ordering": ordering}).json()["results"]
+        response = api.get("/api/v1/bids/export/", {"type": "jsonl", "ordering": ordering})
+        assert response["Content-Type"] == "application/x-ndjson; charset=utf-8"
+        assert 'filename="bids-all-' in response["Content-Disposition"]  # two workspaces
+        assert response["Content-Disposition"].endswith('.jsonl"')
+        body = _read(response).decode("utf-8")
+        assert "하수관로" in body  # not \\u-escaped
+        assert [json.loads(line) for line in body.splitlines()] == listed
+    one = api.get("/api/v1/bids/export/", {"type": "jsonl", "workspace": workspace_b.id})
+    assert f'filename="bids-{workspace_b.slug}-' in one["Content-Disposition"]
+    assert len(_read(one).splitlines()) == 3
+
+
+def test_export_of_several_workspaces_is_one_ordered_walk(
+    api, owner, workspace_a, workspace_b, source_a
+):
+    services.membership_set(workspace=workspace_b, user=owner, role=Membership.Role.MEMBER)
+    source_b = make_source(workspace_b)
+    Bid.objects.bulk_create(
+        new_bid(
+            (source_a, source_b)[n % 2],
+            post_date=dt.date(2026, 1, 1) + dt.timedelta(days=n % 7) if n % 5 else None,
+        )
+        for n in range(130)
+    )
+    api.force_authenticate(owner)
+    rows = selectors.bid_rows_in_order(
+        queryset=selectors.bid_list().visible_to(owner),
+        field="post_date",
+        workspace_ids=[workspace_a.id, workspace_b.id],
+        chunk_size=20,
+    )
+    expected = list(
+        Bid.objects.order_by(F("post_date").desc(nulls_last=True), "-id").values_list(
+            "id", flat=True
+        )
+    )
+    assert [row["id"] for row in rows] == expected
+    body = _read(api.get("/api/v1/bids/export/", {"type": "jsonl"}))
+    assert [json.loads(line)["id"] for line in body.splitlines()] == expected
+
+
+def test_export_reads_rows_while_it_streams(api, owner, source_a):
+    """Rows come in keyset chunks as the file is read: a bid inserted after the first bytes
+    went out, sorting at the end, is in the file."""
+    Bid.objects.bulk_create(
+        new_bid(source_a, post_date=dt.date(2026, 1, 1)) for _ in range(2 * 2000 + 10)
+    )
+    api.force_authenticate(owner)
+    response = api.get("/api/v1/bids/export/?type=jsonl")
+    assert not response.is_async
+    blocks = iter(response.streaming_content)
+    first = next(blocks)
+    late = make_bid(source_a, post_date=None)  # nulls last
+    rest = b"".join(blocks)
+    lines = (first + rest).splitlines()
+    assert len(lines) == 2 * 2000 + 11
+    assert json.loads(lines[-1])["id"] == late.id
+
+
+@pytest.mark.django_db(transaction=True)  # the ASGI handler reads in a thread of its own
+def test_export_under_asgi_is_an_async_stream(owner, workspace_a, source_a):
+    Bid.objects.bulk_create(
+        new_bid(source_a, title=f"공고 {n}", post_date=dt.date(2026, 1, 1)) for n in range(4500)
+    )
+    _, raw = services.token_create(user=owner, workspace=workspace_a, name="asgi")
+    client = AsyncClient()
+
+    async def read():
+        response = await client.get(
+            "/api/v1/bids/export/", {"type": "csv"}, headers={"Authorization": f"Bearer {raw}"}
+        )
+        blocks = aiter(response.streaming_content)
+        first = await anext(blocks)
+        late = await sync_to_async(make_bid)(source_a, post_date=None, title="늦은 공고")
+        rest = [block async for block in blocks]
+        return response, first + b"".join(rest), late
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        response, body, late = async_to_sync(read)()
+    assert response.status_code == 200
+    assert response.is_async
+    assert not [w for w in caught if "StreamingHttpResponse" in str(w.message)]
+    lines = body.decode("utf-8").splitlines()
+    assert len(lines) == 1 + 4500 + 1
+    assert lines[-1].startswith(f"{late.id},")
+    assert "늦은 공고" in lines[-1]
+
+
+def test_export_memory_stays_flat(api, owner, source_a):
+    count = 20_000
+    Bid.objects.bulk_create(
+        (
+            new_bid(
+                source_a,
+                title=f"[입찰] 서울특별시 도로 보수공사 제{n}호 " + "가나다라" * 20,
+                department="서울특별시 도시기반시설본부",
+                views=n,
+                post_date=dt.date(2026, 1, 1) + dt.timedelta(days=n % 300),
+                amount=Decimal(n) * 1000,
+                extra={"attachment": f"https://example.org/files/{n}.hwp"},
+            )
+            for n in range(count)
+        ),
+        batch_size=2000,
+    )
+    api.force_authenticate(owner)
+    assert _read(api.get("/api/v1/bids/export/?views_max=0")).count(b"\n") == 2  # warm-up
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        everything = list(selectors.bid_list().values(*selectors.BID_FIELDS, "source_name"))
+        _, materialised = tracemalloc.get_traced_memory()
+        assert len(everything) == count
+        del everything
+        tracemalloc.reset_peak()
+        before, _ = tracemalloc.get_traced_memory()
+        response = api.get("/api/v1/bids/export/?type=csv&ordering=-views")
+        size = lines = 0
+        for block in response.streaming_content:
+            size += len(block)
+            lines += block.count(b"\n")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    streamed = peak - before
+    print(f"export of {count} bids ({size} B): peak {streamed} B, all rows held {materialised} B")
+    assert lines == count + 1
+    # Holding the rows (not even the file) costs several times what streaming them does.
+    assert streamed * 3 < materialised, (streamed, materialised, size)
+    assert streamed < 16 * 2**20, (streamed, materialised, size)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_export_streams_through_daphne(daphne_server, owner, workspace_a):
+    """Served by daphne: first bytes long before the last, and no whole-response buffering."""
+    source = make_source(workspace_a)
+    count = 20_000
+    Bid.objects.bulk_create(
+        (new_bid(source, title=f"도로 보수공사 {n}", views=n) for n in range(count)),
+        batch_size=2000,
+    )
+    _, raw = services.token_create(user=owner, workspace=workspace_a, name="daphne")
+    log_start = len(daphne_server.output())
+    conn = http.client.HTTPConnection("127.0.0.1", daphne_server.port, timeout=60)
+    started = time.monotonic()
+    conn.request(
+        "GET", "/api/v1/bids/export/?type=jsonl", headers={"Authorization": f"Bearer {raw}"}
+    )
+    response = conn.getresponse()
+    assert response.status == 200
+    assert response.getheader("Content-Length") is None
+    assert response.getheader("Transfer-Encoding") == "chunked"
+    first = response.read1(65536)
+    first_at = time.monotonic() - started
+    body = first + response.read()
+    total = time.monotonic() - started
+    conn.close()
+    lines = body.splitlines()
+    assert len(lines) == count
+    assert json.loads(lines[0])["views"] == count - 1
+    assert first_at < total / 2, (first_at, total)
+    print(f"daphne export of {count} bids: first bytes {first_at:.3f}s, all {total:.3f}s")
+    assert "must consume synchronous iterators" not in daphne_server.output()[log_start:]

@@ -1,0 +1,308 @@
+"""API benchmark: listing bids from 1,000,000 rows, Forest against a stock DRF viewset.
+
+What is measured, in one run on one daphne (served the way `make run` serves it: one process,
+project.asgi, the psycopg pool):
+
+- Forest: GET /api/v1/bids/?page_size=50 with a bearer token (authentication, throttling and
+  workspace scoping on, throttle rates raised so that they count but never refuse), on page 1
+  and at row 900,000 (a keyset cursor made for that row).
+- The peer (bench/api_peer.py): a stock ReadOnlyModelViewSet + ModelSerializer over the same
+  table with stock CursorPagination (page 1, and the position of row 900,000) and stock
+  PageNumberPagination (page 1 and page 18,000), no auth, no throttling, no scoping.
+- The SQL floor: EXPLAIN ANALYZE of the query Forest runs for the same page.
+
+Requests/s and latency percentiles come from wrk (Debian's, installed with apt-get when missing)
+with --connections keep-alive connections for --duration seconds per endpoint, --rounds rounds
+alternating endpoints; medians. Ends by printing one JSON line.
+
+    make bench-api                        # or: .venv/bin/python -m bench.api --rows 200000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from types import SimpleNamespace
+
+import django
+import psycopg
+
+from bench.common import (
+    apt_binary,
+    database_recreate,
+    database_url,
+    free_port,
+    log,
+    stop,
+    wait_port,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+DATABASE = "forest_bench_api"
+LOAD_SQL = """
+INSERT INTO crawls_bid (
+    workspace_id, source_id, url, url_hash, title, department, views, post_date, amount,
+    deadline, reference, extra, content_hash, etag, last_modified, first_seen_at, last_seen_at,
+    changed_at)
+SELECT %(workspace)s, %(source)s,
+    'https://example.org/notices/' || i,
+    decode(md5('https://example.org/notices/' || i), 'hex'),
+    (ARRAY['[입찰] 도로 보수공사 ', 'Tender: office equipment ', '[긴급] 하수관로 정비공사 ',
+           'Supply of LED street lighting '])[1 + i %% 4] || i,
+    (ARRAY['서울특별시 도시기반시설본부', 'Busan Port Authority', '조달청 시설사업국',
+           'Korea Expressway Corporation', '경기도교육청 재무과', 'Korea Rail Network Authority',
+           '부산광역시 건설본부', 'Jeju Special Self-Governing Province'])[1 + i %% 8],
+    ((i::bigint * 7919) %% 100000)::int,
+    DATE '2026-11-23' - (i %% 3650),
+    ((i::bigint * 104729) %% 1000000000)::numeric,
+    TIMESTAMPTZ '2026-12-31 18:00+09' - (i %% 365) * interval '1 day',
+    'R' || lpad(i::text, 10, '0'),
+    '{}'::jsonb, md5(i::text), '', '', now(), now(), now()
+FROM generate_series(1, %(rows)s) AS i
+"""
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--deep", type=int, default=900_000, help="the deep row (900,000)")
+    parser.add_argument("--page-size", type=int, default=50)
+    parser.add_argument("--duration", type=int, default=8, help="seconds per measurement")
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--reuse", action="store_true", help="keep and reuse the loaded database")
+    return parser.parse_args(argv)
+
+
+def wrk_run(wrk: str, url: str, *, headers: dict, connections: int, duration: int) -> dict:
+    command = [wrk, "-t1", f"-c{connections}", f"-d{duration}s", "--latency", url]
+    for name, value in headers.items():
+        command[1:1] = ["-H", f"{name}: {value}"]
+    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if non_2xx:
+        raise RuntimeError(f"{url}: {non_2xx.group(1)} failed responses\n{out}")
+
+    def latency(percent: str) -> float:
+        found = re.search(rf"^\s+{percent}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if found is None:
+            raise RuntimeError(f"{url}: no {percent}% latency in wrk's output\n{out}")
+        value, unit = found.groups()
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50_ms": latency("50"),
+        "p99_ms": latency("99"),
+    }
+
+
+def get_json(url: str, headers: dict) -> dict:
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310 - our own server
+    with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+        return json.loads(response.read())
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "bench.api_settings"
+    from project import runtime  # noqa: PLC0415 - Django loads after the bootstrap
+
+    runtime.bootstrap()
+    admin_url = database_url(os.environ["DATABASE_URL"], "postgres")
+    bench_url = database_url(os.environ["DATABASE_URL"], DATABASE)
+    loaded = False
+    if args.reuse:
+        try:
+            with psycopg.connect(bench_url) as conn:
+                count = conn.execute("SELECT count(*) FROM crawls_bid").fetchone()[0]
+            loaded = count == args.rows
+        except psycopg.Error:
+            loaded = False
+    if not loaded:
+        database_recreate(admin_url, DATABASE)
+    os.environ.update(
+        DATABASE_URL=bench_url,
+        API_RATE_CALLER="100000000/min",
+        API_RATE_WORKSPACE="100000000/min",
+        DB_POOL_MAX_SIZE="20",
+    )
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=ROOT, check=True
+    )
+    django.setup()
+    figures = _bench(args, loaded=loaded)
+    if not args.reuse:
+        from django.db import connections  # noqa: PLC0415
+
+        connections.close_all()
+        database_recreate(admin_url, DATABASE, create=False)
+    print(json.dumps(figures))
+    return 0
+
+
+def _setup(args, *, loaded: bool):
+    from django.contrib.auth import get_user_model  # noqa: PLC0415 - after django.setup()
+
+    from crawls import services  # noqa: PLC0415
+    from crawls.models import ApiToken, Source, Workspace  # noqa: PLC0415
+
+    user, _ = get_user_model().objects.get_or_create(username="bench")
+    workspace = Workspace.objects.filter(slug="bench").first() or services.workspace_create(
+        owner=user, name="bench"
+    )
+    ApiToken.objects.filter(user=user).delete()
+    _, raw = services.token_create(user=user, workspace=workspace, name="bench")
+    source = Source.objects.filter(workspace=workspace).first() or services.source_create(
+        workspace=workspace,
+        name="bench",
+        start_urls=["https://example.org/notices"],
+        rules={"items": ["a"], "fields": {"title": "h1"}},
+    )
+    if not loaded:
+        started = time.perf_counter()
+        with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
+            conn.execute(
+                LOAD_SQL, {"workspace": workspace.pk, "source": source.pk, "rows": args.rows}
+            )
+            # The index a user of the stock viewset would add for its ordering (PostgreSQL's
+            # DESC means NULLS FIRST, which Forest's NULLS LAST index does not serve).
+            conn.execute(
+                "CREATE INDEX IF NOT EXISTS bench_peer_post_date "
+                "ON crawls_bid (post_date DESC, id DESC)"
+            )
+            conn.execute("ANALYZE crawls_bid")
+        log(f"loaded {args.rows:,} bids in {time.perf_counter() - started:.1f} s")
+    return workspace, raw
+
+
+def _deep_cursors(args, workspace) -> tuple[str, str]:
+    """Forest's keyset cursor and the stock cursor for the row before --deep."""
+    import base64  # noqa: PLC0415
+    from urllib.parse import urlencode  # noqa: PLC0415
+
+    from crawls.api.pagination import KeysetPagination  # noqa: PLC0415
+
+    with psycopg.connect(os.environ["DATABASE_URL"]) as conn:
+        post_date, pk = conn.execute(
+            "SELECT post_date, id FROM crawls_bid WHERE workspace_id = %s "
+            "ORDER BY post_date DESC NULLS LAST, id DESC OFFSET %s LIMIT 1",
+            [workspace.pk, args.deep - 1],
+        ).fetchone()
+    keyset = KeysetPagination()
+    keyset.fields = ("post_date", "id")
+    forest = keyset.cursor_for(SimpleNamespace(post_date=post_date, id=pk))
+    # DRF's cursor: the first ordering field's value (position) and an offset within it.
+    stock = base64.b64encode(urlencode({"p": str(post_date)}).encode()).decode()
+    return forest, stock
+
+
+def _sql_floor(path: str, headers: dict) -> float:
+    """Median EXPLAIN ANALYZE execution time (ms) of the bids query behind `path`."""
+    from django.db import connection  # noqa: PLC0415
+    from django.test import Client  # noqa: PLC0415
+    from django.test.utils import CaptureQueriesContext  # noqa: PLC0415
+
+    client = Client(HTTP_HOST="localhost", **{f"HTTP_{k.upper()}": v for k, v in headers.items()})
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(path).status_code == 200
+    statement = max(
+        (q["sql"] for q in queries.captured_queries if "crawls_bid" in q["sql"]), key=len
+    )
+    times = []
+    with connection.cursor() as cursor:
+        for _ in range(15):
+            cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}")
+            times.append(cursor.fetchone()[0][0]["Execution Time"])
+    return statistics.median(times)
+
+
+def _bench(args, *, loaded: bool) -> dict:
+    workspace, raw = _setup(args, loaded=loaded)
+    forest_deep_cursor, stock_deep_cursor = _deep_cursors(args, workspace)
+    auth = {"Authorization": f"Bearer {raw}"}
+    size = args.page_size
+    deep_page = args.deep // size + 1
+    endpoints = {
+        "forest_first": (f"/api/v1/bids/?page_size={size}", auth),
+        "forest_deep": (f"/api/v1/bids/?page_size={size}&cursor={forest_deep_cursor}", auth),
+        "stock_cursor_first": (f"/peer/cursor/?page_size={size}", {}),
+        "stock_cursor_deep": (f"/peer/cursor/?page_size={size}&cursor={stock_deep_cursor}", {}),
+        "stock_page_first": (f"/peer/pages/?page_size={size}", {}),
+        "stock_page_deep": (f"/peer/pages/?page_size={size}&page={deep_page}", {}),
+    }
+    wrk = apt_binary("wrk", "wrk", install=True)
+    if wrk is None:
+        raise SystemExit("wrk is needed (apt-get install wrk)")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryFile() as output:
+        server = subprocess.Popen(
+            [
+                sys.executable, "-m", "daphne", "-v", "0", "-b", "127.0.0.1", "-p", str(port),
+                "project.asgi:application",
+            ],
+            cwd=ROOT, stdout=output, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            wait_port(port, server, what="daphne")
+            # Same rows in the same order on page 1, from both.
+            forest_ids = [
+                r["id"] for r in get_json(base + endpoints["forest_first"][0], auth)["results"]
+            ]
+            stock_ids = [
+                r["id"] for r in get_json(base + endpoints["stock_cursor_first"][0], {})["results"]
+            ]
+            assert forest_ids == stock_ids, "Forest and the peer disagree on page 1"
+            deep = get_json(base + endpoints["forest_deep"][0], auth)["results"]
+            assert len(deep) == size, "the deep cursor did not land inside the table"
+            for path, headers in endpoints.values():  # warm up
+                wrk_run(wrk, base + path, headers=headers, connections=args.connections, duration=2)
+            runs: dict[str, list[dict]] = {name: [] for name in endpoints}
+            for round_ in range(args.rounds):
+                for name, (path, headers) in endpoints.items():
+                    result = wrk_run(
+                        wrk, base + path, headers=headers,
+                        connections=args.connections, duration=args.duration,
+                    )  # fmt: skip
+                    runs[name].append(result)
+                    log(f"round {round_ + 1} {name}: {result}")
+        finally:
+            stop(server)
+    median = {
+        name: {key: statistics.median(r[key] for r in results) for key in results[0]}
+        for name, results in runs.items()
+    }
+    floor = _sql_floor(endpoints["forest_first"][0], auth)
+    floor_deep = _sql_floor(endpoints["forest_deep"][0], auth)
+    return {
+        "forest_first_p50_ms": median["forest_first"]["p50_ms"],
+        "forest_deep_p50_ms": median["forest_deep"]["p50_ms"],
+        "forest_rps": median["forest_first"]["rps"],
+        "stock_cursor_rps": median["stock_cursor_first"]["rps"],
+        "stock_page_deep_p50_ms": median["stock_page_deep"]["p50_ms"],
+        "sql_floor_p50_ms": round(floor, 3),
+        "ratio_rps": round(median["forest_first"]["rps"] / median["stock_cursor_first"]["rps"], 2),
+        "deep_over_first": round(
+            median["forest_deep"]["p50_ms"] / median["forest_first"]["p50_ms"], 2
+        ),
+        "sql_floor_deep_p50_ms": round(floor_deep, 3),
+        "endpoints": median,
+        "rows": args.rows,
+        "page_size": size,
+        "connections": args.connections,
+        "rounds": args.rounds,
+    }
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -16,6 +16,7 @@ from celery.schedules import crontab
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.text import slugify
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
@@ -382,14 +383,16 @@ def token_authenticate(*, raw: str) -> ApiToken | None:
     if not raw.startswith(TOKEN_PREFIX) or len(raw) < len(TOKEN_PREFIX) + 9:
         return None
     prefix = raw[len(TOKEN_PREFIX) : len(TOKEN_PREFIX) + 8]
-    token = (
+    member = Membership.objects.filter(
+        workspace_id=OuterRef("workspace_id"), user_id=OuterRef("user_id")
+    )
+    token = (  # one query on every API request: token, user and membership together
         ApiToken.objects.select_related("user")
         .filter(prefix=prefix, revoked_at__isnull=True, user__is_active=True)
+        .filter(Exists(member))
         .first()
     )
     if token is None or not hmac.compare_digest(token.key_hash, token_hash(raw)):
-        return None
-    if not Membership.objects.filter(workspace_id=token.workspace_id, user=token.user).exists():
         return None
     now = timezone.now()
     if (

@@ -64,6 +64,7 @@ class WorkspaceRolePermission(permissions.BasePermission):
     """Members read; viewers only read; owners and admins manage (views say which they need)."""
 
     message = "Your role in this workspace does not allow this."
+    write_roles = Membership.WRITER_ROLES
 
     def has_object_permission(self, request, view, obj) -> bool:
         role = role_in(request, obj.workspace_id)
@@ -71,8 +72,7 @@ class WorkspaceRolePermission(permissions.BasePermission):
             return False
         if request.method in permissions.SAFE_METHODS:
             return True
-        needed = getattr(view, "write_roles", Membership.WRITER_ROLES)
-        return role in needed
+        return role in getattr(view, "write_roles", self.write_roles)
 
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):

@@ -50,6 +50,7 @@ from crawls.api.serializers_crawls import (
     SourceWorkspaceSerializer,
 )
 from crawls.api.throttles import CrawlCreateThrottle
+from crawls.filters import IntegerFilter
 from crawls.models import Crawl, CrawlEvent, FrontierUrl, Membership, Source
 
 # --- Filters ------------------------------------------------------------------------------------
@@ -68,10 +69,6 @@ class ChoicesFilter(filters.MultipleChoiceFilter):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("distinct", False)  # a plain column: DISTINCT would only cost
         super().__init__(*args, **kwargs)
-
-
-class IntegerFilter(filters.Filter):
-    field_class = forms.IntegerField
 
 
 class SourceFilter(filters.FilterSet):

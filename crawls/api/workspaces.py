@@ -30,7 +30,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from crawls import selectors, services
-from crawls.api.auth import request_token, role_in
+from crawls.api.auth import WorkspaceRolePermission, request_token, role_in
 from crawls.api.base import ScopedViewSetMixin
 from crawls.api.serializers import (
     ErrorSerializer,
@@ -143,20 +143,16 @@ class MembershipFilter(filters.FilterSet):
         fields = ["workspace"]
 
 
-class MembershipPermission(permissions.BasePermission):
+class MembershipPermission(WorkspaceRolePermission):
     """Members read; owners and admins change and remove; anyone may remove themselves."""
 
     message = "Only owners and admins manage members."
+    write_roles = Membership.MANAGER_ROLES
 
     def has_object_permission(self, request, view, obj) -> bool:
-        role = role_in(request, obj.workspace_id)
-        if role is None:
-            return False
-        if request.method in permissions.SAFE_METHODS:
-            return True
         if request.method == "DELETE" and obj.user_id == request.user.pk:
-            return True
-        return role in Membership.MANAGER_ROLES
+            return role_in(request, obj.workspace_id) is not None  # leaving
+        return super().has_object_permission(request, view, obj)
 
 
 @extend_schema_view(

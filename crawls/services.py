@@ -23,7 +23,7 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from crawls import events
 from crawls.demo import board as demo_board
-from crawls.engine import extract, frontier, guard, rules, store, urls
+from crawls.engine import extract, frontier, guard, rules, run, store, urls
 from crawls.engine.fetch import Fetcher, FetchSettings
 from crawls.models import ApiToken, Crawl, Membership, Source, Workspace
 from project.celery import app as celery_app
@@ -68,11 +68,14 @@ SOURCE_FIELDS = (
 def source_clean(source: Source) -> None:
     """Validate a source; ValidationError names every bad field (rules errors by path)."""
     errors: dict[str, list[str]] = {}
+    same_name = Source.objects.in_workspace(source.workspace_id).filter(name=source.name)
+    if same_name.exclude(pk=source.pk).exists():
+        errors["name"] = ["a source with this name exists in this workspace"]
     try:
         rules.rules_parse(source.rules)
     except rules.RulesError as exc:
         errors["rules"] = [f"{path}: {message}" for path, message in exc.errors.items()]
-    allowlist = guard.Allowlist.parse(settings.CRAWL_ALLOWLIST)
+    allowlist = run.allowlist()
     if not source.start_urls:
         errors["start_urls"] = ["at least one start URL is required"]
     for index, url in enumerate(source.start_urls or []):
@@ -181,7 +184,7 @@ def source_preview(*, rules_data: object, url: str) -> dict:
     except rules.RulesError as exc:
         raise ValidationError({"rules": [f"{p}: {m}" for p, m in exc.errors.items()]}) from exc
     fetch_settings = FetchSettings(
-        allowlist=guard.Allowlist.parse(settings.CRAWL_ALLOWLIST),
+        allowlist=run.allowlist(),
         user_agent=settings.CRAWL_USER_AGENT,
         timeout=min(settings.CRAWL_REQUEST_TIMEOUT, 15.0),
         retries=0,
@@ -258,7 +261,7 @@ def crawl_start(
         heartbeat_at=timezone.now(),
     )
     parsed = rules.rules_parse(source.rules)
-    allowlist = guard.Allowlist.parse(settings.CRAWL_ALLOWLIST)
+    allowlist = run.allowlist()
     seeds, refused = [], []
     for url in source.start_urls:
         canonical = urls.canonicalize(url, ignore_params=parsed.ignore_params)

@@ -10,8 +10,8 @@ from __future__ import annotations
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 
-from crawls import services
-from crawls.models import ApiToken, Membership
+from crawls import selectors, services
+from crawls.models import ApiToken, Membership, Workspace
 
 
 class BearerTokenAuthentication(authentication.BaseAuthentication):
@@ -43,6 +43,23 @@ def scoped(request, queryset):
     if token is not None:
         queryset = queryset.in_workspace(token.workspace_id)
     return queryset
+
+
+def workspaces_of(request):
+    """The workspaces the caller may name: theirs, narrowed to the token's workspace."""
+    if request is None:  # schema generation
+        return Workspace.objects.none()
+    workspaces = selectors.workspace_list_for_user(user=request.user)
+    token = request_token(request)
+    if token is not None:
+        workspaces = workspaces.filter(pk=token.workspace_id)
+    return workspaces
+
+
+def require_role(request, workspace_id: int, roles, message: str) -> None:
+    """403 with `message` unless the caller's role in the workspace is one of `roles`."""
+    if role_in(request, workspace_id) not in roles:
+        raise exceptions.PermissionDenied(message)
 
 
 def role_in(request, workspace_id: int) -> str | None:

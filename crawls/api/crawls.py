@@ -34,7 +34,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from crawls import services
-from crawls.api.auth import WorkspaceRolePermission, role_in, scoped
+from crawls.api.auth import WorkspaceRolePermission, require_role, scoped
 from crawls.api.base import ScopedViewSetMixin
 from crawls.api.errors import envelope
 from crawls.api.serializers_crawls import (
@@ -123,8 +123,7 @@ def filtered(request, filterset_class, queryset):
 
 
 def require_writer(request, workspace_id: int) -> None:
-    if role_in(request, workspace_id) not in Membership.WRITER_ROLES:
-        raise exceptions.PermissionDenied(WorkspaceRolePermission.message)
+    require_role(request, workspace_id, Membership.WRITER_ROLES, WorkspaceRolePermission.message)
 
 
 def conflict_response(conflict: services.CrawlConflict) -> Response:

@@ -10,19 +10,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, serializers
 
 from crawls import selectors
-from crawls.api.auth import request_token, role_in
+from crawls.api.auth import require_role, role_in, workspaces_of
 from crawls.models import ApiToken, Membership, Workspace
-
-
-def _callers_workspaces(request):
-    """The workspaces a write may name: the caller's, narrowed to the token's workspace."""
-    if request is None:  # schema generation
-        return Workspace.objects.none()
-    workspaces = selectors.workspace_list_for_user(user=request.user)
-    token = request_token(request)
-    if token is not None:
-        workspaces = workspaces.filter(pk=token.workspace_id)
-    return workspaces
 
 
 @extend_schema_field(OpenApiTypes.INT)
@@ -32,7 +21,7 @@ class CallersWorkspaceField(serializers.PrimaryKeyRelatedField):
     default_error_messages = {"does_not_exist": "No such workspace."}
 
     def get_queryset(self):
-        return _callers_workspaces(self.context.get("request"))
+        return workspaces_of(self.context.get("request"))
 
 
 # --- Errors (documentation of the envelope in crawls/api/errors.py) -------------------------------
@@ -82,10 +71,10 @@ class MembershipSerializer(serializers.ModelSerializer):
 
 def check_may_grant(request, *, workspace_id: int, roles: set[str]) -> None:
     """403 unless the caller manages the workspace, and owns it when `roles` include owner."""
-    role = role_in(request, workspace_id)
-    if role not in Membership.MANAGER_ROLES:
-        raise exceptions.PermissionDenied("Only owners and admins manage members.")
-    if Membership.Role.OWNER in roles and role != Membership.Role.OWNER:
+    require_role(
+        request, workspace_id, Membership.MANAGER_ROLES, "Only owners and admins manage members."
+    )
+    if Membership.Role.OWNER in roles and role_in(request, workspace_id) != Membership.Role.OWNER:
         raise exceptions.PermissionDenied("Only an owner may grant or take away the owner role.")
 
 

@@ -11,8 +11,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from crawls import events, selectors, services
-from crawls.api.auth import request_token, scoped
+from crawls import events, services
+from crawls.api.auth import scoped
+from crawls.api.serializers import CallersWorkspaceField
 from crawls.models import Crawl, CrawlEvent, FrontierUrl, Source
 
 
@@ -37,32 +38,8 @@ class SourceSerializer(serializers.ModelSerializer):
         model = Source
         fields = ["id", "workspace", *services.SOURCE_FIELDS, "created_at", "updated_at"]
         read_only_fields = ["id", "workspace", "created_at", "updated_at"]
-        validators = []  # (workspace, name) is checked by validate_name: workspace is not input
-
-    def validate_name(self, value: str) -> str:
-        if self.instance is not None:
-            workspace_id, others = (
-                self.instance.workspace_id,
-                Source.objects.exclude(pk=self.instance.pk),
-            )
-        else:
-            workspace_id, others = self.context["workspace_id"], Source.objects.all()
-        if others.in_workspace(workspace_id).filter(name=value).exists():
-            raise serializers.ValidationError("a source with this name exists in this workspace")
-        return value
-
-
-@extend_schema_field(OpenApiTypes.INT)
-class CallersWorkspaceField(serializers.PrimaryKeyRelatedField):
-    """A workspace of the caller's (only the token's, with a token)."""
-
-    def get_queryset(self):
-        request = self.context["request"]
-        workspaces = selectors.workspace_list_for_user(user=request.user)
-        token = request_token(request)
-        if token is not None:
-            workspaces = workspaces.filter(pk=token.workspace_id)
-        return workspaces
+        # (workspace, name) is checked by services.source_clean: workspace is not input here
+        validators = []
 
 
 class SourceWorkspaceSerializer(serializers.Serializer):

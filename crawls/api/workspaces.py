@@ -29,8 +29,8 @@ from rest_framework import exceptions, mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from crawls import selectors, services
-from crawls.api.auth import WorkspaceRolePermission, request_token, role_in
+from crawls import services
+from crawls.api.auth import WorkspaceRolePermission, request_token, role_in, workspaces_of
 from crawls.api.base import ScopedViewSetMixin
 from crawls.api.serializers import (
     ErrorSerializer,
@@ -98,11 +98,7 @@ class WorkspaceViewSet(
             return Workspace.objects.none()
         user = self.request.user
         role = Membership.objects.filter(workspace=OuterRef("pk"), user=user).values("role")
-        workspaces = selectors.workspace_list_for_user(user=user)
-        token = request_token(self.request)
-        if token is not None:
-            workspaces = workspaces.filter(pk=token.workspace_id)
-        return workspaces.annotate(role=Subquery(role[:1]))
+        return workspaces_of(self.request).annotate(role=Subquery(role[:1]))
 
     def create(self, request, *args, **kwargs):
         _session_only(request, "create workspaces")

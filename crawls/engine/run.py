@@ -61,9 +61,14 @@ class Scope:
         return not any(p.search(url) for p in self.exclude)
 
 
+def allowlist() -> guard.Allowlist:
+    """The hosts:ports the guard lets through to internal addresses (CRAWL_ALLOWLIST)."""
+    return guard.Allowlist.parse(settings.CRAWL_ALLOWLIST)
+
+
 def fetch_settings(source: Source) -> FetchSettings:
     return FetchSettings(
-        allowlist=guard.Allowlist.parse(settings.CRAWL_ALLOWLIST),
+        allowlist=allowlist(),
         user_agent=source.user_agent or settings.CRAWL_USER_AGENT,
         per_host=source.concurrency_per_host,
         delay=source.delay_seconds,
@@ -226,7 +231,7 @@ class _Runner:
         self.rules = parsed
         self.owner = owner
         self.scope = Scope(self.source)
-        self.allowlist = guard.Allowlist.parse(settings.CRAWL_ALLOWLIST)
+        self.allowlist = allowlist()
         self.batch_size = settings.CRAWL_BATCH_SIZE
         self.lease = settings.CRAWL_LEASE_SECONDS
         self.last_progress = 0.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import json
@@ -15,8 +16,7 @@ import zoneinfo
 from celery.schedules import crontab
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
@@ -382,19 +382,13 @@ def token_create(*, user, workspace: Workspace, name: str) -> tuple[ApiToken, st
 
 
 def token_authenticate(*, raw: str) -> ApiToken | None:
-    """The active token `raw` names, if its user is active and still a member; else None."""
+    """The active token `raw` names, if its user is active and still a member; else None.
+
+    The token carries its user and `role` (the member's role in the token's workspace).
+    """
     if not raw.startswith(TOKEN_PREFIX) or len(raw) < len(TOKEN_PREFIX) + 9:
         return None
-    prefix = raw[len(TOKEN_PREFIX) : len(TOKEN_PREFIX) + 8]
-    member = Membership.objects.filter(
-        workspace_id=OuterRef("workspace_id"), user_id=OuterRef("user_id")
-    )
-    token = (  # one query on every API request: token, user and membership together
-        ApiToken.objects.select_related("user")
-        .filter(prefix=prefix, revoked_at__isnull=True, user__is_active=True)
-        .filter(Exists(member))
-        .first()
-    )
+    token = _token_lookup(raw[len(TOKEN_PREFIX) : len(TOKEN_PREFIX) + 8])
     if token is None or not hmac.compare_digest(token.key_hash, token_hash(raw)):
         return None
     now = timezone.now()
@@ -405,6 +399,44 @@ def token_authenticate(*, raw: str) -> ApiToken | None:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         token.last_used_at = now
     return token
+
+
+def _token_lookup(prefix: str) -> ApiToken | None:
+    """Token, user and membership in one statement, on every API request.
+
+    Written as SQL over the models' columns: building the same query with the ORM
+    (select_related + Exists) cost ~2 ms of Python per request, four times the query itself.
+    """
+    sql, token_fields, user_model, user_fields = _token_statement()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [prefix])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    split = len(token_fields)
+    token = ApiToken.from_db(connection.alias, token_fields, row[:split])
+    token.user = user_model.from_db(connection.alias, user_fields, row[split:-1])
+    token.role = row[-1]
+    return token
+
+
+@functools.cache
+def _token_statement() -> tuple[str, list[str], type, list[str]]:
+    user_model = ApiToken._meta.get_field("user").related_model
+    token_columns = ApiToken._meta.concrete_fields
+    user_columns = user_model._meta.concrete_fields
+    columns = ", ".join(
+        [f't."{f.column}"' for f in token_columns] + [f'u."{f.column}"' for f in user_columns]
+    )
+    # Table and column names come from the models; the prefix is a parameter.
+    sql = (
+        f"SELECT {columns}, m.role FROM {ApiToken._meta.db_table} t"  # noqa: S608
+        f" JOIN {user_model._meta.db_table} u ON u.id = t.user_id AND u.is_active"
+        f" JOIN {Membership._meta.db_table} m"
+        " ON m.workspace_id = t.workspace_id AND m.user_id = t.user_id"
+        " WHERE t.prefix = %s AND t.revoked_at IS NULL"
+    )
+    return sql, [f.attname for f in token_columns], user_model, [f.attname for f in user_columns]
 
 
 def token_revoke(*, token: ApiToken) -> ApiToken:

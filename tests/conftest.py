@@ -12,9 +12,11 @@ from django.core.management import call_command
 from django.test import override_settings
 
 from crawls import services
+from crawls.api.throttles import limiter
 from crawls.demo.board import BoardConfig
 from crawls.models import Membership
 from project.celery import app as celery_app
+from tests import responses
 from tests.processes import (
     Program,
     database_url,
@@ -38,6 +40,31 @@ def _static_files():
     """Pages render {% static %} through the manifest storage, as in production."""
     if not (settings.STATIC_ROOT / "staticfiles.json").exists():
         call_command("collectstatic", interactive=False, verbosity=0)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _record_responses():
+    """Note every API response the suite produces (tests/responses.py)."""
+    with override_settings(MIDDLEWARE=["tests.responses.Recorder", *settings.MIDDLEWARE]):
+        yield
+
+
+def pytest_deselected(items):
+    responses.DESELECTED.extend(items)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The check of documented responses against produced ones runs after every other test."""
+    last = [item for item in items if item.get_closest_marker("after_everything")]
+    for item in last:
+        items.remove(item)
+    items.extend(last)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_throttles():
+    """Each test starts with no request counted (the throttles' keys only)."""
+    limiter().storage.reset()
 
 
 @pytest.fixture

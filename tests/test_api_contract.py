@@ -1,10 +1,12 @@
 """The API's contract as a whole: a warning-free OpenAPI schema, self-hosted docs, the error
-envelope for unknown paths and crashes, 401 with a Bearer challenge, CORS and CSRF."""
+envelope for unknown paths and crashes, 401 with a Bearer challenge, CORS and CSRF, and every
+documented response produced by some test of the suite."""
 
 from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -12,11 +14,15 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import RequestFactory
 from drf_spectacular.drainage import GENERATOR_STATS
+from drf_spectacular.generators import SchemaGenerator
+from limits import RateLimitItemPerSecond
 from rest_framework.test import APIClient
 
 from crawls import selectors, services
+from crawls.api.throttles import CallerRateThrottle, WorkspaceRateThrottle, parse_rate
 from crawls.models import Membership
 from project import urls as project_urls
+from tests.responses import DESELECTED, PRODUCED, documented
 
 pytestmark = pytest.mark.django_db
 
@@ -141,6 +147,22 @@ def test_unauthenticated_callers_get_401_with_a_bearer_challenge(api):
     assert response.json()["error"]["code"] == "not_authenticated"
 
 
+def test_every_operation_that_documents_401_answers_anonymous_callers_401(api):
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    checked = 0
+    for path, operations in schema["paths"].items():
+        url = re.sub(r"\{[^}]+\}", "1", path)
+        for method, operation in operations.items():
+            if "401" not in operation["responses"]:
+                continue
+            response = getattr(api, method)(url, {}, format="json")
+            assert response.status_code == 401, (method, path)
+            assert response["WWW-Authenticate"] == 'Bearer realm="forest"'
+            assert response.json()["error"]["code"] == "not_authenticated"
+            checked += 1
+    assert checked > 30
+
+
 def test_validation_errors_name_the_field(api, owner):
     api.force_login(owner)
     response = api.post("/api/v1/workspaces/", {"name": ""})
@@ -149,6 +171,66 @@ def test_validation_errors_name_the_field(api, owner):
     assert body["code"] == "invalid"
     assert list(body["details"]) == ["name"]
     assert "name" in body["message"]
+
+
+# --- Throttling -------------------------------------------------------------------------------
+
+
+def _bearer(user, workspace) -> APIClient:
+    _, raw = services.token_create(user=user, workspace=workspace, name="throttled")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return client
+
+
+def _refused(response) -> None:
+    assert response.status_code == 429
+    assert 0 < int(response["Retry-After"]) <= 60
+    assert response.json()["error"]["code"] == "throttled"
+
+
+def test_each_token_has_its_own_rate(monkeypatch, workspace_a, owner, teammate):
+    monkeypatch.setattr(CallerRateThrottle, "rate", "3/min")
+    first, second = _bearer(owner, workspace_a), _bearer(teammate, workspace_a)
+    for _ in range(3):
+        assert first.get("/api/v1/bids/").status_code == 200
+    _refused(first.get("/api/v1/bids/"))
+    _refused(first.get("/api/v1/sources/"))  # the caller, not the endpoint, is counted
+    assert second.get("/api/v1/bids/").status_code == 200
+
+
+def test_the_tokens_of_a_workspace_share_its_rate(
+    monkeypatch, workspace_a, workspace_b, owner, teammate, outsider
+):
+    monkeypatch.setattr(WorkspaceRateThrottle, "rate", "4/min")
+    first, second = _bearer(owner, workspace_a), _bearer(teammate, workspace_a)
+    for client in (first, second, first, second):
+        assert client.get("/api/v1/bids/").status_code == 200
+    _refused(second.get("/api/v1/bids/"))
+    _refused(first.get("/api/v1/bids/"))
+    assert _bearer(outsider, workspace_b).get("/api/v1/bids/").status_code == 200
+    # Session callers are counted per caller only.
+    browser = APIClient()
+    browser.force_login(owner)
+    assert browser.get("/api/v1/bids/").status_code == 200
+
+
+def test_session_callers_are_counted_per_user(monkeypatch, workspace_a, owner, teammate):
+    monkeypatch.setattr(CallerRateThrottle, "rate", "2/min")
+    olivia, tomas = APIClient(), APIClient()
+    olivia.force_login(owner)
+    tomas.force_login(teammate)
+    assert olivia.get("/api/v1/workspaces/").status_code == 200
+    assert olivia.get("/api/v1/workspaces/").status_code == 200
+    _refused(olivia.get("/api/v1/workspaces/"))
+    assert tomas.get("/api/v1/workspaces/").status_code == 200
+
+
+def test_rates_are_read_in_drfs_form():
+    assert parse_rate("1200/min") == RateLimitItemPerSecond(1200, 60)
+    assert parse_rate("5/s") == RateLimitItemPerSecond(5, 1)
+    assert parse_rate("100/hour") == RateLimitItemPerSecond(100, 3600)
+    assert parse_rate("1/day") == RateLimitItemPerSecond(1, 86400)
 
 
 # --- CORS -------------------------------------------------------------------------------------
@@ -203,3 +285,18 @@ def test_a_bearer_token_post_needs_no_csrf_token(workspace_a, owner_token, outsi
     response = api.post("/api/v1/members/", {"workspace": workspace_a.id, "username": "oscar"})
     assert response.status_code == 201
     assert Membership.objects.filter(workspace=workspace_a, user=outsider).exists()
+
+
+# --- Documented responses -----------------------------------------------------------------------
+
+
+@pytest.mark.after_everything
+def test_every_documented_response_is_produced_by_some_test(request):
+    """Each (path, method, status) in the schema was answered to some test of this session."""
+    collected = {item.path.name for item in request.session.items}
+    every_module = {path.name for path in Path(__file__).parent.glob("test_*.py")}
+    if DESELECTED or every_module - collected or any("::" in a for a in request.config.args):
+        pytest.skip("needs the whole suite (make test) to have run before it")
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    missing = sorted(documented(schema) - PRODUCED)
+    assert not missing, "documented but produced by no test:\n" + "\n".join(map(str, missing))

@@ -1,8 +1,8 @@
 """Authentication, permissions and scoping for the API.
 
 Callers authenticate with a session (browser, CSRF enforced) or `Authorization: Bearer <token>`.
-Every queryset goes through `scoped()`: the caller's workspaces (`visible_to`), narrowed to the
-token's workspace when a token is used. Rows of other workspaces are absent, so they answer 404.
+Every queryset goes through `scoped()`: the caller's workspaces (`visible_to`), or the token's
+workspace when a token is used. Rows of other workspaces are absent, so they answer 404.
 """
 
 from __future__ import annotations
@@ -38,11 +38,10 @@ def request_token(request) -> ApiToken | None:
 
 def scoped(request, queryset):
     """`queryset` limited to what the caller may see."""
-    queryset = queryset.visible_to(request.user)
     token = request_token(request)
-    if token is not None:
-        queryset = queryset.in_workspace(token.workspace_id)
-    return queryset
+    if token is not None:  # its lookup checked that the user is an active member there
+        return queryset.in_workspace(token.workspace_id)
+    return queryset.visible_to(request.user)
 
 
 def workspaces_of(request):
@@ -65,8 +64,8 @@ def require_role(request, workspace_id: int, roles, message: str) -> None:
 def role_in(request, workspace_id: int) -> str | None:
     """The caller's role in a workspace (None: not a member, or outside the token's)."""
     token = request_token(request)
-    if token is not None and token.workspace_id != workspace_id:
-        return None
+    if token is not None:  # the token's lookup read the role
+        return token.role if token.workspace_id == workspace_id else None
     cache = request.__dict__.setdefault("_forest_roles", {})
     if workspace_id not in cache:
         cache[workspace_id] = (

@@ -94,7 +94,10 @@ class BidViewSet(ScopedViewSetMixin, viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(parameters=[ORDERING_PARAMETER])
     def list(self, request, *args, **kwargs):
-        return super().list(request, *args, **kwargs)
+        # Rows as dicts (what the serializer reads): no model instance per bid.
+        queryset = self.filter_queryset(self.get_queryset())
+        page = self.paginate_queryset(queryset.values(*selectors.BID_FIELDS, "source_name"))
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     @extend_schema(
         filters=True,

@@ -166,12 +166,16 @@ def _errors(*codes: int) -> dict:
     return dict.fromkeys(codes, ERROR)
 
 
-STARTED = {
-    202: OpenApiResponse(CrawlSerializer, description="Queued; follow its URLs."),
-    **_errors(400, 401, 403, 404),
-    409: OpenApiResponse(description="A crawl of the source is active (details.active_crawl)."),
-    429: OpenApiResponse(description="Too many active crawls, or too many starts: Retry-After."),
-}
+def _started(*codes: int) -> dict:
+    """The answers of an action that starts a crawl, with its own error `codes`."""
+    return {
+        202: OpenApiResponse(CrawlSerializer, description="Queued; follow its URLs."),
+        **_errors(*codes),
+        409: OpenApiResponse(description="A crawl of the source is active (details.active_crawl)."),
+        429: OpenApiResponse(
+            description="Too many active crawls, or too many starts: Retry-After."
+        ),
+    }
 
 
 # --- Sources --------------------------------------------------------------------------------------
@@ -291,7 +295,7 @@ class SourceViewSet(
             raise exceptions.ValidationError({"url": [f"refused: {error['message']}"]})
         return Response(preview)
 
-    @extend_schema(request=None, responses=STARTED)
+    @extend_schema(request=None, responses=_started(401, 403, 404))
     @action(detail=True, methods=["post"])
     def crawl(self, request, pk=None):
         """Start a crawl of this source (as POST /crawls/ does)."""
@@ -338,7 +342,7 @@ class CrawlViewSet(
             throttles.append(CrawlCreateThrottle())
         return throttles
 
-    @extend_schema(request=CrawlCreateSerializer, responses=STARTED)
+    @extend_schema(request=CrawlCreateSerializer, responses=_started(400, 401, 403))
     def create(self, request, *args, **kwargs):
         """Queue a crawl of a source: 202 at once, with where to follow it."""
         serializer = CrawlCreateSerializer(data=request.data, context={"request": request})
@@ -373,7 +377,7 @@ class CrawlViewSet(
             status=status.HTTP_409_CONFLICT,
         )
 
-    @extend_schema(request=None, responses=STARTED)
+    @extend_schema(request=None, responses=_started(401, 403, 404))
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
         """Start a new crawl of a finished crawl's source; 409 while the crawl is active."""

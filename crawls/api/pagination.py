@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 from collections import OrderedDict
 from decimal import Decimal
 
@@ -143,8 +144,10 @@ class KeysetPagination(pagination.BasePagination):
         return values
 
     def cursor_for(self, row) -> str:
-        """The cursor of the page that starts after `row` (anything with the ordering fields)."""
-        values = [_encode(getattr(row, name)) for name in self.fields]
+        """The cursor of the page that starts after `row` (a dict or an object with the ordering
+        fields)."""
+        get = row.__getitem__ if isinstance(row, dict) else functools.partial(getattr, row)
+        values = [_encode(get(name)) for name in self.fields]
         data = {"o": list(self.fields), "v": values}
         if self.ascending:
             data["a"] = True  # descending cursors stay exactly as they were

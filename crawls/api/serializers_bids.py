@@ -22,7 +22,7 @@ BID_OUTPUT_FIELDS = [
 class BidSerializer(serializers.ModelSerializer):
     """A bid; related rows by id (no query per row), the source's name from the list's join.
 
-    The fields describe the schema; rows are written by the export's converters (one place for
+    The fields describe the schema; values are written by the export's converters (one place for
     the format, several times faster than field by field on a page of 200).
     """
 
@@ -34,8 +34,11 @@ class BidSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def to_representation(self, instance):
+        """`instance`: a Bid, or a row of the list (a dict of BID_FIELDS and source_name)."""
         if not hasattr(self, "_columns"):
             self._columns = _converters()
+        if isinstance(instance, dict):
+            return {name: convert(instance[key]) for name, key, convert in self._columns}
         return {name: convert(getattr(instance, key)) for name, key, convert in self._columns}
 
 

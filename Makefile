@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 BENCH_STAMP := $(VENV)/.bench-$(shell cat requirements.txt requirements-dev.txt requirements-bench.txt | cksum | cut -d' ' -f1)
 
-.PHONY: help install run test lint format compose-config services stop clean
+.PHONY: help install run test lint format compose-config services stop clean chromium
 
 help:
 	@echo "make run     set up and run Forest on http://127.0.0.1:8000 (embedded PostgreSQL + Redis)"
@@ -27,8 +27,16 @@ install: $(STAMP)
 run: $(STAMP)
 	$(PY) manage.py run
 
-test: lint
+test: lint chromium
 	$(PY) -m pytest
+
+# The browser tests drive Debian's chromium (Playwright's own browser downloads are not used):
+# installed with apt-get when missing and we are root with apt-get; otherwise left alone (the
+# browser tests then skip, or fail under CI=true).
+chromium:
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	fi
 
 lint: $(STAMP) compose-config
 	$(VENV)/bin/ruff check .

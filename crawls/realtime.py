@@ -5,7 +5,8 @@ consumers re-read the log on connect and when they see a gap in sequences. So pu
 raises and never blocks the caller: sync callers (Celery workers, services) hand the message to
 one background event loop per process, which sends messages strictly in order over one set of
 Redis connections (calling async_to_sync(group_send) per message would open a loop and a pool
-each time: the channels-redis leak this module exists to avoid).
+each time: the channels-redis leak this module exists to avoid). On the receiving side, `Hub`
+holds a process's one membership per crawl group and fans its messages out in memory.
 """
 
 from __future__ import annotations
@@ -102,3 +103,110 @@ def publish(groups: Iterable[str], message: dict) -> None:
 def flush(timeout: float = 5.0) -> bool:
     """Wait until every queued message was handed to the layer (tests, shutdown)."""
     return _publisher is None or _publisher.idle.wait(timeout)
+
+
+class Hub:
+    """A process's one subscription to crawl groups, fanned out to local subscribers' queues.
+
+    The layer then delivers each event once per process instead of once per WebSocket client
+    (channels-redis pops every delivery in its own round trip). A layer failure re-joins every
+    group once Redis answers, and puts {"type": "stream.resync"} in every queue.
+    """
+
+    def __init__(self, layer, retry_seconds: float, refresh_seconds: float) -> None:
+        self.layer = layer
+        self.retry_seconds = retry_seconds
+        self.refresh_seconds = refresh_seconds
+        self.loop = asyncio.get_running_loop()
+        self.channel: str | None = None
+        self.members: dict[int, set[asyncio.Queue]] = {}
+        self.tasks: list[asyncio.Task] = []
+
+    async def join(self, crawl_id: int, queue: asyncio.Queue) -> None:
+        if self.channel is None:
+            self.channel = await self.layer.new_channel()
+            self.tasks = [
+                asyncio.ensure_future(self._run()),
+                asyncio.ensure_future(self._refresh()),
+            ]
+        first = crawl_id not in self.members
+        self.members.setdefault(crawl_id, set()).add(queue)
+        if first:
+            try:
+                await self.layer.group_add(crawl_group(crawl_id), self.channel)
+            except Exception:
+                logger.warning("channel layer group_add failed for crawl %s", crawl_id)
+
+    async def leave(self, crawl_id: int, queue: asyncio.Queue) -> None:
+        queues = self.members.get(crawl_id, set())
+        queues.discard(queue)
+        if not queues and self.members.pop(crawl_id, None) is not None:
+            try:
+                await self.layer.group_discard(crawl_group(crawl_id), self.channel)
+            except Exception:
+                logger.warning("channel layer group_discard failed for crawl %s", crawl_id)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                message = await self.layer.receive(self.channel)
+            except Exception:
+                logger.warning("channel layer receive failed on the hub", exc_info=True)
+                layer_failed()
+                await self._recover()
+                continue
+            for queue in self.members.get(message.get("crawl"), ()):
+                queue.put_nowait(message)
+
+    async def _refresh(self) -> None:
+        """Re-join every group now and then: a Redis restarted unnoticed (a client that
+        reconnected by itself) or the layer's group expiry must not end live delivery."""
+        while True:
+            await asyncio.sleep(self.refresh_seconds)
+            try:
+                for crawl_id in list(self.members):
+                    await self.layer.group_add(crawl_group(crawl_id), self.channel)
+            except Exception:
+                logger.warning("channel layer group refresh failed")
+
+    async def _recover(self) -> None:
+        """Re-join every group (a restarted Redis forgot them), then tell every subscriber."""
+        while True:
+            await asyncio.sleep(self.retry_seconds)
+            try:
+                for crawl_id in list(self.members):
+                    await self.layer.group_add(crawl_group(crawl_id), self.channel)
+            except Exception:
+                logger.warning("channel layer still unreachable; retrying")
+                continue
+            for queues in self.members.values():
+                for queue in queues:
+                    queue.put_nowait({"type": "stream.resync"})
+            return
+
+
+_hub: Hub | None = None
+_failure: asyncio.Event | None = None
+
+
+def hub(*, retry_seconds: float, refresh_seconds: float) -> Hub:
+    """The hub of the running event loop (daphne runs one), made on first use."""
+    global _hub  # one per process and loop
+    if _hub is None or _hub.loop is not asyncio.get_running_loop():
+        _hub = Hub(get_channel_layer(), retry_seconds, refresh_seconds)
+    return _hub
+
+
+def layer_failure() -> asyncio.Event:
+    """Set when a receive on the process's channel layer fails (then replaced by a new one)."""
+    global _failure  # one per process: daphne serves every consumer from one event loop
+    if _failure is None:
+        _failure = asyncio.Event()
+    return _failure
+
+
+def layer_failed() -> None:
+    """Wake every stream of the process: a restarted Redis forgot their groups."""
+    global _failure
+    failure, _failure = layer_failure(), asyncio.Event()
+    failure.set()

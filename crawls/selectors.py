@@ -7,8 +7,9 @@ from collections.abc import Iterator
 
 from django.contrib.auth import get_user_model
 from django.db.models import F, Lookup, Q
+from django.db.models.functions import Lower
 
-from crawls.models import Bid, BidRevision, Membership, Workspace
+from crawls.models import Bid, BidRevision, Crawl, CrawlEvent, Membership, Source, Workspace
 
 
 def workspace_list_for_user(*, user):
@@ -171,3 +172,67 @@ def _keyset_walk(rows, field: str, chunk_size: int) -> Iterator[dict]:
         last_id = chunk[-1]["id"]
         chunk = None
         chunk = list(missing.filter(id__lt=last_id)[:chunk_size])
+
+
+# --- Dashboard (added with crawls/views.py) -------------------------------------------------------
+
+DASHBOARD_CRAWLS_SHOWN = 20
+CRAWL_EVENTS_SHOWN = 200
+CRAWL_ITEMS_SHOWN = 50
+
+
+def membership_list_of_user(*, user) -> list[Membership]:
+    """The user's memberships with their workspaces, by workspace name (the switcher's order)."""
+    if not user.is_authenticated or not user.is_active:
+        return []
+    return list(
+        Membership.objects.filter(user=user)
+        .select_related("workspace")
+        .order_by(Lower("workspace__name"), "workspace_id")
+    )
+
+
+def workspace_counts(*, workspace_id: int) -> dict[str, int]:
+    """Sources, bids and active crawls of a workspace (three index-served counts)."""
+    return {
+        "sources": Source.objects.in_workspace(workspace_id).count(),
+        "bids": Bid.objects.in_workspace(workspace_id).count(),
+        "running": Crawl.objects.in_workspace(workspace_id).filter(status__in=Crawl.ACTIVE).count(),
+    }
+
+
+def crawl_list_for_workspace(*, workspace_id: int, limit: int = DASHBOARD_CRAWLS_SHOWN) -> list:
+    """The workspace's latest crawls, newest first, with their source's name."""
+    crawls = Crawl.objects.in_workspace(workspace_id).annotate(source_name=F("source__name"))
+    return list(crawls.order_by("-id")[:limit])
+
+
+def crawl_get_for_user(*, user, crawl_id: int) -> Crawl:
+    """One of the user's crawls with its source; Crawl.DoesNotExist (→ 404) for any other."""
+    return Crawl.objects.visible_to(user).select_related("source").get(pk=crawl_id)
+
+
+def crawl_events_latest(
+    *, crawl: Crawl, limit: int = CRAWL_EVENTS_SHOWN, types: tuple[str, ...] = ()
+) -> list[CrawlEvent]:
+    """The crawl's latest events up to its current sequence, oldest first."""
+    events = CrawlEvent.objects.filter(crawl_id=crawl.pk, sequence__lte=crawl.event_seq)
+    if types:
+        events = events.filter(type__in=types)
+    return list(reversed(events.order_by("-sequence")[:limit]))
+
+
+def bid_list_for_crawl(*, crawl_id: int, limit: int = CRAWL_ITEMS_SHOWN) -> list:
+    """Bids a crawl found or last saw, newest first."""
+    bids = bid_list().filter(Q(last_crawl_id=crawl_id) | Q(first_crawl_id=crawl_id))
+    return list(bids.order_by("-id")[:limit])
+
+
+def source_list_for_workspace(*, workspace_id: int):
+    """The workspace's sources by name."""
+    return Source.objects.in_workspace(workspace_id).order_by(Lower("name"), "id")
+
+
+def source_get_for_user(*, user, source_id: int) -> Source:
+    """One of the user's sources; Source.DoesNotExist (→ 404) for any other."""
+    return Source.objects.visible_to(user).get(pk=source_id)

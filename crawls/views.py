@@ -1,10 +1,375 @@
-from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+"""Dashboard pages: overview, crawls, sources and bids of the caller's current workspace.
 
-from crawls import selectors
+Plain function views over selectors (reads) and services (writes). Every page works without
+JavaScript; crawls/static/crawls/live.js only adds live updates over the WebSockets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from rest_framework.exceptions import ValidationError as ApiValidationError
+from rest_framework.request import Request
+
+from crawls import events, forms, selectors, services
+from crawls.api.pagination import KeysetPagination
+from crawls.models import Crawl, Membership, Source
+
+SESSION_WORKSPACE = "workspace_id"
+TRAIL_MAX = 50  # cursors of earlier pages carried in the bids page's links ("Previous")
+
+
+@dataclass
+class Place:
+    """The caller's memberships and the workspace the pages show."""
+
+    memberships: list[Membership]
+    current: Membership | None
+
+    def membership(self, workspace_id: int) -> Membership | None:
+        return next((m for m in self.memberships if m.workspace_id == workspace_id), None)
+
+    def require_writer(self, workspace_id: int) -> None:
+        membership = self.membership(workspace_id)
+        if membership is None or not membership.can_write:
+            raise PermissionDenied("Viewers can look but not change anything.")
+
+
+def _place(request) -> Place:
+    memberships = selectors.membership_list_of_user(user=request.user)
+    chosen = request.session.get(SESSION_WORKSPACE)
+    current = next((m for m in memberships if m.workspace_id == chosen), None)
+    return Place(memberships, current or (memberships[0] if memberships else None))
+
+
+def _render(request, template: str, place: Place, context: dict | None = None, status=200):
+    context = {"place": place, "membership": place.current, **(context or {})}
+    return render(request, template, context, status=status)
+
+
+def _current(place: Place) -> Membership:
+    if place.current is None:
+        raise Http404("You are not a member of any workspace.")
+    return place.current
+
+
+def _back(request, default: str) -> HttpResponseRedirect:
+    target = request.POST.get("next") or ""
+    if not url_has_allowed_host_and_scheme(
+        target, {request.get_host()}, require_https=request.is_secure()
+    ):
+        target = default
+    return redirect(target)
+
+
+def crawl_figures(crawl: Crawl) -> Crawl:
+    """Attach what the progress partial shows: percent, pages/s and ETA (as the engine's)."""
+    processed = crawl.pages_done + crawl.pages_failed
+    if crawl.status == Crawl.Status.SUCCEEDED:
+        crawl.percent = 100
+    elif crawl.pages_total:
+        crawl.percent = min(100, round(100 * processed / crawl.pages_total))
+    else:
+        crawl.percent = 0
+    crawl.pages_per_s = crawl.eta_s = None
+    if crawl.started_at is not None:
+        end = crawl.finished_at or timezone.now()
+        elapsed = max((end - crawl.started_at).total_seconds(), 1e-3)
+        crawl.pages_per_s = round(processed / elapsed, 1)
+        remaining = max(crawl.pages_total - processed, 0)
+        if crawl.is_active and processed:
+            crawl.eta_s = round(remaining / (processed / elapsed))
+    crawl.error_count = sum(crawl.errors.values()) if crawl.errors else 0
+    return crawl
+
+
+# --- Overview and workspace -----------------------------------------------------------------
 
 
 @login_required
-def home(request):
-    workspaces = selectors.workspace_list_for_user(user=request.user)
-    return render(request, "home.html", {"workspaces": workspaces})
+@require_GET
+def overview(request):
+    place = _place(request)
+    if place.current is None:
+        return _render(request, "crawls/overview.html", place)
+    workspace_id = place.current.workspace_id
+    crawls = [
+        crawl_figures(c) for c in selectors.crawl_list_for_workspace(workspace_id=workspace_id)
+    ]
+    context = {
+        "crawls": crawls,
+        "sources": selectors.source_list_for_workspace(workspace_id=workspace_id),
+        "counts": selectors.workspace_counts(workspace_id=workspace_id),
+    }
+    return _render(request, "crawls/overview.html", place, context)
+
+
+@login_required
+@require_POST
+def workspace_switch(request):
+    place = _place(request)
+    try:
+        chosen = int(request.POST.get("workspace", ""))
+    except ValueError:
+        chosen = 0
+    if place.membership(chosen) is None:
+        raise Http404("No such workspace of yours.")
+    request.session[SESSION_WORKSPACE] = chosen
+    return _back(request, reverse("crawls:overview"))
+
+
+# --- Crawls ------------------------------------------------------------------------------------
+
+
+def _crawl_of(request, crawl_id: int) -> Crawl:
+    try:
+        return selectors.crawl_get_for_user(user=request.user, crawl_id=crawl_id)
+    except Crawl.DoesNotExist as exc:
+        raise Http404("No such crawl of yours.") from exc
+
+
+def _source_of(request, source_id: int) -> Source:
+    try:
+        return selectors.source_get_for_user(user=request.user, source_id=source_id)
+    except Source.DoesNotExist as exc:
+        raise Http404("No such source of yours.") from exc
+
+
+def _started(request, start) -> HttpResponseRedirect | None:
+    """Run a crawl_start/crawl_retry call; the refusal (409 or 429 in the API) as a message."""
+    try:
+        crawl = start()
+    except services.CrawlConflict as conflict:
+        messages.error(request, f"Not started: {conflict}.")
+    except services.Backpressure as busy:
+        messages.warning(request, f"Not started: {busy}.")
+    else:
+        messages.success(request, f"Crawl {crawl.pk} of {crawl.source.name} queued.")
+        return redirect("crawls:crawl", crawl_id=crawl.pk)
+    return None
+
+
+@login_required
+@require_POST
+def crawl_start(request, source_id: int):
+    place = _place(request)
+    source = _source_of(request, source_id)
+    place.require_writer(source.workspace_id)
+    started = _started(
+        request, lambda: services.crawl_start(source=source, user=request.user, trigger="dashboard")
+    )
+    return started or _back(request, reverse("crawls:overview"))
+
+
+@login_required
+@require_GET
+def crawl_detail(request, crawl_id: int):
+    place = _place(request)
+    crawl = crawl_figures(_crawl_of(request, crawl_id))
+    log = selectors.crawl_events_latest(crawl=crawl)
+    context = {
+        "crawl": crawl,
+        "crawl_membership": place.membership(crawl.workspace_id),
+        "log": log,
+        "page_errors": selectors.crawl_events_latest(
+            crawl=crawl, limit=50, types=(events.PAGE_ERROR, events.URL_REFUSED)
+        ),
+        "bids": selectors.bid_list_for_crawl(crawl_id=crawl.pk),
+    }
+    return _render(request, "crawls/crawl_detail.html", place, context)
+
+
+@login_required
+@require_GET
+def crawl_items(request, crawl_id: int):
+    """The crawl page's items table body, re-fetched by live.js when crawl.items arrive."""
+    crawl = _crawl_of(request, crawl_id)
+    bids = selectors.bid_list_for_crawl(crawl_id=crawl.pk)
+    return render(request, "crawls/_crawl_items.html", {"bids": bids, "crawl": crawl})
+
+
+@login_required
+@require_POST
+def crawl_cancel(request, crawl_id: int):
+    place = _place(request)
+    crawl = _crawl_of(request, crawl_id)
+    place.require_writer(crawl.workspace_id)
+    crawl = services.crawl_cancel(crawl=crawl)
+    if crawl.status == Crawl.Status.CANCELLED:
+        messages.success(request, f"Crawl {crawl.pk} cancelled.")
+    elif crawl.status == Crawl.Status.RUNNING:
+        messages.info(request, f"Crawl {crawl.pk} stops after the batch in flight.")
+    else:
+        messages.error(request, f"Crawl {crawl.pk} already {crawl.status}: nothing to cancel.")
+    return redirect("crawls:crawl", crawl_id=crawl.pk)
+
+
+@login_required
+@require_POST
+def crawl_retry(request, crawl_id: int):
+    place = _place(request)
+    crawl = _crawl_of(request, crawl_id)
+    place.require_writer(crawl.workspace_id)
+    started = _started(request, lambda: services.crawl_retry(crawl=crawl, user=request.user))
+    return started or redirect("crawls:crawl", crawl_id=crawl.pk)
+
+
+# --- Sources -----------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def source_list(request):
+    place = _place(request)
+    sources = selectors.source_list_for_workspace(workspace_id=_current(place).workspace_id)
+    return _render(request, "crawls/source_list.html", place, {"sources": sources})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def source_create(request):
+    place = _place(request)
+    workspace = _current(place).workspace
+    return _source_form(request, place, workspace_id=workspace.pk, source=None)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def source_edit(request, source_id: int):
+    place = _place(request)
+    source = _source_of(request, source_id)
+    return _source_form(request, place, workspace_id=source.workspace_id, source=source)
+
+
+def _source_form(request, place: Place, *, workspace_id: int, source: Source | None):
+    """Create or edit a source; the form's Preview button shows what its rules extract."""
+    can_write = bool((m := place.membership(workspace_id)) and m.can_write)
+    preview = None
+    if request.method == "POST":
+        place.require_writer(workspace_id)
+        form = forms.SourceForm(request.POST)
+        if form.is_valid() and "preview" in request.POST:
+            preview = _preview(form)
+        elif form.is_valid():
+            try:
+                if source is None:
+                    workspace = place.membership(workspace_id).workspace
+                    source = services.source_create(workspace=workspace, **form.values())
+                else:
+                    source = services.source_update(source=source, **form.values())
+            except ValidationError as error:
+                form.add_service_errors(error)
+            else:
+                messages.success(request, f"Source {source.name} saved.")
+                return redirect("crawls:source_edit", source_id=source.pk)
+    elif source is not None:
+        form = forms.SourceForm(initial=forms.SourceForm.initial_for(source))
+    else:
+        form = forms.SourceForm()
+    context = {"form": form, "source": source, "preview": preview, "can_write": can_write}
+    status = 400 if form.is_bound and form.errors else 200
+    return _render(request, "crawls/source_form.html", place, context, status=status)
+
+
+def _preview(form: forms.SourceForm) -> dict | None:
+    url = form.cleaned_data["preview_url"] or form.cleaned_data["start_urls"][0]
+    try:
+        preview = services.source_preview(rules_data=form.cleaned_data["rules"], url=url)
+    except ValidationError as error:
+        form.add_service_errors(error)
+        return None
+    error = preview.get("error") or {}
+    if error.get("class") == "refused":
+        form.add_error("preview_url", f"refused: {error['message']}")
+        return None
+    return preview
+
+
+# --- Bids --------------------------------------------------------------------------------------
+
+
+class _BidPages:
+    """What KeysetPagination reads of a view: the ordering of the API's bid list."""
+
+    keyset_nullable = frozenset({"post_date", "views", "amount"})
+
+    def __init__(self, field: str):
+        self.keyset_ordering = (field, "id")
+
+
+@login_required
+@require_GET
+def bid_list(request):
+    place = _place(request)
+    workspace_id = _current(place).workspace_id
+    sources = list(selectors.source_list_for_workspace(workspace_id=workspace_id))
+    queryset = selectors.bid_list().filter(workspace_id=workspace_id)
+    filterset = forms.bid_filter(request.GET, queryset=queryset, sources=sources)
+    ordering = request.GET.get("ordering") or "-post_date"
+    if ordering not in dict(forms.BID_ORDERINGS):
+        ordering = "-post_date"
+    context = {"filters": filterset.form, "orderings": forms.BID_ORDERINGS, "ordering": ordering}
+    if not filterset.is_valid():
+        return _render(request, "crawls/bid_list.html", place, {**context, "bids": []}, 400)
+    paginator = KeysetPagination()
+    try:
+        bids = paginator.paginate_queryset(
+            filterset.qs.values(*selectors.BID_FIELDS, "source_name"),
+            Request(request),
+            _BidPages(ordering.lstrip("-")),
+        )
+    except ApiValidationError as error:
+        messages.error(request, "; ".join(_flat(error.detail)))
+        return _render(request, "crawls/bid_list.html", place, {**context, "bids": []}, 400)
+    context.update(bids=bids, **_bid_links(request, paginator, bids, workspace_id))
+    return _render(request, "crawls/bid_list.html", place, context)
+
+
+def _flat(detail) -> list[str]:
+    return [str(m) for messages_ in dict(detail).values() for m in messages_]
+
+
+def _bid_links(request, paginator: KeysetPagination, bids: list, workspace_id: int) -> dict:
+    """First / Previous / Next links (earlier cursors ride along in `trail`) and exports."""
+    params = request.GET.copy()
+    trail = params.getlist("trail")[-TRAIL_MAX:]
+    cursor = params.get("cursor", "")
+    for name in ("cursor", "trail"):
+        params.pop(name, None)
+    base = reverse("crawls:bids")
+
+    def link(cursor_: str | None, trail_: list[str]) -> str:
+        query = params.copy()
+        if cursor_:
+            query["cursor"] = cursor_
+        query.setlist("trail", trail_)
+        return f"{base}?{query.urlencode()}" if query else base
+
+    links = {"first_link": link(None, []) if cursor else None, "previous_link": None}
+    if cursor and trail:
+        links["previous_link"] = link(trail[-1], trail[:-1])
+    elif cursor:
+        links["previous_link"] = links["first_link"]
+    links["next_link"] = (
+        link(paginator.cursor_for(bids[-1]), [*trail, cursor][-TRAIL_MAX:])
+        if paginator.has_next
+        else None
+    )
+    export = params.copy()
+    export.pop("page_size", None)
+    export["workspace"] = str(workspace_id)
+    api = reverse("bid-export")
+    links["exports"] = [
+        (kind, f"{api}?{urlencode([*export.lists(), ('type', kind)], doseq=True)}")
+        for kind in ("csv", "jsonl")
+    ]
+    return links

@@ -1,6 +1,11 @@
-"""WebSocket routes of every app, gathered in one list for project.asgi.
+"""WebSocket routes of every app, gathered in one list for project.asgi."""
 
-The crawl, workspace and notification streams are added here as their consumers are built.
-"""
+from django.urls import path
 
-websocket_urlpatterns: list = []
+from crawls import consumers
+
+websocket_urlpatterns: list = [
+    path("ws/crawls/<int:crawl_id>/", consumers.CrawlEventConsumer.as_asgi()),
+    path("ws/workspace/", consumers.WorkspaceEventConsumer.as_asgi()),
+    path("ws/notifications/", consumers.NotificationConsumer.as_asgi()),
+]

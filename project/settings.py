@@ -180,6 +180,11 @@ CRAWL_PROGRESS_INTERVAL = env.float("CRAWL_PROGRESS_INTERVAL", default=0.25)
 # Per-URL events (page errors, refusals) kept per crawl; beyond it they are only counted.
 CRAWL_MAX_URL_EVENTS = env.int("CRAWL_MAX_URL_EVENTS", default=500)
 CRAWL_EVENT_SUBSCRIBERS: list[str] = []
+# Live streams (docs/live.md): SSE keep-alive comments; how often an open crawl's stream re-reads
+# the log as a safety net; the pause before re-subscribing after a channel layer failure.
+STREAM_HEARTBEAT_SECONDS = env.float("STREAM_HEARTBEAT_SECONDS", default=15.0)
+STREAM_CHECK_SECONDS = env.float("STREAM_CHECK_SECONDS", default=5.0)
+STREAM_RETRY_SECONDS = env.float("STREAM_RETRY_SECONDS", default=1.0)
 
 # --- Auth, API -----------------------------------------------------------------------------------
 

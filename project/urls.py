@@ -9,7 +9,7 @@ from crawls.api import errors
 from project import health
 
 urlpatterns = [
-    path("", crawls_views.home, name="home"),
+    path("", crawls_views.overview, name="home"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
@@ -18,6 +18,7 @@ urlpatterns = [
     path("api/v1/", include("crawls.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("", include("crawls.urls")),
 ]
 
 admin.site.site_header = "Forest administration"

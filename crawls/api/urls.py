@@ -1,7 +1,9 @@
 """/api/v1/: one router for every resource."""
 
+from django.urls import path
 from rest_framework.routers import DefaultRouter
 
+from crawls.api import stream
 from crawls.api.bids import BidViewSet
 from crawls.api.crawls import CrawlViewSet, SourceViewSet
 from crawls.api.workspaces import MembershipViewSet, TokenViewSet, WorkspaceViewSet
@@ -14,4 +16,8 @@ router.register("sources", SourceViewSet, basename="source")
 router.register("crawls", CrawlViewSet, basename="crawl")
 router.register("bids", BidViewSet, basename="bid")
 
-urlpatterns = router.urls
+urlpatterns = [
+    # Server-Sent Events: a plain async view, outside the OpenAPI schema (docs/live.md).
+    path("crawls/<int:pk>/events/stream", stream.crawl_event_stream, name="crawl-events-stream"),
+    *router.urls,
+]

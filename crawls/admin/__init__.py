@@ -1,0 +1,6 @@
+"""The Django admin, an operator's tool (docs/admin.md): registering the models is importing
+these modules."""
+
+from crawls.admin import crawling, tenancy
+
+__all__ = ["crawling", "tenancy"]

@@ -1,0 +1,123 @@
+"""Dashboard forms: a source's settings and rules, and the bid filters (the API's BidFilter)."""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from crawls.filters import BidFilter, MultipleValuesWidget
+from crawls.models import Source
+
+# ?ordering= of the bids page, as the API names them.
+BID_ORDERINGS = [
+    ("-post_date", "Newest post first"),
+    ("-views", "Most viewed"),
+    ("-amount", "Largest amount"),
+]
+
+LIST_FIELDS = ("start_urls", "allowed_hosts", "include_patterns", "exclude_patterns")
+
+
+class LinesField(forms.CharField):
+    """A list of strings, one a line."""
+
+    widget = forms.Textarea(attrs={"rows": 3})
+
+    def to_python(self, value) -> list[str]:
+        text = super().to_python(value)
+        return [line.strip() for line in text.splitlines() if line.strip()]
+
+    def prepare_value(self, value):
+        return "\n".join(value) if isinstance(value, list | tuple) else value
+
+
+class RulesField(forms.CharField):
+    """The extraction rules as JSON text; the service validates what they say."""
+
+    widget = forms.Textarea(attrs={"rows": 18, "spellcheck": "false", "class": "code"})
+
+    def to_python(self, value):
+        text = super().to_python(value)
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValidationError(
+                f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+            ) from exc
+
+    def prepare_value(self, value):
+        if isinstance(value, dict | list):
+            return json.dumps(value, indent=2, ensure_ascii=False)
+        return value
+
+    def bound_data(self, data, initial):
+        return data  # show what was typed, even when it is not JSON
+
+
+class SourceForm(forms.Form):
+    """What the dashboard edits of a source; the rest (retries, limits) keeps its defaults."""
+
+    name = forms.CharField(max_length=200)
+    start_urls = LinesField(help_text="One URL a line.")
+    allowed_hosts = LinesField(required=False, help_text="Empty: the hosts of the start URLs.")
+    include_patterns = LinesField(required=False, help_text="Regular expressions, one a line.")
+    exclude_patterns = LinesField(required=False, help_text="Regular expressions, one a line.")
+    max_depth = forms.IntegerField(min_value=0, initial=10)
+    max_pages = forms.IntegerField(min_value=1, initial=10_000)
+    concurrency_per_host = forms.IntegerField(min_value=1, max_value=64, initial=8)
+    delay_seconds = forms.FloatField(min_value=0, initial=0.0)
+    obey_robots = forms.BooleanField(required=False, initial=True)
+    schedule_cron = forms.CharField(
+        max_length=100, required=False, help_text="Five-field cron expression; empty: no schedule."
+    )
+    schedule_timezone = forms.CharField(max_length=64, initial="UTC")
+    overlap_policy = forms.ChoiceField(
+        choices=Source.OverlapPolicy.choices, initial=Source.OverlapPolicy.SKIP
+    )
+    rules = RulesField(help_text="Extraction rules as JSON (see docs/crawling.md).")
+    preview_url = forms.URLField(
+        required=False,
+        assume_scheme="https",
+        label="Preview URL",
+        help_text="What the rules extract from this page (default: the first start URL).",
+    )
+
+    @classmethod
+    def initial_for(cls, source: Source) -> dict:
+        return {name: getattr(source, name) for name in cls.base_fields if hasattr(source, name)}
+
+    def values(self) -> dict:
+        """The cleaned values the source services take."""
+        return {k: v for k, v in self.cleaned_data.items() if k != "preview_url"}
+
+    def add_service_errors(self, error: ValidationError) -> None:
+        """A service's ValidationError on the fields it names (the rest above the form)."""
+        for field, messages in error.message_dict.items():
+            self.add_error(field if field in self.fields else None, messages)
+
+
+class SourceSelect(forms.Select):
+    """A <select> for the `source` filter, which takes a list of ids."""
+
+    def value_from_datadict(self, data, files, name):
+        return MultipleValuesWidget().value_from_datadict(data, files, name)
+
+
+def bid_filter(data, *, queryset, sources) -> BidFilter:
+    """BidFilter of the page's query string in one workspace, with widgets for a form."""
+    filterset = BidFilter(data, queryset=queryset)
+    del filterset.filters["workspace"]  # the page shows the current workspace only
+    form = filterset.form
+    form.fields["source"].widget = SourceSelect(
+        choices=[("", "Any source"), *((s.pk, s.name) for s in sources)]
+    )
+    for name in ("post_date_after", "post_date_before"):
+        form.fields[name].widget = forms.DateInput(attrs={"type": "date"})
+    form.fields["changed_since"].widget = forms.DateTimeInput(attrs={"type": "datetime-local"})
+    form.fields["search"].widget = forms.TextInput(attrs={"type": "search"})
+    form.fields["department"].help_text = "Exactly; separate several with commas."
+    form.fields["crawl"].help_text = "Crawl id: the bids that crawl recorded."
+    form.fields["state"].help_text = "With a crawl id: new or changed by it."
+    return filterset

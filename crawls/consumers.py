@@ -21,112 +21,24 @@ from channels.layers import get_channel_layer
 from channels.utils import await_many_dispatch
 from django.conf import settings
 
-from crawls import realtime, services
-from crawls.events import FINAL_TYPES, event_message
-from crawls.models import ApiToken, Crawl, CrawlEvent, Membership
+from crawls import realtime
+from crawls.streams import (
+    LOG_PAGE,
+    Caller,
+    Cursor,
+    caller_from,
+    crawl_workspace_for,
+    ended_by,
+    log_after,
+    non_negative_int,
+    workspace_snapshot,
+)
 
 logger = logging.getLogger(__name__)
 
 CLOSE_NORMAL = 1000
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
-LOG_PAGE = 500
-SNAPSHOT_FINISHED = 20
-SNAPSHOT_FIELDS = (
-    "status", "pages_done", "pages_failed", "pages_total", "items_new", "items_changed",
-    "items_unchanged", "errors", "event_seq",
-)  # fmt: skip
-
-
-# --- Reads (sync; consumers call them through database_sync_to_async, the SSE view too) -------
-
-
-class Caller:
-    """Who opened a stream: a user, and the token's workspace when a token was used."""
-
-    def __init__(self, user, token: ApiToken | None = None):
-        self.user = user
-        self.token = token
-
-    def crawls(self):
-        if self.token is not None:  # its lookup checked that the user is an active member there
-            return Crawl.objects.in_workspace(self.token.workspace_id)
-        return Crawl.objects.visible_to(self.user)
-
-    def workspace_ids(self) -> list[int]:
-        if self.token is not None:
-            return [self.token.workspace_id]
-        if not self.user.is_active:
-            return []
-        return list(
-            Membership.objects.filter(user=self.user).values_list("workspace_id", flat=True)
-        )
-
-
-def caller_from(user, raw_token: str | None) -> Caller | None:
-    """The caller of a stream: a valid bearer token wins; else an active session user."""
-    if raw_token:
-        token = services.token_authenticate(raw=raw_token)
-        return None if token is None else Caller(token.user, token)
-    if user is not None and user.is_authenticated and user.is_active:
-        return Caller(user)
-    return None
-
-
-def crawl_workspace_for(caller: Caller, crawl_id: int) -> int | None:
-    """The crawl's workspace if the caller may see the crawl; None otherwise."""
-    return caller.crawls().filter(pk=crawl_id).values_list("workspace_id", flat=True).first()
-
-
-def log_after(crawl_id: int, after: int, limit: int = LOG_PAGE) -> list[dict]:
-    """Up to `limit` events of a crawl with a sequence greater than `after`, as wire messages."""
-    events = CrawlEvent.objects.filter(crawl_id=crawl_id, sequence__gt=after).order_by("sequence")
-    return [event_message(event) for event in events[:limit]]
-
-
-def ended_by(crawl_id: int, after: int) -> bool:
-    """Whether the crawl's final event is at or before sequence `after` (the client has it)."""
-    return CrawlEvent.objects.filter(
-        crawl_id=crawl_id, sequence__lte=after, type__in=FINAL_TYPES
-    ).exists()
-
-
-def workspace_snapshot(workspace_ids: list[int]) -> dict:
-    """The open crawls of the workspaces and their most recent finished ones."""
-    crawls = Crawl.objects.filter(workspace_id__in=workspace_ids).select_related("source")
-    rows = [*crawls.filter(status__in=Crawl.ACTIVE).order_by("-id")]
-    rows += crawls.filter(status__in=Crawl.FINISHED).order_by("-id")[:SNAPSHOT_FINISHED]
-    return {"type": "workspace.snapshot", "crawls": [_snapshot_row(crawl) for crawl in rows]}
-
-
-def _snapshot_row(crawl: Crawl) -> dict:
-    return {
-        "id": crawl.id,
-        "workspace": crawl.workspace_id,
-        "source": crawl.source_id,
-        "source_name": crawl.source.name,
-        **{field: getattr(crawl, field) for field in SNAPSHOT_FIELDS},
-    }
-
-
-class Cursor:
-    """The last sequence sent, and what to do with a live message: send, skip, or fill a gap."""
-
-    SEND, SKIP, GAP = "send", "skip", "gap"
-
-    def __init__(self, after: int = 0):
-        self.last = after
-        self.finished = False
-
-    def judge(self, message: dict) -> str:
-        seq = message["seq"]
-        if self.finished or seq <= self.last:
-            return self.SKIP
-        return self.SEND if seq == self.last + 1 else self.GAP
-
-    def sent(self, message: dict) -> None:
-        self.last = message["seq"]
-        self.finished = self.finished or message["event"] in FINAL_TYPES
 
 
 def query_value(scope, name: str) -> str | None:
@@ -142,14 +54,6 @@ def bearer_token(scope) -> str | None:
             if scheme.lower() == "bearer" and raw.strip():
                 return raw.strip()
     return query_value(scope, "token")
-
-
-def non_negative_int(raw) -> int | None:
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        return None
-    return value if value >= 0 else None
 
 
 # --- Consumers --------------------------------------------------------------------------------

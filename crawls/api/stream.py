@@ -19,7 +19,7 @@ from django.http import JsonResponse, StreamingHttpResponse
 
 from crawls import realtime
 from crawls.api.errors import envelope
-from crawls.consumers import Cursor, caller_from, crawl_workspace_for, log_after, non_negative_int
+from crawls.streams import Cursor, caller_from, crawl_workspace_for, log_after, non_negative_int
 
 logger = logging.getLogger(__name__)
 

@@ -306,6 +306,20 @@ class Bid(WorkspaceOwned):
             ),
             models.Index(fields=["workspace", "changed_at"], name="bid_ws_changed_at"),
             models.Index(fields=["workspace", "department"], name="bid_ws_department"),
+            # Analytics (docs/query-plans.md): a department's bids by day (the read model's
+            # per-key recompute, the department filter), and the last N days' bids index-only.
+            models.Index(
+                F("workspace"),
+                F("department"),
+                F("post_date").desc(nulls_last=True),
+                F("id").desc(),
+                name="bid_ws_dept_post_date",
+            ),
+            models.Index(
+                fields=["workspace", "post_date"],
+                include=["department", "views", "amount"],
+                name="bid_ws_post_date_cover",
+            ),
             # Substring search (ILIKE '%…%') on titles, Korean included.
             GinIndex(fields=["title"], opclasses=["gin_trgm_ops"], name="bid_title_trgm"),
         ]

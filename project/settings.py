@@ -179,7 +179,34 @@ CRAWL_QUEUE = env.str("CRAWL_QUEUE", default="celery")
 CRAWL_PROGRESS_INTERVAL = env.float("CRAWL_PROGRESS_INTERVAL", default=0.25)
 # Per-URL events (page errors, refusals) kept per crawl; beyond it they are only counted.
 CRAWL_MAX_URL_EVENTS = env.int("CRAWL_MAX_URL_EVENTS", default=500)
-CRAWL_EVENT_SUBSCRIBERS: list[str] = []
+CRAWL_EVENT_SUBSCRIBERS: list[str] = [
+    "notifications.subscribers.crawl_event",
+    "analytics.subscribers.crawl_event",
+]
+# Analytics (docs/analytics.md): how long answers stay cached (0: no cache); the longest window.
+ANALYTICS_CACHE_SECONDS = env.int("ANALYTICS_CACHE_SECONDS", default=300)
+ANALYTICS_MAX_DAYS = env.int("ANALYTICS_MAX_DAYS", default=366)
+# Notifications (docs/notifications.md): links in emails and webhooks start with NOTIFY_SITE_URL;
+# email goes through Django's backend (console unless EMAIL_BACKEND says otherwise); webhooks are
+# retried WEBHOOK_MAX_ATTEMPTS times in all, after WEBHOOK_BACKOFF_SECONDS * 2^(n-1), then dead.
+NOTIFY_SITE_URL = env.str("NOTIFY_SITE_URL", default="")
+NOTIFY_FROM_EMAIL = env.str("NOTIFY_FROM_EMAIL", default="forest@localhost")
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=6)
+WEBHOOK_BACKOFF_SECONDS = env.float("WEBHOOK_BACKOFF_SECONDS", default=30.0)
+WEBHOOK_BACKOFF_MAX_SECONDS = env.float("WEBHOOK_BACKOFF_MAX_SECONDS", default=3600.0)
+# A delivery still due this long after its time lost its task (worker died): beat re-sends it.
+WEBHOOK_SWEEP_GRACE_SECONDS = env.float("WEBHOOK_SWEEP_GRACE_SECONDS", default=120.0)
+CELERY_BEAT_SCHEDULE["notifications-webhook-sweep"] = {
+    "task": "notifications.webhook_sweep",
+    "schedule": env.float("WEBHOOK_SWEEP_INTERVAL", default=60.0),
+}
 # Live streams (docs/live.md): SSE keep-alive comments; how often an open crawl's stream re-reads
 # the log as a safety net; the pause before re-subscribing after a channel layer failure.
 STREAM_HEARTBEAT_SECONDS = env.float("STREAM_HEARTBEAT_SECONDS", default=15.0)

@@ -15,9 +15,13 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("api/v1/analytics/", include("analytics.api.urls")),
     path("api/v1/", include("crawls.api.urls")),
+    path("api/v1/", include("notifications.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("", include("notifications.urls")),
+    path("analytics/", include("analytics.urls")),
     path("", include("crawls.urls")),
 ]
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 
 import psycopg
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.staticfiles import finders
 from django.core.management import call_command
 from django.test import override_settings
 
@@ -37,8 +39,15 @@ def _fast_password_hashing():
 
 @pytest.fixture(scope="session", autouse=True)
 def _static_files():
-    """Pages render {% static %} through the manifest storage, as in production."""
-    if not (settings.STATIC_ROOT / "staticfiles.json").exists():
+    """Pages render {% static %} through the manifest storage, as in production: collected
+    again when a static file is newer than the manifest (a missing entry fails every page)."""
+    manifest = settings.STATIC_ROOT / "staticfiles.json"
+    newest = max(
+        os.path.getmtime(storage.path(path))
+        for finder in finders.get_finders()
+        for path, storage in finder.list([])
+    )
+    if not manifest.exists() or manifest.stat().st_mtime < newest:
         call_command("collectstatic", interactive=False, verbosity=0)
 
 

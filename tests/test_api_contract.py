@@ -22,6 +22,7 @@ from crawls import selectors, services
 from crawls.api.throttles import CallerRateThrottle, WorkspaceRateThrottle, parse_rate
 from crawls.models import Membership
 from project import urls as project_urls
+from tests.clients import bearer
 from tests.responses import DESELECTED, PRODUCED, documented
 
 pytestmark = pytest.mark.django_db
@@ -176,13 +177,6 @@ def test_validation_errors_name_the_field(api, owner):
 # --- Throttling -------------------------------------------------------------------------------
 
 
-def _bearer(user, workspace) -> APIClient:
-    _, raw = services.token_create(user=user, workspace=workspace, name="throttled")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
-    return client
-
-
 def _refused(response) -> None:
     assert response.status_code == 429
     assert 0 < int(response["Retry-After"]) <= 60
@@ -191,7 +185,7 @@ def _refused(response) -> None:
 
 def test_each_token_has_its_own_rate(monkeypatch, workspace_a, owner, teammate):
     monkeypatch.setattr(CallerRateThrottle, "rate", "3/min")
-    first, second = _bearer(owner, workspace_a), _bearer(teammate, workspace_a)
+    first, second = bearer(owner, workspace_a), bearer(teammate, workspace_a)
     for _ in range(3):
         assert first.get("/api/v1/bids/").status_code == 200
     _refused(first.get("/api/v1/bids/"))
@@ -203,12 +197,12 @@ def test_the_tokens_of_a_workspace_share_its_rate(
     monkeypatch, workspace_a, workspace_b, owner, teammate, outsider
 ):
     monkeypatch.setattr(WorkspaceRateThrottle, "rate", "4/min")
-    first, second = _bearer(owner, workspace_a), _bearer(teammate, workspace_a)
+    first, second = bearer(owner, workspace_a), bearer(teammate, workspace_a)
     for client in (first, second, first, second):
         assert client.get("/api/v1/bids/").status_code == 200
     _refused(second.get("/api/v1/bids/"))
     _refused(first.get("/api/v1/bids/"))
-    assert _bearer(outsider, workspace_b).get("/api/v1/bids/").status_code == 200
+    assert bearer(outsider, workspace_b).get("/api/v1/bids/").status_code == 200
     # Session callers are counted per caller only.
     browser = APIClient()
     browser.force_login(owner)

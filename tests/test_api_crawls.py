@@ -16,6 +16,7 @@ from crawls.api.throttles import CrawlCreateThrottle
 from crawls.demo.board import DEMO_RULES, expected_bids
 from crawls.engine import urls
 from crawls.models import Bid, Crawl, CrawlEvent, FrontierUrl, Membership, Source
+from tests.clients import bearer, signed_in
 
 pytestmark = pytest.mark.django_db
 
@@ -26,21 +27,7 @@ START = "https://bids.example.org/notices"  # valid for the guard; nothing fetch
 @pytest.fixture
 def api():
     """api(user) → an APIClient signed in as `user` (api() → anonymous)."""
-
-    def make(user=None) -> APIClient:
-        client = APIClient()
-        if user is not None:
-            client.force_authenticate(user)
-        return client
-
-    return make
-
-
-def bearer(user, workspace) -> APIClient:
-    _, raw = services.token_create(user=user, workspace=workspace, name="test")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
-    return client
+    return signed_in
 
 
 def make_source(workspace, name="Board", **values) -> Source:

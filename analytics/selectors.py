@@ -1,0 +1,162 @@
+"""Analytics reads, each scoped to one workspace (the caller's: adapters resolve it).
+
+Windows are the last `days` days of posting, `today` included. Bids per day and top departments
+read the read model (DepartmentDay); high-value bids read crawls_bid (their thresholds are
+parameters) through the covering index bid_ws_post_date_cover; crawl health reads crawls_crawl.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+
+from django.db import connection
+from django.db.models import Count, F, Max, Q, Sum
+
+from analytics.models import DepartmentDay
+from crawls.models import Bid
+
+BY_DEPARTMENT = "department"
+BY_SOURCE = "source"
+
+
+def window_start(*, today: dt.date, days: int) -> dt.date:
+    return today - dt.timedelta(days=days - 1)
+
+
+def high_value_by_department(
+    *,
+    workspace_id: int,
+    today: dt.date,
+    days: int,
+    min_views: int | None,
+    min_amount: Decimal | None,
+    limit: int,
+) -> list[dict]:
+    """Per department, bids posted in the window with views > min_views or amount > min_amount."""
+    condition = Q()
+    if min_views is not None:
+        condition |= Q(views__gt=min_views)
+    if min_amount is not None:
+        condition |= Q(amount__gt=min_amount)
+    rows = (
+        Bid.objects.in_workspace(workspace_id)
+        .filter(post_date__gte=window_start(today=today, days=days), post_date__lte=today)
+        .filter(condition)
+        .values("department")
+        .annotate(bids=Count("*"), total_amount=Sum("amount"), max_views=Max("views"))
+        .order_by("-bids", "department")[:limit]
+    )
+    return list(rows)
+
+
+def bids_per_day(*, workspace_id: int, today: dt.date, days: int, by: str, limit: int) -> dict:
+    """Bids posted per day in the window: the total, and a series per department or source.
+
+    The `limit` keys with the most bids get a series; `days` lists every day (zeros included).
+    """
+    since = window_start(today=today, days=days)
+    fields = ("source_id", "source__name") if by == BY_SOURCE else ("department",)
+    rows = (
+        DepartmentDay.objects.filter(workspace_id=workspace_id, day__gte=since, day__lte=today)
+        .values("day", *fields)
+        .annotate(bids=Sum("bid_count"))
+        .order_by()
+    )
+    dates = [since + dt.timedelta(days=i) for i in range(days)]
+    position = {day: i for i, day in enumerate(dates)}
+    totals = [0] * days
+    series: dict[object, dict] = {}
+    for row in rows:
+        key = row[fields[0]]
+        entry = series.get(key)
+        if entry is None:
+            label = row["source__name"] if by == BY_SOURCE else key
+            entry = series[key] = {"key": key, "label": label, "total": 0, "counts": [0] * days}
+        entry["counts"][position[row["day"]]] += row["bids"]
+        entry["total"] += row["bids"]
+        totals[position[row["day"]]] += row["bids"]
+    ranked = sorted(series.values(), key=lambda s: (-s["total"], str(s["label"])))[:limit]
+    return {"by": by, "days": dates, "totals": totals, "series": ranked}
+
+
+def top_departments(*, workspace_id: int, today: dt.date, days: int, limit: int) -> list[dict]:
+    """Departments by the total amount of their bids posted in the window, largest first."""
+    rows = (
+        DepartmentDay.objects.filter(
+            workspace_id=workspace_id,
+            day__gte=window_start(today=today, days=days),
+            day__lte=today,
+        )
+        .values("department")
+        .annotate(total_amount=Sum("total_amount"), bids=Sum("bid_count"))
+        .order_by(F("total_amount").desc(nulls_last=True), "department")[:limit]
+    )
+    return list(rows)
+
+
+_CRAWL_HEALTH = """
+SELECT s.id, s.name, a.crawls, a.succeeded, a.finished, a.pages, a.seconds, e.errors,
+    last.finished_at
+FROM crawls_source s
+CROSS JOIN LATERAL (
+    SELECT count(*) AS crawls,
+        count(*) FILTER (WHERE c.status = 'succeeded') AS succeeded,
+        count(*) FILTER (WHERE c.status IN ('succeeded', 'failed', 'cancelled')) AS finished,
+        coalesce(sum(c.pages_done + c.pages_failed) FILTER (WHERE c.finished_at IS NOT NULL
+            AND c.started_at IS NOT NULL), 0) AS pages,
+        coalesce(sum(extract(epoch FROM c.finished_at - c.started_at)), 0) AS seconds
+    FROM crawls_crawl c WHERE c.source_id = s.id AND c.created_at >= %(since)s
+) a
+CROSS JOIN LATERAL (
+    SELECT coalesce(jsonb_object_agg(x.key, x.n), '{}'::jsonb) AS errors FROM (
+        SELECT err.key, sum(err.value::bigint) AS n
+        FROM crawls_crawl c, jsonb_each_text(c.errors) err
+        WHERE c.source_id = s.id AND c.created_at >= %(since)s AND c.errors <> '{}'::jsonb
+        GROUP BY err.key
+    ) x
+) e
+LEFT JOIN LATERAL (
+    SELECT c.finished_at FROM crawls_crawl c
+    WHERE c.source_id = s.id AND c.status = 'succeeded'
+    ORDER BY c.id DESC LIMIT 1
+) last ON true
+WHERE s.workspace_id = %(workspace)s
+ORDER BY lower(s.name), s.id
+"""
+
+
+def crawl_health(*, workspace_id: int, now: dt.datetime, days: int) -> list[dict]:
+    """Per source: crawls created in the window, success rate, pages/s, error classes, and
+    when its last successful crawl (ever) finished."""
+    params = {"workspace": workspace_id, "since": now - dt.timedelta(days=days)}
+    with connection.cursor() as cursor:
+        cursor.execute(_CRAWL_HEALTH, params)
+        rows = cursor.fetchall()
+    answer = []
+    for pk, name, crawls, succeeded, finished, pages, seconds, errors, last_success in rows:
+        errors = json.loads(errors) if isinstance(errors, str) else errors  # jsonb as text
+        answer.append(
+            {
+                "source": pk,
+                "source_name": name,
+                "crawls": crawls,
+                "succeeded": succeeded,
+                "finished": finished,
+                "success_rate": round(succeeded / finished, 4) if finished else None,
+                "pages_per_second": round(float(pages) / float(seconds), 2) if seconds else None,
+                "errors": dict(sorted(errors.items(), key=lambda kv: (-kv[1], kv[0]))),
+                "last_success_at": last_success,
+            }
+        )
+    return answer
+
+
+def summary_rows(*, workspace_id: int) -> list[tuple]:
+    """The read model of a workspace as sorted tuples (tests and checks compare them)."""
+    return list(
+        DepartmentDay.objects.filter(workspace_id=workspace_id)
+        .order_by("source_id", "department", "day")
+        .values_list("source_id", "department", "day", "bid_count", "total_amount", "max_views")
+    )

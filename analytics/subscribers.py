@@ -1,0 +1,29 @@
+"""The crawl-event subscription point of analytics (settings.CRAWL_EVENT_SUBSCRIBERS).
+
+crawl.items: recompute the batch's keys of the read model. A final event (succeeded, failed,
+cancelled): recompute every key the crawl touched, repairing a batch event this process missed
+(it runs after commit, so a crash right then loses it). Either bumps the workspace's cache
+generation. What no event repairs, `manage.py analytics_rebuild` does.
+"""
+
+from __future__ import annotations
+
+from analytics import cache, services
+from crawls import events
+from crawls.models import CrawlEvent
+
+
+def crawl_event(event: CrawlEvent) -> None:
+    """Keep the read model and the cached answers of the event's workspace current."""
+    if event.type == events.ITEMS:
+        payload = event.payload or {}
+        services.summary_apply_items(
+            workspace_id=event.workspace_id,
+            crawl_id=event.crawl_id,
+            new=payload.get("new") or [],
+            changed=payload.get("changed") or [],
+        )
+    elif event.type in events.FINAL_TYPES:
+        services.summary_reconcile_crawl(workspace_id=event.workspace_id, crawl_id=event.crawl_id)
+    elif event.type == events.STARTED:
+        cache.generation_bump(workspace_id=event.workspace_id)  # crawl health counts it

@@ -1,0 +1,296 @@
+"""Analytics benchmark: each /api/v1/analytics/ endpoint at 1,000,000 bids, cold, beside naive.
+
+Forest: the endpoints as served (bearer token, throttles counting, workspace scoping) with the
+cache off (ANALYTICS_CACHE_SECONDS=0), measured in-process through Django's test client: p95 of
+--requests requests each, after a warm-up. Naive: the same answers computed straight from
+crawls_bid (no read model) with index scans disabled (enable_indexscan, enable_indexonlyscan,
+enable_bitmapscan off), in the same run on the same database. Ends by printing one JSON line:
+{"p95_ms": {endpoint: ms}, "naive_p95_ms": {endpoint: ms}, ...}.
+
+    make bench-analytics                  # or: .venv/bin/python -m bench.analytics --reuse
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from unittest import mock
+
+import django
+import psycopg
+
+from bench.common import database_recreate, database_url, log
+
+ROOT = Path(__file__).resolve().parent.parent
+DATABASE = "forest_bench_analytics"
+SOURCES = 4
+DEPARTMENTS = 24
+# 1,000,000 bids over 10 years of post dates, 4 sources, 24 departments.
+LOAD_SQL = """
+INSERT INTO crawls_bid (
+    workspace_id, source_id, url, url_hash, title, department, views, post_date, amount,
+    deadline, reference, extra, content_hash, etag, last_modified, first_seen_at, last_seen_at,
+    changed_at)
+SELECT %(workspace)s, (%(sources)s::bigint[])[1 + (i / 7) %% 4],
+    'https://example.org/notices/' || i,
+    decode(md5('https://example.org/notices/' || i), 'hex'),
+    (ARRAY['[입찰] 도로 보수공사 ', 'Tender: office equipment ', '[긴급] 하수관로 정비공사 ',
+           'Supply of LED street lighting '])[1 + i %% 4] || i,
+    (ARRAY['서울특별시 도시기반시설본부', 'Busan Port Authority', '조달청 시설사업국',
+           'Korea Expressway Corporation', '경기도교육청 재무과', 'Korea Rail Network Authority',
+           '부산광역시 건설본부', 'Jeju Special Self-Governing Province'])[1 + i %% 8]
+        || ' ' || (i %% 3),
+    CASE WHEN i %% 50 = 0 THEN NULL ELSE ((i::bigint * 7919) %% 100000)::int END,
+    DATE '2026-11-23' - (i %% 3650),
+    CASE WHEN i %% 20 = 0 THEN NULL ELSE ((i::bigint * 104729) %% 1000000000)::numeric END,
+    TIMESTAMPTZ '2026-12-31 18:00+09' - (i %% 365) * interval '1 day',
+    'R' || lpad(i::text, 10, '0'),
+    '{}'::jsonb, md5(i::text), '', '', now(), now(), now()
+FROM generate_series(1, %(rows)s) AS i
+"""
+# A year of hourly crawls per source: statuses, timings and error classes.
+CRAWLS_SQL = """
+INSERT INTO crawls_crawl (
+    workspace_id, source_id, status, cancel_requested, attempt, pages_done, pages_failed,
+    pages_total, items_new, items_changed, items_unchanged, errors, error, event_seq,
+    created_at, started_at, finished_at)
+SELECT %(workspace)s, s.id,
+    (ARRAY['succeeded', 'succeeded', 'succeeded', 'failed', 'cancelled'])[1 + h %% 5],
+    false, 1, 50 + h %% 40, h %% 3, 60, 0, h %% 7, 50,
+    CASE WHEN h %% 3 = 0 THEN '{"TimeoutError": 2, "HTTP 503": 1}'::jsonb
+         WHEN h %% 3 = 1 THEN '{"ConnectError": 1}'::jsonb ELSE '{}'::jsonb END,
+    '', 0,
+    now() - h * interval '1 hour', now() - h * interval '1 hour',
+    now() - h * interval '1 hour' + (20 + h %% 30) * interval '1 second'
+FROM crawls_source s, generate_series(1, %(hours)s) AS h
+WHERE s.workspace_id = %(workspace)s
+"""
+ENDPOINTS = {
+    "high_value": "/api/v1/analytics/high-value/?min_views=90000&min_amount=900000000",
+    "high_value_365d": "/api/v1/analytics/high-value/?days=365&min_views=99000",
+    "bids_per_day": "/api/v1/analytics/bids-per-day/",
+    "bids_per_day_source_365d": "/api/v1/analytics/bids-per-day/?by=source&days=365",
+    "top_departments": "/api/v1/analytics/top-departments/",
+    "top_departments_365d": "/api/v1/analytics/top-departments/?days=365",
+    "crawl_health": "/api/v1/analytics/crawl-health/",
+}
+NO_INDEXES = (
+    "SET enable_indexscan = off",
+    "SET enable_indexonlyscan = off",
+    "SET enable_bitmapscan = off",
+)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--hours", type=int, default=8760, help="crawls per source (hourly)")
+    parser.add_argument("--requests", type=int, default=60, help="timed requests per endpoint")
+    parser.add_argument("--naive-requests", type=int, default=12)
+    parser.add_argument("--reuse", action="store_true", help="keep and reuse the loaded database")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "project.settings"
+    from project import runtime  # noqa: PLC0415 - after django.setup()
+
+    runtime.bootstrap()
+    admin_url = database_url(os.environ["DATABASE_URL"], "postgres")
+    bench_url = database_url(os.environ["DATABASE_URL"], DATABASE)
+    loaded = False
+    if args.reuse:
+        try:
+            with psycopg.connect(bench_url) as conn:
+                count = conn.execute("SELECT count(*) FROM crawls_bid").fetchone()[0]
+            loaded = count == args.rows
+        except psycopg.Error:
+            loaded = False
+    if not loaded:
+        database_recreate(admin_url, DATABASE)
+    os.environ.update(
+        DATABASE_URL=bench_url,
+        API_RATE_CALLER="100000000/min",
+        API_RATE_WORKSPACE="100000000/min",
+        ANALYTICS_CACHE_SECONDS="0",  # cold: every request computes its answer
+    )
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=ROOT, check=True
+    )
+    django.setup()
+    figures = _bench(args, loaded=loaded)
+    if not args.reuse:
+        from django.db import connections  # noqa: PLC0415 - after django.setup()
+
+        connections.close_all()
+        database_recreate(admin_url, DATABASE, create=False)
+    print(json.dumps(figures))
+    return 0
+
+
+def _setup(args, *, loaded: bool):
+    from django.contrib.auth import get_user_model  # noqa: PLC0415 - after django.setup()
+
+    from analytics import services as analytics_services  # noqa: PLC0415 - after django.setup()
+    from crawls import services  # noqa: PLC0415 - after django.setup()
+    from crawls.models import ApiToken, Source, Workspace  # noqa: PLC0415 - after django.setup()
+
+    user, _ = get_user_model().objects.get_or_create(username="bench")
+    workspace = Workspace.objects.filter(slug="bench").first() or services.workspace_create(
+        owner=user, name="bench"
+    )
+    ApiToken.objects.filter(user=user).delete()
+    _, raw = services.token_create(user=user, workspace=workspace, name="bench")
+    sources = list(Source.objects.filter(workspace=workspace).order_by("id"))
+    sources += [
+        services.source_create(
+            workspace=workspace,
+            name=f"bench {n + 1}",
+            start_urls=[f"https://example.org/board{n + 1}/notices"],
+            rules={"items": ["a"], "fields": {"title": "h1"}},
+        )
+        for n in range(len(sources), SOURCES)
+    ]
+    if not loaded:
+        started = time.perf_counter()
+        params = {
+            "workspace": workspace.pk,
+            "sources": [s.pk for s in sources],
+            "rows": args.rows,
+            "hours": args.hours,
+        }
+        with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
+            conn.execute(LOAD_SQL, params)
+            conn.execute(CRAWLS_SQL, params)
+        log(f"loaded {args.rows:,} bids in {time.perf_counter() - started:.1f} s")
+        started = time.perf_counter()
+        rows = analytics_services.summary_rebuild(workspace_ids=[workspace.pk])
+        log(f"analytics_rebuild: {rows:,} rows in {time.perf_counter() - started:.1f} s")
+        with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
+            # The visibility map, for index-only scans (autovacuum would get there later).
+            conn.execute("VACUUM ANALYZE crawls_bid")
+            conn.execute("VACUUM ANALYZE crawls_crawl")
+            conn.execute("VACUUM ANALYZE analytics_departmentday")
+    return workspace, raw
+
+
+def _p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return round(ordered[max(0, round(0.95 * len(ordered)) - 1)], 2)
+
+
+def _time(client, path: str, *, warmup: int, count: int) -> tuple[list[float], dict]:
+    for _ in range(warmup):
+        response = client.get(path)
+        assert response.status_code == 200, (path, response.status_code, response.content[:300])
+    times = []
+    for _ in range(count):
+        started = time.perf_counter()
+        response = client.get(path)
+        times.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200, path
+    return times, response.json()
+
+
+def _bench(args, *, loaded: bool) -> dict:
+    from django.db import connection  # noqa: PLC0415 - after django.setup()
+    from django.test import Client  # noqa: PLC0415 - after django.setup()
+
+    from analytics import selectors  # noqa: PLC0415 - after django.setup()
+
+    logging.getLogger("forest.access").setLevel(logging.WARNING)  # one line per request
+    _, raw = _setup(args, loaded=loaded)
+    client = Client(HTTP_HOST="localhost", HTTP_AUTHORIZATION=f"Bearer {raw}")
+    forest, naive, answers = {}, {}, {}
+    for name, path in ENDPOINTS.items():
+        times, answers[name] = _time(client, path, warmup=3, count=args.requests)
+        forest[name] = _p95(times)
+        log(f"forest {name}: p50 {statistics.median(times):.1f} ms, p95 {forest[name]} ms")
+    naive_selectors = {
+        "bids_per_day": _naive_bids_per_day,
+        "top_departments": _naive_top_departments,
+    }
+    with connection.cursor() as cursor:
+        for statement in NO_INDEXES:
+            cursor.execute(statement)
+    try:
+        with mock.patch.multiple(selectors, **naive_selectors):
+            for name, path in ENDPOINTS.items():
+                times, answer = _time(client, path, warmup=1, count=args.naive_requests)
+                assert answer == answers[name] or name == "crawl_health", f"{name} differs"
+                naive[name] = _p95(times)
+                log(f"naive {name}: p50 {statistics.median(times):.1f} ms, p95 {naive[name]} ms")
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET ALL")
+    return {
+        "p95_ms": forest,
+        "naive_p95_ms": naive,
+        "rows": args.rows,
+        "requests": args.requests,
+        "naive_requests": args.naive_requests,
+        "measured": "in-process, Django test client, bearer token, cache off",
+    }
+
+
+def _naive_bids_per_day(*, workspace_id, today, days, by, limit):
+    """bids_per_day straight from crawls_bid (what the read model saves)."""
+    import datetime as dt  # noqa: PLC0415 - after django.setup()
+
+    from django.db.models import Count  # noqa: PLC0415 - after django.setup()
+
+    from crawls.models import Bid  # noqa: PLC0415 - after django.setup()
+
+    since = today - dt.timedelta(days=days - 1)
+    fields = ("source_id", "source__name") if by == "source" else ("department",)
+    rows = (
+        Bid.objects.in_workspace(workspace_id)
+        .filter(post_date__gte=since, post_date__lte=today)
+        .values("post_date", *fields)
+        .annotate(bids=Count("*"))
+        .order_by()
+    )
+    dates = [since + dt.timedelta(days=i) for i in range(days)]
+    position = {day: i for i, day in enumerate(dates)}
+    totals = [0] * days
+    series: dict = {}
+    for row in rows:
+        key = row[fields[0]]
+        label = row["source__name"] if by == "source" else key
+        entry = series.setdefault(
+            key, {"key": key, "label": label, "total": 0, "counts": [0] * days}
+        )
+        entry["counts"][position[row["post_date"]]] += row["bids"]
+        entry["total"] += row["bids"]
+        totals[position[row["post_date"]]] += row["bids"]
+    ranked = sorted(series.values(), key=lambda s: (-s["total"], str(s["label"])))[:limit]
+    return {"by": by, "days": dates, "totals": totals, "series": ranked}
+
+
+def _naive_top_departments(*, workspace_id, today, days, limit):
+    import datetime as dt  # noqa: PLC0415 - after django.setup()
+
+    from django.db.models import Count, F, Sum  # noqa: PLC0415 - after django.setup()
+
+    from crawls.models import Bid  # noqa: PLC0415 - after django.setup()
+
+    since = today - dt.timedelta(days=days - 1)
+    return list(
+        Bid.objects.in_workspace(workspace_id)
+        .filter(post_date__gte=since, post_date__lte=today)
+        .values("department")
+        .annotate(total_amount=Sum("amount"), bids=Count("*"))
+        .order_by(F("total_amount").desc(nulls_last=True), "department")[:limit]
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

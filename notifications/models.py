@@ -1,0 +1,147 @@
+"""Notifications (in-app, per user), alert rules (saved bid filters) and webhook deliveries."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from crawls.models import Bid, Crawl, Workspace, WorkspaceOwned
+
+
+class AlertRule(WorkspaceOwned):
+    """A saved bid filter of one user: new or changed bids matching it notify that user."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="alert_rules")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="alert_rules"
+    )
+    name = models.CharField(max_length=200)
+    filter = models.JSONField(default=dict, blank=True, help_text="BidFilter query parameters.")
+    webhook_url = models.URLField(max_length=2000, blank=True)
+    webhook_secret = models.CharField(max_length=64, editable=False)
+    email = models.EmailField(blank=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(
+                fields=["workspace"], name="alertrule_ws_active", condition=Q(is_active=True)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Notification(WorkspaceOwned):
+    class Kind(models.TextChoices):
+        CRAWL_SUCCEEDED = "crawl_succeeded", "Crawl succeeded"
+        CRAWL_FAILED = "crawl_failed", "Crawl failed"
+        ALERT_MATCHED = "alert_matched", "Alert rule matched"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="notifications")
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
+    )
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    title = models.CharField(max_length=300)
+    body = models.TextField(blank=True)
+    link = models.CharField(max_length=2000, blank=True)
+    crawl = models.ForeignKey(
+        Crawl, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    rule = models.ForeignKey(
+        AlertRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="notifications"
+    )
+    count = models.PositiveIntegerField(default=0, help_text="Bids matched (alerts).")
+    read_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["recipient", "-id"], name="notification_recipient_recent"),
+            models.Index(
+                fields=["recipient"], name="notification_unread", condition=Q(read_at=None)
+            ),
+        ]
+        constraints = [
+            # One alert notification per rule per crawl: later batches update its count.
+            models.UniqueConstraint(
+                fields=["rule", "crawl"],
+                name="notification_unique_alert",
+                condition=Q(kind="alert_matched"),
+            ),
+            # One crawl outcome per recipient, however often the final event is delivered.
+            models.UniqueConstraint(
+                fields=["recipient", "crawl", "kind"],
+                name="notification_unique_crawl_outcome",
+                condition=Q(kind__in=["crawl_succeeded", "crawl_failed"]),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class AlertMatch(models.Model):
+    """A bid a rule matched in a crawl: the ledger that makes matching idempotent."""
+
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="+")
+    crawl = models.ForeignKey(Crawl, on_delete=models.CASCADE, related_name="+")
+    bid = models.ForeignKey(Bid, on_delete=models.CASCADE, related_name="+")
+    is_new = models.BooleanField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["rule", "crawl", "bid"], name="alertmatch_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"rule {self.rule_id} crawl {self.crawl_id} bid {self.bid_id}"
+
+
+class WebhookDelivery(WorkspaceOwned):
+    """One POST of a rule's webhook, retried with backoff until it succeeds or goes dead."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed (will retry)"
+        DEAD = "dead", "Dead (gave up)"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="deliveries")
+    notification = models.ForeignKey(
+        Notification, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    url = models.URLField(max_length=2000)
+    payload = models.JSONField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name_plural = "webhook deliveries"
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                name="webhookdelivery_due",
+                condition=Q(status__in=["pending", "failed"]),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Delivery {self.pk} of rule {self.rule_id} ({self.status})"

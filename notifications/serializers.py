@@ -1,0 +1,92 @@
+"""API representations of notifications and alert rules."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from crawls.api.auth import workspaces_of
+from notifications import services
+from notifications.models import AlertRule, Notification
+
+
+class NotificationSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Notification
+        fields = [
+            "id",
+            "workspace",
+            "kind",
+            "title",
+            "body",
+            "link",
+            "crawl",
+            "rule",
+            "count",
+            "read_at",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class UnreadCountSerializer(serializers.Serializer):
+    unread = serializers.IntegerField()
+
+
+class ReadAllSerializer(serializers.Serializer):
+    marked = serializers.IntegerField(help_text="Notifications marked read now.")
+    unread = serializers.IntegerField()
+
+
+class WorkspaceField(serializers.PrimaryKeyRelatedField):
+    """A workspace of the caller's (of the token's, with a token)."""
+
+    def get_queryset(self):
+        return workspaces_of(self.context.get("request"))
+
+
+class AlertRuleSerializer(serializers.ModelSerializer):
+    workspace = WorkspaceField()
+    filter = serializers.JSONField(
+        required=False,
+        help_text='Bid filter parameters as GET /bids/ takes them, e.g. {"search": "road", '
+        '"views_min": 10}; not workspace, crawl or state.',
+    )
+
+    class Meta:
+        model = AlertRule
+        fields = [
+            "id",
+            "workspace",
+            "owner",
+            "name",
+            "filter",
+            "webhook_url",
+            "email",
+            "is_active",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "owner", "created_at", "updated_at"]
+
+    def validate_filter(self, value):
+        errors = services.alert_filter_errors(filter=value)
+        if errors:
+            raise serializers.ValidationError(errors)
+        return value
+
+    def validate_webhook_url(self, value: str) -> str:
+        refusal = services.webhook_url_refusal(url=value) if value else None
+        if refusal:
+            raise serializers.ValidationError(f"refused: {refusal}")
+        return value
+
+
+class AlertRuleCreatedSerializer(AlertRuleSerializer):
+    webhook_secret = serializers.CharField(
+        read_only=True,
+        help_text="Signs webhook deliveries (X-Forest-Signature). Shown here only: keep it.",
+    )
+
+    class Meta(AlertRuleSerializer.Meta):
+        fields = [*AlertRuleSerializer.Meta.fields, "webhook_secret"]

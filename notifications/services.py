@@ -1,0 +1,496 @@
+"""Notification writes: alert rules, matching committed crawl batches, crawl outcomes, reading,
+and webhook deliveries. Each write is one transaction; pushes, emails and webhook tasks run on
+commit. docs/notifications.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import secrets
+import socket
+import time
+from datetime import timedelta
+
+import aiohttp
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.db import connection, transaction
+from django.db.models import F
+from django.http import QueryDict
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import urlencode
+
+from crawls import realtime
+from crawls.engine import guard
+from crawls.filters import BidFilter
+from crawls.models import Bid, Crawl
+from notifications import selectors, tasks
+from notifications.models import AlertMatch, AlertRule, Notification, WebhookDelivery
+
+logger = logging.getLogger(__name__)
+
+MESSAGE_TYPE = "notification.message"  # NotificationConsumer.notification_message
+# Implied by the rule (its workspace) or by the match (the crawl): not saved in a filter.
+RESERVED_FILTERS = frozenset({"workspace", "crawl", "state"})
+SIGNATURE_HEADER = "X-Forest-Signature"
+TIMESTAMP_HEADER = "X-Forest-Timestamp"
+
+# --- Alert rules ---------------------------------------------------------------------------------
+
+
+def filter_querydict(filter: dict) -> QueryDict:
+    """A saved filter as the query string the API would have received."""
+    data = QueryDict(mutable=True)
+    for name, value in filter.items():
+        values = value if isinstance(value, list) else [value]
+        data.setlist(name, [str(v) for v in values])
+    return data
+
+
+def alert_filter_errors(*, filter) -> dict[str, list[str]]:
+    """What is wrong with a saved filter, by parameter name (BidFilter validates, as the API)."""
+    if not isinstance(filter, dict):
+        return {"non_field_errors": ["must be an object of bid filter parameters"]}
+    errors: dict[str, list[str]] = {}
+    for name, value in filter.items():
+        if name not in BidFilter.base_filters:
+            errors[name] = ["unknown bid filter"]
+        elif name in RESERVED_FILTERS:
+            errors[name] = ["not allowed in an alert rule (the rule's workspace and crawl apply)"]
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(v, bool) or not isinstance(v, str | int | float) for v in values):
+            errors.setdefault(name, []).append("must be a string, a number or a list of them")
+    if errors:
+        return errors
+    form = BidFilter(filter_querydict(filter), queryset=Bid.objects.none()).form
+    if not form.is_valid():
+        return {name: list(messages) for name, messages in form.errors.items()}
+    return {}
+
+
+def webhook_allowlist() -> guard.Allowlist:
+    """The crawler's allowlist (CRAWL_ALLOWLIST, the demo board): webhooks obey the same guard."""
+    return guard.Allowlist.parse(settings.CRAWL_ALLOWLIST)
+
+
+def webhook_url_refusal(*, url: str) -> str | None:
+    """Why the guard refuses a webhook URL now (literal or resolved address), else None."""
+    allowlist = webhook_allowlist()
+    try:
+        parsed = guard.check_url(url, allowlist=allowlist)
+    except guard.Refused as refused:
+        return refused.reason
+    host, port = parsed.raw_host or "", parsed.port or 0
+    if allowlist.allows(host, port) or guard.literal_address(host) is not None:
+        return None
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        return None  # judged again at delivery time: the name may resolve by then
+    for info in infos:
+        reason = guard.forbidden_reason(ipaddress.ip_address(str(info[4][0]).split("%")[0]))
+        if reason is not None:
+            return f"host {host!r} resolves to {reason}"
+    return None
+
+
+def _alert_rule_clean(*, filter, webhook_url: str) -> None:
+    errors: dict[str, list[str]] = {}
+    filter_errors = alert_filter_errors(filter=filter)
+    if filter_errors:
+        errors["filter"] = [f"{name}: {' '.join(m)}" for name, m in filter_errors.items()]
+    refusal = webhook_url_refusal(url=webhook_url) if webhook_url else None
+    if refusal:
+        errors["webhook_url"] = [f"refused: {refusal}"]
+    if errors:
+        raise ValidationError(errors)
+
+
+def alert_rule_create(
+    *,
+    workspace_id: int,
+    owner,
+    name: str,
+    filter: dict,
+    webhook_url: str = "",
+    email: str = "",
+    is_active: bool = True,
+) -> AlertRule:
+    """Save a rule with a fresh webhook secret (shown once to its creator)."""
+    _alert_rule_clean(filter=filter, webhook_url=webhook_url)
+    return AlertRule.objects.create(
+        workspace_id=workspace_id,
+        owner=owner,
+        name=name,
+        filter=filter,
+        webhook_url=webhook_url,
+        webhook_secret=secrets.token_hex(32),
+        email=email,
+        is_active=is_active,
+    )
+
+
+RULE_FIELDS = ("name", "filter", "webhook_url", "email", "is_active")
+
+
+def alert_rule_update(*, rule: AlertRule, **changes) -> AlertRule:
+    """Change a rule's name, filter, delivery or active flag (not its workspace or owner)."""
+    for name, value in changes.items():
+        if name not in RULE_FIELDS:
+            raise ValidationError({name: ["cannot be changed"]})
+        setattr(rule, name, value)
+    _alert_rule_clean(filter=rule.filter, webhook_url=rule.webhook_url)
+    rule.save(update_fields=[*changes, "updated_at"])
+    return rule
+
+
+def alert_rule_delete(*, rule: AlertRule) -> None:
+    """Delete a rule; its notifications stay (without the rule)."""
+    rule.delete()
+
+
+# --- Matching crawl batches --------------------------------------------------------------------
+
+
+def alert_match_batch(
+    *, crawl_id: int, workspace_id: int, new: list[int], changed: list[int]
+) -> list[Notification]:
+    """Match one committed batch against every active rule of the workspace (one query each).
+
+    Matches go into a ledger with a unique (rule, crawl, bid), so a redelivered batch inserts
+    nothing and changes nothing; a rule's matches in a crawl update its one notification.
+    """
+    ids = [*new, *changed]
+    if not ids:
+        return []
+    touched = []
+    with transaction.atomic():
+        for rule in selectors.alert_rules_to_match(workspace_id=workspace_id):
+            inserted = _match_insert(rule=rule, crawl_id=crawl_id, ids=ids, new=new)
+            if inserted:
+                touched.append(_alert_notify(rule=rule, crawl_id=crawl_id, inserted=inserted))
+    return touched
+
+
+def _match_insert(
+    *, rule: AlertRule, crawl_id: int, ids: list[int], new: list[int]
+) -> list[tuple[int, bool]]:
+    """INSERT the batch's bids the rule matches; (bid id, is new) of the rows inserted."""
+    base = Bid.objects.filter(workspace_id=rule.workspace_id, pk__in=ids)
+    filterset = BidFilter(filter_querydict(rule.filter), queryset=base)
+    if not filterset.is_valid():  # saved before BidFilter changed: never widen it silently
+        logger.warning("alert rule %s has an invalid filter: %s", rule.pk, filterset.errors)
+        return []
+    sql, params = filterset.qs.order_by().values_list("pk", flat=True).query.sql_with_params()
+    table = AlertMatch._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (rule_id, crawl_id, bid_id, is_new, created_at) "  # noqa: S608 - our table, our SQL
+            f"SELECT %s, %s, m.id, m.id = ANY(%s), %s FROM ({sql}) AS m(id) "
+            "ON CONFLICT (rule_id, crawl_id, bid_id) DO NOTHING RETURNING bid_id, is_new",
+            [rule.pk, crawl_id, list(new), timezone.now(), *params],
+        )
+        return sorted(cursor.fetchall())
+
+
+def bids_link(*, filter: dict, crawl_id: int) -> str:
+    """The dashboard's bids page with the rule's filter and the crawl."""
+    query = urlencode({**filter, "crawl": crawl_id}, doseq=True)
+    return f"{reverse('crawls:bids')}?{query}"
+
+
+def _alert_notify(*, rule: AlertRule, crawl_id: int, inserted: list[tuple[int, bool]]):
+    notification, created = Notification.objects.select_for_update().get_or_create(
+        kind=Notification.Kind.ALERT_MATCHED,
+        rule=rule,
+        crawl_id=crawl_id,
+        defaults={"workspace_id": rule.workspace_id, "recipient_id": rule.owner_id},
+    )
+    notification.count += len(inserted)
+    plural = "" if notification.count == 1 else "s"
+    notification.title = f"{rule.name}: {notification.count} bid{plural} matched"
+    notification.body = (
+        f"Crawl {crawl_id} found {notification.count} new or changed bid{plural} "
+        f"matching “{rule.name}”."
+    )
+    notification.link = bids_link(filter=rule.filter, crawl_id=crawl_id)
+    notification.read_at = None  # news again
+    notification.updated_at = timezone.now()
+    notification.save()
+    _push_on_commit(notification)
+    if created and rule.email:
+        _email_on_commit(notification, rule.email)
+    if rule.webhook_url:
+        payload = {
+            "event": "alert.matched",
+            "workspace": rule.workspace_id,
+            "rule": {"id": rule.pk, "name": rule.name},
+            "crawl": crawl_id,
+            "notification": notification.pk,
+            "count": notification.count,
+            "batch": {
+                "new": [bid for bid, is_new in inserted if is_new],
+                "changed": [bid for bid, is_new in inserted if not is_new],
+            },
+            "link": absolute(notification.link),
+        }
+        delivery = WebhookDelivery.objects.create(
+            workspace_id=rule.workspace_id,
+            rule=rule,
+            notification=notification,
+            url=rule.webhook_url,
+            payload=payload,
+        )
+        # robust: a broker hiccup must not undo the stored notification; the sweep re-sends.
+        transaction.on_commit(
+            functools.partial(tasks.webhook_deliver_task.delay, delivery.pk), robust=True
+        )
+    return notification
+
+
+# --- Crawl outcomes ----------------------------------------------------------------------------
+
+
+def crawl_outcome_notify(*, crawl_id: int, succeeded: bool) -> list[Notification]:
+    """Tell a finished crawl's recipients (selectors.crawl_outcome_recipients) once each."""
+    crawl = Crawl.objects.select_related("source").filter(pk=crawl_id).first()
+    if crawl is None:
+        return []
+    kind = Notification.Kind.CRAWL_SUCCEEDED if succeeded else Notification.Kind.CRAWL_FAILED
+    if succeeded:
+        title = f"Crawl of {crawl.source.name} succeeded"
+        body = f"{crawl.items_new} new, {crawl.items_changed} changed bids."
+    else:
+        title = f"Crawl of {crawl.source.name} failed"
+        body = crawl.error or "The crawl failed."
+    link = reverse("crawls:crawl", args=[crawl.pk])
+    created_ones = []
+    with transaction.atomic():
+        for user_id in selectors.crawl_outcome_recipients(crawl=crawl, succeeded=succeeded):
+            notification, created = Notification.objects.get_or_create(
+                kind=kind,
+                recipient_id=user_id,
+                crawl=crawl,
+                defaults={
+                    "workspace_id": crawl.workspace_id,
+                    "title": title,
+                    "body": body,
+                    "link": link,
+                },
+            )
+            if created:
+                _push_on_commit(notification)
+                created_ones.append(notification)
+    return created_ones
+
+
+# --- Reading -----------------------------------------------------------------------------------
+
+
+def notification_mark_read(*, notification: Notification) -> Notification:
+    """Mark one notification read (again: no change) and update the user's live count."""
+    with transaction.atomic():
+        now = timezone.now()
+        marked = Notification.objects.filter(pk=notification.pk, read_at=None).update(read_at=now)
+        if marked:
+            notification.read_at = now
+            transaction.on_commit(
+                functools.partial(notification_push, user_id=notification.recipient_id)
+            )
+    return notification
+
+
+def notification_mark_all_read(*, user, workspace_id: int | None = None) -> int:
+    """Mark every unread notification of `user` (in one workspace, if given) read; how many."""
+    with transaction.atomic():
+        unread = Notification.objects.filter(recipient=user, read_at=None)
+        if workspace_id is not None:
+            unread = unread.filter(workspace_id=workspace_id)
+        marked = unread.update(read_at=timezone.now())
+        if marked:
+            transaction.on_commit(functools.partial(notification_push, user_id=user.pk))
+    return marked
+
+
+# --- Delivery: live push, email ----------------------------------------------------------------
+
+
+def absolute(link: str) -> str:
+    """A dashboard link as emails and webhooks give it (NOTIFY_SITE_URL in front)."""
+    return f"{settings.NOTIFY_SITE_URL.rstrip('/')}{link}"
+
+
+def notification_message(notification: Notification) -> dict:
+    """The wire form of a notification (WebSocket; the API's NotificationSerializer agrees)."""
+    return {
+        "id": notification.pk,
+        "workspace": notification.workspace_id,
+        "kind": notification.kind,
+        "title": notification.title,
+        "body": notification.body,
+        "link": notification.link,
+        "crawl": notification.crawl_id,
+        "rule": notification.rule_id,
+        "count": notification.count,
+        "read_at": notification.read_at.isoformat() if notification.read_at else None,
+        "created_at": notification.created_at.isoformat(),
+        "updated_at": notification.updated_at.isoformat(),
+    }
+
+
+def notification_push(*, user_id: int, notification: Notification | None = None) -> None:
+    """Send a user's sockets the notification (None: only the count changed) and unread count."""
+    realtime.publish(
+        [realtime.notifications_group(user_id)],
+        {
+            "type": MESSAGE_TYPE,
+            "notification": notification_message(notification) if notification else None,
+            "unread": selectors.notification_unread_count(user_id=user_id),
+        },
+    )
+
+
+def _push_on_commit(notification: Notification) -> None:
+    transaction.on_commit(
+        functools.partial(
+            notification_push, user_id=notification.recipient_id, notification=notification
+        )
+    )
+
+
+def _email_on_commit(notification: Notification, address: str) -> None:
+    def send() -> None:
+        try:
+            send_mail(
+                f"[Forest] {notification.title}",
+                f"{notification.body}\n\n{absolute(notification.link)}\n",
+                settings.NOTIFY_FROM_EMAIL,
+                [address],
+            )
+        except Exception:
+            logger.exception("alert email to %s failed", address)
+
+    transaction.on_commit(send)
+
+
+# --- Delivery: webhooks ------------------------------------------------------------------------
+
+
+def webhook_signature(*, secret: str, timestamp: str, body: bytes) -> str:
+    """`sha256=<hex>`: HMAC-SHA256 with the rule's secret over `<timestamp>.<raw body>`."""
+    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return f"sha256={digest.hexdigest()}"
+
+
+def webhook_backoff(*, attempts: int) -> float:
+    """Seconds before the next attempt after `attempts` failed ones (exponential, capped)."""
+    delay = settings.WEBHOOK_BACKOFF_SECONDS * 2 ** (attempts - 1)
+    return min(delay, settings.WEBHOOK_BACKOFF_MAX_SECONDS)
+
+
+async def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
+    allowlist = webhook_allowlist()
+    guard.check_url(url, allowlist=allowlist)
+    timeout = aiohttp.ClientTimeout(total=settings.WEBHOOK_TIMEOUT_SECONDS)
+    connector = guard.guarded_connector(allowlist=allowlist)
+    async with (
+        aiohttp.ClientSession(connector=connector, timeout=timeout) as session,
+        session.post(url, data=body, headers=headers, allow_redirects=False) as response,
+    ):
+        return response.status
+
+
+def webhook_deliver(*, delivery_id: int) -> float | None:
+    """Make one attempt of a due delivery; the seconds until the next one, or None when done.
+
+    The attempt is claimed by a conditional UPDATE (0 rows: not due, finished, or another
+    worker has it). A guard refusal is final (dead at once); other failures retry with backoff
+    until WEBHOOK_MAX_ATTEMPTS, then the delivery is dead (kept for the admin to see).
+    """
+    now = timezone.now()
+    claimed = WebhookDelivery.objects.filter(
+        pk=delivery_id,
+        status__in=[WebhookDelivery.Status.PENDING, WebhookDelivery.Status.FAILED],
+        next_attempt_at__lte=now + timedelta(seconds=1),
+    ).update(
+        attempts=F("attempts") + 1,
+        next_attempt_at=now + timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS * 2),
+    )
+    if not claimed:
+        return None
+    delivery = WebhookDelivery.objects.select_related("rule").get(pk=delivery_id)
+    body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
+    timestamp = str(int(time.time()))
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": settings.CRAWL_USER_AGENT,
+        "X-Forest-Event": str(delivery.payload.get("event", "")),
+        "X-Forest-Delivery": str(delivery.pk),
+        TIMESTAMP_HEADER: timestamp,
+        SIGNATURE_HEADER: webhook_signature(
+            secret=delivery.rule.webhook_secret, timestamp=timestamp, body=body
+        ),
+    }
+    status_code, error, final = None, "", False
+    try:
+        status_code = asyncio.run(_post(delivery.url, body, headers))
+    except Exception as exc:
+        refusal = guard.refusal_of(exc)
+        final = refusal is not None
+        error = f"refused: {refusal.reason}" if refusal else f"{type(exc).__name__}: {exc}"
+    else:
+        if not 200 <= status_code < 300:
+            error = f"HTTP {status_code}"
+    return _record_attempt(delivery, status_code=status_code, error=error, final=final)
+
+
+def _record_attempt(
+    delivery: WebhookDelivery, *, status_code: int | None, error: str, final: bool
+) -> float | None:
+    Status = WebhookDelivery.Status
+    delivery.response_status = status_code
+    delivery.last_error = error[:2000]
+    retry_in = None
+    if not error:
+        delivery.status, delivery.delivered_at = Status.SUCCEEDED, timezone.now()
+    elif final or delivery.attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
+        delivery.status = Status.DEAD
+        logger.warning("webhook delivery %s is dead: %s", delivery.pk, error)
+    else:
+        retry_in = webhook_backoff(attempts=delivery.attempts)
+        delivery.status = Status.FAILED
+        delivery.next_attempt_at = timezone.now() + timedelta(seconds=retry_in)
+    delivery.save(
+        update_fields=[
+            "status",
+            "response_status",
+            "last_error",
+            "delivered_at",
+            "next_attempt_at",
+        ]
+    )
+    return retry_in
+
+
+def webhook_sweep() -> list[int]:
+    """Re-enqueue deliveries whose task was lost (due for WEBHOOK_SWEEP_GRACE_SECONDS); ids."""
+    overdue = timezone.now() - timedelta(seconds=settings.WEBHOOK_SWEEP_GRACE_SECONDS)
+    ids = list(
+        WebhookDelivery.objects.filter(
+            status__in=[WebhookDelivery.Status.PENDING, WebhookDelivery.Status.FAILED],
+            next_attempt_at__lte=overdue,
+        )
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:1000]
+    )
+    for delivery_id in ids:
+        tasks.webhook_deliver_task.delay(delivery_id)
+    return ids

@@ -1,0 +1,22 @@
+"""The crawl event subscriber (settings.CRAWL_EVENT_SUBSCRIBERS): crawls never import us."""
+
+from __future__ import annotations
+
+from crawls import events
+from crawls.models import CrawlEvent
+from notifications import services
+
+
+def crawl_event(event: CrawlEvent) -> None:
+    """Called after commit with each crawl event: match batches, tell of outcomes."""
+    if event.type == events.ITEMS:
+        services.alert_match_batch(
+            crawl_id=event.crawl_id,
+            workspace_id=event.workspace_id,
+            new=list(event.payload.get("new", [])),
+            changed=list(event.payload.get("changed", [])),
+        )
+    elif event.type in (events.SUCCEEDED, events.FAILED):
+        services.crawl_outcome_notify(
+            crawl_id=event.crawl_id, succeeded=event.type == events.SUCCEEDED
+        )

@@ -1,0 +1,17 @@
+"""Dashboard pages of notifications and alert rules, at the site root (project/urls.py)."""
+
+from django.urls import path
+
+from notifications import views
+
+app_name = "notifications"
+
+urlpatterns = [
+    path("notifications/", views.notification_list, name="list"),
+    path("notifications/read-all/", views.notification_read_all, name="read_all"),
+    path("notifications/<int:notification_id>/read/", views.notification_read, name="read"),
+    path("alerts/", views.alert_rule_list, name="rules"),
+    path("alerts/new/", views.alert_rule_create, name="rule_create"),
+    path("alerts/<int:rule_id>/", views.alert_rule_edit, name="rule_edit"),
+    path("alerts/<int:rule_id>/delete/", views.alert_rule_delete, name="rule_delete"),
+]

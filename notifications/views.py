@@ -1,0 +1,204 @@
+"""Dashboard pages: the caller's notifications, and the alert rules of the current workspace.
+
+Plain function views over selectors and services; every page works without JavaScript.
+"""
+
+from __future__ import annotations
+
+from django import forms as django_forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from crawls import forms as crawl_forms
+from crawls import selectors as crawl_selectors
+from crawls.models import Bid
+from crawls.views import SESSION_WORKSPACE, Place
+from notifications import selectors, services
+from notifications.models import AlertRule
+
+PAGE_SIZE = 100
+RULE_ONLY_FILTERS = ("crawl", "state")  # implied by each match
+
+
+class RuleForm(django_forms.Form):
+    name = django_forms.CharField(max_length=200)
+    webhook_url = django_forms.URLField(
+        required=False,
+        max_length=2000,
+        assume_scheme="https",
+        label="Webhook URL",
+        help_text="Optional: POSTed a signed JSON body per matching batch.",
+    )
+    email = django_forms.EmailField(required=False, help_text="Optional: one email per crawl.")
+    is_active = django_forms.BooleanField(required=False, initial=True, label="Active")
+
+
+def _place(request) -> Place:
+    memberships = crawl_selectors.membership_list_of_user(user=request.user)
+    chosen = request.session.get(SESSION_WORKSPACE)
+    current = next((m for m in memberships if m.workspace_id == chosen), None)
+    return Place(memberships, current or (memberships[0] if memberships else None))
+
+
+def _render(request, template: str, place: Place, context: dict | None = None, status=200):
+    context = {"place": place, "membership": place.current, **(context or {})}
+    return render(request, template, context, status=status)
+
+
+@login_required
+@require_GET
+def notification_list(request):
+    place = _place(request)
+    notifications = selectors.notification_list_for_user(user=request.user).filter(
+        workspace_id__in=[m.workspace_id for m in place.memberships]
+    )
+    if request.GET.get("unread") == "true":
+        notifications = notifications.filter(read_at=None)
+    context = {
+        "notifications": list(notifications.order_by("-id")[:PAGE_SIZE]),
+        "unread_only": request.GET.get("unread") == "true",
+    }
+    return _render(request, "notifications/notification_list.html", place, context)
+
+
+@login_required
+@require_POST
+def notification_read(request, notification_id: int):
+    notification = (
+        selectors.notification_list_for_user(user=request.user).filter(pk=notification_id).first()
+    )
+    if notification is None:
+        raise Http404("No such notification.")
+    services.notification_mark_read(notification=notification)
+    if request.POST.get("go") and notification.link.startswith("/"):
+        return redirect(notification.link)
+    return redirect("notifications:list")
+
+
+@login_required
+@require_POST
+def notification_read_all(request):
+    marked = services.notification_mark_all_read(user=request.user)
+    messages.success(request, f"Marked {marked} notification{'s' if marked != 1 else ''} read.")
+    return redirect("notifications:list")
+
+
+def _current(place: Place):
+    if place.current is None:
+        raise Http404("You are not a member of any workspace.")
+    return place.current
+
+
+@login_required
+@require_GET
+def alert_rule_list(request):
+    place = _place(request)
+    workspace_id = _current(place).workspace_id
+    rules = selectors.alert_rule_list().filter(workspace_id=workspace_id).select_related("owner")
+    return _render(request, "notifications/rule_list.html", place, {"rules": list(rules)})
+
+
+def _filter_form(data, workspace_id: int):
+    sources = list(crawl_selectors.source_list_for_workspace(workspace_id=workspace_id))
+    filterset = crawl_forms.bid_filter(data, queryset=Bid.objects.none(), sources=sources)
+    form = filterset.form
+    for name in RULE_ONLY_FILTERS:
+        del form.fields[name]
+    return form
+
+
+def _filter_values(form, data) -> dict:
+    """The filter fields the user filled in, as the API's query parameters."""
+    values = {}
+    for name, field in form.fields.items():
+        raw = field.widget.value_from_datadict(data, {}, form.add_prefix(name))
+        if raw in (None, "", []):
+            continue
+        values[name] = raw
+    return values
+
+
+def _rule_of(request, place: Place, rule_id: int) -> AlertRule:
+    rule = (
+        selectors.alert_rule_list()
+        .filter(pk=rule_id, workspace_id__in=[m.workspace_id for m in place.memberships])
+        .first()
+    )
+    if rule is None:
+        raise Http404("No such alert rule.")
+    return rule
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def alert_rule_create(request):
+    place = _place(request)
+    workspace_id = _current(place).workspace_id
+    return _rule_form(request, place, workspace_id=workspace_id, rule=None)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def alert_rule_edit(request, rule_id: int):
+    place = _place(request)
+    rule = _rule_of(request, place, rule_id)
+    return _rule_form(request, place, workspace_id=rule.workspace_id, rule=rule)
+
+
+def _rule_form(request, place: Place, *, workspace_id: int, rule: AlertRule | None):
+    can_write = bool(place.membership(workspace_id) and place.membership(workspace_id).can_write)
+    if request.method == "POST":
+        place.require_writer(workspace_id)
+        form = RuleForm(request.POST)
+        filters = _filter_form(request.POST, workspace_id)
+        values = _filter_values(filters, request.POST)
+        for name, errors in services.alert_filter_errors(filter=values).items():
+            filters.add_error(name if name in filters.fields else None, errors)
+        if form.is_valid() and not filters.errors:
+            try:
+                if rule is None:
+                    rule = services.alert_rule_create(
+                        workspace_id=workspace_id,
+                        owner=request.user,
+                        filter=values,
+                        **form.cleaned_data,
+                    )
+                    messages.success(
+                        request,
+                        f"Alert rule saved. Its webhook secret (shown once): {rule.webhook_secret}",
+                    )
+                else:
+                    services.alert_rule_update(rule=rule, filter=values, **form.cleaned_data)
+                    messages.success(request, "Alert rule saved.")
+                return redirect("notifications:rules")
+            except ValidationError as error:
+                for field, errors in error.message_dict.items():
+                    form.add_error(field if field in form.fields else None, errors)
+        status = 400
+    else:
+        initial = {"is_active": True}
+        if rule is not None:
+            initial = {name: getattr(rule, name) for name in RuleForm.base_fields}
+        form = RuleForm(initial=initial)
+        data = services.filter_querydict(rule.filter) if rule is not None else None
+        filters = _filter_form(data, workspace_id)
+        status = 200
+    context = {"form": form, "filters": filters, "rule": rule, "can_write": can_write}
+    return _render(request, "notifications/rule_form.html", place, context, status=status)
+
+
+@login_required
+@require_POST
+def alert_rule_delete(request, rule_id: int):
+    place = _place(request)
+    rule = _rule_of(request, place, rule_id)
+    membership = place.membership(rule.workspace_id)
+    if membership is None or not membership.can_write:
+        raise PermissionDenied("Viewers can look but not change anything.")
+    services.alert_rule_delete(rule=rule)
+    messages.success(request, f"Alert rule “{rule.name}” deleted.")
+    return redirect("notifications:rules")

@@ -30,3 +30,14 @@ os.environ.pop("CELERY_BROKER_URL", None)
 with socket.socket() as _sock:
     _sock.bind(("127.0.0.1", 0))
     os.environ["DEMO_BOARD_ADDRESS"] = f"127.0.0.1:{_sock.getsockname()[1]}"
+
+# The notifications tests' webhook receiver (tests/test_notifications.py): allowlisted like the
+# board, and webhooks retried fast, in this process and in every worker the tests start.
+with socket.socket() as _sock:
+    _sock.bind(("127.0.0.1", 0))
+    os.environ["TEST_WEBHOOK_RECEIVER"] = f"127.0.0.1:{_sock.getsockname()[1]}"
+os.environ["CRAWL_ALLOWLIST"] = ",".join(
+    filter(None, [os.environ.get("CRAWL_ALLOWLIST", ""), os.environ["TEST_WEBHOOK_RECEIVER"]])
+)
+os.environ["WEBHOOK_BACKOFF_SECONDS"] = "0.2"
+os.environ["WEBHOOK_MAX_ATTEMPTS"] = "3"

@@ -41,9 +41,10 @@ class Receiver(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self):
-        super().__init__(("127.0.0.1", 0), _ReceiverHandler)
-        self.address = f"127.0.0.1:{self.server_address[1]}"
+    def __init__(self, address: str):
+        host, port = address.rsplit(":", 1)
+        super().__init__((host, int(port)), _ReceiverHandler)
+        self.address = address
         self.reset()
 
     def reset(self, statuses=()):
@@ -73,24 +74,20 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
         pass
 
 
-# Bound at import (collection), before any session program starts: the Celery worker the suite
-# starts inherits this environment, so its guard lets the receiver through and it retries fast.
-RECEIVER = Receiver()
-os.environ["CRAWL_ALLOWLIST"] = ",".join(
-    filter(None, [os.environ.get("CRAWL_ALLOWLIST", ""), RECEIVER.address])
-)
-os.environ["WEBHOOK_BACKOFF_SECONDS"] = "0.2"
-os.environ["WEBHOOK_MAX_ATTEMPTS"] = "3"
-threading.Thread(target=RECEIVER.serve_forever, daemon=True).start()
+@pytest.fixture(scope="session")
+def _receiver_server():
+    """The receiver at the session's TEST_WEBHOOK_RECEIVER address: tests/bootstrap.py put it
+    in CRAWL_ALLOWLIST and made webhook retries fast for every worker the session starts."""
+    server = Receiver(os.environ["TEST_WEBHOOK_RECEIVER"])
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
 
 
 @pytest.fixture
-def receiver(settings):
-    settings.CRAWL_ALLOWLIST = [*settings.CRAWL_ALLOWLIST, RECEIVER.address]
-    settings.WEBHOOK_BACKOFF_SECONDS = 0.2
-    settings.WEBHOOK_MAX_ATTEMPTS = 3
-    RECEIVER.reset()
-    return RECEIVER
+def receiver(_receiver_server):
+    _receiver_server.reset()
+    return _receiver_server
 
 
 # --- Helpers -------------------------------------------------------------------------------------

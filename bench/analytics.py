@@ -17,18 +17,13 @@ import json
 import logging
 import os
 import statistics
-import subprocess
-import sys
 import time
-from pathlib import Path
 from unittest import mock
 
-import django
 import psycopg
 
-from bench.common import database_recreate, database_url, log
+from bench.common import bids_database, log
 
-ROOT = Path(__file__).resolve().parent.parent
 DATABASE = "forest_bench_analytics"
 SOURCES = 4
 DEPARTMENTS = 24
@@ -100,38 +95,15 @@ def parse_args(argv):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    os.environ["DJANGO_SETTINGS_MODULE"] = "project.settings"
-    from project import runtime  # noqa: PLC0415 - after django.setup()
-
-    runtime.bootstrap()
-    admin_url = database_url(os.environ["DATABASE_URL"], "postgres")
-    bench_url = database_url(os.environ["DATABASE_URL"], DATABASE)
-    loaded = False
-    if args.reuse:
-        try:
-            with psycopg.connect(bench_url) as conn:
-                count = conn.execute("SELECT count(*) FROM crawls_bid").fetchone()[0]
-            loaded = count == args.rows
-        except psycopg.Error:
-            loaded = False
-    if not loaded:
-        database_recreate(admin_url, DATABASE)
-    os.environ.update(
-        DATABASE_URL=bench_url,
-        API_RATE_CALLER="100000000/min",
-        API_RATE_WORKSPACE="100000000/min",
-        ANALYTICS_CACHE_SECONDS="0",  # cold: every request computes its answer
-    )
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=ROOT, check=True
-    )
-    django.setup()
-    figures = _bench(args, loaded=loaded)
-    if not args.reuse:
-        from django.db import connections  # noqa: PLC0415 - after django.setup()
-
-        connections.close_all()
-        database_recreate(admin_url, DATABASE, create=False)
+    env = {
+        "API_RATE_CALLER": "100000000/min",
+        "API_RATE_WORKSPACE": "100000000/min",
+        "ANALYTICS_CACHE_SECONDS": "0",  # cold: every request computes its answer
+    }
+    with bids_database(
+        DATABASE, rows=args.rows, reuse=args.reuse, settings_module="project.settings", env=env
+    ) as loaded:
+        figures = _bench(args, loaded=loaded)
     print(json.dumps(figures))
     return 0
 

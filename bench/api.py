@@ -30,23 +30,20 @@ import sys
 import tempfile
 import time
 import urllib.request
-from pathlib import Path
 from types import SimpleNamespace
 
-import django
 import psycopg
 
 from bench.common import (
+    ROOT,
     apt_binary,
-    database_recreate,
-    database_url,
+    bids_database,
     free_port,
     log,
     stop,
     wait_port,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
 DATABASE = "forest_bench_api"
 LOAD_SQL = """
 INSERT INTO crawls_bid (
@@ -114,38 +111,15 @@ def get_json(url: str, headers: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    os.environ["DJANGO_SETTINGS_MODULE"] = "bench.api_settings"
-    from project import runtime  # noqa: PLC0415 - Django loads after the bootstrap
-
-    runtime.bootstrap()
-    admin_url = database_url(os.environ["DATABASE_URL"], "postgres")
-    bench_url = database_url(os.environ["DATABASE_URL"], DATABASE)
-    loaded = False
-    if args.reuse:
-        try:
-            with psycopg.connect(bench_url) as conn:
-                count = conn.execute("SELECT count(*) FROM crawls_bid").fetchone()[0]
-            loaded = count == args.rows
-        except psycopg.Error:
-            loaded = False
-    if not loaded:
-        database_recreate(admin_url, DATABASE)
-    os.environ.update(
-        DATABASE_URL=bench_url,
-        API_RATE_CALLER="100000000/min",
-        API_RATE_WORKSPACE="100000000/min",
-        DB_POOL_MAX_SIZE="20",
-    )
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=ROOT, check=True
-    )
-    django.setup()
-    figures = _bench(args, loaded=loaded)
-    if not args.reuse:
-        from django.db import connections  # noqa: PLC0415
-
-        connections.close_all()
-        database_recreate(admin_url, DATABASE, create=False)
+    env = {
+        "API_RATE_CALLER": "100000000/min",
+        "API_RATE_WORKSPACE": "100000000/min",
+        "DB_POOL_MAX_SIZE": "20",
+    }
+    with bids_database(
+        DATABASE, rows=args.rows, reuse=args.reuse, settings_module="bench.api_settings", env=env
+    ) as loaded:
+        figures = _bench(args, loaded=loaded)
     print(json.dumps(figures))
     return 0
 

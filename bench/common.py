@@ -10,10 +10,15 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import django
 import psycopg
 from psycopg import sql
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def log(message: str) -> None:
@@ -82,3 +87,37 @@ def apt_binary(binary: str, package: str, *, install: bool) -> str | None:
         subprocess.run(["apt-get", "update", "-q"], check=False, **out)
         subprocess.run(install_cmd, check=False, **out)
     return find()
+
+
+@contextlib.contextmanager
+def bids_database(
+    name: str, *, rows: int, reuse: bool, settings_module: str, env: dict[str, str]
+) -> Iterator[bool]:
+    """Django set up on the migrated bench database `name`, with `env` exported; yields whether
+    it already holds `rows` bids (--reuse keeps it between runs, else it is dropped after)."""
+    os.environ["DJANGO_SETTINGS_MODULE"] = settings_module
+    from project import runtime  # noqa: PLC0415 - the bootstrap exports DATABASE_URL first
+
+    runtime.bootstrap()
+    admin_url = database_url(os.environ["DATABASE_URL"], "postgres")
+    bench_url = database_url(os.environ["DATABASE_URL"], name)
+    loaded = False
+    if reuse:
+        try:
+            with psycopg.connect(bench_url) as conn:
+                loaded = conn.execute("SELECT count(*) FROM crawls_bid").fetchone()[0] == rows
+        except psycopg.Error:
+            loaded = False
+    if not loaded:
+        database_recreate(admin_url, name)
+    os.environ.update(DATABASE_URL=bench_url, **env)
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=ROOT, check=True
+    )
+    django.setup()
+    yield loaded
+    if not reuse:
+        from django.db import connections  # noqa: PLC0415 - after django.setup()
+
+        connections.close_all()
+        database_recreate(admin_url, name, create=False)

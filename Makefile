@@ -32,7 +32,7 @@ test: lint chromium
 
 # The browser tests drive Debian's chromium (Playwright's own browser downloads are not used):
 # installed with apt-get when missing and we are root with apt-get; otherwise left alone (the
-# browser tests then skip, or fail under CI=true).
+# browser tests then fail, saying how to install it).
 chromium:
 	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \

@@ -7,14 +7,12 @@ status 400). Answers come through the same cache as the API's.
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from analytics import cache, charts, selectors
 from analytics.api import serializers as s
-from crawls import selectors as crawls_selectors
-from crawls.views import SESSION_WORKSPACE, Place
+from crawls.views import place_of, render_page
 
 
 class PageParams(s.HighValueParams, s.BidsPerDayParams):
@@ -25,13 +23,6 @@ class PageParams(s.HighValueParams, s.BidsPerDayParams):
 
 
 DEFAULTS = {"min_views": "1000", "min_amount": "100000000"}
-
-
-def _place(request) -> Place:
-    memberships = crawls_selectors.membership_list_of_user(user=request.user)
-    chosen = request.session.get(SESSION_WORKSPACE)
-    current = next((m for m in memberships if m.workspace_id == chosen), None)
-    return Place(memberships, current or (memberships[0] if memberships else None))
 
 
 def _answers(workspace_id: int, params: dict) -> dict:
@@ -77,16 +68,15 @@ def _answers(workspace_id: int, params: dict) -> dict:
 @login_required
 @require_GET
 def dashboard(request):
-    place = _place(request)
-    context = {"place": place, "membership": place.current}
+    place = place_of(request)
     given = {name: value for name, value in request.GET.items() if value != ""}
     data = {**DEFAULTS, **given}  # a blank field: its default
     form = PageParams(data=data)
-    context["params"] = data
+    context = {"params": data}
     if place.current is None:
-        return render(request, "analytics/dashboard.html", context)
+        return render_page(request, "analytics/dashboard.html", place, context)
     if not form.is_valid():
         context["errors"] = form.errors
-        return render(request, "analytics/dashboard.html", context, status=400)
+        return render_page(request, "analytics/dashboard.html", place, context, status=400)
     context.update(_answers(place.current.workspace_id, form.validated_data))
-    return render(request, "analytics/dashboard.html", context)
+    return render_page(request, "analytics/dashboard.html", place, context)

@@ -164,18 +164,20 @@ class Hub:
         while True:
             await asyncio.sleep(self.refresh_seconds)
             try:
-                for crawl_id in list(self.members):
-                    await self.layer.group_add(crawl_group(crawl_id), self.channel)
+                await self._join_all()
             except Exception:
                 logger.warning("channel layer group refresh failed")
+
+    async def _join_all(self) -> None:
+        for crawl_id in list(self.members):
+            await self.layer.group_add(crawl_group(crawl_id), self.channel)
 
     async def _recover(self) -> None:
         """Re-join every group (a restarted Redis forgot them), then tell every subscriber."""
         while True:
             await asyncio.sleep(self.retry_seconds)
             try:
-                for crawl_id in list(self.members):
-                    await self.layer.group_add(crawl_group(crawl_id), self.channel)
+                await self._join_all()
             except Exception:
                 logger.warning("channel layer still unreachable; retrying")
                 continue

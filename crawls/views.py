@@ -44,14 +44,16 @@ class Place:
             raise PermissionDenied("Viewers can look but not change anything.")
 
 
-def _place(request) -> Place:
+def place_of(request) -> Place:
+    """The caller's memberships and the workspace chosen in the switcher (else the first)."""
     memberships = selectors.membership_list_of_user(user=request.user)
     chosen = request.session.get(SESSION_WORKSPACE)
     current = next((m for m in memberships if m.workspace_id == chosen), None)
     return Place(memberships, current or (memberships[0] if memberships else None))
 
 
-def _render(request, template: str, place: Place, context: dict | None = None, status=200):
+def render_page(request, template: str, place: Place, context: dict | None = None, status=200):
+    """A dashboard page: `place` and the current membership are in every page's context."""
     context = {"place": place, "membership": place.current, **(context or {})}
     return render(request, template, context, status=status)
 
@@ -98,9 +100,9 @@ def crawl_figures(crawl: Crawl) -> Crawl:
 @login_required
 @require_GET
 def overview(request):
-    place = _place(request)
+    place = place_of(request)
     if place.current is None:
-        return _render(request, "crawls/overview.html", place)
+        return render_page(request, "crawls/overview.html", place)
     workspace_id = place.current.workspace_id
     crawls = [
         crawl_figures(c) for c in selectors.crawl_list_for_workspace(workspace_id=workspace_id)
@@ -110,13 +112,13 @@ def overview(request):
         "sources": selectors.source_list_for_workspace(workspace_id=workspace_id),
         "counts": selectors.workspace_counts(workspace_id=workspace_id),
     }
-    return _render(request, "crawls/overview.html", place, context)
+    return render_page(request, "crawls/overview.html", place, context)
 
 
 @login_required
 @require_POST
 def workspace_switch(request):
-    place = _place(request)
+    place = place_of(request)
     try:
         chosen = int(request.POST.get("workspace", ""))
     except ValueError:
@@ -161,7 +163,7 @@ def _started(request, start) -> HttpResponseRedirect | None:
 @login_required
 @require_POST
 def crawl_start(request, source_id: int):
-    place = _place(request)
+    place = place_of(request)
     source = _source_of(request, source_id)
     place.require_writer(source.workspace_id)
     started = _started(
@@ -173,7 +175,7 @@ def crawl_start(request, source_id: int):
 @login_required
 @require_GET
 def crawl_detail(request, crawl_id: int):
-    place = _place(request)
+    place = place_of(request)
     crawl = crawl_figures(_crawl_of(request, crawl_id))
     log = selectors.crawl_events_latest(crawl=crawl)
     context = {
@@ -185,7 +187,7 @@ def crawl_detail(request, crawl_id: int):
         ),
         "bids": selectors.bid_list_for_crawl(crawl_id=crawl.pk),
     }
-    return _render(request, "crawls/crawl_detail.html", place, context)
+    return render_page(request, "crawls/crawl_detail.html", place, context)
 
 
 @login_required
@@ -200,7 +202,7 @@ def crawl_items(request, crawl_id: int):
 @login_required
 @require_POST
 def crawl_cancel(request, crawl_id: int):
-    place = _place(request)
+    place = place_of(request)
     crawl = _crawl_of(request, crawl_id)
     place.require_writer(crawl.workspace_id)
     crawl = services.crawl_cancel(crawl=crawl)
@@ -216,7 +218,7 @@ def crawl_cancel(request, crawl_id: int):
 @login_required
 @require_POST
 def crawl_retry(request, crawl_id: int):
-    place = _place(request)
+    place = place_of(request)
     crawl = _crawl_of(request, crawl_id)
     place.require_writer(crawl.workspace_id)
     started = _started(request, lambda: services.crawl_retry(crawl=crawl, user=request.user))
@@ -229,15 +231,15 @@ def crawl_retry(request, crawl_id: int):
 @login_required
 @require_GET
 def source_list(request):
-    place = _place(request)
+    place = place_of(request)
     sources = selectors.source_list_for_workspace(workspace_id=_current(place).workspace_id)
-    return _render(request, "crawls/source_list.html", place, {"sources": sources})
+    return render_page(request, "crawls/source_list.html", place, {"sources": sources})
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def source_create(request):
-    place = _place(request)
+    place = place_of(request)
     workspace = _current(place).workspace
     return _source_form(request, place, workspace_id=workspace.pk, source=None)
 
@@ -245,7 +247,7 @@ def source_create(request):
 @login_required
 @require_http_methods(["GET", "POST"])
 def source_edit(request, source_id: int):
-    place = _place(request)
+    place = place_of(request)
     source = _source_of(request, source_id)
     return _source_form(request, place, workspace_id=source.workspace_id, source=source)
 
@@ -277,7 +279,7 @@ def _source_form(request, place: Place, *, workspace_id: int, source: Source | N
         form = forms.SourceForm()
     context = {"form": form, "source": source, "preview": preview, "can_write": can_write}
     status = 400 if form.is_bound and form.errors else 200
-    return _render(request, "crawls/source_form.html", place, context, status=status)
+    return render_page(request, "crawls/source_form.html", place, context, status=status)
 
 
 def _preview(form: forms.SourceForm) -> dict | None:
@@ -309,7 +311,7 @@ class _BidPages:
 @login_required
 @require_GET
 def bid_list(request):
-    place = _place(request)
+    place = place_of(request)
     workspace_id = _current(place).workspace_id
     sources = list(selectors.source_list_for_workspace(workspace_id=workspace_id))
     queryset = selectors.bid_list().filter(workspace_id=workspace_id)
@@ -319,7 +321,7 @@ def bid_list(request):
         ordering = "-post_date"
     context = {"filters": filterset.form, "orderings": forms.BID_ORDERINGS, "ordering": ordering}
     if not filterset.is_valid():
-        return _render(request, "crawls/bid_list.html", place, {**context, "bids": []}, 400)
+        return render_page(request, "crawls/bid_list.html", place, {**context, "bids": []}, 400)
     paginator = KeysetPagination()
     try:
         bids = paginator.paginate_queryset(
@@ -329,9 +331,9 @@ def bid_list(request):
         )
     except ApiValidationError as error:
         messages.error(request, "; ".join(_flat(error.detail)))
-        return _render(request, "crawls/bid_list.html", place, {**context, "bids": []}, 400)
+        return render_page(request, "crawls/bid_list.html", place, {**context, "bids": []}, 400)
     context.update(bids=bids, **_bid_links(request, paginator, bids, workspace_id))
-    return _render(request, "crawls/bid_list.html", place, context)
+    return render_page(request, "crawls/bid_list.html", place, context)
 
 
 def _flat(detail) -> list[str]:

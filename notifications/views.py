@@ -10,13 +10,13 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from crawls import forms as crawl_forms
 from crawls import selectors as crawl_selectors
 from crawls.models import Bid
-from crawls.views import SESSION_WORKSPACE, Place
+from crawls.views import Place, place_of, render_page
 from notifications import selectors, services
 from notifications.models import AlertRule
 
@@ -37,22 +37,10 @@ class RuleForm(django_forms.Form):
     is_active = django_forms.BooleanField(required=False, initial=True, label="Active")
 
 
-def _place(request) -> Place:
-    memberships = crawl_selectors.membership_list_of_user(user=request.user)
-    chosen = request.session.get(SESSION_WORKSPACE)
-    current = next((m for m in memberships if m.workspace_id == chosen), None)
-    return Place(memberships, current or (memberships[0] if memberships else None))
-
-
-def _render(request, template: str, place: Place, context: dict | None = None, status=200):
-    context = {"place": place, "membership": place.current, **(context or {})}
-    return render(request, template, context, status=status)
-
-
 @login_required
 @require_GET
 def notification_list(request):
-    place = _place(request)
+    place = place_of(request)
     notifications = selectors.notification_list_for_user(user=request.user).filter(
         workspace_id__in=[m.workspace_id for m in place.memberships]
     )
@@ -62,7 +50,7 @@ def notification_list(request):
         "notifications": list(notifications.order_by("-id")[:PAGE_SIZE]),
         "unread_only": request.GET.get("unread") == "true",
     }
-    return _render(request, "notifications/notification_list.html", place, context)
+    return render_page(request, "notifications/notification_list.html", place, context)
 
 
 @login_required
@@ -96,10 +84,10 @@ def _current(place: Place):
 @login_required
 @require_GET
 def alert_rule_list(request):
-    place = _place(request)
+    place = place_of(request)
     workspace_id = _current(place).workspace_id
     rules = selectors.alert_rule_list().filter(workspace_id=workspace_id).select_related("owner")
-    return _render(request, "notifications/rule_list.html", place, {"rules": list(rules)})
+    return render_page(request, "notifications/rule_list.html", place, {"rules": list(rules)})
 
 
 def _filter_form(data, workspace_id: int):
@@ -136,7 +124,7 @@ def _rule_of(request, place: Place, rule_id: int) -> AlertRule:
 @login_required
 @require_http_methods(["GET", "POST"])
 def alert_rule_create(request):
-    place = _place(request)
+    place = place_of(request)
     workspace_id = _current(place).workspace_id
     return _rule_form(request, place, workspace_id=workspace_id, rule=None)
 
@@ -144,7 +132,7 @@ def alert_rule_create(request):
 @login_required
 @require_http_methods(["GET", "POST"])
 def alert_rule_edit(request, rule_id: int):
-    place = _place(request)
+    place = place_of(request)
     rule = _rule_of(request, place, rule_id)
     return _rule_form(request, place, workspace_id=rule.workspace_id, rule=rule)
 
@@ -188,13 +176,13 @@ def _rule_form(request, place: Place, *, workspace_id: int, rule: AlertRule | No
         filters = _filter_form(data, workspace_id)
         status = 200
     context = {"form": form, "filters": filters, "rule": rule, "can_write": can_write}
-    return _render(request, "notifications/rule_form.html", place, context, status=status)
+    return render_page(request, "notifications/rule_form.html", place, context, status=status)
 
 
 @login_required
 @require_POST
 def alert_rule_delete(request, rule_id: int):
-    place = _place(request)
+    place = place_of(request)
     rule = _rule_of(request, place, rule_id)
     membership = place.membership(rule.workspace_id)
     if membership is None or not membership.can_write:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -18,7 +19,6 @@ from crawls.api.throttles import limiter
 from crawls.demo.board import BoardConfig
 from crawls.models import Membership
 from project.celery import app as celery_app
-from tests import responses
 from tests.processes import (
     Program,
     database_url,
@@ -58,16 +58,30 @@ def _record_responses():
         yield
 
 
+_deselected: list = []  # by -k / -m: the run is not the whole suite
+
+
 def pytest_deselected(items):
-    responses.DESELECTED.extend(items)
+    _deselected.extend(items)
 
 
+@pytest.hookimpl(trylast=True)  # after -k / -m have deselected
 def pytest_collection_modifyitems(session, config, items):
-    """The check of documented responses against produced ones runs after every other test."""
+    """Checks of what the whole suite did (marker after_everything) run after every other test,
+    and only in a run of the whole suite: in a partial run they are deselected, not skipped."""
     last = [item for item in items if item.get_closest_marker("after_everything")]
     for item in last:
         items.remove(item)
-    items.extend(last)
+    every_module = {path.name for path in Path(__file__).parent.glob("test_*.py")}
+    whole = (
+        not _deselected
+        and every_module <= {item.path.name for item in items}
+        and not any("::" in arg for arg in config.args)
+    )
+    if whole:
+        items.extend(last)
+    elif last:
+        config.hook.pytest_deselected(items=last)
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,6 @@ import re
 from django.urls import Resolver404, resolve
 
 PRODUCED: set[tuple[str, str, int]] = set()
-DESELECTED: list = []  # tests left out by -k / -m (tests/conftest.py): the suite is not whole
 
 
 class Recorder:

@@ -24,44 +24,19 @@ from rest_framework.test import APIClient
 
 from crawls import selectors, services
 from crawls.api.serializers_bids import BidSerializer
-from crawls.engine.urls import url_hash
 from crawls.filters import BidFilter
 from crawls.models import Bid, BidRevision, Crawl, Membership
+from tests.factories import NOW, make_bid, new_bid
 
 pytestmark = pytest.mark.django_db
 
 RULES = {"items": ["a"], "fields": {"title": "h1"}}
-NOW = dt.datetime(2026, 3, 2, 9, 30, tzinfo=dt.UTC)
-_numbers = itertools.count(1)
 
 
 def make_source(workspace, name="City board"):
     return services.source_create(
         workspace=workspace, name=name, start_urls=["https://example.org/notices"], rules=RULES
     )
-
-
-def new_bid(source, **fields) -> Bid:
-    """An unsaved bid of `source` (bulk_create them, or save)."""
-    n = next(_numbers)
-    url = fields.pop("url", f"https://example.org/notices/{n}")
-    values = {
-        "title": f"Notice {n}",
-        "first_seen_at": NOW,
-        "last_seen_at": NOW,
-        "changed_at": NOW,
-        "content_hash": f"{n:032x}",
-        **fields,
-    }
-    return Bid(
-        workspace_id=source.workspace_id, source=source, url=url, url_hash=url_hash(url), **values
-    )
-
-
-def make_bid(source, **fields) -> Bid:
-    bid = new_bid(source, **fields)
-    bid.save()
-    return bid
 
 
 def make_crawl(source) -> Crawl:

@@ -4,7 +4,6 @@ crawls, the sources editor and preview, the bids table's filters and cursors, qu
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import json
 import re
 from html import unescape
@@ -14,35 +13,17 @@ from django.urls import reverse
 
 from crawls import events, services
 from crawls.demo.board import DEMO_RULES, expected_bids
-from crawls.engine.urls import url_hash
 from crawls.models import Bid, Crawl, Source
+from tests.factories import new_bid
 
 pytestmark = pytest.mark.django_db
 
 START = "https://bids.example.org/notices"  # valid for the guard; nothing fetches it here
-NOW = dt.datetime(2026, 3, 2, 9, 30, tzinfo=dt.UTC)
-_numbers = itertools.count(1)
 
 
 def make_source(workspace, name="Seoul board", **values) -> Source:
     values = {"start_urls": [START], "rules": DEMO_RULES, **values}
     return services.source_create(workspace=workspace, name=name, **values)
-
-
-def new_bid(source, **fields) -> Bid:
-    n = next(_numbers)
-    url = f"https://bids.example.org/notices/{n}"
-    values = {
-        "title": f"Notice {n}",
-        "first_seen_at": NOW,
-        "last_seen_at": NOW,
-        "changed_at": NOW,
-        "content_hash": f"{n:032x}",
-        **fields,
-    }
-    return Bid(
-        workspace_id=source.workspace_id, source=source, url=url, url_hash=url_hash(url), **values
-    )
 
 
 def start(source) -> Crawl:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import itertools
 import json
 import os
 import threading
@@ -22,14 +21,12 @@ from websockets.sync.client import connect
 from crawls import events, realtime
 from crawls import services as crawl_services
 from crawls.demo.board import DEMO_RULES
-from crawls.engine.urls import url_hash
-from crawls.models import Bid, Crawl, CrawlEvent
+from crawls.models import Crawl, CrawlEvent
 from notifications import services, subscribers, tasks
 from notifications.models import AlertMatch, AlertRule, Notification, WebhookDelivery
+from tests.factories import NOW, make_bid
 from tests.processes import http_get
 
-NOW = dt.datetime(2026, 3, 2, 9, 30, tzinfo=dt.UTC)
-_numbers = itertools.count(1)
 TIMEOUT = 30
 
 
@@ -104,22 +101,6 @@ def make_source(workspace, name="Board"):
 
 def make_crawl(source, user=None) -> Crawl:
     return crawl_services.crawl_start(source=source, user=user, workers=0)
-
-
-def make_bid(source, **fields) -> Bid:
-    n = next(_numbers)
-    url = f"https://bids.example.org/notices/n{n}"
-    values = {
-        "title": f"Notice {n}",
-        "first_seen_at": NOW,
-        "last_seen_at": NOW,
-        "changed_at": NOW,
-        "content_hash": f"{n:032x}",
-        **fields,
-    }
-    return Bid.objects.create(
-        workspace_id=source.workspace_id, source=source, url=url, url_hash=url_hash(url), **values
-    )
 
 
 def make_rule(workspace, owner, **values) -> AlertRule:

@@ -25,8 +25,8 @@ PROBE_TIMEOUT = 1.0  # seconds, per part
 def _check_postgres() -> None:
     # A direct connection with a short timeout: waiting on the request pool would take its
     # full timeout when the server is gone.
-    params = connection.get_connection_params()
-    with psycopg.connect(**params, connect_timeout=max(1, round(PROBE_TIMEOUT))) as conn:
+    params = {**connection.get_connection_params(), "connect_timeout": max(1, round(PROBE_TIMEOUT))}
+    with psycopg.connect(**params) as conn:
         conn.execute("SELECT 1")
 
 

@@ -7,6 +7,7 @@ be given them, and fails loudly here when they are missing.
 """
 
 from pathlib import Path
+from urllib.parse import unquote
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -81,20 +82,36 @@ TEMPLATES = [
 
 # --- PostgreSQL (the only engine) ---------------------------------------------------------------
 
-DATABASES = {"default": env.db_url("DATABASE_URL")}
-if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
-    raise ImproperlyConfigured(
-        "DATABASE_URL must point at PostgreSQL (postgres:// or postgresql://)."
-    )
-# psycopg's pool keeps connections across requests and ASGI threads (a new connection per
-# request costs more than the query; docs/performance.md).
-DATABASES["default"]["CONN_MAX_AGE"] = 0
-DATABASES["default"]["OPTIONS"]["pool"] = {
-    "min_size": env.int("DB_POOL_MIN_SIZE", default=1),
-    "max_size": env.int("DB_POOL_MAX_SIZE", default=10),
-    "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),
-}
-DATABASES["default"]["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default="test_forest")}
+
+def database_config(url: str) -> dict:
+    """Django's DATABASES entry for any PostgreSQL URL: postgres:// or postgresql://, with or
+    without a query string, TCP or a unix socket (``?host=/dir`` or a percent-encoded path as
+    the host)."""
+    config = environ.Env.db_url_config(url)
+    if config["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured(
+            "DATABASE_URL must point at PostgreSQL (postgres:// or postgresql://)."
+        )
+    options = config.setdefault("OPTIONS", {})
+    if "%" in config["HOST"]:  # postgresql://%2Fvar%2Frun%2Fpostgresql/forest
+        config["HOST"] = unquote(config["HOST"])
+    # A server that does not answer fails the connection (and the request: 503) in seconds.
+    options.setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=5))
+    # psycopg's pool keeps connections across requests and ASGI threads (a new connection per
+    # request costs more than the query; docs/performance.md). The pool checks a connection
+    # before lending it, so that a database restart costs the connections, not the requests.
+    config["CONN_MAX_AGE"] = 0
+    options["pool"] = {
+        "min_size": env.int("DB_POOL_MIN_SIZE", default=1),
+        "max_size": env.int("DB_POOL_MAX_SIZE", default=10),
+        "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),
+    }
+    config["CONN_HEALTH_CHECKS"] = True  # with a pool: ConnectionPool.check_connection
+    config["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default="test_forest")}
+    return config
+
+
+DATABASES = {"default": database_config(env.str("DATABASE_URL"))}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache, channel layer, Celery broker --------------------------------------------------

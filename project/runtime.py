@@ -167,7 +167,7 @@ def redis_start(base: Path) -> bool:
     with _file_lock(directory / "redis.lock"):
         if redis_running(base):
             return False
-        port = int(os.environ.get("EMBEDDED_REDIS_PORT", "0")) or _free_port()
+        port = _redis_port(directory)
         (directory / "redis.port").write_text(str(port))
         subprocess.run(  # noqa: S603 - our own binary, fixed arguments
             [
@@ -186,6 +186,20 @@ def redis_start(base: Path) -> bool:
         )  # fmt: skip
         _wait_for(lambda: _redis_ping(port), what=f"redis-server on port {port}")
     return True
+
+
+def _redis_port(directory: Path) -> int:
+    """EMBEDDED_REDIS_PORT, else the port the server had before (running processes keep its URL,
+    so a restarted Redis must come back there), else a free one."""
+    if wanted := int(os.environ.get("EMBEDDED_REDIS_PORT", "0")):
+        return wanted
+    previous = _read_int(directory / "redis.port")
+    if previous and _port_free(previous):
+        return previous
+    if previous:
+        logger.warning("port %s of the embedded Redis is taken; processes using it must restart",
+                       previous)  # fmt: skip
+    return _free_port()
 
 
 def redis_stop(base: Path) -> None:
@@ -286,6 +300,16 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def _wait_for(predicate, *, what: str, timeout: float = 30.0) -> None:

@@ -1,5 +1,8 @@
 """The embedded-services bootstrap starts real servers once, reuses them and stops them cleanly."""
 
+import os
+import signal
+
 import psycopg
 import pytest
 import redis
@@ -24,6 +27,23 @@ def test_redis_starts_once_is_reused_and_stops(var):
         runtime.redis_stop(var)
     assert runtime.redis_running(var) is False
     assert runtime.status(var)["redis"] is False
+
+
+def test_redis_killed_comes_back_on_the_address_it_had(var):
+    """Running processes keep REDIS_URL: a restarted embedded Redis must be found there."""
+    try:
+        runtime.redis_start(var)
+        url = runtime.redis_url(var)
+        client = redis.Redis.from_url(url)
+        pid = int((var / "redis" / "redis.pid").read_text())
+        os.kill(pid, signal.SIGKILL)
+        runtime._wait_for(lambda: not runtime.redis_running(var), what="redis to die")
+        assert runtime.redis_start(var) is True
+        assert runtime.redis_url(var) == url
+        assert client.ping() is True  # the same client reconnects to the same address
+        client.close()
+    finally:
+        runtime.redis_stop(var)
 
 
 def test_postgres_starts_once_is_reused_and_stops(var):

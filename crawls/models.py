@@ -167,6 +167,9 @@ class Crawl(WorkspaceOwned):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     cancel_requested = models.BooleanField(default=False)
     attempt = models.PositiveSmallIntegerField(default=1)
+    revivals = models.PositiveSmallIntegerField(
+        default=0, help_text="Times the sweep re-enqueued it after its worker went silent."
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -17,6 +17,7 @@ from celery.schedules import crontab
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.text import slugify
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
@@ -335,7 +336,8 @@ def crawl_retry(*, crawl: Crawl, user=None) -> Crawl:
 
 def crawl_sweep(*, stall_seconds: int | None = None) -> list[int]:
     """Re-enqueue active crawls that show no sign of life (their worker died, or their task
-    message was lost); the frontier's expired leases let the new worker carry on."""
+    message was lost); the frontier's expired leases let the new worker carry on. A crawl that
+    went silent more than CRAWL_MAX_REVIVALS times is failed instead: nothing comes back forever."""
     stall = stall_seconds if stall_seconds is not None else settings.CRAWL_STALL_SECONDS
     cutoff = timezone.now() - dt.timedelta(seconds=stall)
     revived = []
@@ -343,19 +345,33 @@ def crawl_sweep(*, stall_seconds: int | None = None) -> list[int]:
         stalled = (
             Crawl.objects.select_for_update(skip_locked=True)
             .filter(status__in=Crawl.ACTIVE, heartbeat_at__lt=cutoff)
-            .only("id", "workspace_id", "status")
+            .only("id", "workspace_id", "status", "revivals")
         )
         for crawl in stalled:
-            Crawl.objects.filter(pk=crawl.pk).update(heartbeat_at=timezone.now())
+            if crawl.revivals >= settings.CRAWL_MAX_REVIVALS:
+                _crawl_give_up(crawl, stall)
+                continue
+            Crawl.objects.filter(pk=crawl.pk).update(
+                heartbeat_at=timezone.now(), revivals=F("revivals") + 1
+            )
             events.event_append(
                 crawl_id=crawl.pk, workspace_id=crawl.workspace_id, type=events.RESUMED,
-                payload={"stalled_for_more_than_s": stall},
+                payload={"stalled_for_more_than_s": stall, "revival": crawl.revivals + 1},
             )  # fmt: skip
             revived.append(crawl.pk)
         transaction.on_commit(lambda: [_enqueue(pk) for pk in revived])
     if revived:
         logger.warning("re-enqueued stalled crawls %s", revived)
     return revived
+
+
+def _crawl_give_up(crawl: Crawl, stall: int) -> None:
+    error = (
+        f"gave up: its worker went silent for more than {stall}s "
+        f"{crawl.revivals + 1} times (CRAWL_MAX_REVIVALS={settings.CRAWL_MAX_REVIVALS})"
+    )
+    run.crawl_finish(crawl, Crawl.Status.FAILED, owner=None, error=error)
+    logger.error("crawl %s: %s", crawl.pk, error)
 
 
 # --- API tokens and members -------------------------------------------------------------------

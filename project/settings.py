@@ -190,6 +190,16 @@ CRAWL_BATCH_SIZE = env.int("CRAWL_BATCH_SIZE", default=200)
 CRAWL_LEASE_SECONDS = env.int("CRAWL_LEASE_SECONDS", default=120)
 # A crawl without a heartbeat for this long is re-enqueued by the sweep.
 CRAWL_STALL_SECONDS = env.int("CRAWL_STALL_SECONDS", default=180)
+# ... at most this many times; then it is failed ("gave up"): no crawl comes back forever.
+CRAWL_MAX_REVIVALS = env.int("CRAWL_MAX_REVIVALS", default=5)
+# A URL whose lease expired this many times (its page stalled or killed the worker each time)
+# is failed with class gave_up and the crawl goes on; suspects are retried alone in a batch.
+CRAWL_URL_MAX_ATTEMPTS = env.int("CRAWL_URL_MAX_ATTEMPTS", default=3)
+# How long a crawl task waits for a database that went away (with backoff, at most 5 s between
+# looks) before it lets the sweep take over.
+CRAWL_OUTAGE_SECONDS = env.float("CRAWL_OUTAGE_SECONDS", default=900.0)
+# How often a running batch looks for a cancel (off the event loop, between pages).
+CRAWL_CANCEL_CHECK_SECONDS = env.float("CRAWL_CANCEL_CHECK_SECONDS", default=0.5)
 CRAWL_WORKERS_PER_CRAWL = env.int("CRAWL_WORKERS_PER_CRAWL", default=1)
 # The Celery queue of crawl tasks: dedicated crawler workers run `celery worker -Q <it>`.
 CRAWL_QUEUE = env.str("CRAWL_QUEUE", default="celery")

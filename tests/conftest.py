@@ -214,3 +214,10 @@ def board(demo_board):
 @pytest.fixture
 def demo_source(workspace_a, board):
     return services.demo_source_ensure(workspace=workspace_a, base_url=board.base_url)
+
+
+@pytest.fixture
+def isolated_queue(settings):
+    """A queue of its own, so that only the workers a test starts take its crawl tasks."""
+    settings.CRAWL_QUEUE = f"isolated-{uuid.uuid4().hex[:8]}"
+    return settings.CRAWL_QUEUE

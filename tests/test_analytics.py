@@ -19,8 +19,8 @@ from crawls import events
 from crawls import services as crawls_services
 from crawls.engine.store import Item, bids_store
 from crawls.models import Bid, Crawl, Source
+from tests.crawling import wait_for_crawl
 from tests.processes import http_get
-from tests.test_crawl import wait_for_crawl
 
 pytestmark = pytest.mark.django_db
 

@@ -7,47 +7,20 @@ import json
 import os
 import signal
 import time
-import uuid
 from collections import Counter
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
-from django.db.models import Count
 
 from crawls import events, realtime, services
 from crawls.demo.board import DEMO_RULES, changed_between, expected_bids, notices
 from crawls.engine.store import jsonable
 from crawls.models import Bid, BidRevision, Crawl, CrawlEvent, FrontierUrl, Source
+from tests.crawling import assert_exactly_expected, start_worker, stored_bids, wait_for_crawl
 from tests.processes import Program, http_get, program_env, python
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def wait_for_crawl(crawl: Crawl, *, timeout: float = 120) -> Crawl:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        crawl.refresh_from_db()
-        if crawl.status in Crawl.FINISHED:
-            return crawl
-        time.sleep(0.2)
-    raise TimeoutError(f"crawl {crawl.pk} still {crawl.status} after {timeout}s")
-
-
-def stored_bids(source) -> dict[str, dict]:
-    return {
-        bid.url: {
-            "title": bid.title,
-            "department": bid.department,
-            "views": bid.views,
-            "amount": bid.amount,
-            "post_date": bid.post_date,
-            "deadline": bid.deadline,
-            "reference": bid.reference,
-            "extra": bid.extra,
-        }
-        for bid in Bid.objects.filter(source=source)
-    }
 
 
 def test_crawl_of_the_demo_board_stores_exactly_the_expected_bids(
@@ -152,36 +125,6 @@ def test_manage_py_crawl_wait_follows_progress_to_the_end(celery_worker, demo_so
 
 
 # --- Crawls shared by several workers, and workers that die --------------------------------------
-
-
-@pytest.fixture
-def isolated_queue(settings):
-    """A queue of its own, so that only the workers a test starts take its crawl tasks."""
-    settings.CRAWL_QUEUE = f"isolated-{uuid.uuid4().hex[:8]}"
-    return settings.CRAWL_QUEUE
-
-
-def start_worker(queue: str, tmp_path, name: str, **env) -> Program:
-    worker = Program(
-        python(
-            "-m", "celery", "-A", "project", "worker", "-l", "INFO", "-c", "1",
-            "-Q", queue, "-n", f"{name}@%h",
-        ),
-        env=program_env(CRAWL_QUEUE=queue, **env),
-        log=tmp_path / f"{name}.log",
-    )  # fmt: skip
-    worker.wait_until(lambda: "ready." in worker.output(), what=f"worker {name}")
-    return worker
-
-
-def assert_exactly_expected(source, board, crawl):
-    expected = expected_bids(board.config, base_url=board.base_url)
-    assert stored_bids(source) == expected
-    duplicates = (
-        Bid.objects.filter(source=source).values("url").annotate(n=Count("id")).filter(n__gt=1)
-    )
-    assert not duplicates.exists()
-    assert crawl.items_new == len(expected)
 
 
 def test_two_workers_share_one_crawl(demo_source, board, isolated_queue, tmp_path):

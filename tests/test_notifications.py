@@ -24,6 +24,7 @@ from crawls.demo.board import DEMO_RULES
 from crawls.models import Crawl, CrawlEvent
 from notifications import services, subscribers, tasks
 from notifications.models import AlertMatch, AlertRule, Notification, WebhookDelivery
+from tests.crawling import wait_for_crawl
 from tests.factories import NOW, make_bid
 from tests.processes import http_get
 
@@ -421,16 +422,6 @@ def test_webhook_backoff_is_exponential_and_capped(settings):
 
 
 # --- End to end: real crawls of the demo board through the worker -------------------------------
-
-
-def wait_for_crawl(crawl: Crawl) -> Crawl:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        crawl.refresh_from_db()
-        if crawl.status in Crawl.FINISHED:
-            return crawl
-        time.sleep(0.2)
-    raise TimeoutError(f"crawl {crawl.pk} still {crawl.status}")
 
 
 @pytest.mark.django_db(transaction=True)

@@ -2,7 +2,8 @@
 
 Workers claim with `FOR UPDATE SKIP LOCKED`, so any number of worker processes (on any number of
 machines) share one crawl without blocking each other. A lease that expires (its worker died)
-makes the URL claimable again; a URL whose leases keep expiring is given up after MAX_LEASES.
+makes the URL claimable again, alone in its batch; a URL whose leases keep expiring is given up
+after CRAWL_URL_MAX_ATTEMPTS.
 Statements are set-based: one per batch, never one per URL.
 """
 
@@ -12,8 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import connection
-
-MAX_LEASES = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,38 +86,56 @@ def frontier_add(*, crawl_id: int, workspace_id: int, links: Sequence[Link], roo
         return cursor.rowcount
 
 
-def frontier_claim(*, crawl_id: int, owner: str, limit: int, lease_seconds: int) -> list[Claimed]:
-    """Lease up to `limit` claimable URLs of the crawl to `owner`, oldest first."""
+def frontier_give_up(*, crawl_id: int, max_attempts: int) -> list[str]:
+    """Fail the URLs whose lease expired `max_attempts` times (each time, the page stalled or
+    killed its worker); return their URLs so that the crawl can report them."""
     with connection.cursor() as cursor:
-        # URLs whose leases keep expiring kill or stall workers: stop handing them out.
         cursor.execute(
             """
             UPDATE crawls_frontierurl
             SET state = 'failed', lease_owner = '', lease_expires_at = NULL,
-                error = 'abandoned: its lease expired ' || attempts || ' times'
+                error = 'gave_up: its lease expired ' || attempts || ' times (the page stalled '
+                        'or killed its worker)'
             WHERE crawl_id = %s AND state = 'leased' AND lease_expires_at < now()
               AND attempts >= %s
+            RETURNING url
             """,
-            [crawl_id, MAX_LEASES],
+            [crawl_id, max_attempts],
         )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def frontier_claim(*, crawl_id: int, owner: str, limit: int, lease_seconds: int) -> list[Claimed]:
+    """Lease up to `limit` claimable URLs of the crawl to `owner`, oldest first.
+
+    A URL whose lease expired (its worker died or stalled with it) is a suspect: it is claimed
+    alone, so that a page that kills workers takes only itself down on its next attempts, and
+    the URLs that shared its batch are not blamed.
+    """
+    claim = """
+        UPDATE crawls_frontierurl f
+        SET state = 'leased', lease_owner = %s,
+            lease_expires_at = now() + make_interval(secs => %s), attempts = f.attempts + 1
+        WHERE f.id IN (
+            SELECT id FROM crawls_frontierurl
+            WHERE crawl_id = %s AND {which}
+            ORDER BY id
+            LIMIT %s
+            FOR UPDATE SKIP LOCKED
+        )
+        RETURNING f.id, f.url, f.url_hash, f.depth, f.kind, f.attempts
+    """
+    with connection.cursor() as cursor:
         cursor.execute(
-            """
-            UPDATE crawls_frontierurl f
-            SET state = 'leased', lease_owner = %s,
-                lease_expires_at = now() + make_interval(secs => %s), attempts = f.attempts + 1
-            WHERE f.id IN (
-                SELECT id FROM crawls_frontierurl
-                WHERE crawl_id = %s
-                  AND (state = 'queued' OR (state = 'leased' AND lease_expires_at < now()))
-                ORDER BY id
-                LIMIT %s
-                FOR UPDATE SKIP LOCKED
-            )
-            RETURNING f.id, f.url, f.url_hash, f.depth, f.kind, f.attempts
-            """,
-            [owner, lease_seconds, crawl_id, limit],
+            claim.format(which="state = 'leased' AND lease_expires_at < now()"),
+            [owner, lease_seconds, crawl_id, 1],
         )
         rows = cursor.fetchall()
+        if not rows:
+            cursor.execute(
+                claim.format(which="state = 'queued'"), [owner, lease_seconds, crawl_id, limit]
+            )
+            rows = cursor.fetchall()
     rows.sort(key=lambda row: row[0])
     return [Claimed(r[0], r[1], bytes(r[2]), r[3], r[4], r[5]) for r in rows]
 
@@ -148,17 +165,17 @@ def frontier_finish(*, owner: str, outcomes: Sequence[Outcome]) -> int:
         return cursor.rowcount
 
 
-def frontier_release(*, crawl_id: int, owner: str) -> int:
-    """Give back the URLs `owner` still holds (on cancel or shutdown)."""
+def frontier_release(*, crawl_id: int, owner: str | None) -> int:
+    """Give back the URLs `owner` still holds (on cancel or shutdown); every owner's when None."""
     with connection.cursor() as cursor:
         cursor.execute(
             """
             UPDATE crawls_frontierurl
             SET state = 'queued', lease_owner = '', lease_expires_at = NULL,
                 attempts = greatest(attempts - 1, 0)
-            WHERE crawl_id = %s AND lease_owner = %s AND state = 'leased'
+            WHERE crawl_id = %s AND state = 'leased' AND (%s::text IS NULL OR lease_owner = %s)
             """,
-            [crawl_id, owner],
+            [crawl_id, owner, owner],
         )
         return cursor.rowcount
 

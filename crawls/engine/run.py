@@ -18,7 +18,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import transaction
+from django.db import (
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    transaction,
+)
 from django.db.models import F
 from django.utils import timezone
 from yarl import URL
@@ -32,6 +38,7 @@ from project import logs
 logger = logging.getLogger(__name__)
 
 IDLE_POLL = 0.5  # seconds between looks at a frontier whose last URLs others hold
+OUTAGE_MAX_BACKOFF = 5.0  # seconds between looks at a database that is down
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +106,15 @@ class BatchResult:
 def crawl_run(crawl_id: int, *, owner: str) -> RunResult:
     """Work on a crawl until nothing is left for this worker; see the module docstring."""
     logs.crawl_id_var.set(str(crawl_id))
+    outage = Outage(crawl_id)
+    while True:
+        try:
+            return _crawl_run(crawl_id, owner=owner, outage=outage)
+        except DATABASE_DOWN as exc:
+            outage.wait(exc)
+
+
+def _crawl_run(crawl_id: int, *, owner: str, outage: Outage) -> RunResult:
     try:
         crawl = Crawl.objects.select_related("source").get(pk=crawl_id)
     except Crawl.DoesNotExist:
@@ -106,7 +122,7 @@ def crawl_run(crawl_id: int, *, owner: str) -> RunResult:
     if crawl.status in Crawl.FINISHED:
         return RunResult(crawl.status)
     if crawl.cancel_requested:
-        _finish(crawl, Crawl.Status.CANCELLED, owner=owner)
+        crawl_finish(crawl, Crawl.Status.CANCELLED, owner=owner)
         return RunResult(Crawl.Status.CANCELLED)
     if _another_running(crawl):
         # Overlap policy "queue": wait for the source's running crawl to finish.
@@ -117,11 +133,13 @@ def crawl_run(crawl_id: int, *, owner: str) -> RunResult:
     try:
         parsed = rules.rules_parse(crawl.source.rules)
     except rules.RulesError as exc:
-        _finish(crawl, Crawl.Status.FAILED, owner=owner, error=f"invalid rules: {exc.errors}")
+        crawl_finish(crawl, Crawl.Status.FAILED, owner=owner, error=f"invalid rules: {exc.errors}")
         return RunResult(Crawl.Status.FAILED)
     _mark_running(crawl)
     try:
-        return _Runner(crawl, parsed, owner).run()
+        return _Runner(crawl, parsed, owner, outage).run()
+    except DATABASE_DOWN:
+        raise
     except Exception as exc:
         logger.exception("crawl %s failed", crawl_id)
         return _fail_or_retry(crawl, owner=owner, error=f"{type(exc).__name__}: {exc}")
@@ -167,8 +185,9 @@ def _summary(crawl: Crawl) -> dict:
     }
 
 
-def _finish(crawl: Crawl, status: str, *, owner: str, error: str = "") -> bool:
-    """Move a crawl to a final state once (whoever gets there first) with its final figures."""
+def crawl_finish(crawl: Crawl, status: str, *, owner: str | None, error: str = "") -> bool:
+    """Move a crawl to a final state once (whoever gets there first) with its final figures;
+    give back the leases of `owner` (of every owner when None)."""
     with transaction.atomic():
         frontier.frontier_release(crawl_id=crawl.pk, owner=owner)
         locked = Crawl.objects.select_for_update().get(pk=crawl.pk)
@@ -220,13 +239,14 @@ def _fail_or_retry(crawl: Crawl, *, owner: str, error: str) -> RunResult:
                 )
         if updated:
             return RunResult(Crawl.Status.QUEUED, retry_in=delay)
-    _finish(crawl, Crawl.Status.FAILED, owner=owner, error=error)
+    crawl_finish(crawl, Crawl.Status.FAILED, owner=owner, error=error)
     return RunResult(Crawl.Status.FAILED)
 
 
 class _Runner:
-    def __init__(self, crawl: Crawl, parsed: rules.Rules, owner: str):
+    def __init__(self, crawl: Crawl, parsed: rules.Rules, owner: str, outage: Outage):
         self.crawl = crawl
+        self.outage = outage
         self.source = crawl.source
         self.rules = parsed
         self.owner = owner
@@ -248,59 +268,115 @@ class _Runner:
             loop.close()
 
     def _loop(self, loop: asyncio.AbstractEventLoop, fetcher: Fetcher) -> RunResult:
-        crawl = self.crawl
+        unsaved: BatchResult | None = None  # fetched and extracted, not yet committed
         while True:
-            state = Crawl.objects.values("status", "cancel_requested", "deadline_at").get(
-                pk=crawl.pk
+            try:
+                if unsaved is not None:
+                    self._commit(unsaved)
+                    unsaved = None
+                if self.outage.ended():
+                    # Whatever this run had claimed and not stored goes back to the frontier.
+                    frontier.frontier_release(crawl_id=self.crawl.pk, owner=self.owner)
+                outcome = self._step(loop, fetcher)
+                if isinstance(outcome, RunResult):
+                    return outcome
+                if outcome is not None:
+                    unsaved = outcome
+                    self._commit(unsaved)
+                    unsaved = None
+                self.outage.recovered()
+            except DATABASE_DOWN as exc:
+                # PostgreSQL is gone (stopped, restarting, unreachable): keep what this batch
+                # found and wait for it, instead of failing the crawl or waiting for the sweep.
+                self.outage.wait(exc)
+
+    def _step(
+        self, loop: asyncio.AbstractEventLoop, fetcher: Fetcher
+    ) -> BatchResult | RunResult | None:
+        """Claim one batch and fetch and extract it; None when others hold the last URLs; or
+        end the run (a RunResult)."""
+        crawl = self.crawl
+        state = Crawl.objects.values("status", "cancel_requested", "deadline_at").get(pk=crawl.pk)
+        if state["status"] in Crawl.FINISHED:
+            return RunResult(state["status"])
+        if state["cancel_requested"]:
+            crawl_finish(crawl, Crawl.Status.CANCELLED, owner=self.owner)
+            return RunResult(Crawl.Status.CANCELLED)
+        if state["deadline_at"] and timezone.now() > state["deadline_at"]:
+            limit = self.source.time_limit_seconds
+            crawl_finish(
+                crawl, Crawl.Status.FAILED, owner=self.owner, error=f"time limit ({limit}s)"
             )
-            if state["status"] in Crawl.FINISHED:
-                return RunResult(state["status"])
-            if state["cancel_requested"]:
-                _finish(crawl, Crawl.Status.CANCELLED, owner=self.owner)
-                return RunResult(Crawl.Status.CANCELLED)
-            if state["deadline_at"] and timezone.now() > state["deadline_at"]:
-                limit = self.source.time_limit_seconds
-                _finish(
-                    crawl, Crawl.Status.FAILED, owner=self.owner, error=f"time limit ({limit}s)"
+            return RunResult(Crawl.Status.FAILED)
+        given_up = frontier.frontier_give_up(
+            crawl_id=crawl.pk, max_attempts=settings.CRAWL_URL_MAX_ATTEMPTS
+        )
+        batch = frontier.frontier_claim(
+            crawl_id=crawl.pk, owner=self.owner, limit=self.batch_size, lease_seconds=self.lease
+        )
+        if not batch and not given_up:
+            pending = frontier.frontier_pending(crawl_id=crawl.pk)
+            if pending.queued == 0 and pending.leased == 0:
+                if not frontier.frontier_totals(crawl_id=crawl.pk).get("done"):
+                    return _fail_or_retry(crawl, owner=self.owner, error="no page could be fetched")
+                crawl_finish(crawl, Crawl.Status.SUCCEEDED, owner=self.owner)
+                return RunResult(Crawl.Status.SUCCEEDED)
+            # Other workers hold the last URLs; if they die, their leases expire to us.
+            Crawl.objects.filter(pk=crawl.pk).update(heartbeat_at=timezone.now())
+            time.sleep(IDLE_POLL)
+            return None
+        validators = store.validators_for(
+            source_id=self.source.pk,
+            url_hashes=[c.url_hash for c in batch if c.kind == "item"],
+        )
+        result = loop.run_until_complete(self._process(fetcher, batch, validators))
+        for url in given_up:
+            result.errors["gave_up"] += 1
+            result.url_events.append(
+                (
+                    events.PAGE_ERROR,
+                    {"url": url, "class": "gave_up", "error": "the page stalled or killed its "
+                     f"worker {settings.CRAWL_URL_MAX_ATTEMPTS} times"},
                 )
-                return RunResult(Crawl.Status.FAILED)
-            batch = frontier.frontier_claim(
-                crawl_id=crawl.pk, owner=self.owner, limit=self.batch_size, lease_seconds=self.lease
-            )
-            if not batch:
-                pending = frontier.frontier_pending(crawl_id=crawl.pk)
-                if pending.queued == 0 and pending.leased == 0:
-                    if not frontier.frontier_totals(crawl_id=crawl.pk).get("done"):
-                        return _fail_or_retry(
-                            crawl, owner=self.owner, error="no page could be fetched"
-                        )
-                    _finish(crawl, Crawl.Status.SUCCEEDED, owner=self.owner)
-                    return RunResult(Crawl.Status.SUCCEEDED)
-                # Other workers hold the last URLs; if they die, their leases expire to us.
-                Crawl.objects.filter(pk=crawl.pk).update(heartbeat_at=timezone.now())
-                time.sleep(IDLE_POLL)
-                continue
-            validators = store.validators_for(
-                source_id=self.source.pk,
-                url_hashes=[c.url_hash for c in batch if c.kind == "item"],
-            )
-            result = loop.run_until_complete(self._process(fetcher, batch, validators))
-            self._commit(result)
-            logger.info(
-                "batch of %d pages: %d items, %d links, %d errors",
-                len(batch), len(result.items), len(result.links), sum(result.errors.values()),
             )  # fmt: skip
+        logger.info(
+            "batch of %d pages: %d items, %d links, %d errors",
+            len(batch), len(result.items), len(result.links), sum(result.errors.values()),
+        )  # fmt: skip
+        return result
 
     # --- one batch: network and parsing ------------------------------------------------------
 
     async def _process(self, fetcher: Fetcher, batch, validators) -> BatchResult:
+        """Fetch the batch concurrently and extract each page as it arrives. A cancel is looked
+        for every CRAWL_CANCEL_CHECK_SECONDS meanwhile: then the fetches still running are
+        dropped (their URLs stay leased until the cancel releases them) and the pages done so
+        far are stored, so that a cancel waits for at most one page's extraction and one commit."""
         result = BatchResult()
-        responses = await asyncio.gather(
-            *(fetcher.get(c.url, **_conditional(validators.get(c.url_hash))) for c in batch)
-        )
-        for claimed, response in zip(batch, responses, strict=True):
-            self._handle(claimed, response, result)
-        result.last_url = batch[-1].url
+        claimed_by = {
+            asyncio.ensure_future(fetcher.get(c.url, **_conditional(validators.get(c.url_hash)))): c
+            for c in batch
+        }
+        running = set(claimed_by)
+        watch = _CancelWatch(self.crawl.pk)
+        try:
+            while running:
+                done, running = await asyncio.wait(
+                    running, timeout=watch.interval, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in sorted(done, key=lambda t: claimed_by[t].id):
+                    claimed = claimed_by[task]
+                    self._handle(claimed, task.result(), result)
+                    result.last_url = claimed.url
+                    if await watch.cancelled():
+                        return result
+                if await watch.cancelled():
+                    return result
+        finally:
+            for task in running:
+                task.cancel()
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
         return result
 
     def _handle(self, claimed: frontier.Claimed, response: Response, result: BatchResult) -> None:
@@ -461,3 +537,86 @@ def _progress(crawl: Crawl, current_url: str) -> dict:
         "eta_s": round(remaining / rate, 1) if rate > 0 else None,
         "current_url": current_url,
     }
+
+
+# PostgreSQL cannot be reached (stopped, restarting, failing over, a connection cut): retried.
+DATABASE_DOWN = (OperationalError, InterfaceError)
+
+
+class Outage:
+    """Waits out a database outage inside the crawl's task, with backoff, for at most
+    CRAWL_OUTAGE_SECONDS in all; then the error goes up and the sweep takes over later.
+
+    An error that persists while the database answers (a statement that keeps failing) is not
+    an outage: after MAX_FAILURES_WHILE_UP of them in a row it goes up at once.
+    """
+
+    MAX_FAILURES_WHILE_UP = 5
+
+    def __init__(self, crawl_id: int) -> None:
+        self.crawl_id = crawl_id
+        self.deadline: float | None = None
+        self.failures_while_up = 0
+        self.waited = False
+
+    def wait(self, error: Exception) -> None:
+        logger.warning("crawl %s: the database is unavailable (%s); waiting", self.crawl_id, error)
+        if self.deadline is None:
+            self.deadline = time.monotonic() + settings.CRAWL_OUTAGE_SECONDS
+        delay, probes = 0.25, 0
+        while True:
+            probes += 1
+            close_old_connections()
+            connection.close()
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT 1")
+            except DATABASE_DOWN:
+                if time.monotonic() > self.deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, OUTAGE_MAX_BACKOFF)
+                continue
+            if probes == 1:
+                self.failures_while_up += 1
+                if self.failures_while_up >= self.MAX_FAILURES_WHILE_UP:
+                    raise error
+            logger.warning("crawl %s: the database answers; resuming", self.crawl_id)
+            self.waited = True
+            return
+
+    def recovered(self) -> None:
+        """A step went through: the next outage gets a budget of its own."""
+        self.deadline = None
+        self.failures_while_up = 0
+
+    def ended(self) -> bool:
+        """True once after each outage this run waited out."""
+        waited, self.waited = self.waited, False
+        return waited
+
+
+class _CancelWatch:
+    """Reads the crawl's cancel flag at most every CRAWL_CANCEL_CHECK_SECONDS, off the loop."""
+
+    def __init__(self, crawl_id: int) -> None:
+        self.crawl_id = crawl_id
+        self.interval = settings.CRAWL_CANCEL_CHECK_SECONDS
+        self.next_check = time.monotonic() + self.interval
+        self.seen = False
+
+    async def cancelled(self) -> bool:
+        if self.seen or time.monotonic() < self.next_check:
+            return self.seen
+        self.next_check = time.monotonic() + self.interval
+        self.seen = await asyncio.to_thread(_cancel_requested, self.crawl_id)
+        return self.seen
+
+
+def _cancel_requested(crawl_id: int) -> bool:
+    try:
+        return bool(Crawl.objects.filter(pk=crawl_id, cancel_requested=True).exists())
+    except DATABASE_DOWN:
+        return False  # the loop meets the outage when it stores the batch
+    finally:
+        connection.close()  # this thread's connection goes back to the pool

@@ -48,8 +48,15 @@ def workspace_create(*, owner, name: str) -> Workspace:
     return workspace
 
 
+@transaction.atomic
 def membership_set(*, workspace: Workspace, user, role: str) -> Membership:
-    """Add `user` to `workspace` with `role`, or change the role of an existing member."""
+    """Add `user` to `workspace` with `role`, or change an existing member's role, with nobody
+    acting (setup and tests; no adapter calls it): only the last-owner rule applies."""
+    _check_role(role)
+    _members_lock(workspace.pk)
+    current = Membership.objects.filter(workspace=workspace, user=user).first()
+    if current is not None:
+        _keep_an_owner(membership=current, role=role)
     membership, _ = Membership.objects.update_or_create(
         workspace=workspace, user=user, defaults={"role": role}
     )
@@ -462,20 +469,89 @@ def token_revoke(*, token: ApiToken) -> ApiToken:
     return token
 
 
+# --- Members: who may change whom; a workspace always keeps an owner ---------------------------
+#
+# Every adapter (API, admin) changes members through membership_add, membership_role_change and
+# membership_remove, naming its `actor`; the rules below are the only copy. Each change locks the
+# workspace's row first, so changes of one workspace's members run one after the other and the
+# owner count read after the lock is the committed one.
+
+ROLE_MANAGERS_ONLY = "Only owners and admins manage members."
+ROLE_OWNERS_ONLY = "Only an owner may grant or take away the owner role."
+ROLE_LAST_OWNER = "a workspace needs at least one owner"
+
+
+class RoleRefused(ValidationError):
+    """The actor's role does not allow this change of members (the API answers 403)."""
+
+
+def _check_role(role: str) -> None:
+    if role not in Membership.Role.values:
+        raise ValidationError({"role": [f"{role!r} is not a role"]})
+
+
+def _acting_role(*, workspace_id: int, actor) -> str | None:
+    """The role `actor` acts with: a Membership its own (read again), a superuser owner's, any
+    other user their membership's (None: not a member of the workspace)."""
+    if isinstance(actor, Membership):
+        if actor.workspace_id != workspace_id:
+            return None
+        rows = Membership.objects.filter(pk=actor.pk)
+    elif actor.is_superuser:
+        return Membership.Role.OWNER
+    else:
+        rows = Membership.objects.filter(workspace_id=workspace_id, user_id=actor.pk)
+    return rows.values_list("role", flat=True).first()
+
+
+def membership_check(
+    *, actor, workspace_id: int, membership: Membership | None = None, role: str | None = None
+) -> None:
+    """RoleRefused unless `actor` (a user or their Membership) may give `membership` (None: a
+    newcomer) `role`, or remove it (`role` None): owners and admins manage members, only an
+    owner grants or takes away the owner role, and anyone may leave."""
+    actor_user_id = actor.user_id if isinstance(actor, Membership) else actor.pk
+    if membership is not None and role is None and membership.user_id == actor_user_id:
+        return  # leaving
+    acting = _acting_role(workspace_id=workspace_id, actor=actor)
+    if acting not in Membership.MANAGER_ROLES:
+        raise RoleRefused({"role": [ROLE_MANAGERS_ONLY]})
+    touched = {role, membership.role if membership is not None else None}
+    if Membership.Role.OWNER in touched and acting != Membership.Role.OWNER:
+        raise RoleRefused({"role": [ROLE_OWNERS_ONLY]})
+
+
+def _members_lock(workspace_id: int) -> None:
+    """Lock the workspace's row until the transaction ends. FOR NO KEY UPDATE: rows that merely
+    reference the workspace (bids, crawls, new members) can still be written meanwhile."""
+    Workspace.objects.select_for_update(no_key=True).only("pk").get(pk=workspace_id)
+
+
+def _keep_an_owner(*, membership: Membership, role: str | None) -> None:
+    """ValidationError when `membership` is its workspace's last owner and would stop being one
+    (`role` None: removed). Only under _members_lock."""
+    if membership.role != Membership.Role.OWNER or role == Membership.Role.OWNER:
+        return
+    owners = Membership.objects.filter(
+        workspace_id=membership.workspace_id, role=Membership.Role.OWNER
+    )
+    if not owners.exclude(pk=membership.pk).exists():
+        raise ValidationError({"role": [ROLE_LAST_OWNER]})
+
+
 @transaction.atomic
-def membership_remove(*, membership: Membership) -> None:
-    """Remove a member; a workspace keeps at least one owner."""
-    if (
-        membership.role == Membership.Role.OWNER
-        and not Membership.objects.filter(workspace_id=membership.workspace_id, role="owner")
-        .exclude(pk=membership.pk)
-        .exists()
-    ):
-        raise ValidationError({"role": ["a workspace needs at least one owner"]})
-    ApiToken.objects.filter(
-        workspace_id=membership.workspace_id, user_id=membership.user_id
-    ).update(revoked_at=timezone.now())
-    membership.delete()
+def membership_remove(*, membership: Membership, actor) -> None:
+    """Remove a member as `actor`, revoking the member's tokens; a workspace keeps an owner."""
+    _members_lock(membership.workspace_id)
+    current = Membership.objects.filter(pk=membership.pk).first()
+    if current is None:
+        return  # removed meanwhile
+    membership_check(actor=actor, workspace_id=current.workspace_id, membership=current)
+    _keep_an_owner(membership=current, role=None)
+    ApiToken.objects.filter(workspace_id=current.workspace_id, user_id=current.user_id).update(
+        revoked_at=timezone.now()
+    )
+    current.delete()
 
 
 # --- Workspace API: workspaces, members (added with crawls/api/workspaces.py) ------------------
@@ -500,8 +576,12 @@ def workspace_delete(*, workspace: Workspace) -> None:
     workspace.delete()
 
 
-def membership_add(*, workspace: Workspace, user, role: str) -> Membership:
-    """Add `user` to `workspace` with `role`; ValidationError when already a member."""
+@transaction.atomic
+def membership_add(*, workspace: Workspace, user, role: str, actor) -> Membership:
+    """Add `user` to `workspace` with `role` as `actor`; ValidationError when already a member."""
+    _check_role(role)
+    _members_lock(workspace.pk)
+    membership_check(actor=actor, workspace_id=workspace.pk, role=role)
     try:
         with transaction.atomic():
             return Membership.objects.create(workspace=workspace, user=user, role=role)
@@ -510,17 +590,19 @@ def membership_add(*, workspace: Workspace, user, role: str) -> Membership:
 
 
 @transaction.atomic
-def membership_role_change(*, membership: Membership, role: str) -> Membership:
-    """Change a member's role; a workspace keeps at least one owner."""
-    owners = list(
-        Membership.objects.select_for_update()
-        .filter(workspace_id=membership.workspace_id, role=Membership.Role.OWNER)
-        .values_list("pk", flat=True)
-    )
-    if role != Membership.Role.OWNER and owners == [membership.pk]:
-        raise ValidationError({"role": ["a workspace needs at least one owner"]})
+def membership_role_change(*, membership: Membership, role: str, actor) -> Membership:
+    """Change a member's role as `actor`; a workspace keeps at least one owner. The rules see
+    the stored role, whatever `membership.role` says (a form may have set it already)."""
+    _check_role(role)
+    _members_lock(membership.workspace_id)
+    current = Membership.objects.filter(pk=membership.pk).first()
+    if current is None:
+        raise ValidationError({"user": ["no longer a member of this workspace"]})
+    membership_check(actor=actor, workspace_id=current.workspace_id, membership=current, role=role)
+    _keep_an_owner(membership=current, role=role)
+    current.role = role
+    current.save(update_fields=["role"])
     membership.role = role
-    membership.save(update_fields=["role"])
     return membership
 
 

@@ -210,7 +210,9 @@ def test_alert_match_ignores_inactive_rules_other_workspaces_and_departed_owners
     make_rule(workspace_a, owner, is_active=False)
     make_rule(workspace_b, outsider)
     make_rule(workspace_a, teammate)
-    crawl_services.membership_remove(membership=workspace_a.memberships.get(user=teammate))
+    crawl_services.membership_remove(
+        membership=workspace_a.memberships.get(user=teammate), actor=teammate
+    )
     crawl = make_crawl(source_a)
     with on_commit():
         items_event(crawl, new=[make_bid(source_a, title="Road")])

@@ -1,8 +1,11 @@
-"""Workspaces, their members and API tokens: membership changes go through services (a
-workspace keeps an owner; a removed member's tokens are revoked), tokens are listed and revoked."""
+"""Workspaces, their members and API tokens: membership changes go through services, as the
+acting staff user (a superuser acts as an owner; other staff with their role in the workspace),
+so the services' rules hold here too: only an owner grants or takes away the owner role, a
+workspace keeps an owner, a removed member's tokens are revoked. Tokens are listed and revoked."""
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
@@ -11,29 +14,69 @@ from crawls.admin.base import WorkspaceScopedAdmin, changelist_link
 from crawls.models import ApiToken, Membership, Source, Workspace
 
 
-def _membership_save(membership: Membership, *, adding: bool) -> None:
+class MembershipForm(forms.ModelForm):
+    """Asks the services whether the acting staff user may give this role: a refusal is an
+    error on `role` and nothing is saved. The service asks again, under its lock, when saving."""
+
+    actor = None  # the staff user, set on the per-request form class by the admin
+
+    def clean(self):
+        cleaned = super().clean()
+        role = cleaned.get("role")
+        existing = self.instance.pk is not None
+        workspace = self.instance.workspace if existing else cleaned.get("workspace")
+        if role is None or workspace is None or (existing and "role" not in self.changed_data):
+            return cleaned
+        try:
+            services.membership_check(
+                actor=self.actor,
+                workspace_id=workspace.pk,
+                membership=self.instance if existing else None,
+                role=role,
+            )
+        except services.RoleRefused as refused:
+            self.add_error(None, refused)
+        return cleaned
+
+
+def _membership_save(membership: Membership, *, adding: bool, actor) -> None:
     if adding:
         services.membership_add(
-            workspace=membership.workspace, user=membership.user, role=membership.role
+            workspace=membership.workspace, user=membership.user, role=membership.role, actor=actor
         )
     else:
-        services.membership_role_change(membership=membership, role=membership.role)
+        services.membership_role_change(membership=membership, role=membership.role, actor=actor)
 
 
-def _refused(admin_view, request, error: ValidationError) -> None:
-    admin_view.message_user(request, "; ".join(error.messages), messages.ERROR)
+class RefusalsReported(WorkspaceScopedAdmin):
+    """A service's refusal is an error message, and the page then claims no success."""
+
+    def refused(self, request, error: ValidationError) -> None:
+        request.forest_refused = True
+        self.message_user(request, "; ".join(error.messages), messages.ERROR)
+
+    def message_user(self, request, message, level=messages.INFO, *args, **kwargs) -> None:
+        if level == messages.SUCCESS and getattr(request, "forest_refused", False):
+            return
+        super().message_user(request, message, level, *args, **kwargs)
 
 
 class MembershipInline(admin.TabularInline):
     model = Membership
+    form = MembershipForm
     extra = 0
     raw_id_fields = ["user"]
     fields = ["user", "role", "created_at"]
     readonly_fields = ["created_at"]
 
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)
+        formset.form.actor = request.user  # a class made for this request
+        return formset
+
 
 @admin.register(Workspace)
-class WorkspaceAdmin(WorkspaceScopedAdmin):
+class WorkspaceAdmin(RefusalsReported):
     list_display = ["name", "slug", "created_at", "sources_link"]
     search_fields = ["name", "slug"]
     ordering = ["name", "id"]
@@ -64,18 +107,18 @@ class WorkspaceAdmin(WorkspaceScopedAdmin):
         memberships = formset.save(commit=False)
         for membership in formset.deleted_objects:
             try:
-                services.membership_remove(membership=membership)
+                services.membership_remove(membership=membership, actor=request.user)
             except ValidationError as error:
-                _refused(self, request, error)
+                self.refused(request, error)
         for membership in memberships:
             try:
-                _membership_save(membership, adding=membership.pk is None)
+                _membership_save(membership, adding=membership.pk is None, actor=request.user)
             except ValidationError as error:
-                _refused(self, request, error)
+                self.refused(request, error)
 
 
 @admin.register(Membership)
-class MembershipAdmin(WorkspaceScopedAdmin):
+class MembershipAdmin(RefusalsReported):
     list_display = ["user", "workspace", "role", "created_at"]
     list_filter = ["role"]
     list_select_related = ["user", "workspace"]
@@ -83,23 +126,29 @@ class MembershipAdmin(WorkspaceScopedAdmin):
     ordering = ["workspace__name", "user__username"]
     raw_id_fields = ["user", "workspace"]
     readonly_fields = ["created_at"]
+    form = MembershipForm
     write_roles = Membership.MANAGER_ROLES
 
     def get_readonly_fields(self, request, obj=None):
         # A membership changes role; moving it to another user or workspace is a new one.
         return ["created_at"] if obj is None else ["user", "workspace", "created_at"]
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.actor = request.user  # a class made for this request
+        return form
+
     def save_model(self, request, obj, form, change) -> None:
         try:
-            _membership_save(obj, adding=not change)
+            _membership_save(obj, adding=not change, actor=request.user)
         except ValidationError as error:
-            _refused(self, request, error)
+            self.refused(request, error)
 
     def delete_model(self, request, obj) -> None:
         try:
-            services.membership_remove(membership=obj)
+            services.membership_remove(membership=obj, actor=request.user)
         except ValidationError as error:
-            _refused(self, request, error)
+            self.refused(request, error)
 
     def delete_queryset(self, request, queryset) -> None:
         for membership in queryset:

@@ -7,6 +7,8 @@ workspace when a token is used. Rows of other workspaces are absent, so they ans
 
 from __future__ import annotations
 
+import contextlib
+
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 
@@ -59,6 +61,28 @@ def require_role(request, workspace_id: int, roles, message: str) -> None:
     """403 with `message` unless the caller's role in the workspace is one of `roles`."""
     if role_in(request, workspace_id) not in roles:
         raise exceptions.PermissionDenied(message)
+
+
+def acting_member(request, workspace_id: int) -> Membership:
+    """The caller's membership in a workspace: the `actor` of the membership services. A token
+    acts only in its own workspace; superusers act as members, as everywhere in the API."""
+    token = request_token(request)
+    member = None
+    if token is None or token.workspace_id == workspace_id:
+        member = Membership.objects.filter(workspace_id=workspace_id, user=request.user).first()
+    if member is None:
+        raise exceptions.PermissionDenied(services.ROLE_MANAGERS_ONLY)
+    return member
+
+
+@contextlib.contextmanager
+def refusals_as_403():
+    """A service's RoleRefused (the actor's role does not allow it) answers 403 with its message;
+    its other ValidationErrors answer 400 (crawls/api/errors.py)."""
+    try:
+        yield
+    except services.RoleRefused as refused:
+        raise exceptions.PermissionDenied(refused.messages[0]) from refused
 
 
 def role_in(request, workspace_id: int) -> str | None:

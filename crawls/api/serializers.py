@@ -1,16 +1,17 @@
 """Workspaces, members and API tokens: what the API reads and writes.
 
-Write serializers only parse: who may do what is checked by the views, and the writes are
-services. Token serializers never carry the token's hash; the plain token appears once, in the
-answer to its creation (TokenCreatedSerializer).
+Write serializers only parse: who may do what is the services' rule (asked by the views, and by
+MembershipCreateSerializer before it looks a user up), and the writes are services. Token
+serializers never carry the token's hash; the plain token appears once, in the answer to its
+creation (TokenCreatedSerializer).
 """
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
-from rest_framework import exceptions, serializers
+from rest_framework import serializers
 
-from crawls import selectors
-from crawls.api.auth import require_role, role_in, workspaces_of
+from crawls import selectors, services
+from crawls.api.auth import acting_member, refusals_as_403, workspaces_of
 from crawls.models import ApiToken, Membership, Workspace
 
 
@@ -69,15 +70,6 @@ class MembershipSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-def check_may_grant(request, *, workspace_id: int, roles: set[str]) -> None:
-    """403 unless the caller manages the workspace, and owns it when `roles` include owner."""
-    require_role(
-        request, workspace_id, Membership.MANAGER_ROLES, "Only owners and admins manage members."
-    )
-    if Membership.Role.OWNER in roles and role_in(request, workspace_id) != Membership.Role.OWNER:
-        raise exceptions.PermissionDenied("Only an owner may grant or take away the owner role.")
-
-
 class MembershipCreateSerializer(serializers.Serializer):
     """Who to add: a username or an e-mail address (exactly one of them).
 
@@ -91,9 +83,12 @@ class MembershipCreateSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=Membership.Role.choices, default=Membership.Role.MEMBER)
 
     def validate(self, attrs):
-        check_may_grant(
-            self.context["request"], workspace_id=attrs["workspace"].pk, roles={attrs["role"]}
-        )
+        workspace_id = attrs["workspace"].pk
+        attrs["actor"] = acting_member(self.context["request"], workspace_id)
+        with refusals_as_403():
+            services.membership_check(
+                actor=attrs["actor"], workspace_id=workspace_id, role=attrs["role"]
+            )
         given = [name for name in ("username", "email") if name in attrs]
         if not given:
             raise serializers.ValidationError({"username": ["Give a username or an email."]})

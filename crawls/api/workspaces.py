@@ -4,7 +4,9 @@
   signed in creates one and owns it; owners and admins rename; only owners delete.
 - members: members of the caller's workspaces (`?workspace=` narrows); owners and admins add,
   change roles and remove; only an owner grants or takes away the owner role; anyone may leave;
-  a workspace keeps at least one owner (400 naming `role`).
+  a workspace keeps at least one owner (400 naming `role`). These rules are the services'
+  (crawls.services.membership_check): the views name the caller's membership as the actor and
+  answer a RoleRefused with 403.
 - tokens: the caller's own tokens only; a token is shown once, when it is created, and only its
   hash is kept; revoking keeps the row (revoked_at) and the token then answers 401.
 
@@ -30,7 +32,13 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from crawls import services
-from crawls.api.auth import WorkspaceRolePermission, request_token, role_in, workspaces_of
+from crawls.api.auth import (
+    acting_member,
+    refusals_as_403,
+    request_token,
+    role_in,
+    workspaces_of,
+)
 from crawls.api.base import ScopedViewSetMixin
 from crawls.api.serializers import (
     ErrorSerializer,
@@ -41,7 +49,6 @@ from crawls.api.serializers import (
     TokenCreateSerializer,
     TokenSerializer,
     WorkspaceSerializer,
-    check_may_grant,
 )
 from crawls.models import ApiToken, Membership, Workspace
 
@@ -139,16 +146,12 @@ class MembershipFilter(filters.FilterSet):
         fields = ["workspace"]
 
 
-class MembershipPermission(WorkspaceRolePermission):
-    """Members read; owners and admins change and remove; anyone may remove themselves."""
-
-    message = "Only owners and admins manage members."
-    write_roles = Membership.MANAGER_ROLES
+class MembershipPermission(permissions.BasePermission):
+    """Members of the row's workspace; who may add, change or remove whom is the services' rule
+    (crawls.services.membership_check), answered 403 by the views."""
 
     def has_object_permission(self, request, view, obj) -> bool:
-        if request.method == "DELETE" and obj.user_id == request.user.pk:
-            return role_in(request, obj.workspace_id) is not None  # leaving
-        return super().has_object_permission(request, view, obj)
+        return role_in(request, obj.workspace_id) is not None
 
 
 @extend_schema_view(
@@ -184,27 +187,31 @@ class MembershipViewSet(
         serializer = MembershipCreateSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)  # 403 when the caller may not add
         data = serializer.validated_data
-        membership = services.membership_add(
-            workspace=data["workspace"], user=data["user"], role=data["role"]
-        )
+        with refusals_as_403():
+            membership = services.membership_add(
+                workspace=data["workspace"],
+                user=data["user"],
+                role=data["role"],
+                actor=data["actor"],
+            )
         return Response(self.get_serializer(membership).data, status=status.HTTP_201_CREATED)
 
     def partial_update(self, request, *args, **kwargs):
         membership = self.get_object()
         serializer = MembershipRoleSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        role = serializer.validated_data["role"]
-        check_may_grant(
-            request, workspace_id=membership.workspace_id, roles={membership.role, role}
-        )
-        services.membership_role_change(membership=membership, role=role)
+        actor = acting_member(request, membership.workspace_id)
+        with refusals_as_403():
+            services.membership_role_change(
+                membership=membership, role=serializer.validated_data["role"], actor=actor
+            )
         return Response(self.get_serializer(membership).data)
 
     def destroy(self, request, *args, **kwargs):
         membership = self.get_object()
-        if membership.user_id != request.user.pk:
-            check_may_grant(request, workspace_id=membership.workspace_id, roles={membership.role})
-        services.membership_remove(membership=membership)
+        actor = acting_member(request, membership.workspace_id)
+        with refusals_as_403():
+            services.membership_remove(membership=membership, actor=actor)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -209,7 +209,7 @@ def crawl_cancel(request, crawl_id: int):
     if crawl.status == Crawl.Status.CANCELLED:
         messages.success(request, f"Crawl {crawl.pk} cancelled.")
     elif crawl.status == Crawl.Status.RUNNING:
-        messages.info(request, f"Crawl {crawl.pk} stops after the batch in flight.")
+        messages.info(request, f"Crawl {crawl.pk} stops after the page being read.")
     else:
         messages.error(request, f"Crawl {crawl.pk} already {crawl.status}: nothing to cancel.")
     return redirect("crawls:crawl", crawl_id=crawl.pk)

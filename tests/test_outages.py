@@ -98,9 +98,7 @@ class Forest:
 
     def alive(self) -> bool:
         """No process of `make run` exited (honcho would then stop them all)."""
-        return self.program.proc.poll() is None and " exited with code " not in (
-            self.program.output()
-        )
+        return self.program.proc.poll() is None and " stopped (rc=" not in (self.program.output())
 
     # --- the embedded servers, as an operator or a crash would treat them ---------------------
 

@@ -357,15 +357,18 @@ class CrawlViewSet(
         request=None,
         responses={
             200: OpenApiResponse(CrawlSerializer, description="Cancelled."),
-            202: OpenApiResponse(CrawlSerializer, description="Running: stops between batches."),
+            202: OpenApiResponse(
+                CrawlSerializer,
+                description="Running: stops after the page being read and one commit.",
+            ),
             **_errors(401, 403, 404),
             409: OpenApiResponse(description="Already finished: nothing to cancel."),
         },
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
-        """Cancel: at once when queued, after the batch in flight when running. Cancelling a
-        cancelled crawl is a no-op (200); a succeeded or failed one answers 409."""
+        """Cancel: at once when queued; when running, after the page being read and one commit.
+        Cancelling a cancelled crawl is a no-op (200); a succeeded or failed one answers 409."""
         crawl = services.crawl_cancel(crawl=self.get_object())
         data = self.get_serializer(crawl).data
         if crawl.status == Crawl.Status.CANCELLED:

@@ -13,6 +13,7 @@ import re
 import secrets
 import zoneinfo
 
+import kombu.exceptions
 from celery.schedules import crontab
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -243,8 +244,15 @@ class CrawlConflict(Exception):
 
 
 def _enqueue(crawl_id: int, *, workers: int = 1) -> None:
-    for _ in range(workers):
-        celery_app.send_task("crawls.run", args=[crawl_id], queue=settings.CRAWL_QUEUE)
+    """Send the crawl's tasks (after its transaction committed). A broker that cannot be
+    reached loses nothing: the crawl stays queued and the sweep sends it again."""
+    try:
+        for _ in range(workers):
+            celery_app.send_task("crawls.run", args=[crawl_id], queue=settings.CRAWL_QUEUE)
+    except kombu.exceptions.OperationalError as exc:
+        logger.warning(
+            "crawl %s not sent, the broker is unreachable (%s): the sweep will", crawl_id, exc
+        )
 
 
 @transaction.atomic

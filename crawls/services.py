@@ -9,8 +9,8 @@ import hashlib
 import hmac
 import json
 import logging
-import re
 import secrets
+import threading
 import zoneinfo
 
 import kombu.exceptions
@@ -25,7 +25,7 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from crawls import events
 from crawls.demo import board as demo_board
-from crawls.engine import extract, frontier, guard, rules, run, store, urls
+from crawls.engine import frontier, guard, rules, run, sandbox, store, urls
 from crawls.engine.fetch import Fetcher, FetchSettings
 from crawls.models import ApiToken, Crawl, Membership, Source, Workspace
 from project.celery import app as celery_app
@@ -93,11 +93,8 @@ def source_clean(source: Source) -> None:
         except guard.Refused as refused:
             errors.setdefault("start_urls", []).append(f"[{index}] {url}: {refused.reason}")
     for name in ("include_patterns", "exclude_patterns"):
-        for pattern in getattr(source, name):
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                errors.setdefault(name, []).append(f"{pattern!r}: {exc}")
+        for path, message in rules.patterns_check(name, getattr(source, name)).items():
+            errors.setdefault(name, []).append(f"{path}: {message}")
     if source.schedule_cron:
         try:
             _crontab_fields(source.schedule_cron)
@@ -186,12 +183,44 @@ def demo_source_ensure(*, workspace: Workspace, base_url: str) -> Source:
     )
 
 
+class PreviewBusy(Exception):
+    """PREVIEW_MAX_CONCURRENT previews are running in this process already."""
+
+    retry_after = 5
+
+    def __init__(self) -> None:
+        super().__init__("too many previews are running; try again in a few seconds")
+
+
+_previews_lock = threading.Lock()
+_previews: sandbox.Pool | None = None
+
+
+def _preview_pool() -> sandbox.Pool:
+    global _previews
+    with _previews_lock:
+        if _previews is None:
+            _previews = sandbox.Pool(settings.PREVIEW_MAX_CONCURRENT)
+        return _previews
+
+
 def source_preview(*, rules_data: object, url: str) -> dict:
-    """Fetch one URL (through the SSRF guard) and show what the rules extract from it."""
+    """Fetch one URL (through the SSRF guard) and show what the rules extract from it.
+
+    The rules run in a child process killed after PREVIEW_TIMEOUT_SECONDS (ValidationError
+    naming the step); PreviewBusy when PREVIEW_MAX_CONCURRENT previews are running here."""
     try:
         parsed = rules.rules_parse(rules_data)
     except rules.RulesError as exc:
         raise ValidationError({"rules": [f"{p}: {m}" for p, m in exc.errors.items()]}) from exc
+    try:
+        with _preview_pool().sandbox() as child:
+            return _preview(parsed, url, child)
+    except sandbox.Busy:
+        raise PreviewBusy from None
+
+
+def _preview(parsed: rules.Rules, url: str, child: sandbox.Sandbox) -> dict:
     fetch_settings = FetchSettings(
         allowlist=run.allowlist(),
         user_agent=settings.CRAWL_USER_AGENT,
@@ -208,7 +237,16 @@ def source_preview(*, rules_data: object, url: str) -> dict:
     if not response.ok:
         preview["error"] = {"class": response.error_class, "message": response.error}
         return preview
-    page = extract.extract(response.body or b"", url=response.url, rules=parsed)
+    limit = settings.PREVIEW_TIMEOUT_SECONDS
+    try:
+        # The whole limit is the budget: steps stop cooperatively first, a stuck one is killed.
+        page = child.extract(
+            response.body or b"", url=response.url, rules=parsed, budget=limit, kill_after=0.5
+        )
+    except sandbox.SandboxError as exc:
+        raise ValidationError({"rules": [f"preview failed: {exc}"]}) from exc
+    if page.timeout is not None:
+        raise ValidationError({"rules": [_timeout_message(page.timeout, limit)]})
     preview.update(
         fields={k: store.jsonable(v) for k, v in (page.fields or {}).items()},
         errors=page.errors,
@@ -217,6 +255,11 @@ def source_preview(*, rules_data: object, url: str) -> dict:
         items=page.items[:100],
     )
     return preview
+
+
+def _timeout_message(step: str, limit: float) -> str:
+    where = step if step in ("page", "links") else f"fields.{step}"
+    return f"{where}: preview took longer than {limit:g} s"
 
 
 # --- Crawls ----------------------------------------------------------------------------------

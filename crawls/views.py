@@ -289,6 +289,9 @@ def _preview(form: forms.SourceForm) -> dict | None:
     except ValidationError as error:
         form.add_service_errors(error)
         return None
+    except services.PreviewBusy as busy:
+        form.add_error(None, str(busy))
+        return None
     error = preview.get("error") or {}
     if error.get("class") == "refused":
         form.add_error("preview_url", f"refused: {error['message']}")

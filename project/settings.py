@@ -206,6 +206,22 @@ CRAWL_QUEUE = env.str("CRAWL_QUEUE", default="celery")
 CRAWL_PROGRESS_INTERVAL = env.float("CRAWL_PROGRESS_INTERVAL", default=0.25)
 # Per-URL events (page errors, refusals) kept per crawl; beyond it they are only counted.
 CRAWL_MAX_URL_EVENTS = env.int("CRAWL_MAX_URL_EVENTS", default=500)
+# Bounds on user rules (docs/crawling.md, "Hostile rules"): rules_parse and source validation
+# refuse rules beyond them, naming the path. Regexes run on RE2 (linear time).
+RULES_MAX_REGEX_LENGTH = env.int("RULES_MAX_REGEX_LENGTH", default=1000)  # characters
+RULES_MAX_SELECTOR_LENGTH = env.int("RULES_MAX_SELECTOR_LENGTH", default=1000)  # characters
+RULES_MAX_FIELDS = env.int("RULES_MAX_FIELDS", default=50)
+RULES_MAX_SELECTORS = env.int("RULES_MAX_SELECTORS", default=20)  # follow and items, each
+RULES_MAX_PATTERNS = env.int("RULES_MAX_PATTERNS", default=20)  # include/exclude_patterns, each
+# Extraction of one page runs in a child process: past this budget it stops between steps (and
+# is killed CRAWL_EXTRACT_KILL_GRACE seconds later if one step overruns); the page fails with
+# class extract_timeout.
+CRAWL_EXTRACT_BUDGET_SECONDS = env.float("CRAWL_EXTRACT_BUDGET_SECONDS", default=2.0)
+CRAWL_EXTRACT_KILL_GRACE = env.float("CRAWL_EXTRACT_KILL_GRACE", default=1.0)
+# A preview's extraction is killed after this long (400 naming the step); at most
+# PREVIEW_MAX_CONCURRENT previews run at once per web process (more: 503 "busy").
+PREVIEW_TIMEOUT_SECONDS = env.float("PREVIEW_TIMEOUT_SECONDS", default=10.0)
+PREVIEW_MAX_CONCURRENT = env.int("PREVIEW_MAX_CONCURRENT", default=2)
 CRAWL_EVENT_SUBSCRIBERS: list[str] = [
     "notifications.subscribers.crawl_event",
     "analytics.subscribers.crawl_event",

@@ -2,6 +2,7 @@
 
 import hashlib
 import re
+import time
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from urllib.parse import urljoin
@@ -722,3 +723,47 @@ def test_content_hash_ignores_key_order_and_representation():
 )
 def test_content_hash_changes_with_any_value(name, value):
     assert content_hash({**BID, name: value}) != content_hash(BID)
+
+
+# --- The per-page budget ---------------------------------------------------------------------
+
+
+def test_extract_stops_past_its_deadline_naming_the_field_that_ran_over():
+    rules = rules_parse({"fields": {"title": "h1", "amount": "td.amount", "views": "td.hits"}})
+    html = "<h1>Notice</h1><table><tr><td class=amount>1</td><td class=hits>2</td></tr></table>"
+    started: list[str] = []
+
+    def on_step(step: str) -> None:
+        started.append(step)
+        if step == "amount":  # this field's work outlasts the budget
+            time.sleep(0.6)
+
+    page = extract(html, url=BOARD, rules=rules, deadline=time.monotonic() + 0.5, on_step=on_step)
+
+    assert page.timeout == "amount"
+    assert started == ["page", "title", "amount"]  # views never started
+    assert "views" not in (page.fields or {})
+
+
+def test_extract_past_its_deadline_while_collecting_links_names_links():
+    links = "".join(f'<td class="subject"><a href="/n/{i}">{i}</a></td>' for i in range(200))
+    rules = rules_parse({"items": ["td.subject a"]})
+
+    page = extract(
+        f"<table><tr>{links}</tr></table>",
+        url=BOARD,
+        rules=rules,
+        deadline=time.monotonic() + 0.5,
+        on_step=lambda step: time.sleep(0.6) if step == "links" else None,
+    )
+
+    assert page.timeout == "links"
+    assert page.items == []
+
+
+def test_extract_without_a_deadline_reads_everything():
+    rules = rules_parse({"fields": {"title": "h1"}})
+
+    page = extract("<h1>Notice</h1>", url=BOARD, rules=rules)
+
+    assert (page.timeout, page.fields) == (None, {"title": "Notice"})

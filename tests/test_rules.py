@@ -2,7 +2,6 @@
 
 import copy
 import pickle
-import re
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,6 +12,7 @@ from crawls.engine.rules import (
     FieldRule,
     Rules,
     RulesError,
+    patterns_check,
     rules_dump,
     rules_parse,
 )
@@ -283,7 +283,7 @@ def test_bid_fields_are_the_seven_known_columns():
         (
             with_field("notes", {"css": "p", "regex": "(unclosed"}),
             "fields.notes.regex",
-            "notes.regex '(unclosed' does not compile: missing ), unterminated subpattern",
+            "notes.regex '(unclosed' does not compile: missing ): (unclosed",
         ),
         (
             with_field("notes", {"css": "p", "regex": r"(\d+)-(\d+)"}),
@@ -427,4 +427,140 @@ def test_regex_flags_written_inline_survive_the_round_trip():
 
     pattern = rules_parse(rules_dump(rules)).fields["title"].regex
     assert pattern is not None
-    assert pattern.flags & re.IGNORECASE
+    assert pattern.pattern == "(?i)title: (.+)"
+    assert pattern.search("TITLE: Road works").group(1) == "Road works"
+
+
+# --- Bounds and what RE2 cannot run ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "path", "expected"),
+    [
+        (
+            with_field("amount", {"css": "td", "type": "decimal", "regex": r"(?<=KRW )(\d+)"}),
+            "fields.amount.regex",
+            "lookbehind (?<=...) is not supported; use a group instead",
+        ),
+        (
+            with_field("notes", {"css": "td", "regex": r"(\d+)(?= won)"}),
+            "fields.notes.regex",
+            "lookahead (?=...) is not supported",
+        ),
+        (
+            with_field("notes", {"css": "td", "regex": r"(\w)\1"}),
+            "fields.notes.regex",
+            r"backreferences such as \1 are not supported",
+        ),
+        (
+            with_field("notes", {"css": "td", "regex": r"[\W]+"}),
+            "fields.notes.regex",
+            r"\W inside [...] is not supported",
+        ),
+        (
+            with_field("notes", {"css": "td", "regex": "x" * 1001}),
+            "fields.notes.regex",
+            "notes.regex is 1001 characters long; at most 1000 are allowed",
+        ),
+        (
+            with_field("notes", {"css": "td " * 400}),
+            "fields.notes.css",
+            "CSS selector is 1200 characters long; at most 1000 are allowed",
+        ),
+        (
+            with_changes(follow=["a"] * 21),
+            "follow",
+            "follow has 21 selectors; at most 20 are allowed",
+        ),
+        (
+            with_changes(items=["td a"] * 21),
+            "items",
+            "items has 21 selectors; at most 20 are allowed",
+        ),
+        (
+            with_changes(items=["div:has(p:has(span))"]),
+            "items[0]",
+            "nested :has() in 'div:has(p:has(span))' is not supported",
+        ),
+        (
+            with_changes(fields={"title": "h1", **{f"f{i}": "td" for i in range(50)}}),
+            "fields",
+            "fields has 51 fields; at most 50 are allowed",
+        ),
+    ],
+)
+def test_rules_beyond_the_bounds_or_re2_are_refused_at_their_path(data, path, expected):
+    errors = errors_of(data)
+
+    assert path in errors, errors
+    assert expected in errors[path]
+
+
+def test_bounds_come_from_the_settings(settings):
+    settings.RULES_MAX_FIELDS = 2
+    settings.RULES_MAX_REGEX_LENGTH = 5
+
+    errors = errors_of({"fields": {"title": {"css": "h1", "regex": "(.{1,9})"}}})
+    assert errors == {
+        "fields.title.regex": "title.regex is 8 characters long; at most 5 are allowed"
+    }
+    errors = errors_of({"fields": {"title": "h1", "a": "p", "b": "p"}})
+    assert errors == {"fields": "fields has 3 fields; at most 2 are allowed"}
+
+
+def test_one_has_is_allowed_and_so_are_the_largest_bounded_rules():
+    data = {
+        "follow": ["nav a"] * 20,
+        "items": ["tr:has(td.subject) a"] * 20,
+        "fields": {"title": {"css": "h1", "regex": "(" + "x" * 998 + ")"}}
+        | {f"f{i}": {"css": "td" + " " * 996 + "p"} for i in range(49)},
+    }
+    rules = rules_parse(data)
+
+    assert len(rules.fields) == 50
+    assert rules.items[0] == "tr:has(td.subject) a"
+
+
+def test_regexes_keep_their_unicode_meaning_on_re2():
+    rules = rules_parse(
+        {
+            "fields": {
+                "title": {"css": "h1", "regex": r"공고\s*:\s*(\w+)"},
+                "views": {"css": "td", "regex": r"조회\s*(\d+)"},
+                "reference": {"css": "td", "regex": r"([\w-]+)호"},
+            }
+        }
+    )
+    fields = rules.fields
+
+    assert fields["title"].regex.search("공고 : 도로공사 안내").group(1) == "도로공사"
+    assert fields["views"].regex.search("조회 1234회").group(1) == "1234"
+    assert fields["reference"].regex.search("제2026-118호").group(1) == "제2026-118"
+    # A catastrophic pattern for a backtracking engine answers at once on RE2.
+    hostile = rules_parse({"fields": {"title": {"css": "h1", "regex": "(a+)+$"}}})
+    assert hostile.fields["title"].regex.search("a" * 100_000 + "!") is None
+
+
+def test_rules_with_re2_patterns_pickle_and_hash_as_their_text():
+    rules = rules_parse(BOARD_RULES)
+    again = pickle.loads(pickle.dumps(rules))  # noqa: S301 - our own object
+
+    assert again == rules
+    assert hash(again) == hash(rules)
+    assert again.fields["reference"].regex.search("공고번호: R-1").group(1) == "R-1"
+
+
+@pytest.mark.parametrize(
+    ("values", "path", "expected"),
+    [
+        (["/notice/(?!draft)"], "include_patterns[0]", "negative lookahead (?!...)"),
+        (["ok", "(unclosed"], "include_patterns[1]", "'(unclosed' does not compile"),
+        (["x" * 1001], "include_patterns[0]", "is 1001 characters long"),
+        (["a"] * 21, "include_patterns", "include_patterns has 21 patterns; at most 20"),
+    ],
+)
+def test_url_patterns_are_checked_by_path(values, path, expected):
+    errors = patterns_check("include_patterns", values)
+
+    assert path in errors, errors
+    assert expected in errors[path]

@@ -260,7 +260,7 @@ class SourceViewSet(
     @extend_schema(
         operation_id="v1_sources_preview_rules",
         request=PreviewSerializer,
-        responses={200: PreviewResultSerializer, **_errors(400, 401, 403)},
+        responses={200: PreviewResultSerializer, **_errors(400, 401, 403, 503)},
     )
     @action(detail=False, methods=["post"], url_path="preview", url_name="preview")
     def preview(self, request):
@@ -276,7 +276,7 @@ class SourceViewSet(
     @extend_schema(
         operation_id="v1_sources_preview_source",
         request=SourcePreviewSerializer,
-        responses={200: PreviewResultSerializer, **_errors(400, 401, 403, 404)},
+        responses={200: PreviewResultSerializer, **_errors(400, 401, 403, 404, 503)},
     )
     @action(detail=True, methods=["post"], url_path="preview", url_name="detail-preview")
     def preview_source(self, request, pk=None):
@@ -289,7 +289,14 @@ class SourceViewSet(
 
     @staticmethod
     def _preview(rules_data, url: str) -> Response:
-        preview = services.source_preview(rules_data=rules_data, url=url)
+        try:
+            preview = services.source_preview(rules_data=rules_data, url=url)
+        except services.PreviewBusy as busy:
+            return Response(
+                envelope("busy", str(busy)),
+                status=status.HTTP_503_SERVICE_UNAVAILABLE,
+                headers={"Retry-After": str(busy.retry_after)},
+            )
         error = preview.get("error") or {}
         if error.get("class") == "refused":  # the guard said no: nothing was fetched from it
             raise exceptions.ValidationError({"url": [f"refused: {error['message']}"]})

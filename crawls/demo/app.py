@@ -136,8 +136,32 @@ _HOSTILE_INDEX = """<!DOCTYPE html>
 <li><a href="/hostile/slow-body">slow body</a></li>
 <li><a href="/hostile/pdf">PDF</a></li>
 <li><a href="/hostile/no-type">no Content-Type</a></li>
+<li><a href="/hostile/rules/">pages for hostile rules</a></li>
 </ul></body></html>
 """
+# Pages that hostile rules stall on (tests/test_hostile_rules.py): a long run of "a"s for
+# `(a+)+$`, a deeply nested page for descendant-combinator CSS, and one ordinary notice.
+BACKTRACK_RUN = 30_000
+DEEP_NESTING = 1_000
+_RULES_INDEX = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Pages for hostile rules</title></head><body>
+<ul class="notices">
+<li><a href="/hostile/rules/plain">An ordinary notice</a></li>
+<li><a href="/hostile/rules/backtrack">A long run of a</a></li>
+<li><a href="/hostile/rules/deep">A deeply nested page</a></li>
+</ul></body></html>
+"""
+
+
+def _rules_page(name: str) -> str:
+    title = f'<h1 class="notice-title">Hostile page: {name}</h1>'
+    if name == "backtrack":
+        body = f'<table><tr><td class="amount">{"a" * BACKTRACK_RUN}!</td></tr></table>'
+    elif name == "deep":
+        body = "<div>" * DEEP_NESTING + '<span class="amount">1</span>' + "</div>" * DEEP_NESTING
+    else:
+        body = '<table><tr><td class="amount">1,500 won</td></tr></table>'
+    return f'<!DOCTYPE html><html lang="ko"><head><meta charset="utf-8"></head><body>{title}{body}'
 
 
 @cache
@@ -161,6 +185,14 @@ def gzip_bomb() -> bytes:
 
 async def _hostile_index(request: web.Request) -> web.Response:
     return web.Response(text=_HOSTILE_INDEX, content_type="text/html")
+
+
+async def _rules_index(request: web.Request) -> web.Response:
+    return web.Response(text=_RULES_INDEX, content_type="text/html")
+
+
+async def _rules(request: web.Request) -> web.Response:
+    return web.Response(text=_rules_page(request.match_info["name"]), content_type="text/html")
 
 
 async def _redirect(request: web.Request) -> web.Response:
@@ -262,6 +294,8 @@ def make_app(config: BoardConfig) -> web.Application:
         router.add_get("/hostile/slow-body", _slow_body)
         router.add_get("/hostile/pdf", _pdf)
         router.add_get("/hostile/no-type", _no_type)
+        router.add_get("/hostile/rules/", _rules_index)
+        router.add_get("/hostile/rules/{name:plain|backtrack|deep}", _rules)
         app.on_response_prepare.append(_strip_content_type)
     router.add_get("/{path:.*}", _serve)
     return app

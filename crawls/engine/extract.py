@@ -1,7 +1,9 @@
 """Read one fetched page with its Rules: links to follow, item links, typed field values.
 
 Built on selectolax's lexbor parser: one parse per page and one ``css_first`` per field; regexes
-are compiled with the rules and date formats once per process. Pure Python (no Django).
+are compiled with the rules and date formats once per process. A page is read under a deadline,
+checked between steps (fields, link selectors, every few hundred nodes): past it, extract()
+stops and names the step in ``Page.timeout``. Pure Python (no Django).
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import codecs
 import contextlib
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -72,6 +76,10 @@ _KOREAN_LABELS = frozenset(
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 # Attributes holding a URL: their values are resolved like a browser would (an attachment's href).
 _URL_ATTRS = frozenset({"href", "src", "action", "formaction", "poster", "cite", "data"})
+# Nodes between two looks at the clock while collecting links.
+_NODES_PER_CHECK = 256
+PARSE_STEP = "page"  # the step name of parsing the page (before links and fields)
+LINKS_STEP = "links"
 
 
 @dataclass
@@ -83,6 +91,36 @@ class Page:
     fields: dict[str, object] | None = None
     errors: dict[str, str] = field(default_factory=dict)
     canonical: str | None = None
+    # The step ("page", "links" or a field's name) running when the deadline passed; else None.
+    timeout: str | None = None
+
+
+class _OutOfTime(Exception):
+    def __init__(self, step: str):
+        super().__init__(step)
+        self.step = step
+
+
+class _Clock:
+    """The steps of one extract() call and its deadline (time.monotonic(); None: no deadline)."""
+
+    __slots__ = ("deadline", "on_step", "step")
+
+    def __init__(self, deadline: float | None, on_step: Callable[[str], None] | None) -> None:
+        self.deadline = deadline
+        self.on_step = on_step
+        self.step = PARSE_STEP
+
+    def check(self) -> None:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise _OutOfTime(self.step)
+
+    def enter(self, step: str) -> None:
+        """Check the clock (blaming the step that just ran), then start `step`."""
+        self.check()
+        self.step = step
+        if self.on_step is not None:
+            self.on_step(step)
 
 
 def extract(
@@ -92,28 +130,55 @@ def extract(
     rules: Rules,
     want_links: bool = True,
     want_fields: bool = True,
+    deadline: float | None = None,
+    on_step: Callable[[str], None] | None = None,
 ) -> Page:
-    """Parse a page once and read its links and/or fields according to rules."""
+    """Parse a page once and read its links and/or fields according to rules.
+
+    Past `deadline` (a time.monotonic() value) it stops and names the running step in
+    Page.timeout; `on_step` is told each step's name as it starts (see crawls.engine.sandbox).
+    """
+    clock = _Clock(deadline, on_step)
+    page = Page()
+    try:
+        if on_step is not None:
+            on_step(PARSE_STEP)
+        _extract(html, url, rules, want_links, want_fields, clock, page)
+    except _OutOfTime as out:
+        page.timeout = out.step
+    return page
+
+
+def _extract(
+    html: bytes | str,
+    url: str,
+    rules: Rules,
+    want_links: bool,
+    want_fields: bool,
+    clock: _Clock,
+    page: Page,
+) -> None:
     tree = LexborHTMLParser(_decode(html) if isinstance(html, bytes) else html)
     base = _Base(url)
     if (node := tree.css_first("base[href]")) is not None and (
         href := _absolute(node.attrs.get("href"), base)
     ):
         base = _Base(href)
-    page = Page()
     if (node := tree.css_first("link[rel~=canonical i][href]")) is not None:
         page.canonical = _absolute(node.attrs.get("href"), base)
-    if want_links:
-        page.follow = _links(tree, rules.follow, base)
-        page.items = _links(tree, rules.items, base)
+    if want_links and (rules.follow or rules.items):
+        clock.enter(LINKS_STEP)
+        page.follow = _links(tree, rules.follow, base, clock)
+        page.items = _links(tree, rules.items, base, clock)
     if want_fields:
         page.fields = {}
         for name, rule in rules.fields.items():
+            clock.enter(name)
             value, problem = _read(tree, rule, rules.timezone, base)
             page.fields[name] = value
             if problem is not None:
                 page.errors[name] = problem
-    return page
+    clock.check()
 
 
 def convert(raw: str, rule: FieldRule, tz: ZoneInfo) -> object:
@@ -171,11 +236,16 @@ def _read(
     return value, None
 
 
-def _links(tree: LexborHTMLParser, selectors: tuple[str, ...], base: _Base) -> list[str]:
+def _links(
+    tree: LexborHTMLParser, selectors: tuple[str, ...], base: _Base, clock: _Clock
+) -> list[str]:
     """Absolute http(s) URLs the selectors point at, without fragments, first seen first."""
     links: dict[str, None] = {}
     for selector in selectors:
-        for node in tree.css(selector):
+        clock.check()
+        for count, node in enumerate(tree.css(selector), 1):
+            if count % _NODES_PER_CHECK == 0:
+                clock.check()
             href = node.attrs.get("href")
             if href is None and (inner := node.css_first("a[href]")) is not None:
                 # A selector may name the cell (td.subject) rather than its <a>.

@@ -2,8 +2,9 @@
 
 ``rules_parse`` validates the JSON and turns it into an immutable ``Rules``; it reports every
 problem at once in ``RulesError.errors``, keyed by path ("fields.views.type", "follow[1]"), so an
-API can answer with all of them. ``rules_dump`` gives the canonical JSON form back. Pure Python (no
-Django), shared by the engine, the API and the preview service.
+API can answer with all of them. ``rules_dump`` gives the canonical JSON form back. Sizes are
+bounded (``Limits``, from the RULES_MAX_* settings) and regexes run on RE2 (``patterns``), so no
+rules can make extraction stall. Shared by the engine, the API and the preview service.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from django.conf import settings
 from selectolax.lexbor import LexborHTMLParser, SelectolaxError
+
+from crawls.engine import patterns
 
 BID_FIELDS: tuple[str, ...] = (
     "title",
@@ -42,8 +46,30 @@ _TOP_KEYS = ("follow", "items", "fields", "timezone", "ignore_params")
 _FIELD_KEYS = ("css", "attr", "type", "formats", "regex", "required")
 _NAME = re.compile(r"[a-z_][a-z0-9_]*")
 _ATTR = re.compile(r"[^\s\"'>/=]+")
+_HAS = re.compile(r":has\(", re.IGNORECASE)
 # An aware sample, so that formats with %z/%Z can round-trip too.
 _SAMPLE = datetime(2026, 11, 23, 14, 5, 9, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on what rules may ask for (defaults as in project/settings.py)."""
+
+    regex_length: int = 1000
+    selector_length: int = 1000
+    fields: int = 50
+    selectors: int = 20  # follow and items, each
+    patterns: int = 20  # a source's include_patterns and exclude_patterns, each
+
+    @classmethod
+    def from_settings(cls) -> Limits:
+        return cls(
+            regex_length=settings.RULES_MAX_REGEX_LENGTH,
+            selector_length=settings.RULES_MAX_SELECTOR_LENGTH,
+            fields=settings.RULES_MAX_FIELDS,
+            selectors=settings.RULES_MAX_SELECTORS,
+            patterns=settings.RULES_MAX_PATTERNS,
+        )
 
 
 class RulesError(ValueError):
@@ -63,7 +89,7 @@ class FieldRule:
     attr: str | None
     type: str
     formats: tuple[str, ...]  # empty: the converter's defaults for the type
-    regex: re.Pattern[str] | None
+    regex: patterns.Regex | None
     required: bool
 
 
@@ -112,8 +138,9 @@ class Rules:
             object.__setattr__(self, "fields", FieldMap(self.fields))
 
 
-def rules_parse(data: object) -> Rules:
+def rules_parse(data: object, *, limits: Limits | None = None) -> Rules:
     """Validate and normalise rules JSON; raise RulesError listing every problem."""
+    limits = limits or Limits.from_settings()
     if not isinstance(data, Mapping):
         raise RulesError({ROOT: f"rules must be a JSON object, not {_kind(data)}"})
     errors: dict[str, str] = {}
@@ -122,9 +149,9 @@ def rules_parse(data: object) -> Rules:
             errors[str(key)] = f"unknown key {key!r}; expected one of: {', '.join(_TOP_KEYS)}"
     # One throwaway document per call: a selectolax parser is not thread-safe.
     probe = LexborHTMLParser("<p></p>")
-    follow = _selectors(data, "follow", probe, errors)
-    items = _selectors(data, "items", probe, errors)
-    fields = _fields(data.get("fields"), probe, errors)
+    follow = _selectors(data, "follow", probe, limits, errors)
+    items = _selectors(data, "items", probe, limits, errors)
+    fields = _fields(data.get("fields"), probe, limits, errors)
     timezone = _timezone(data.get("timezone", "UTC"), errors)
     ignore_params = _ignore_params(data.get("ignore_params"), errors)
     if not (data.get("follow") or data.get("items") or data.get("fields")):
@@ -172,10 +199,45 @@ def _kind(value: object) -> str:
     return type(value).__name__
 
 
-def _selector_problem(selector: object, probe: LexborHTMLParser) -> str | None:
+def patterns_check(name: str, values: object, *, limits: Limits | None = None) -> dict[str, str]:
+    """Problems with a source's include/exclude URL patterns, keyed by path ("name[0]")."""
+    limits = limits or Limits.from_settings()
+    if not isinstance(values, list | tuple):
+        return {name: f"{name} must be a list of regular expressions, not {_kind(values)}"}
+    errors = {}
+    if len(values) > limits.patterns:
+        errors[name] = f"{name} has {len(values)} patterns; at most {limits.patterns} are allowed"
+    for index, value in enumerate(values):
+        if problem := _regex_problem(value, limits)[1]:
+            errors[f"{name}[{index}]"] = problem
+    return errors
+
+
+def _regex_problem(value: object, limits: Limits) -> tuple[patterns.Regex | None, str | None]:
+    """(the compiled pattern, None) or (None, what is wrong with it)."""
+    if not isinstance(value, str) or not value:
+        return None, f"must be a non-empty regular expression string, not {_kind(value)}"
+    if len(value) > limits.regex_length:
+        return None, (f"is {len(value)} characters long; at most {limits.regex_length} are allowed")
+    try:
+        return patterns.Regex(value), None
+    except patterns.PatternError as exc:
+        joint = " " if str(exc).startswith("does not compile") else ": "
+        return None, f"{value!r}{joint}{exc}"
+
+
+def _selector_problem(selector: object, probe: LexborHTMLParser, limits: Limits) -> str | None:
     if not isinstance(selector, str) or not selector.strip():
         shown = repr(selector) if isinstance(selector, str) else _kind(selector)
         return f"expected a non-empty CSS selector string, not {shown}"
+    if len(selector) > limits.selector_length:
+        return (
+            f"CSS selector is {len(selector)} characters long; "
+            f"at most {limits.selector_length} are allowed"
+        )
+    if _HAS.search(selector) and _has_nested(selector):
+        # lexbor re-searches the subtree at each level: nested :has() grows with depth^levels.
+        return f"nested :has() in {selector!r} is not supported; use one :has() per selector"
     try:
         probe.css(selector)
     except SelectolaxError:
@@ -184,8 +246,26 @@ def _selector_problem(selector: object, probe: LexborHTMLParser) -> str | None:
     return None
 
 
+def _has_nested(selector: str) -> bool:
+    """Whether a :has( opens inside another :has( (parentheses counted)."""
+    depth_at_has: list[int] = []
+    depth = 0
+    for index, char in enumerate(selector):
+        if char == "(":
+            if selector[max(0, index - 4) : index].lower() == ":has":
+                if depth_at_has:
+                    return True
+                depth_at_has.append(depth)
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth_at_has and depth == depth_at_has[-1]:
+                depth_at_has.pop()
+    return False
+
+
 def _selectors(
-    data: Mapping, key: str, probe: LexborHTMLParser, errors: dict[str, str]
+    data: Mapping, key: str, probe: LexborHTMLParser, limits: Limits, errors: dict[str, str]
 ) -> tuple[str, ...]:
     value = data.get(key)
     if value is None:
@@ -193,9 +273,12 @@ def _selectors(
     if not isinstance(value, list | tuple):
         errors[key] = f"{key} must be a list of CSS selectors, not {_kind(value)}"
         return ()
+    if len(value) > limits.selectors:
+        errors[key] = f"{key} has {len(value)} selectors; at most {limits.selectors} are allowed"
+        return ()
     selectors = []
     for index, selector in enumerate(value):
-        problem = _selector_problem(selector, probe)
+        problem = _selector_problem(selector, probe, limits)
         if problem is None:
             selectors.append(selector.strip())
         else:
@@ -203,7 +286,9 @@ def _selectors(
     return tuple(selectors)
 
 
-def _fields(value: object, probe: LexborHTMLParser, errors: dict[str, str]) -> dict[str, FieldRule]:
+def _fields(
+    value: object, probe: LexborHTMLParser, limits: Limits, errors: dict[str, str]
+) -> dict[str, FieldRule]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
@@ -211,6 +296,9 @@ def _fields(value: object, probe: LexborHTMLParser, errors: dict[str, str]) -> d
             f"fields must be an object mapping field names to CSS selectors or field specs, "
             f"not {_kind(value)}"
         )
+        return {}
+    if len(value) > limits.fields:
+        errors["fields"] = f"fields has {len(value)} fields; at most {limits.fields} are allowed"
         return {}
     fields = {}
     for name, spec in value.items():
@@ -220,7 +308,7 @@ def _fields(value: object, probe: LexborHTMLParser, errors: dict[str, str]) -> d
                 f"(a-z, 0-9 and _, not starting with a digit)"
             )
             continue
-        rule = _field(name, spec, probe, errors)
+        rule = _field(name, spec, probe, limits, errors)
         if rule is not None:
             fields[name] = rule
     if value and "title" not in value:
@@ -229,7 +317,7 @@ def _fields(value: object, probe: LexborHTMLParser, errors: dict[str, str]) -> d
 
 
 def _field(
-    name: str, spec: object, probe: LexborHTMLParser, errors: dict[str, str]
+    name: str, spec: object, probe: LexborHTMLParser, limits: Limits, errors: dict[str, str]
 ) -> FieldRule | None:
     path = f"fields.{name}"
     if isinstance(spec, str):
@@ -250,7 +338,7 @@ def _field(
     css = spec.get("css")
     if css is None:
         errors[f"{path}.css"] = f"{name} needs a css selector"
-    elif problem := _selector_problem(css, probe):
+    elif problem := _selector_problem(css, probe, limits):
         errors[f"{path}.css"] = problem
 
     attr = spec.get("attr")
@@ -294,16 +382,14 @@ def _field(
                 f"{name}.regex must be a non-empty regular expression string, not {_kind(regex)}"
             )
         else:
-            try:
-                pattern = re.compile(regex)
-            except re.error as exc:
-                errors[f"{path}.regex"] = f"{name}.regex {regex!r} does not compile: {exc}"
-            else:
-                if pattern.groups > 1:
-                    errors[f"{path}.regex"] = (
-                        f"{name}.regex {regex!r} has {pattern.groups} groups; use at most one "
-                        f"(the part to keep) and (?:...) for the others"
-                    )
+            pattern, problem = _regex_problem(regex, limits)
+            if problem is not None:
+                errors[f"{path}.regex"] = f"{name}.regex {problem}"
+            elif pattern is not None and pattern.groups > 1:
+                errors[f"{path}.regex"] = (
+                    f"{name}.regex {regex!r} has {pattern.groups} groups; use at most one "
+                    f"(the part to keep) and (?:...) for the others"
+                )
 
     required = spec.get("required", name == "title")
     if not isinstance(required, bool):

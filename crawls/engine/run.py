@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from django.utils import timezone
 from yarl import URL
 
 from crawls import events
-from crawls.engine import extract, frontier, guard, rules, store, urls
+from crawls.engine import frontier, guard, patterns, rules, sandbox, store, urls
 from crawls.engine.fetch import Fetcher, FetchSettings, Response
 from crawls.models import Crawl, Source
 from project import logs
@@ -48,13 +47,16 @@ class RunResult:
 
 
 class Scope:
-    """Which discovered URLs belong to the crawl: hosts, include/exclude patterns, depth."""
+    """Which discovered URLs belong to the crawl: hosts, include/exclude patterns, depth.
+
+    Patterns run on RE2 (linear time); one RE2 cannot run (saved before RE2) raises PatternError
+    naming it, and the crawl fails with that message."""
 
     def __init__(self, source: Source):
         hosts = source.allowed_hosts or [URL(u).host or "" for u in source.start_urls]
         self.hosts = frozenset(h.lower().rstrip(".") for h in hosts if h)
-        self.include = [re.compile(p) for p in source.include_patterns]
-        self.exclude = [re.compile(p) for p in source.exclude_patterns]
+        self.include = _compiled("include_patterns", source.include_patterns)
+        self.exclude = _compiled("exclude_patterns", source.exclude_patterns)
         self.max_depth = source.max_depth
 
     def allows(self, url: str, depth: int) -> bool:
@@ -66,6 +68,16 @@ class Scope:
         if self.include and not any(p.search(url) for p in self.include):
             return False
         return not any(p.search(url) for p in self.exclude)
+
+
+def _compiled(name: str, values: list[str]) -> list[patterns.Regex]:
+    compiled = []
+    for index, value in enumerate(values):
+        try:
+            compiled.append(patterns.Regex(value))
+        except patterns.PatternError as exc:
+            raise patterns.PatternError(f"{name}[{index}] {value!r}: {exc}") from None
+    return compiled
 
 
 def allowlist() -> guard.Allowlist:
@@ -256,6 +268,10 @@ class _Runner:
         self.lease = settings.CRAWL_LEASE_SECONDS
         self.last_progress = 0.0
         self.url_events_left = settings.CRAWL_MAX_URL_EVENTS
+        # Pages are read in a child process, under a budget (see crawls.engine.sandbox).
+        self.sandbox = sandbox.Sandbox()
+        self.extract_budget = settings.CRAWL_EXTRACT_BUDGET_SECONDS
+        self.extract_kill_after = settings.CRAWL_EXTRACT_KILL_GRACE
 
     def run(self) -> RunResult:
         loop = asyncio.new_event_loop()
@@ -264,6 +280,7 @@ class _Runner:
         try:
             return self._loop(loop, fetcher)
         finally:
+            self.sandbox.close()
             loop.run_until_complete(fetcher.__aexit__(None, None, None))
             loop.close()
 
@@ -380,13 +397,13 @@ class _Runner:
         return result
 
     def _handle(self, claimed: frontier.Claimed, response: Response, result: BatchResult) -> None:
-        def fail(error_class: str, error: str) -> None:
+        def fail(error_class: str, error: str, **extra: str) -> None:
             result.errors[error_class] += 1
             result.outcomes.append(
                 frontier.Outcome(claimed.id, "failed", response.status, f"{error_class}: {error}")
             )
             event_type = events.URL_REFUSED if error_class == "refused" else events.PAGE_ERROR
-            payload = {"url": claimed.url, "class": error_class, "error": error}
+            payload = {"url": claimed.url, "class": error_class, "error": error, **extra}
             if response.status:
                 payload["status"] = response.status
             result.url_events.append((event_type, payload))
@@ -399,13 +416,26 @@ class _Runner:
             result.outcomes.append(frontier.Outcome(claimed.id, "done", 304, ""))
             return
         is_item = claimed.kind == "item"
-        page = extract.extract(
-            response.body,
-            url=response.url,
-            rules=self.rules,
-            want_links=not is_item,
-            want_fields=is_item,
-        )
+        try:
+            page = self.sandbox.extract(
+                response.body,
+                url=response.url,
+                rules=self.rules,
+                budget=self.extract_budget,
+                kill_after=self.extract_kill_after,
+                want_links=not is_item,
+                want_fields=is_item,
+            )
+        except sandbox.SandboxError as exc:
+            fail("extract", str(exc))
+            return
+        if page.timeout is not None:
+            fail(
+                "extract_timeout",
+                f"{page.timeout}: reading the page took longer than {self.extract_budget:g} s",
+                field=page.timeout,
+            )
+            return
         if is_item:
             if page.fields is None or "title" in page.errors or not page.fields.get("title"):
                 fail("extract", "; ".join(f"{k}: {v}" for k, v in page.errors.items()) or "empty")

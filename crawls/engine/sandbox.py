@@ -1,0 +1,224 @@
+"""Run extract() in a child process that is killed when it overruns.
+
+Users' rules are bounded (sizes, RE2 regexes), but lexbor's CSS matching backtracks on
+descendant combinators: `p div div div span` on a page nested a thousand deep runs for minutes
+inside one C call, holding the GIL, where no cooperative check can stop it. So pages are read
+in a child process: extract() checks its budget between steps and names the step that ran out;
+if one step overruns the budget by `kill_after`, the parent kills the child (and names the step
+the child last announced) and starts a fresh one for the next page.
+
+A child is a fresh interpreter (``python -m crawls.engine.sandbox``: the web and worker processes
+are multi-threaded, forking them is unsafe) talking pickles over its stdin/stdout; it trusts
+nothing but its parent. A ``Sandbox`` keeps its child between pages, so the start-up cost
+(about 0.1 s) is paid once and again only after a kill; ``Pool`` lends a bounded number of them
+to concurrent previews. Pure Python (no Django).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from crawls.engine import extract
+from crawls.engine.rules import Rules
+
+_ROOT = Path(__file__).resolve().parents[2]  # where `crawls` is importable from
+# A child whose parent died mid-page still ends: the kernel delivers SIGALRM (default action:
+# terminate, even inside C code) this long past the kill deadline.
+_ORPHAN_MARGIN = 5.0
+
+
+class SandboxError(Exception):
+    """The child process died or failed in a way that is not the page's fault."""
+
+
+class Busy(Exception):
+    """Every sandbox of the pool is in use."""
+
+
+class Sandbox:
+    """One child process reading pages for its owner (one thread at a time)."""
+
+    def __init__(self) -> None:
+        self._process: subprocess.Popen | None = None
+        self._conn: _Duplex | None = None
+        self._rules: Rules | None = None
+
+    def extract(
+        self,
+        html: bytes | str,
+        *,
+        url: str,
+        rules: Rules,
+        budget: float,
+        kill_after: float,
+        want_links: bool = True,
+        want_fields: bool = True,
+    ) -> extract.Page:
+        """extract() in the child under `budget`; killed `kill_after` seconds later if still
+        busy. Past the budget, the Page has only `timeout` set: the step that was running."""
+        conn = self._start()
+        step = extract.PARSE_STEP
+        try:
+            if rules is not self._rules:
+                conn.send(("rules", rules))
+                self._rules = rules
+            conn.send(("page", html, url, want_links, want_fields, budget, kill_after))
+            deadline = time.monotonic() + budget + kill_after
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0 or not conn.poll(left):
+                    self.close()
+                    return extract.Page(timeout=step)
+                kind, value = conn.recv()
+                if kind == "step":
+                    step = value
+                elif kind == "page":
+                    return value
+                else:
+                    raise SandboxError(value)
+        except (EOFError, OSError) as exc:
+            self.close()
+            raise SandboxError(f"the extraction process died while reading {step}") from exc
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def close(self) -> None:
+        """End the child (killing it if it is busy); the next extract() starts a new one."""
+        process, conn = self._process, self._conn
+        self._process = self._conn = self._rules = None
+        if conn is not None:
+            conn.close()
+        if process is not None:
+            process.kill()
+            process.wait(5)
+            for stream in (process.stdin, process.stdout):
+                stream.close()
+
+    def _start(self) -> _Duplex:
+        if self._conn is not None and self.alive:
+            return self._conn
+        self.close()
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", __name__],
+            cwd=_ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        # One duplex Connection over the child's stdin (we write) and stdout (we read).
+        self._process = process
+        self._conn = _Duplex(process.stdout.fileno(), process.stdin.fileno())
+        return self._conn
+
+
+class Pool:
+    """At most `size` sandboxes in use at once; idle ones are kept for the next caller."""
+
+    def __init__(self, size: int) -> None:
+        self._slots = threading.BoundedSemaphore(size)
+        self._idle: list[Sandbox] = []
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def sandbox(self) -> Iterator[Sandbox]:
+        """A sandbox of one's own for the block; Busy when all `size` are in use."""
+        if not self._slots.acquire(blocking=False):
+            raise Busy
+        try:
+            with self._lock:
+                sandbox = self._idle.pop() if self._idle else Sandbox()
+            try:
+                yield sandbox
+            finally:
+                with self._lock:
+                    self._idle.append(sandbox)  # a killed one restarts on its next use
+        finally:
+            self._slots.release()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for sandbox in idle:
+            sandbox.close()
+
+
+class _Duplex:
+    """A Connection's send/recv/poll over two pipe ends (not owned: their files close them)."""
+
+    def __init__(self, read_fd: int, write_fd: int) -> None:
+        self._reader = Connection(os.dup(read_fd), writable=False)
+        self._writer = Connection(os.dup(write_fd), readable=False)
+
+    def send(self, obj: object) -> None:
+        self._writer.send(obj)
+
+    def recv(self):
+        return self._reader.recv()
+
+    def poll(self, timeout: float) -> bool:
+        return self._reader.poll(timeout)
+
+    def close(self) -> None:
+        self._reader.close()
+        self._writer.close()
+
+
+def main() -> None:
+    """The child's entry point: messages on stdin, answers on stdout, anything printed to stderr."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which kills us
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    conn = _Duplex(sys.stdin.fileno(), sys.stdout.fileno())
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a stray print cannot corrupt the stream
+    _serve(conn)
+
+
+def _serve(conn: _Duplex) -> None:
+    """Read pages until the parent hangs up."""
+    rules: Rules | None = None
+
+    def announce(step: str) -> None:
+        conn.send(("step", step))
+
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message[0] == "rules":
+            rules = message[1]
+            continue
+        _, html, url, want_links, want_fields, budget, kill_after = message
+        signal.alarm(math.ceil(budget + kill_after + _ORPHAN_MARGIN))
+        try:
+            page = extract.extract(
+                html,
+                url=url,
+                rules=rules,
+                want_links=want_links,
+                want_fields=want_fields,
+                deadline=time.monotonic() + budget,
+                on_step=announce,
+            )
+        except Exception as exc:  # a bug, not the page: say so rather than die silently
+            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        else:
+            if page.timeout is not None:
+                page = extract.Page(timeout=page.timeout)  # nothing half-read leaves the child
+            conn.send(("page", page))
+        finally:
+            signal.alarm(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -19,6 +19,7 @@ from crawls.api.throttles import limiter
 from crawls.demo.board import BoardConfig
 from crawls.models import Membership
 from project.celery import app as celery_app
+from tests import outages
 from tests.processes import (
     Program,
     database_url,
@@ -67,11 +68,14 @@ def pytest_deselected(items):
 
 @pytest.hookimpl(trylast=True)  # after -k / -m have deselected
 def pytest_collection_modifyitems(session, config, items):
-    """Checks of what the whole suite did (marker after_everything) run after every other test,
+    """Tests that wait for work running beside the suite (marker late) run after the others;
+    checks of what the whole suite did (marker after_everything) run after every other test,
     and only in a run of the whole suite: in a partial run they are deselected, not skipped."""
+    late = [item for item in items if item.get_closest_marker("late")]
     last = [item for item in items if item.get_closest_marker("after_everything")]
-    for item in last:
+    for item in late + last:
         items.remove(item)
+    items.extend(late)
     every_module = {path.name for path in Path(__file__).parent.glob("test_*.py")}
     whole = (
         not _deselected
@@ -221,3 +225,10 @@ def isolated_queue(settings):
     """A queue of its own, so that only the workers a test starts take its crawl tasks."""
     settings.CRAWL_QUEUE = f"isolated-{uuid.uuid4().hex[:8]}"
     return settings.CRAWL_QUEUE
+
+
+def pytest_collection_finish(session):
+    """The outage scenario lasts minutes: it starts now, beside the other tests, when the run
+    holds its tests (tests/test_outages.py waits for it at the end)."""
+    if any(item.path.name == "test_outages.py" for item in session.items):
+        outages.scenario()

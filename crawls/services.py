@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
-from crawls import events
+from crawls import bounds, events
 from crawls.demo import board as demo_board
 from crawls.engine import extract, frontier, guard, rules, run, store, urls
 from crawls.engine.fetch import Fetcher, FetchSettings
@@ -71,20 +71,22 @@ def source_clean(source: Source) -> None:
     same_name = Source.objects.in_workspace(source.workspace_id).filter(name=source.name)
     if same_name.exclude(pk=source.pk).exists():
         errors["name"] = ["a source with this name exists in this workspace"]
-    try:
-        rules.rules_parse(source.rules)
-    except rules.RulesError as exc:
-        errors["rules"] = [f"{path}: {message}" for path, message in exc.errors.items()]
+    errors.update(_source_bounds_errors(source))
+    if "rules" not in errors:
+        try:
+            rules.rules_parse(source.rules)
+        except rules.RulesError as exc:
+            errors["rules"] = [f"{path}: {message}" for path, message in exc.errors.items()]
     allowlist = run.allowlist()
     if not source.start_urls:
         errors["start_urls"] = ["at least one start URL is required"]
-    for index, url in enumerate(source.start_urls or []):
+    for index, url in enumerate([] if "start_urls" in errors else source.start_urls):
         try:
             guard.check_url(url, allowlist=allowlist)
         except guard.Refused as refused:
             errors.setdefault("start_urls", []).append(f"[{index}] {url}: {refused.reason}")
     for name in ("include_patterns", "exclude_patterns"):
-        for pattern in getattr(source, name):
+        for pattern in [] if name in errors else getattr(source, name):
             try:
                 re.compile(pattern)
             except re.error as exc:
@@ -104,6 +106,40 @@ def source_clean(source: Source) -> None:
         errors["delay_seconds"] = ["must not be negative"]
     if errors:
         raise ValidationError(errors)
+
+
+def _source_bounds_errors(source: Source) -> dict[str, list[str]]:
+    """How far a source's lists and rules exceed their caps (SOURCE_MAX_* settings): checked
+    before anything costly (the guard, regular expressions, the rules' parser) looks at them."""
+    errors: dict[str, list[str]] = {}
+    urls, patterns = settings.SOURCE_MAX_URL_LENGTH, settings.SOURCE_MAX_PATTERN_LENGTH
+    caps = {  # field: (most items, longest item, what they are)
+        "start_urls": (settings.SOURCE_MAX_START_URLS, urls, "start URLs"),
+        "allowed_hosts": (settings.SOURCE_MAX_ALLOWED_HOSTS, 253, "allowed hosts"),
+        "include_patterns": (settings.SOURCE_MAX_PATTERNS, patterns, "patterns"),
+        "exclude_patterns": (settings.SOURCE_MAX_PATTERNS, patterns, "patterns"),
+    }
+    for name, (most, longest, what) in caps.items():
+        values = getattr(source, name) or []
+        if len(values) > most:
+            errors[name] = [f"at most {most} {what}"]
+            continue
+        too_long = [
+            f"[{index}] longer than {longest} characters"
+            for index, value in enumerate(values)
+            if len(value) > longest
+        ]
+        if too_long:
+            errors[name] = too_long
+    try:
+        bounds.value_check_depth(source.rules)
+    except bounds.TooDeep as exc:
+        errors["rules"] = [str(exc)]
+    else:
+        size, limit = bounds.json_size(source.rules), settings.SOURCE_MAX_RULES_BYTES
+        if size > limit:
+            errors["rules"] = [f"{size} bytes as JSON: at most {limit}"]
+    return errors
 
 
 def _crontab_fields(expression: str) -> dict[str, str]:

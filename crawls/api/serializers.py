@@ -31,8 +31,8 @@ class ErrorBodySerializer(serializers.Serializer):
     code = serializers.CharField(help_text='What went wrong: "invalid", "not_found"...')
     message = serializers.CharField()
     details = serializers.DictField(
-        child=serializers.ListField(child=serializers.CharField()),
-        help_text="For invalid input: the messages of each bad field.",
+        help_text="For invalid input: the messages of each bad field (lists of messages, or "
+        "objects of them for nested fields); other codes may add facts (e.g. `active_crawl`).",
     )
 
 

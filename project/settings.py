@@ -89,7 +89,7 @@ if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
 # psycopg's pool keeps connections across requests and ASGI threads (a new connection per
 # request costs more than the query; docs/performance.md).
 DATABASES["default"]["CONN_MAX_AGE"] = 0
-DATABASES["default"]["OPTIONS"]["pool"] = {
+DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
     "min_size": env.int("DB_POOL_MIN_SIZE", default=1),
     "max_size": env.int("DB_POOL_MAX_SIZE", default=10),
     "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),

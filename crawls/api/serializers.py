@@ -61,7 +61,9 @@ class WorkspaceSerializer(serializers.ModelSerializer):
 
 class MembershipSerializer(serializers.ModelSerializer):
     username = serializers.CharField(source="user.username", read_only=True)
-    email = serializers.EmailField(source="user.email", read_only=True)
+    email = serializers.CharField(
+        source="user.email", read_only=True, help_text="Empty when the user gave none."
+    )
 
     class Meta:
         model = Membership

@@ -9,9 +9,11 @@ import re
 import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
+from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
 from crawls import bounds
+from crawls.api.throttles import CallerRateThrottle
 from crawls.demo.board import DEMO_RULES
 from crawls.models import Source
 from notifications.models import AlertRule
@@ -293,3 +295,41 @@ def test_every_request_limit_setting_is_documented(settings):
     readme = (settings.BASE_DIR / "README.md").read_text()
     for name in names:
         assert f"`{name}`" in readme, name
+
+
+# --- What every operation documents, produced ----------------------------------------------------
+
+
+def _operations():
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            yield re.sub(r"\{[^}]+\}", "1", path), method, operation
+
+
+def test_every_operation_with_a_body_answers_413_over_the_limit(api, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    body = json.dumps({"padding": "x" * 1000})
+    checked = 0
+    for url, method, operation in _operations():
+        if "requestBody" not in operation:
+            assert "413" not in operation["responses"], (method, url)
+            continue
+        assert "413" in operation["responses"], (method, url)
+        response = getattr(api, method)(url, body, content_type="application/json")
+        assert error_of(response, 413)["code"] == "too_large", (method, url)
+        checked += 1
+    assert checked > 10
+
+
+def test_every_operation_answers_429_when_the_caller_is_over_its_rate(api, monkeypatch):
+    monkeypatch.setattr(CallerRateThrottle, "rate", "1/min")
+    assert api.get("/api/v1/workspaces/").status_code == 200  # the one request allowed
+    checked = 0
+    for url, method, operation in _operations():
+        assert "429" in operation["responses"], (method, url)
+        response = getattr(api, method)(url, {}, format="json")
+        assert error_of(response, 429)["code"] == "throttled", (method, url)
+        assert int(response["Retry-After"]) > 0
+        checked += 1
+    assert checked > 40

@@ -6,9 +6,11 @@ parameters the API takes; invalid values are form errors keyed by the parameter'
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django import forms
 from django_filters import rest_framework as filters
-from django_filters.fields import BaseCSVField
+from django_filters.fields import BaseCSVField, IsoDateTimeField
 from django_filters.widgets import BaseCSVWidget
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -31,6 +33,24 @@ class MultipleValuesWidget(BaseCSVWidget, forms.TextInput):
         if isinstance(raw, str):
             raw = [raw]
         return [part.strip() for value in raw for part in str(value).split(",") if part.strip()]
+
+
+class UtcDateTimeField(IsoDateTimeField):
+    """An ISO 8601 time, compared in UTC: PostgreSQL refuses offsets beyond ±15:59 that Python
+    parses (+16:25 answered 500)."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is None:
+            return None
+        try:
+            return value.astimezone(dt.UTC)
+        except OverflowError as exc:
+            raise forms.ValidationError("Out of the range of times.", code="invalid") from exc
+
+
+class UtcDateTimeFilter(filters.IsoDateTimeFilter):
+    field_class = UtcDateTimeField
 
 
 class ListField(BaseCSVField):
@@ -113,7 +133,7 @@ class BidFilter(filters.FilterSet):
         decimal_places=2,
         help_text="amount ≤",
     )
-    changed_since = filters.IsoDateTimeFilter(
+    changed_since = UtcDateTimeFilter(
         field_name="changed_at",
         lookup_expr="gte",
         help_text=(

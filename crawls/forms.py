@@ -7,6 +7,7 @@ import json
 from django import forms
 from django.core.exceptions import ValidationError
 
+from crawls import bounds
 from crawls.filters import BidFilter, MultipleValuesWidget
 from crawls.models import Source
 
@@ -41,7 +42,9 @@ class RulesField(forms.CharField):
     def to_python(self, value):
         text = super().to_python(value)
         try:
-            return json.loads(text)
+            return bounds.loads(text)
+        except bounds.TooDeep as exc:
+            raise ValidationError(str(exc)) from exc
         except json.JSONDecodeError as exc:
             raise ValidationError(
                 f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
@@ -54,6 +57,27 @@ class RulesField(forms.CharField):
 
     def bound_data(self, data, initial):
         return data  # show what was typed, even when it is not JSON
+
+
+class BoundedJSONField(forms.JSONField):
+    """Django's JSON form field (the admin's), with the depth checked before json parses."""
+
+    def to_python(self, value):
+        if isinstance(value, str | bytes):
+            try:
+                bounds.text_check_depth(value)
+            except bounds.TooDeep as exc:
+                raise ValidationError(str(exc), code="invalid") from exc
+        return super().to_python(value)
+
+    def bound_data(self, data, initial):
+        """What was typed, shown again: as text when it nests too deep to parse."""
+        if isinstance(data, str):
+            try:
+                bounds.text_check_depth(data)
+            except bounds.TooDeep:
+                return forms.fields.InvalidJSONInput(data)
+        return super().bound_data(data, initial)
 
 
 class SourceForm(forms.Form):
@@ -79,6 +103,7 @@ class SourceForm(forms.Form):
     rules = RulesField(help_text="Extraction rules as JSON (see docs/crawling.md).")
     preview_url = forms.URLField(
         required=False,
+        max_length=2048,
         assume_scheme="https",
         label="Preview URL",
         help_text="What the rules extract from this page (default: the first start URL).",

@@ -23,7 +23,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
-from crawls import events
+from crawls import bounds, events
 from crawls.demo import board as demo_board
 from crawls.engine import frontier, guard, rules, run, sandbox, store, urls
 from crawls.engine.fetch import Fetcher, FetchSettings
@@ -80,14 +80,16 @@ def source_clean(source: Source) -> None:
     same_name = Source.objects.in_workspace(source.workspace_id).filter(name=source.name)
     if same_name.exclude(pk=source.pk).exists():
         errors["name"] = ["a source with this name exists in this workspace"]
-    try:
-        rules.rules_parse(source.rules)
-    except rules.RulesError as exc:
-        errors["rules"] = [f"{path}: {message}" for path, message in exc.errors.items()]
+    errors.update(_source_bounds_errors(source))
+    if "rules" not in errors:
+        try:
+            rules.rules_parse(source.rules)
+        except rules.RulesError as exc:
+            errors["rules"] = [f"{path}: {message}" for path, message in exc.errors.items()]
     allowlist = run.allowlist()
     if not source.start_urls:
         errors["start_urls"] = ["at least one start URL is required"]
-    for index, url in enumerate(source.start_urls or []):
+    for index, url in enumerate([] if "start_urls" in errors else source.start_urls):
         try:
             guard.check_url(url, allowlist=allowlist)
         except guard.Refused as refused:
@@ -110,6 +112,42 @@ def source_clean(source: Source) -> None:
         errors["delay_seconds"] = ["must not be negative"]
     if errors:
         raise ValidationError(errors)
+
+
+def _source_bounds_errors(source: Source) -> dict[str, list[str]]:
+    """How far a source's lists and rules exceed their caps (SOURCE_MAX_* settings): checked
+    before anything costly (the guard, regular expressions, the rules' parser) looks at them."""
+    errors: dict[str, list[str]] = {}
+    # include/exclude_patterns: rules.patterns_check (RULES_MAX_PATTERNS, RULES_MAX_REGEX_LENGTH)
+    caps = {  # field: (most items, longest item, what they are)
+        "start_urls": (
+            settings.SOURCE_MAX_START_URLS,
+            settings.SOURCE_MAX_URL_LENGTH,
+            "start URLs",
+        ),
+        "allowed_hosts": (settings.SOURCE_MAX_ALLOWED_HOSTS, 253, "allowed hosts"),
+    }
+    for name, (most, longest, what) in caps.items():
+        values = getattr(source, name) or []
+        if len(values) > most:
+            errors[name] = [f"at most {most} {what}"]
+            continue
+        too_long = [
+            f"[{index}] longer than {longest} characters"
+            for index, value in enumerate(values)
+            if len(value) > longest
+        ]
+        if too_long:
+            errors[name] = too_long
+    try:
+        bounds.value_check_depth(source.rules)
+    except bounds.TooDeep as exc:
+        errors["rules"] = [str(exc)]
+    else:
+        size, limit = bounds.json_size(source.rules), settings.SOURCE_MAX_RULES_BYTES
+        if size > limit:
+            errors["rules"] = [f"{size} bytes as JSON: at most {limit}"]
+    return errors
 
 
 def _crontab_fields(expression: str) -> dict[str, str]:

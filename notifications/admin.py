@@ -12,12 +12,14 @@ from django import forms
 from django.contrib import admin
 
 from crawls.admin.base import BigTableAdmin, ScopedRelatedFilter, WorkspaceScopedAdmin
+from crawls.forms import BoundedJSONField
 from notifications import services
 from notifications.models import AlertRule, Notification, WebhookDelivery
 
 
 class AlertRuleForm(forms.ModelForm):
     webhook_url = forms.URLField(required=False, max_length=2000, assume_scheme="https")
+    filter = BoundedJSONField(required=False, help_text="BidFilter query parameters.")
 
     class Meta:
         model = AlertRule

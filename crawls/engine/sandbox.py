@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import contextlib
 import math
+import mmap
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -52,6 +54,7 @@ class Sandbox:
         self._process: subprocess.Popen | None = None
         self._conn: _Duplex | None = None
         self._rules: Rules | None = None
+        self._board: _StepBoard | None = None
 
     def extract(
         self,
@@ -67,28 +70,24 @@ class Sandbox:
         """extract() in the child under `budget`; killed `kill_after` seconds later if still
         busy. Past the budget, the Page has only `timeout` set: the step that was running."""
         conn = self._start()
-        step = extract.PARSE_STEP
+        board = self._board
         try:
             if rules is not self._rules:
                 conn.send(("rules", rules))
                 self._rules = rules
             conn.send(("page", html, url, want_links, want_fields, budget, kill_after))
-            deadline = time.monotonic() + budget + kill_after
-            while True:
-                left = deadline - time.monotonic()
-                if left <= 0 or not conn.poll(left):
-                    self.close()
-                    return extract.Page(timeout=step)
-                kind, value = conn.recv()
-                if kind == "step":
-                    step = value
-                elif kind == "page":
-                    return value
-                else:
-                    raise SandboxError(value)
+            if not conn.poll(budget + kill_after):
+                step = board.read()
+                self.close()
+                return extract.Page(timeout=step)
+            kind, value = conn.recv()
         except (EOFError, OSError) as exc:
+            step = board.read()
             self.close()
             raise SandboxError(f"the extraction process died while reading {step}") from exc
+        if kind == "page":
+            return value
+        raise SandboxError(value)
 
     @property
     def alive(self) -> bool:
@@ -96,10 +95,12 @@ class Sandbox:
 
     def close(self) -> None:
         """End the child (killing it if it is busy); the next extract() starts a new one."""
-        process, conn = self._process, self._conn
-        self._process = self._conn = self._rules = None
+        process, conn, board = self._process, self._conn, self._board
+        self._process = self._conn = self._rules = self._board = None
         if conn is not None:
             conn.close()
+        if board is not None:
+            board.close()
         if process is not None:
             process.kill()
             process.wait(5)
@@ -110,8 +111,9 @@ class Sandbox:
         if self._conn is not None and self.alive:
             return self._conn
         self.close()
+        self._board = _StepBoard()
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", __name__],
+            [sys.executable, "-m", __name__, self._board.path],
             cwd=_ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -153,6 +155,41 @@ class Pool:
             sandbox.close()
 
 
+class _StepBoard:
+    """Where the child writes the name of the step it is in: shared memory (a small file
+    mapped by both), read by the parent only when it kills the child, so that naming the step
+    costs the child a memory write rather than a message per field."""
+
+    SIZE = 512
+
+    def __init__(self, path: str | None = None) -> None:
+        if path is None:
+            handle, path = tempfile.mkstemp(prefix="forest-sandbox-")
+            os.ftruncate(handle, self.SIZE)
+            os.close(handle)
+            self.owner = True
+        else:
+            self.owner = False
+        self.path = path
+        with open(path, "r+b") as file:
+            self._map = mmap.mmap(file.fileno(), self.SIZE)
+
+    def write(self, step: str) -> None:
+        data = step.encode()[: self.SIZE - 2]
+        self._map[2 : 2 + len(data)] = data
+        self._map[0:2] = len(data).to_bytes(2, "little")
+
+    def read(self) -> str:
+        size = int.from_bytes(self._map[0:2], "little")
+        return self._map[2 : 2 + size].decode(errors="replace") or extract.PARSE_STEP
+
+    def close(self) -> None:
+        self._map.close()
+        if self.owner:
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+
+
 class _Duplex:
     """A Connection's send/recv/poll over two pipe ends (not owned: their files close them)."""
 
@@ -180,15 +217,13 @@ def main() -> None:
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
     conn = _Duplex(sys.stdin.fileno(), sys.stdout.fileno())
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a stray print cannot corrupt the stream
-    _serve(conn)
+    _serve(conn, _StepBoard(sys.argv[1]))
 
 
-def _serve(conn: _Duplex) -> None:
+def _serve(conn: _Duplex, board: _StepBoard) -> None:
     """Read pages until the parent hangs up."""
     rules: Rules | None = None
-
-    def announce(step: str) -> None:
-        conn.send(("step", step))
+    announce = board.write
 
     while True:
         try:

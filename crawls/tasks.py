@@ -1,12 +1,13 @@
 """Celery adapters: each takes ids, calls one engine or service function, and returns."""
 
 import os
+import signal
 
-from celery import shared_task
+from celery import shared_task, signals
 from django.conf import settings
 
 from crawls import services
-from crawls.engine import run
+from crawls.engine import run, shutdown
 
 
 @shared_task(name="crawls.run", bind=True)
@@ -15,6 +16,8 @@ def crawl_run_task(self, crawl_id: int) -> str:
     owner = f"{self.request.hostname}/{os.getpid()}/{self.request.id}"
     result = run.crawl_run(crawl_id, owner=owner)
     if result.retry_in is not None:
+        # Published before we return (and so before this message is acknowledged): a crawl
+        # handed back by a stopping worker (retry_in=0) is taken by another worker at once.
         crawl_run_task.apply_async(
             (crawl_id,), countdown=result.retry_in, queue=settings.CRAWL_QUEUE
         )
@@ -32,3 +35,42 @@ def crawl_scheduled_task(source_id: int) -> int | None:
 def crawl_sweep_task() -> list[int]:
     """Re-enqueue crawls whose workers died (run by beat every CRAWL_SWEEP_INTERVAL)."""
     return services.crawl_sweep()
+
+
+# --- Stopping workers hand their crawls back (crawls/engine/shutdown.py) -------------------------
+
+
+@signals.worker_init.connect
+def _arm_shutdown_flag(sender=None, **_kwargs) -> None:
+    """In the worker's main process, before its pool forks: map the flag the children read."""
+    shutdown.arm()
+    if sender is None or not hasattr(sender, "wait_for_soft_shutdown"):
+        return
+    # A cold shutdown (SIGQUIT, or SIGTERM with REMAP_SIGTERM=SIGQUIT) waits
+    # worker_soft_shutdown_timeout before it kills running tasks, but tells the children nothing:
+    # raise the flag first, so that running crawls hand back during that wait.
+    soft_wait = sender.wait_for_soft_shutdown
+
+    def wait_for_soft_shutdown() -> None:
+        shutdown.request()
+        soft_wait()
+
+    sender.wait_for_soft_shutdown = wait_for_soft_shutdown
+
+
+@signals.worker_shutting_down.connect
+def _request_hand_back(**_kwargs) -> None:
+    """SIGTERM (warm shutdown): running crawls hand back at their next batch; the worker waits."""
+    shutdown.request()
+
+
+@signals.worker_process_init.connect
+def _hand_back_on_sigterm(**_kwargs) -> None:
+    """In each pool child: a SIGTERM of the child itself (honcho and systemd signal the whole
+    process group) hands the crawl back too; a second one ends the child as before."""
+
+    def on_sigterm(_signum, _frame) -> None:
+        shutdown.request_here()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    signal.signal(signal.SIGTERM, on_sigterm)

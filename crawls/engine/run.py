@@ -24,7 +24,7 @@ from django.utils import timezone
 from yarl import URL
 
 from crawls import events
-from crawls.engine import extract, frontier, guard, rules, store, urls
+from crawls.engine import extract, frontier, guard, rules, shutdown, store, urls
 from crawls.engine.fetch import Fetcher, FetchSettings, Response
 from crawls.models import Crawl, Source
 from project import logs
@@ -224,6 +224,16 @@ def _fail_or_retry(crawl: Crawl, *, owner: str, error: str) -> RunResult:
     return RunResult(Crawl.Status.FAILED)
 
 
+def _hand_back(crawl: Crawl, *, owner: str) -> RunResult:
+    """Our worker is stopping: give back our URLs now and have the crawl re-enqueued at once, so
+    that another worker resumes it without waiting for leases to expire or the sweep."""
+    with transaction.atomic():
+        released = frontier.frontier_release(crawl_id=crawl.pk, owner=owner)
+        Crawl.objects.filter(pk=crawl.pk).update(heartbeat_at=timezone.now())
+    logger.info("worker stopping: crawl %s handed back (%d URLs released)", crawl.pk, released)
+    return RunResult(Crawl.Status.RUNNING, retry_in=0)
+
+
 class _Runner:
     def __init__(self, crawl: Crawl, parsed: rules.Rules, owner: str):
         self.crawl = crawl
@@ -250,6 +260,8 @@ class _Runner:
     def _loop(self, loop: asyncio.AbstractEventLoop, fetcher: Fetcher) -> RunResult:
         crawl = self.crawl
         while True:
+            if shutdown.requested():
+                return _hand_back(crawl, owner=self.owner)
             state = Crawl.objects.values("status", "cancel_requested", "deadline_at").get(
                 pk=crawl.pk
             )

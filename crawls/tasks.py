@@ -1,8 +1,10 @@
 """Celery adapters: each takes ids, calls one engine or service function, and returns."""
 
+import contextlib
 import os
-import signal
+import threading
 
+from billiard.process import current_process
 from celery import shared_task, signals
 from django.conf import settings
 
@@ -14,7 +16,8 @@ from crawls.engine import run, shutdown
 def crawl_run_task(self, crawl_id: int) -> str:
     """Work on a crawl until its frontier is empty (several may share one crawl)."""
     owner = f"{self.request.hostname}/{os.getpid()}/{self.request.id}"
-    result = run.crawl_run(crawl_id, owner=owner)
+    with shutdown.sigterm_requests_here() if _in_pool_child() else contextlib.nullcontext():
+        result = run.crawl_run(crawl_id, owner=owner)
     if result.retry_in is not None:
         # Published before we return (and so before this message is acknowledged): a crawl
         # handed back by a stopping worker (retry_in=0) is taken by another worker at once.
@@ -58,19 +61,16 @@ def _arm_shutdown_flag(sender=None, **_kwargs) -> None:
     sender.wait_for_soft_shutdown = wait_for_soft_shutdown
 
 
+def _in_pool_child() -> bool:
+    """A prefork child runs tasks in its main thread; SIGTERM of the child alone is ours there
+    (in the main process it starts Celery's warm shutdown, which raises the shared flag)."""
+    return (
+        current_process().name != "MainProcess"
+        and threading.current_thread() is threading.main_thread()
+    )
+
+
 @signals.worker_shutting_down.connect
 def _request_hand_back(**_kwargs) -> None:
     """SIGTERM (warm shutdown): running crawls hand back at their next batch; the worker waits."""
     shutdown.request()
-
-
-@signals.worker_process_init.connect
-def _hand_back_on_sigterm(**_kwargs) -> None:
-    """In each pool child: a SIGTERM of the child itself (honcho and systemd signal the whole
-    process group) hands the crawl back too; a second one ends the child as before."""
-
-    def on_sigterm(_signum, _frame) -> None:
-        shutdown.request_here()
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-    signal.signal(signal.SIGTERM, on_sigterm)

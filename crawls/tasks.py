@@ -1,22 +1,35 @@
 """Celery adapters: each takes ids, calls one engine or service function, and returns."""
 
+import contextlib
 import os
+import threading
 
-from celery import shared_task
+from billiard.process import current_process
+from celery import shared_task, signals
 from django.conf import settings
 
 from crawls import services
-from crawls.engine import run
+from crawls.engine import run, shutdown
+
+
+# A re-enqueue outlasts a short broker restart (about a minute); past that the sweep sends it.
+REQUEUE_RETRY = {"max_retries": 15, "interval_start": 0, "interval_step": 1, "interval_max": 5}
 
 
 @shared_task(name="crawls.run", bind=True)
 def crawl_run_task(self, crawl_id: int) -> str:
     """Work on a crawl until its frontier is empty (several may share one crawl)."""
     owner = f"{self.request.hostname}/{os.getpid()}/{self.request.id}"
-    result = run.crawl_run(crawl_id, owner=owner)
+    with shutdown.sigterm_requests_here() if _in_pool_child() else contextlib.nullcontext():
+        result = run.crawl_run(crawl_id, owner=owner)
     if result.retry_in is not None:
+        # Published before we return (and so before this message is acknowledged): a crawl
+        # handed back by a stopping worker (retry_in=0) is taken by another worker at once.
         crawl_run_task.apply_async(
-            (crawl_id,), countdown=result.retry_in, queue=settings.CRAWL_QUEUE
+            (crawl_id,),
+            countdown=result.retry_in,
+            queue=settings.CRAWL_QUEUE,
+            retry_policy=REQUEUE_RETRY,
         )
     return result.status
 
@@ -32,3 +45,39 @@ def crawl_scheduled_task(source_id: int) -> int | None:
 def crawl_sweep_task() -> list[int]:
     """Re-enqueue crawls whose workers died (run by beat every CRAWL_SWEEP_INTERVAL)."""
     return services.crawl_sweep()
+
+
+# --- Stopping workers hand their crawls back (crawls/engine/shutdown.py) -------------------------
+
+
+@signals.worker_init.connect
+def _arm_shutdown_flag(sender=None, **_kwargs) -> None:
+    """In the worker's main process, before its pool forks: map the flag the children read."""
+    shutdown.arm()
+    if sender is None or not hasattr(sender, "wait_for_soft_shutdown"):
+        return
+    # A cold shutdown (SIGQUIT, or SIGTERM with REMAP_SIGTERM=SIGQUIT) waits
+    # worker_soft_shutdown_timeout before it kills running tasks, but tells the children nothing:
+    # raise the flag first, so that running crawls hand back during that wait.
+    soft_wait = sender.wait_for_soft_shutdown
+
+    def wait_for_soft_shutdown() -> None:
+        shutdown.request()
+        soft_wait()
+
+    sender.wait_for_soft_shutdown = wait_for_soft_shutdown
+
+
+def _in_pool_child() -> bool:
+    """A prefork child runs tasks in its main thread; SIGTERM of the child alone is ours there
+    (in the main process it starts Celery's warm shutdown, which raises the shared flag)."""
+    return (
+        current_process().name != "MainProcess"
+        and threading.current_thread() is threading.main_thread()
+    )
+
+
+@signals.worker_shutting_down.connect
+def _request_hand_back(**_kwargs) -> None:
+    """SIGTERM (warm shutdown): running crawls hand back at their next batch; the worker waits."""
+    shutdown.request()

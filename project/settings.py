@@ -141,7 +141,27 @@ CHANNEL_LAYERS = {
 # --- Celery --------------------------------------------------------------------------------------
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+# kombu's Redis transport with the fix in project/broker.py (without it a worker exits 1 when
+# Redis goes away during a task). Other brokers: their own transport.
+CELERY_BROKER_TRANSPORT = (
+    env.str(
+        "CELERY_BROKER_TRANSPORT",
+        default="project.broker:Transport"
+        if CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
+        else "",
+    )
+    or None
+)
+# Outages of any length: workers and beat retry the broker forever (Celery's default gives up
+# after 100 attempts) and a worker keeps running its tasks meanwhile.
+CELERY_BROKER_CONNECTION_RETRY = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
+# A cold shutdown (SIGQUIT) waits this long before it kills running tasks; running crawls hand
+# their crawl back meanwhile, as they do at once on SIGTERM (crawls/engine/shutdown.py).
+CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = env.float("CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT", default=30.0)
+CELERY_WORKER_ENABLE_SOFT_SHUTDOWN_ON_IDLE = False
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     # Redelivery of an unacknowledged task after a lost worker. Crawls do not rely on it alone:
     # frontier leases expire and a beat task re-enqueues stalled crawls.
@@ -159,7 +179,12 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=4 * 3600)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=4 * 3600 - 60)
 CELERY_TASK_TRACK_STARTED = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's DatabaseScheduler, made to outlive database outages (project/beat.py): it
+# retries with a backoff capped at BEAT_DB_RETRY_MAX_SECONDS and re-reads the whole schedule
+# every BEAT_FULL_SYNC_SECONDS (at most 300, django-celery-beat's own period).
+CELERY_BEAT_SCHEDULER = "project.beat:DatabaseScheduler"
+BEAT_DB_RETRY_MAX_SECONDS = env.float("BEAT_DB_RETRY_MAX_SECONDS", default=30.0)
+BEAT_FULL_SYNC_SECONDS = env.float("BEAT_FULL_SYNC_SECONDS", default=300.0)
 CELERY_TIMEZONE = env.str("TIME_ZONE", default="UTC")
 
 CELERY_BEAT_SCHEDULE = {

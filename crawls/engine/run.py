@@ -29,7 +29,7 @@ from django.utils import timezone
 from yarl import URL
 
 from crawls import events
-from crawls.engine import frontier, guard, patterns, rules, sandbox, store, urls
+from crawls.engine import frontier, guard, patterns, rules, sandbox, shutdown, store, urls
 from crawls.engine.fetch import Fetcher, FetchSettings, Response
 from crawls.models import Crawl, Source
 from project import logs
@@ -255,6 +255,16 @@ def _fail_or_retry(crawl: Crawl, *, owner: str, error: str) -> RunResult:
     return RunResult(Crawl.Status.FAILED)
 
 
+def _hand_back(crawl: Crawl, *, owner: str) -> RunResult:
+    """Our worker is stopping: give back our URLs now and have the crawl re-enqueued at once, so
+    that another worker resumes it without waiting for leases to expire or the sweep."""
+    with transaction.atomic():
+        released = frontier.frontier_release(crawl_id=crawl.pk, owner=owner)
+        Crawl.objects.filter(pk=crawl.pk).update(heartbeat_at=timezone.now())
+    logger.info("worker stopping: crawl %s handed back (%d URLs released)", crawl.pk, released)
+    return RunResult(Crawl.Status.RUNNING, retry_in=0)
+
+
 class _Runner:
     def __init__(self, crawl: Crawl, parsed: rules.Rules, owner: str, outage: Outage):
         self.crawl = crawl
@@ -313,6 +323,8 @@ class _Runner:
         """Claim one batch and fetch and extract it; None when others hold the last URLs; or
         end the run (a RunResult)."""
         crawl = self.crawl
+        if shutdown.requested():
+            return _hand_back(crawl, owner=self.owner)
         state = Crawl.objects.values("status", "cancel_requested", "deadline_at").get(pk=crawl.pk)
         if state["status"] in Crawl.FINISHED:
             return RunResult(state["status"])
@@ -636,6 +648,9 @@ class _CancelWatch:
         self.seen = False
 
     async def cancelled(self) -> bool:
+        """True once the crawl is cancelled, or its worker is stopping (it hands back)."""
+        if shutdown.requested():
+            return True
         if self.seen or time.monotonic() < self.next_check:
             return self.seen
         self.next_check = time.monotonic() + self.interval

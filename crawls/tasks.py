@@ -11,7 +11,6 @@ from django.conf import settings
 from crawls import services
 from crawls.engine import run, shutdown
 
-
 # A re-enqueue outlasts a short broker restart (about a minute); past that the sweep sends it.
 REQUEUE_RETRY = {"max_retries": 15, "interval_start": 0, "interval_step": 1, "interval_max": 5}
 

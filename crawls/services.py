@@ -25,7 +25,7 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from crawls import bounds, events
 from crawls.demo import board as demo_board
-from crawls.engine import frontier, guard, rules, run, sandbox, store, urls
+from crawls.engine import frontier, guard, lifecycle, rules, run, sandbox, store, urls
 from crawls.engine.fetch import Fetcher, FetchSettings
 from crawls.models import ApiToken, Crawl, Membership, Source, Workspace
 from project.celery import app as celery_app
@@ -466,7 +466,7 @@ def _crawl_give_up(crawl: Crawl, stall: int) -> None:
         f"gave up: its worker went silent for more than {stall}s "
         f"{crawl.revivals + 1} times (CRAWL_MAX_REVIVALS={settings.CRAWL_MAX_REVIVALS})"
     )
-    run.crawl_finish(crawl, Crawl.Status.FAILED, owner=None, error=error)
+    lifecycle.crawl_finish(crawl, Crawl.Status.FAILED, owner=None, error=error)
     logger.error("crawl %s: %s", crawl.pk, error)
 
 

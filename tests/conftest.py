@@ -230,5 +230,10 @@ def isolated_queue(settings):
 def pytest_collection_finish(session):
     """The outage scenario lasts minutes: it starts now, beside the other tests, when the run
     holds its tests (tests/test_outages.py waits for it at the end)."""
-    if any(item.path.name == "test_outages.py" for item in session.items):
-        outages.scenario()
+    phases = [
+        item.name.removeprefix("test_")
+        for item in session.items
+        if item.path.name == "test_outages.py"
+    ]
+    if phases:
+        outages.scenario(phases)

@@ -23,7 +23,7 @@ import urllib.request
 from pathlib import Path
 
 import psycopg
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import WebSocketException
 from websockets.sync.client import connect
 
 from crawls.demo.board import BoardConfig, expected_bids
@@ -129,6 +129,9 @@ class Forest:
             timeout=60,
         )
 
+    def start_redis(self) -> None:
+        assert runtime.redis_start(self.var) is True
+
     def start_servers(self) -> None:
         """`make services`: starts whichever embedded server is down, where it was before."""
         result = subprocess.run(
@@ -173,7 +176,7 @@ class Follower(threading.Thread):
                             self.seqs.append(message["seq"])
                         if message["event"] in FINAL_EVENTS:
                             self.final = message["event"]
-            except (OSError, TimeoutError, ConnectionClosed, InvalidStatus):
+            except (OSError, TimeoutError, WebSocketException):
                 self.reconnects += 1
                 time.sleep(1)
 
@@ -262,7 +265,7 @@ def _progress_within(forest: Forest, crawl_id: int, seconds: float) -> None:
     )
 
 
-def redis_10s(forest: Forest) -> None:
+def redis_killed_for_10_seconds_mid_crawl(forest: Forest) -> None:
     crawl_id, follower = _start_crawl(forest)
     forest.kill_redis()
     killed = time.monotonic()
@@ -274,7 +277,7 @@ def redis_10s(forest: Forest) -> None:
     _assert_recovered(forest, crawl_id, follower)
 
 
-def postgres_10s(forest: Forest) -> None:
+def postgres_stopped_for_10_seconds_mid_crawl(forest: Forest) -> None:
     crawl_id, follower = _start_crawl(forest)
     forest.stop_postgres()
     stopped = time.monotonic()
@@ -286,7 +289,7 @@ def postgres_10s(forest: Forest) -> None:
     _assert_recovered(forest, crawl_id, follower)
 
 
-def long_outages(forest: Forest) -> None:
+def postgres_down_5_minutes_and_redis_2_minutes_mid_crawl(forest: Forest) -> None:
     """The long outages overlap, to keep the run short: PostgreSQL is stopped for five minutes,
     and Redis is killed with it and restarted after two."""
     crawl_id, follower = _start_crawl(forest)
@@ -296,7 +299,7 @@ def long_outages(forest: Forest) -> None:
     _assert_unavailable(forest, crawl_id, "postgres")
     time.sleep(max(0.0, 120 - (time.monotonic() - down)))
     assert forest.alive(), forest.tail()
-    forest.start_servers()  # Redis only: PostgreSQL stays down
+    forest.start_redis()  # PostgreSQL stays down
     status, _, body = forest.get("/readyz")
     assert status == 503
     assert body["failing"][0] == "postgres"
@@ -308,17 +311,26 @@ def long_outages(forest: Forest) -> None:
     _assert_recovered(forest, crawl_id, follower)
 
 
-PHASES = {"redis_10s": redis_10s, "postgres_10s": postgres_10s, "long_outages": long_outages}
+PHASES = {
+    phase.__name__: phase
+    for phase in (
+        redis_killed_for_10_seconds_mid_crawl,
+        postgres_stopped_for_10_seconds_mid_crawl,
+        postgres_down_5_minutes_and_redis_2_minutes_mid_crawl,
+    )
+}
 
 
 class Scenario(threading.Thread):
-    """Starts `make run` in a var dir of its own, runs PHASES in order, records each outcome."""
+    """Starts `make run` in a var dir of its own, runs the phases asked for (named as their
+    tests, without test_) in PHASES' order, and records each outcome."""
 
-    def __init__(self) -> None:
+    def __init__(self, phases: list[str]) -> None:
         super().__init__(daemon=True, name="outage-scenario")
         self.base = Path(tempfile.mkdtemp(prefix="forest-outages-"))
         self.base.chmod(0o755)  # the embedded PostgreSQL runs as another user
-        self.done = {name: threading.Event() for name in PHASES}
+        self.phases = [name for name in PHASES if name in phases]
+        self.done = {name: threading.Event() for name in self.phases}
         self.failures: dict[str, str] = {}
         self.log = self.base / "run.log"
 
@@ -334,15 +346,15 @@ class Scenario(threading.Thread):
             )  # fmt: skip
             assert status == 200, body
             forest.source_id = source["id"]
-            for name, phase in PHASES.items():
+            for name in self.phases:
                 try:
-                    phase(forest)
+                    PHASES[name](forest)
                 except BaseException:
                     self.failures[name] = traceback.format_exc() + "\n" + forest.tail()
                 finally:
                     self.done[name].set()
         except BaseException:
-            for name in PHASES:
+            for name in self.phases:
                 self.failures.setdefault(name, traceback.format_exc())
         finally:
             for event in self.done.values():
@@ -361,10 +373,10 @@ class Scenario(threading.Thread):
 _scenario: Scenario | None = None
 
 
-def scenario() -> Scenario:
-    """The session's scenario, started at the first call."""
+def scenario(phases: list[str] | None = None) -> Scenario:
+    """The session's scenario, started at the first call with the phases asked for."""
     global _scenario
     if _scenario is None:
-        _scenario = Scenario()
+        _scenario = Scenario(list(PHASES) if phases is None else phases)
         _scenario.start()
     return _scenario

@@ -13,18 +13,19 @@ from tests import outages
 pytestmark = [pytest.mark.slow, pytest.mark.late, pytest.mark.timeout(1000)]
 
 
-def _check(phase: str, timeout: float) -> None:
-    failure = outages.scenario().outcome(phase, timeout)
+def _check(request, timeout: float) -> None:
+    phase = request.node.name.removeprefix("test_")
+    failure = outages.scenario([phase]).outcome(phase, timeout)
     assert failure is None, failure
 
 
-def test_redis_killed_for_10_seconds_mid_crawl():
-    _check("redis_10s", timeout=600)
+def test_redis_killed_for_10_seconds_mid_crawl(request):
+    _check(request, timeout=600)
 
 
-def test_postgres_stopped_for_10_seconds_mid_crawl():
-    _check("postgres_10s", timeout=600)
+def test_postgres_stopped_for_10_seconds_mid_crawl(request):
+    _check(request, timeout=600)
 
 
-def test_postgres_down_5_minutes_and_redis_2_minutes_mid_crawl():
-    _check("long_outages", timeout=900)
+def test_postgres_down_5_minutes_and_redis_2_minutes_mid_crawl(request):
+    _check(request, timeout=900)

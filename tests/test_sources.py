@@ -11,7 +11,7 @@ from django_celery_beat.models import PeriodicTask
 
 from crawls import events, services
 from crawls.demo.board import DEMO_RULES, expected_bids
-from crawls.engine import run
+from crawls.engine import lifecycle, run
 from crawls.models import Crawl, CrawlEvent, Source
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -86,7 +86,7 @@ def test_scheduled_runs_follow_the_overlap_policy(workspace_a, board):
     assert second.status == Crawl.Status.QUEUED
     # While the first runs, the queued one waits its turn instead of crawling alongside.
     Crawl.objects.filter(pk=first.pk).update(status=Crawl.Status.RUNNING)
-    assert run.crawl_run(second.pk, owner="test") == run.RunResult("queued", retry_in=15)
+    assert run.crawl_run(second.pk, owner="test") == lifecycle.RunResult("queued", retry_in=15)
 
 
 def test_preview_shows_what_the_rules_extract_from_one_page(workspace_a, board):
@@ -120,10 +120,10 @@ def test_a_failed_crawl_is_retried_with_backoff_then_fails(workspace_a, board, s
         retry_backoff_seconds=30,
     )
     crawl = services.crawl_start(source=source, workers=0)
-    assert run.crawl_run(crawl.pk, owner="test") == run.RunResult("queued", retry_in=30)
+    assert run.crawl_run(crawl.pk, owner="test") == lifecycle.RunResult("queued", retry_in=30)
     crawl.refresh_from_db()
     assert (crawl.status, crawl.attempt) == (Crawl.Status.QUEUED, 2)
-    assert run.crawl_run(crawl.pk, owner="test") == run.RunResult("failed")
+    assert run.crawl_run(crawl.pk, owner="test") == lifecycle.RunResult("failed")
     crawl.refresh_from_db()
     assert crawl.status == Crawl.Status.FAILED
     assert crawl.error == "no page could be fetched"

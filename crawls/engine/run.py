@@ -18,9 +18,6 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import (
-    InterfaceError,
-    OperationalError,
-    close_old_connections,
     connection,
     transaction,
 )
@@ -29,21 +26,25 @@ from django.utils import timezone
 from yarl import URL
 
 from crawls import events
-from crawls.engine import frontier, guard, patterns, rules, sandbox, shutdown, store, urls
+from crawls.engine import (
+    frontier,
+    guard,
+    lifecycle,
+    patterns,
+    rules,
+    sandbox,
+    shutdown,
+    store,
+    urls,
+)
 from crawls.engine.fetch import Fetcher, FetchSettings, Response
+from crawls.engine.outage import DATABASE_DOWN, Outage
 from crawls.models import Crawl, Source
 from project import logs
 
 logger = logging.getLogger(__name__)
 
 IDLE_POLL = 0.5  # seconds between looks at a frontier whose last URLs others hold
-OUTAGE_MAX_BACKOFF = 5.0  # seconds between looks at a database that is down
-
-
-@dataclass(frozen=True, slots=True)
-class RunResult:
-    status: str
-    retry_in: float | None = None  # the task adapter re-enqueues the crawl after this many seconds
 
 
 class Scope:
@@ -115,7 +116,7 @@ class BatchResult:
     last_url: str = ""
 
 
-def crawl_run(crawl_id: int, *, owner: str) -> RunResult:
+def crawl_run(crawl_id: int, *, owner: str) -> lifecycle.RunResult:
     """Work on a crawl until nothing is left for this worker; see the module docstring."""
     logs.crawl_id_var.set(str(crawl_id))
     outage = Outage(crawl_id)
@@ -126,35 +127,37 @@ def crawl_run(crawl_id: int, *, owner: str) -> RunResult:
             outage.wait(exc)
 
 
-def _crawl_run(crawl_id: int, *, owner: str, outage: Outage) -> RunResult:
+def _crawl_run(crawl_id: int, *, owner: str, outage: Outage) -> lifecycle.RunResult:
     try:
         crawl = Crawl.objects.select_related("source").get(pk=crawl_id)
     except Crawl.DoesNotExist:
-        return RunResult("missing")
+        return lifecycle.RunResult("missing")
     if crawl.status in Crawl.FINISHED:
-        return RunResult(crawl.status)
+        return lifecycle.RunResult(crawl.status)
     if crawl.cancel_requested:
-        crawl_finish(crawl, Crawl.Status.CANCELLED, owner=owner)
-        return RunResult(Crawl.Status.CANCELLED)
+        lifecycle.crawl_finish(crawl, Crawl.Status.CANCELLED, owner=owner)
+        return lifecycle.RunResult(Crawl.Status.CANCELLED)
     if _another_running(crawl):
         # Overlap policy "queue": wait for the source's running crawl to finish.
         Crawl.objects.filter(pk=crawl.pk).update(
             heartbeat_at=timezone.now() + dt.timedelta(seconds=15)
         )
-        return RunResult(Crawl.Status.QUEUED, retry_in=15)
+        return lifecycle.RunResult(Crawl.Status.QUEUED, retry_in=15)
     try:
         parsed = rules.rules_parse(crawl.source.rules)
     except rules.RulesError as exc:
-        crawl_finish(crawl, Crawl.Status.FAILED, owner=owner, error=f"invalid rules: {exc.errors}")
-        return RunResult(Crawl.Status.FAILED)
-    _mark_running(crawl)
+        lifecycle.crawl_finish(
+            crawl, Crawl.Status.FAILED, owner=owner, error=f"invalid rules: {exc.errors}"
+        )
+        return lifecycle.RunResult(Crawl.Status.FAILED)
+    lifecycle.mark_running(crawl)
     try:
         return _Runner(crawl, parsed, owner, outage).run()
     except DATABASE_DOWN:
         raise
     except Exception as exc:
         logger.exception("crawl %s failed", crawl_id)
-        return _fail_or_retry(crawl, owner=owner, error=f"{type(exc).__name__}: {exc}")
+        return lifecycle.fail_or_retry(crawl, owner=owner, error=f"{type(exc).__name__}: {exc}")
 
 
 def _another_running(crawl: Crawl) -> bool:
@@ -164,105 +167,6 @@ def _another_running(crawl: Crawl) -> bool:
         .exclude(pk=crawl.pk)
         .exists()
     )
-
-
-def _mark_running(crawl: Crawl) -> None:
-    now = timezone.now()
-    with transaction.atomic():
-        started = Crawl.objects.filter(pk=crawl.pk, status=Crawl.Status.QUEUED).update(
-            status=Crawl.Status.RUNNING,
-            started_at=now,
-            heartbeat_at=now,
-            deadline_at=now + dt.timedelta(seconds=crawl.source.time_limit_seconds),
-        )
-        if started:
-            events.event_append(
-                crawl_id=crawl.pk,
-                workspace_id=crawl.workspace_id,
-                type=events.STARTED,
-                payload={"attempt": crawl.attempt, "source": crawl.source_id},
-            )
-    crawl.refresh_from_db()
-
-
-def _summary(crawl: Crawl) -> dict:
-    return {
-        "pages_done": crawl.pages_done,
-        "pages_failed": crawl.pages_failed,
-        "pages_total": crawl.pages_total,
-        "items_new": crawl.items_new,
-        "items_changed": crawl.items_changed,
-        "items_unchanged": crawl.items_unchanged,
-        "errors": crawl.errors,
-    }
-
-
-def crawl_finish(crawl: Crawl, status: str, *, owner: str | None, error: str = "") -> bool:
-    """Move a crawl to a final state once (whoever gets there first) with its final figures;
-    give back the leases of `owner` (of every owner when None)."""
-    with transaction.atomic():
-        frontier.frontier_release(crawl_id=crawl.pk, owner=owner)
-        locked = Crawl.objects.select_for_update().get(pk=crawl.pk)
-        if locked.status in Crawl.FINISHED:
-            return False
-        totals = frontier.frontier_totals(crawl_id=crawl.pk)
-        locked.pages_done = totals.get("done", 0)
-        locked.pages_failed = totals.get("failed", 0)
-        if status == Crawl.Status.SUCCEEDED and locked.pages_done == 0:
-            status, error = Crawl.Status.FAILED, error or "no page could be fetched"
-        locked.status = status
-        locked.error = error
-        locked.finished_at = timezone.now()
-        locked.save(update_fields=["status", "error", "finished_at", "pages_done", "pages_failed"])
-        final_type = {
-            Crawl.Status.SUCCEEDED: events.SUCCEEDED,
-            Crawl.Status.FAILED: events.FAILED,
-            Crawl.Status.CANCELLED: events.CANCELLED,
-        }[status]
-        events.event_append(
-            crawl_id=crawl.pk,
-            workspace_id=crawl.workspace_id,
-            type=final_type,
-            payload={**_summary(locked), "error": error},
-        )
-    return True
-
-
-def _fail_or_retry(crawl: Crawl, *, owner: str, error: str) -> RunResult:
-    source = crawl.source
-    if crawl.attempt <= source.retry_max:
-        delay = source.retry_backoff_seconds * 2 ** (crawl.attempt - 1)
-        with transaction.atomic():
-            frontier.frontier_release(crawl_id=crawl.pk, owner=owner)
-            frontier.frontier_requeue_failed(crawl_id=crawl.pk)
-            updated = Crawl.objects.filter(pk=crawl.pk, status=Crawl.Status.RUNNING).update(
-                status=Crawl.Status.QUEUED,
-                attempt=crawl.attempt + 1,
-                error=error,
-                # the sweep leaves it alone until it is due
-                heartbeat_at=timezone.now() + dt.timedelta(seconds=delay),
-            )
-            if updated:
-                events.event_append(
-                    crawl_id=crawl.pk,
-                    workspace_id=crawl.workspace_id,
-                    type=events.RETRYING,
-                    payload={"attempt": crawl.attempt + 1, "in_seconds": delay, "error": error},
-                )
-        if updated:
-            return RunResult(Crawl.Status.QUEUED, retry_in=delay)
-    crawl_finish(crawl, Crawl.Status.FAILED, owner=owner, error=error)
-    return RunResult(Crawl.Status.FAILED)
-
-
-def _hand_back(crawl: Crawl, *, owner: str) -> RunResult:
-    """Our worker is stopping: give back our URLs now and have the crawl re-enqueued at once, so
-    that another worker resumes it without waiting for leases to expire or the sweep."""
-    with transaction.atomic():
-        released = frontier.frontier_release(crawl_id=crawl.pk, owner=owner)
-        Crawl.objects.filter(pk=crawl.pk).update(heartbeat_at=timezone.now())
-    logger.info("worker stopping: crawl %s handed back (%d URLs released)", crawl.pk, released)
-    return RunResult(Crawl.Status.RUNNING, retry_in=0)
 
 
 class _Runner:
@@ -283,7 +187,7 @@ class _Runner:
         self.extract_budget = settings.CRAWL_EXTRACT_BUDGET_SECONDS
         self.extract_kill_after = settings.CRAWL_EXTRACT_KILL_GRACE
 
-    def run(self) -> RunResult:
+    def run(self) -> lifecycle.RunResult:
         loop = asyncio.new_event_loop()
         fetcher = Fetcher(fetch_settings(self.source))
         loop.run_until_complete(fetcher.__aenter__())
@@ -294,7 +198,7 @@ class _Runner:
             loop.run_until_complete(fetcher.__aexit__(None, None, None))
             loop.close()
 
-    def _loop(self, loop: asyncio.AbstractEventLoop, fetcher: Fetcher) -> RunResult:
+    def _loop(self, loop: asyncio.AbstractEventLoop, fetcher: Fetcher) -> lifecycle.RunResult:
         unsaved: BatchResult | None = None  # fetched and extracted, not yet committed
         while True:
             try:
@@ -305,7 +209,7 @@ class _Runner:
                     # Whatever this run had claimed and not stored goes back to the frontier.
                     frontier.frontier_release(crawl_id=self.crawl.pk, owner=self.owner)
                 outcome = self._step(loop, fetcher)
-                if isinstance(outcome, RunResult):
+                if isinstance(outcome, lifecycle.RunResult):
                     return outcome
                 if outcome is not None:
                     unsaved = outcome
@@ -319,24 +223,24 @@ class _Runner:
 
     def _step(
         self, loop: asyncio.AbstractEventLoop, fetcher: Fetcher
-    ) -> BatchResult | RunResult | None:
+    ) -> BatchResult | lifecycle.RunResult | None:
         """Claim one batch and fetch and extract it; None when others hold the last URLs; or
         end the run (a RunResult)."""
         crawl = self.crawl
         if shutdown.requested():
-            return _hand_back(crawl, owner=self.owner)
+            return lifecycle.hand_back(crawl, owner=self.owner)
         state = Crawl.objects.values("status", "cancel_requested", "deadline_at").get(pk=crawl.pk)
         if state["status"] in Crawl.FINISHED:
-            return RunResult(state["status"])
+            return lifecycle.RunResult(state["status"])
         if state["cancel_requested"]:
-            crawl_finish(crawl, Crawl.Status.CANCELLED, owner=self.owner)
-            return RunResult(Crawl.Status.CANCELLED)
+            lifecycle.crawl_finish(crawl, Crawl.Status.CANCELLED, owner=self.owner)
+            return lifecycle.RunResult(Crawl.Status.CANCELLED)
         if state["deadline_at"] and timezone.now() > state["deadline_at"]:
             limit = self.source.time_limit_seconds
-            crawl_finish(
+            lifecycle.crawl_finish(
                 crawl, Crawl.Status.FAILED, owner=self.owner, error=f"time limit ({limit}s)"
             )
-            return RunResult(Crawl.Status.FAILED)
+            return lifecycle.RunResult(Crawl.Status.FAILED)
         given_up = frontier.frontier_give_up(
             crawl_id=crawl.pk, max_attempts=settings.CRAWL_URL_MAX_ATTEMPTS
         )
@@ -347,9 +251,11 @@ class _Runner:
             pending = frontier.frontier_pending(crawl_id=crawl.pk)
             if pending.queued == 0 and pending.leased == 0:
                 if not frontier.frontier_totals(crawl_id=crawl.pk).get("done"):
-                    return _fail_or_retry(crawl, owner=self.owner, error="no page could be fetched")
-                crawl_finish(crawl, Crawl.Status.SUCCEEDED, owner=self.owner)
-                return RunResult(Crawl.Status.SUCCEEDED)
+                    return lifecycle.fail_or_retry(
+                        crawl, owner=self.owner, error="no page could be fetched"
+                    )
+                lifecycle.crawl_finish(crawl, Crawl.Status.SUCCEEDED, owner=self.owner)
+                return lifecycle.RunResult(Crawl.Status.SUCCEEDED)
             # Other workers hold the last URLs; if they die, their leases expire to us.
             Crawl.objects.filter(pk=crawl.pk).update(heartbeat_at=timezone.now())
             time.sleep(IDLE_POLL)
@@ -573,69 +479,12 @@ def _progress(crawl: Crawl, current_url: str) -> dict:
     remaining = max(crawl.pages_total - processed, 0)
     rate = processed / elapsed
     return {
-        **_summary(crawl),
+        **lifecycle.crawl_summary(crawl),
         "pages_queued": remaining,
         "pages_per_s": round(rate, 1),
         "eta_s": round(remaining / rate, 1) if rate > 0 else None,
         "current_url": current_url,
     }
-
-
-# PostgreSQL cannot be reached (stopped, restarting, failing over, a connection cut): retried.
-DATABASE_DOWN = (OperationalError, InterfaceError)
-
-
-class Outage:
-    """Waits out a database outage inside the crawl's task, with backoff, for at most
-    CRAWL_OUTAGE_SECONDS in all; then the error goes up and the sweep takes over later.
-
-    An error that persists while the database answers (a statement that keeps failing) is not
-    an outage: after MAX_FAILURES_WHILE_UP of them in a row it goes up at once.
-    """
-
-    MAX_FAILURES_WHILE_UP = 5
-
-    def __init__(self, crawl_id: int) -> None:
-        self.crawl_id = crawl_id
-        self.deadline: float | None = None
-        self.failures_while_up = 0
-        self.waited = False
-
-    def wait(self, error: Exception) -> None:
-        logger.warning("crawl %s: the database is unavailable (%s); waiting", self.crawl_id, error)
-        if self.deadline is None:
-            self.deadline = time.monotonic() + settings.CRAWL_OUTAGE_SECONDS
-        delay, probes = 0.25, 0
-        while True:
-            probes += 1
-            close_old_connections()
-            connection.close()
-            try:
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT 1")
-            except DATABASE_DOWN:
-                if time.monotonic() > self.deadline:
-                    raise
-                time.sleep(delay)
-                delay = min(delay * 2, OUTAGE_MAX_BACKOFF)
-                continue
-            if probes == 1:
-                self.failures_while_up += 1
-                if self.failures_while_up >= self.MAX_FAILURES_WHILE_UP:
-                    raise error
-            logger.warning("crawl %s: the database answers; resuming", self.crawl_id)
-            self.waited = True
-            return
-
-    def recovered(self) -> None:
-        """A step went through: the next outage gets a budget of its own."""
-        self.deadline = None
-        self.failures_while_up = 0
-
-    def ended(self) -> bool:
-        """True once after each outage this run waited out."""
-        waited, self.waited = self.waited, False
-        return waited
 
 
 class _CancelWatch:

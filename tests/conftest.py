@@ -23,11 +23,11 @@ from tests import outages
 from tests.processes import (
     Program,
     database_url,
-    free_port,
     http_get,
     http_status,
     program_env,
     python,
+    start_daphne,
 )
 
 
@@ -160,26 +160,7 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
 @pytest.fixture(scope="session")
 def daphne_server(django_db_setup, tmp_path_factory):
     """daphne serving project.asgi on the test database, as `make run` serves it."""
-    port = free_port()
-    server = Program(
-        python(
-            "-m",
-            "daphne",
-            "-v",
-            "0",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "project.asgi:application",
-        ),
-        env=program_env(),
-        log=tmp_path_factory.mktemp("daphne") / "daphne.log",
-    )
-    base = f"http://127.0.0.1:{port}"
-    server.wait_until(lambda: http_status(f"{base}/healthz") == 200, what="daphne")
-    server.base_url = base
-    server.port = port
+    server = start_daphne(program_env(), tmp_path_factory.mktemp("daphne") / "daphne.log")
     yield server
     server.stop()
 

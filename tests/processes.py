@@ -17,6 +17,7 @@ from pathlib import Path
 from django.conf import settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+ASGI_APP = "project.asgi:application"
 
 
 def free_port() -> int:
@@ -109,3 +110,18 @@ def http_status(url: str) -> int | None:
 
 def python(*args: str) -> list[str]:
     return [sys.executable, *args]
+
+
+def start_daphne(env: dict[str, str], log: Path) -> Program:
+    """daphne serving project.asgi as `make run` serves it, once /healthz answers; its
+    base_url and port are set on the Program."""
+    port = free_port()
+    server = Program(
+        python("-m", "daphne", "-v", "0", "-b", "127.0.0.1", "-p", str(port), ASGI_APP),
+        env=env,
+        log=log,
+    )
+    server.port = port
+    server.base_url = f"http://127.0.0.1:{port}"
+    server.wait_until(lambda: http_status(f"{server.base_url}/healthz") == 200, what="daphne")
+    return server

@@ -22,6 +22,7 @@ from tests.processes import (
     http_get,
     program_env,
     python,
+    start_daphne,
 )
 from tests.test_settings import IMPORT_SETTINGS, run
 
@@ -129,22 +130,7 @@ def test_compose_shape_boots_migrate_web_and_worker_over_tcp(
     assert migrate.returncode == 0, migrate.stdout + migrate.stderr
     assert run(python("manage.py", "ensure_admin"), env).returncode == 0
 
-    port = free_port()
-    web = Program(
-        python(
-            "-m",
-            "daphne",
-            "-v",
-            "0",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "project.asgi:application",
-        ),
-        env=env,
-        log=tmp_path / "web.log",
-    )
+    web = start_daphne(env, tmp_path / "web.log")
     worker = Program(
         python(
             "-m", "celery", "-A", "project", "--quiet", "worker", "-l", "INFO", "-n", "compose@%h"
@@ -153,9 +139,8 @@ def test_compose_shape_boots_migrate_web_and_worker_over_tcp(
         log=tmp_path / "worker.log",
     )
     try:
-        base = f"http://127.0.0.1:{port}"
-        web.wait_until(lambda: http_get(f"{base}/healthz")[0] == 200, what="daphne", timeout=60)
-        worker.wait_until(lambda: http_get(f"{base}/readyz")[0] == 200, what="ready", timeout=90)
+        ready = f"{web.base_url}/readyz"
+        worker.wait_until(lambda: http_get(ready)[0] == 200, what="ready", timeout=90)
         rules = tmp_path / "rules.json"
         rules.write_text(json.dumps(DEMO_RULES))
         start = f"{demo_board.base_url}/notices/page/2"

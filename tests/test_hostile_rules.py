@@ -16,7 +16,8 @@ from django.core.exceptions import ValidationError
 from crawls import events, services
 from crawls.engine import rules, sandbox
 from crawls.models import Crawl, CrawlEvent, FrontierUrl
-from tests.processes import Program, free_port, http_get, http_status, program_env, python
+from tests.crawling import wait_for_crawl
+from tests.processes import http_get, http_status, program_env, start_daphne
 
 # A selector lexbor backtracks on: on a page nested 1,000 deep it runs for minutes in one call.
 STALLING_CSS = "p div div div span.amount"
@@ -73,24 +74,10 @@ def test_a_pool_lends_at_most_its_size():
 @pytest.fixture(scope="module")
 def strict_daphne(django_db_setup, tmp_path_factory):
     """daphne with a 2 s preview limit and one preview at a time."""
-    port = free_port()
-    server = Program(
-        python(
-            "-m",
-            "daphne",
-            "-v",
-            "0",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "project.asgi:application",
-        ),
-        env=program_env(PREVIEW_TIMEOUT_SECONDS="2", PREVIEW_MAX_CONCURRENT="1"),
-        log=tmp_path_factory.mktemp("daphne") / "daphne.log",
+    server = start_daphne(
+        program_env(PREVIEW_TIMEOUT_SECONDS="2", PREVIEW_MAX_CONCURRENT="1"),
+        tmp_path_factory.mktemp("daphne") / "daphne.log",
     )
-    server.base_url = f"http://127.0.0.1:{port}"
-    server.wait_until(lambda: http_status(f"{server.base_url}/healthz") == 200, what="daphne")
     yield server
     server.stop()
 
@@ -161,16 +148,6 @@ def test_a_preview_with_a_lookbehind_is_refused_naming_the_path(workspace_a, own
 
 
 # --- A crawl through a real Celery worker ----------------------------------------------------
-
-
-def wait_for_crawl(crawl: Crawl, *, timeout: float = 120) -> Crawl:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        crawl.refresh_from_db()
-        if crawl.status in Crawl.FINISHED:
-            return crawl
-        time.sleep(0.2)
-    raise TimeoutError(f"crawl {crawl.pk} still {crawl.status} after {timeout}s: it stalled")
 
 
 @pytest.mark.django_db(transaction=True)

@@ -23,20 +23,14 @@ from crawls import services
 from crawls.api import throttles
 from project import urls as project_urls
 from tests.clients import bearer
-from tests.processes import Program, free_port, http_get, http_status, program_env, python
+from tests.processes import Program, free_port, http_get, program_env, start_daphne
 
 
 def daphne(tmp_path, **env: str) -> Program:
-    port = free_port()
-    args = ["-m", "daphne", "-v", "0", "-b", "127.0.0.1", "-p", str(port)]
-    server = Program(
-        python(*args, "project.asgi:application"),
-        env=program_env(DB_POOL_TIMEOUT="1", OUTAGE_RETRY_AFTER_SECONDS="7", **env),
-        log=tmp_path / "daphne.log",
-    )  # fmt: skip
-    server.base_url = f"http://127.0.0.1:{port}"
-    server.wait_until(lambda: http_status(f"{server.base_url}/healthz") == 200, what="daphne")
-    return server
+    return start_daphne(
+        program_env(DB_POOL_TIMEOUT="1", OUTAGE_RETRY_AFTER_SECONDS="7", **env),
+        tmp_path / "daphne.log",
+    )
 
 
 def closed_port() -> int:

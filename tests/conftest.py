@@ -208,12 +208,13 @@ def isolated_queue(settings):
     return settings.CRAWL_QUEUE
 
 
-def pytest_collection_finish(session):
-    """The outage scenario lasts minutes: it starts now, beside the other tests, when the run
-    holds its tests (tests/test_outages.py waits for it at the end)."""
+@pytest.fixture(scope="session", autouse=True)
+def _outage_scenario(request, _static_files):
+    """The outage scenario lasts minutes: it starts with the first test, beside the others,
+    when the run holds its tests (tests/test_outages.py waits for it at the end)."""
     phases = [
         item.name.removeprefix("test_")
-        for item in session.items
+        for item in request.session.items
         if item.path.name == "test_outages.py"
     ]
     if phases:

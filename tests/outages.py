@@ -23,6 +23,7 @@ import urllib.request
 from pathlib import Path
 
 import psycopg
+from django.conf import settings
 from websockets.exceptions import WebSocketException
 from websockets.sync.client import connect
 
@@ -49,7 +50,11 @@ class Forest:
         self.board = f"127.0.0.1:{free_port()}"
         self.base = f"http://127.0.0.1:{self.port}"
         self.env = {k: v for k, v in os.environ.items() if k not in SESSION_ONLY}
+        # Static files of its own (collected by the session already: copied, times kept).
+        static = var.parent / "static"
+        shutil.copytree(settings.STATIC_ROOT, static)
         self.env.update(
+            STATIC_ROOT=str(static),
             FOREST_VAR_DIR=str(var),
             PORT=str(self.port),
             DEMO_BOARD_ADDRESS=self.board,

@@ -59,7 +59,7 @@ def test_run_serves_forest_and_ctrl_c_leaves_nothing_running(scratch_database, s
     base = f"http://127.0.0.1:{port}"
     try:
         program.wait_until(
-            lambda: http_get(f"{base}/readyz")[0] == 200, what="make run", timeout=120
+            lambda: http_get(f"{base}/readyz")[0] == 200, what="make run", timeout=300
         )
         program.wait_until(lambda: "API docs" in program.output(), what="the URLs", timeout=30)
         assert http_get(f"{base}/admin/login/")[0] == 200

@@ -19,6 +19,9 @@ from crawls import forms, selectors, services
 from crawls.models import ApiToken
 from crawls.views import Place, place_of, render_page
 
+# The token just created (id and raw), until the page after the redirect shows it.
+SESSION_NEW_TOKEN = "new_token"  # noqa: S105 - a session key, not a secret
+
 
 @login_required
 @require_http_methods(["GET", "POST"])
@@ -26,22 +29,24 @@ def token_list(request):
     place = place_of(request)
     if place.current is None:
         raise Http404("You are not a member of any workspace.")
-    workspace = place.current.workspace
-    created = raw = None
     form = forms.TokenForm(request.POST or None)
     if form.is_valid():
         try:
-            created, raw = services.token_create(
-                user=request.user, workspace=workspace, name=form.cleaned_data["name"]
+            token, raw = services.token_create(
+                user=request.user, workspace=place.current.workspace, name=form.cleaned_data["name"]
             )
         except ValidationError as error:
             form.add_error(None, error.messages)
         else:
-            form = forms.TokenForm()
-    response = _page(request, place, form=form, created=created, raw=raw)
-    if raw is not None:
+            # Shown by the GET after the redirect, then forgotten: a reload shows it no more
+            # (and does not post the form again).
+            request.session[SESSION_NEW_TOKEN] = {"id": token.pk, "raw": raw}
+            return redirect("crawls:tokens")
+    new = request.session.pop(SESSION_NEW_TOKEN, None) if request.method == "GET" else None
+    response = _page(request, place, form=form, new=new)
+    if new is not None:
         add_never_cache_headers(response)  # the raw token: shown once, kept by no cache
-    elif form.is_bound and form.errors:
+    elif form.is_bound:
         response.status_code = 400
     return response
 
@@ -53,13 +58,11 @@ def _page(request, place: Place, **context):
     )
     zone = selectors.workspace_timezone(sources=sources)
     tokens = selectors.token_list_for_user(user=request.user, workspace_id=workspace_id)
+    new = context.pop("new")
+    created = next((t for t in tokens if new and t.pk == new["id"]), None)
+    context.update(tokens=tokens, zone=zone.key, created=created, raw=created and new["raw"])
     with timezone.override(zone):
-        return render_page(
-            request,
-            "crawls/token_list.html",
-            place,
-            {**context, "tokens": tokens, "zone": zone.key},
-        )
+        return render_page(request, "crawls/token_list.html", place, context)
 
 
 @login_required

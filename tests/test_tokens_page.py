@@ -55,8 +55,8 @@ def test_the_page_lists_only_your_tokens_of_the_current_workspace(
 
 def test_create_shows_the_token_once_and_it_works(login, owner, workspace_a):
     client = login(owner)
-    response = client.post(reverse("crawls:tokens"), {"name": "nightly export"})
-    assert response.status_code == 200
+    response = client.post(reverse("crawls:tokens"), {"name": "nightly export"}, follow=True)
+    assert response.redirect_chain == [(reverse("crawls:tokens"), 302)]  # a reload: no new one
     assert "no-store" in response["Cache-Control"]
     raws = RAW.findall(response.content.decode())
     assert len(set(raws)) == 1
@@ -64,8 +64,10 @@ def test_create_shows_the_token_once_and_it_works(login, owner, workspace_a):
     assert token is not None
     assert (token.user, token.workspace_id, token.name) == (owner, workspace_a.pk, "nightly export")
     assert 'data-copy="new-token"' in response.content.decode()
+    assert "new_token" not in client.session  # forgotten once shown
     again = client.get(reverse("crawls:tokens"))
     assert RAW.search(again.content.decode()) is None  # shown once
+    assert "no-store" not in again.get("Cache-Control", "")
     assert [t.pk for t in again.context["tokens"]] == [token.pk]
 
 
@@ -78,7 +80,7 @@ def test_create_refuses_a_bad_name(login, owner, workspace_a, name):
 
 
 def test_a_viewer_may_have_tokens_as_in_the_api(login, viewer, workspace_a):
-    response = login(viewer).post(reverse("crawls:tokens"), {"name": "read only"})
+    response = login(viewer).post(reverse("crawls:tokens"), {"name": "read only"}, follow=True)
     assert response.status_code == 200
     token = services.token_authenticate(raw=RAW.search(response.content.decode()).group())
     assert token.role == "viewer"

@@ -167,7 +167,8 @@ def bid_filter(data, *, queryset, sources, zone_name: str = "") -> BidFilter:
     form.fields["search"].widget = forms.TextInput(attrs={"type": "search"})
     for name in ("amount_min", "amount_max"):
         form.fields[name].widget.attrs.update(step="any", min="0")
-    form.fields["state"].choices = [("", "New or changed"), ("new", "New"), ("changed", "Changed")]
+    form.fields["state"].empty_label = "New or changed"
+    form.fields["state"].choices = [("new", "New"), ("changed", "Changed")]
     for name, (label, help_text) in BID_FILTER_LABELS.items():
         form.fields[name].label = label
         form.fields[name].help_text = help_text

@@ -77,6 +77,12 @@ def test_the_filter_form_has_short_labels_and_hides_the_rare_filters(page, seoul
     for name in ("amount_max", "views_min", "views_max", "changed_since", "crawl", "state"):
         assert f'id="id_{name}"' in more, name
     assert 'id="id_search"' not in more
+    state = more[more.index('<select name="state"') : more.index("</select>", more.index("state"))]
+    assert re.findall(r'<option value="(\w*)"[^>]*>([^<]+)<', state) == [
+        ("", "New or changed"),
+        ("new", "New"),
+        ("changed", "Changed"),
+    ]
 
 
 @pytest.mark.parametrize(

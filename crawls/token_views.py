@@ -27,13 +27,14 @@ SESSION_NEW_TOKEN = "new_token"  # noqa: S105 - a session key, not a secret
 @require_http_methods(["GET", "POST"])
 def token_list(request):
     place = place_of(request)
-    if place.current is None:
+    current = place.current
+    if current is None:
         raise Http404("You are not a member of any workspace.")
     form = forms.TokenForm(request.POST or None)
     if form.is_valid():
         try:
             token, raw = services.token_create(
-                user=request.user, workspace=place.current.workspace, name=form.cleaned_data["name"]
+                user=request.user, workspace=current.workspace, name=form.cleaned_data["name"]
             )
         except ValidationError as error:
             form.add_error(None, error.messages)
@@ -43,7 +44,7 @@ def token_list(request):
             request.session[SESSION_NEW_TOKEN] = {"id": token.pk, "raw": raw}
             return redirect("crawls:tokens")
     new = request.session.pop(SESSION_NEW_TOKEN, None) if request.method == "GET" else None
-    response = _page(request, place, form=form, new=new)
+    response = _page(request, place, current.workspace_id, form=form, new=new)
     if new is not None:
         add_never_cache_headers(response)  # the raw token: shown once, kept by no cache
     elif form.is_bound:
@@ -51,8 +52,7 @@ def token_list(request):
     return response
 
 
-def _page(request, place: Place, **context):
-    workspace_id = place.current.workspace_id
+def _page(request, place: Place, workspace_id: int, **context):
     sources = selectors.source_list_for_workspace(workspace_id=workspace_id).only(
         "schedule_timezone"
     )

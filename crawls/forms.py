@@ -130,8 +130,31 @@ class SourceSelect(forms.Select):
         return MultipleValuesWidget().value_from_datadict(data, files, name)
 
 
-def bid_filter(data, *, queryset, sources) -> BidFilter:
-    """BidFilter of the page's query string in one workspace, with widgets for a form."""
+# The bids page's filter form: the API's BidFilter with short labels. The first ones are shown,
+# the others sit behind "More filters" (a <details>).
+BID_FILTER_LABELS = {
+    "search": ("Search titles", "Part of a title, any case."),
+    "source": ("Source", ""),
+    "department": ("Department", "Exactly; separate several with commas."),
+    "post_date_after": ("Posted from", ""),
+    "post_date_before": ("Posted until", ""),
+    "amount_min": ("Amount at least", ""),
+    "amount_max": ("Amount at most", ""),
+    "views_min": ("Views at least", ""),
+    "views_max": ("Views at most", ""),
+    "changed_since": ("New or changed since", ""),
+    "crawl": ("Crawl id", "The bids that crawl recorded."),
+    "state": ("Found by that crawl as", "Needs a crawl id."),
+}
+BID_FILTERS_SHOWN = (
+    "search", "source", "department", "post_date_after", "post_date_before", "amount_min",
+)  # fmt: skip
+
+
+def bid_filter(data, *, queryset, sources, zone_name: str = "") -> BidFilter:
+    """BidFilter of the page's query string in one workspace, with widgets for a form.
+
+    Only the form's labels and widgets change: the filters (and the API's) stay as they are."""
     filterset = BidFilter(data, queryset=queryset)
     del filterset.filters["workspace"]  # the page shows the current workspace only
     form = filterset.form
@@ -142,7 +165,28 @@ def bid_filter(data, *, queryset, sources) -> BidFilter:
         form.fields[name].widget = forms.DateInput(attrs={"type": "date"})
     form.fields["changed_since"].widget = forms.DateTimeInput(attrs={"type": "datetime-local"})
     form.fields["search"].widget = forms.TextInput(attrs={"type": "search"})
-    form.fields["department"].help_text = "Exactly; separate several with commas."
-    form.fields["crawl"].help_text = "Crawl id: the bids that crawl recorded."
-    form.fields["state"].help_text = "With a crawl id: new or changed by it."
+    for name in ("amount_min", "amount_max"):
+        form.fields[name].widget.attrs.update(step="any", min="0")
+    form.fields["state"].empty_label = "New or changed"
+    form.fields["state"].choices = [("new", "New"), ("changed", "Changed")]
+    for name, (label, help_text) in BID_FILTER_LABELS.items():
+        form.fields[name].label = label
+        form.fields[name].help_text = help_text
+    if zone_name:
+        form.fields["changed_since"].help_text = f"In {zone_name}."
     return filterset
+
+
+def bid_filter_groups(form) -> tuple[list, list, bool]:
+    """The bound fields shown, those behind "More filters", and whether that opens (one of
+    them has a value or an error)."""
+    shown = [form[name] for name in BID_FILTERS_SHOWN]
+    more = [form[name] for name in form.fields if name not in BID_FILTERS_SHOWN]
+    opened = any(field.errors or field.value() not in (None, "", []) for field in more)
+    return shown, more, opened
+
+
+class TokenForm(forms.Form):
+    name = forms.CharField(
+        max_length=100, help_text="What the token is for, e.g. “nightly export script”."
+    )

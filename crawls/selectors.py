@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+import zoneinfo
+from collections.abc import Iterable, Iterator
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import F, Lookup, Q
 from django.db.models.functions import Lower
 
-from crawls.models import Bid, BidRevision, Crawl, CrawlEvent, Membership, Source, Workspace
+from crawls.models import (
+    ApiToken,
+    Bid,
+    BidRevision,
+    Crawl,
+    CrawlEvent,
+    Membership,
+    Source,
+    Workspace,
+)
 
 
 def workspace_list_for_user(*, user):
@@ -236,3 +247,27 @@ def source_list_for_workspace(*, workspace_id: int):
 def source_get_for_user(*, user, source_id: int) -> Source:
     """One of the user's sources; Source.DoesNotExist (→ 404) for any other."""
     return Source.objects.visible_to(user).get(pk=source_id)
+
+
+def workspace_timezone(*, sources: Iterable[Source]) -> zoneinfo.ZoneInfo:
+    """The zone the dashboard shows a workspace's times in. A workspace has no zone of its own:
+    its sources' schedule_timezone when they all name the same one, else settings.TIME_ZONE."""
+    zones = {source.schedule_timezone for source in sources}
+    name = zones.pop() if len(zones) == 1 else settings.TIME_ZONE
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return zoneinfo.ZoneInfo(settings.TIME_ZONE)
+
+
+# --- API tokens -----------------------------------------------------------------------------------
+
+
+def token_list_for_user(*, user, workspace_id: int) -> list[ApiToken]:
+    """The user's own tokens in one workspace (revoked ones too), newest first."""
+    return list(ApiToken.objects.visible_to(user).in_workspace(workspace_id).filter(user=user))
+
+
+def token_get_for_user(*, user, token_id: int) -> ApiToken:
+    """One of the user's own tokens; ApiToken.DoesNotExist (→ 404) for any other."""
+    return ApiToken.objects.visible_to(user).filter(user=user).get(pk=token_id)

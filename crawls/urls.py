@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from crawls import views
+from crawls import token_views, views
 
 app_name = "crawls"
 
@@ -18,4 +18,6 @@ urlpatterns = [
     path("sources/<int:source_id>/", views.source_edit, name="source_edit"),
     path("sources/<int:source_id>/crawl/", views.crawl_start, name="crawl_start"),
     path("bids/", views.bid_list, name="bids"),
+    path("tokens/", token_views.token_list, name="tokens"),
+    path("tokens/<int:token_id>/revoke/", token_views.token_revoke, name="token_revoke"),
 ]

@@ -317,12 +317,30 @@ def bid_list(request):
     place = place_of(request)
     workspace_id = _current(place).workspace_id
     sources = list(selectors.source_list_for_workspace(workspace_id=workspace_id))
+    zone = selectors.workspace_timezone(sources=sources)
+    # Times show, and a "changed since" without an offset reads, in the workspace's zone.
+    with timezone.override(zone):
+        return _bid_page(request, place, workspace_id, sources, zone)
+
+
+def _bid_page(request, place: Place, workspace_id: int, sources: list, zone):
     queryset = selectors.bid_list().filter(workspace_id=workspace_id)
-    filterset = forms.bid_filter(request.GET, queryset=queryset, sources=sources)
+    filterset = forms.bid_filter(
+        request.GET, queryset=queryset, sources=sources, zone_name=zone.key
+    )
     ordering = request.GET.get("ordering") or "-post_date"
     if ordering not in dict(forms.BID_ORDERINGS):
         ordering = "-post_date"
-    context = {"filters": filterset.form, "orderings": forms.BID_ORDERINGS, "ordering": ordering}
+    shown, more, more_open = forms.bid_filter_groups(filterset.form)
+    context = {
+        "filters": filterset.form,
+        "filters_shown": shown,
+        "filters_more": more,
+        "filters_more_open": more_open,
+        "orderings": forms.BID_ORDERINGS,
+        "ordering": ordering,
+        "zone": zone.key,
+    }
     if not filterset.is_valid():
         return render_page(request, "crawls/bid_list.html", place, {**context, "bids": []}, 400)
     paginator = KeysetPagination()

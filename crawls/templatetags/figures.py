@@ -1,0 +1,39 @@
+"""Numbers as the dashboard prints them: thousands separators, no ".00" on whole amounts.
+
+Bids carry no currency yet; when they do, `amount` is the place to print it.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def amount(value) -> str:
+    """492686000.00 → "492,686,000"; 1234.5 → "1,234.50"; None → ""."""
+    if value is None or value == "":
+        return ""
+    try:
+        number = Decimal(value)
+    except (InvalidOperation, TypeError, ValueError):
+        return str(value)
+    if not number.is_finite():
+        return str(value)
+    if number == number.to_integral_value():
+        return f"{number:,.0f}"
+    return f"{number:,.2f}"
+
+
+@register.filter
+def count(value) -> str:
+    """12345 → "12,345"; None → ""."""
+    if value is None or value == "":
+        return ""
+    try:
+        return f"{int(value):,}"
+    except (TypeError, ValueError):
+        return str(value)

@@ -270,7 +270,9 @@ def isolated_queue(settings):
 def test_a_worker_stopped_with_sigterm_hands_its_crawl_back_at_once(
     group, demo_source, board, isolated_queue, tmp_path
 ):
-    services.source_update(source=demo_source, concurrency_per_host=1, delay_seconds=0.1)
+    # Slow enough (about half a minute) to be mid-crawl however long the other worker takes
+    # to start on a busy machine.
+    services.source_update(source=demo_source, concurrency_per_host=1, delay_seconds=0.4)
     # Leases and the stall sweep far away: only the hand-off can explain a quick resume.
     env = {"CRAWL_BATCH_SIZE": "4", "CRAWL_LEASE_SECONDS": "3600", "CRAWL_STALL_SECONDS": "3600"}
     stopping = start_worker(isolated_queue, tmp_path, "stopping", **env)

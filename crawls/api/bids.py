@@ -25,7 +25,7 @@ from rest_framework.exceptions import ValidationError
 from crawls import selectors
 from crawls.api.auth import request_token, workspace_ids_of, workspaces_of
 from crawls.api.base import ScopedViewSetMixin
-from crawls.api.serializers import ErrorSerializer
+from crawls.api.schema import ERROR, error_responses
 from crawls.api.serializers_bids import BidDetailSerializer, BidSerializer, export_blocks
 from crawls.filters import BidFilter
 
@@ -51,16 +51,9 @@ def ordering_field(request) -> str:
     return ORDERINGS[raw]
 
 
-ERROR = OpenApiResponse(ErrorSerializer, description="Error envelope.")
-
-
-def _errors(*codes: int) -> dict:
-    return dict.fromkeys(codes, ERROR)
-
-
 @extend_schema(tags=["bids"])
 @extend_schema_view(
-    retrieve=extend_schema(responses={200: BidDetailSerializer, **_errors(401, 404)})
+    retrieve=extend_schema(responses={200: BidDetailSerializer, **error_responses(401, 404)})
 )
 class BidViewSet(ScopedViewSetMixin, viewsets.ReadOnlyModelViewSet):
     """Bids of the caller's workspaces (of the token's workspace, with a token)."""
@@ -108,7 +101,7 @@ class BidViewSet(ScopedViewSetMixin, viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(
         parameters=[ORDERING_PARAMETER],
-        responses={200: BidSerializer(many=True), **_errors(400, 401)},
+        responses={200: BidSerializer(many=True), **error_responses(400, 401)},
     )
     def list(self, request, *args, **kwargs):
         # Rows as dicts (what the serializer reads): no model instance per bid.

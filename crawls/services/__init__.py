@@ -27,6 +27,7 @@ from crawls.services.sources import (
     source_update,
 )
 from crawls.services.tenancy import (
+    MEMBER_ALREADY,
     ROLE_LAST_OWNER,
     ROLE_MANAGERS_ONLY,
     ROLE_OWNERS_ONLY,
@@ -47,6 +48,7 @@ from crawls.services.tenancy import (
 )
 
 __all__ = [
+    "MEMBER_ALREADY",
     "ROLE_LAST_OWNER",
     "ROLE_MANAGERS_ONLY",
     "ROLE_OWNERS_ONLY",

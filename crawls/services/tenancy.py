@@ -66,6 +66,7 @@ def workspace_delete(*, workspace: Workspace) -> None:
 ROLE_MANAGERS_ONLY = "Only owners and admins manage members."
 ROLE_OWNERS_ONLY = "Only an owner may grant or take away the owner role."
 ROLE_LAST_OWNER = "a workspace needs at least one owner"
+MEMBER_ALREADY = "Already a member of this workspace."
 
 
 class RoleRefused(ValidationError):
@@ -136,7 +137,7 @@ def membership_add(*, workspace: Workspace, user, role: str, actor) -> Membershi
         with transaction.atomic():
             return Membership.objects.create(workspace=workspace, user=user, role=role)
     except IntegrityError as exc:
-        raise ValidationError({"user": ["already a member of this workspace"]}) from exc
+        raise ValidationError({"user": [MEMBER_ALREADY]}) from exc
 
 
 @transaction.atomic

@@ -151,12 +151,3 @@ def crawl_health(*, workspace_id: int, now: dt.datetime, days: int) -> list[dict
             }
         )
     return answer
-
-
-def summary_rows(*, workspace_id: int) -> list[tuple]:
-    """The read model of a workspace as sorted tuples (tests and checks compare them)."""
-    return list(
-        DepartmentDay.objects.filter(workspace_id=workspace_id)
-        .order_by("source_id", "department", "day")
-        .values_list("source_id", "department", "day", "bid_count", "total_amount", "max_views")
-    )

@@ -1,4 +1,5 @@
-"""Filter sets: query parameters → querysets, shared by the API and saved searches (alert rules).
+"""Filter sets: query parameters → querysets; every filter set of the API lives here, and the
+bids' is shared with saved searches (alert rules).
 
 A filter set validates plain data (a QueryDict or a dict), so a saved search is the same
 parameters the API takes; invalid values are form errors keyed by the parameter's name.
@@ -11,12 +12,13 @@ import datetime as dt
 from django import forms
 from django_filters import rest_framework as filters
 from django_filters.fields import BaseCSVField, IsoDateTimeField
+from django_filters.utils import translate_validation
 from django_filters.widgets import BaseCSVWidget
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
 from crawls import selectors
-from crawls.models import Bid
+from crawls.models import ApiToken, Bid, Crawl, CrawlEvent, FrontierUrl, Membership, Source
 
 MAX_LIST_VALUES = 100
 MAX_INT = 2**31 - 1
@@ -183,3 +185,94 @@ class BidFilter(filters.FilterSet):
 
     def filter_search(self, queryset, name, value):
         return queryset.filter(selectors.bid_search_condition(text=value))
+
+
+# --- Sources, crawls, their event log and frontier (crawls/api/crawls.py) ------------------------
+
+
+CHOICES_HELP = "One or several: repeated (?a=x&a=y) or comma-separated (?a=x,y)."
+
+
+class ChoicesField(forms.MultipleChoiceField):
+    """Several values, repeated (`?status=a&status=b`) or comma-separated (`?status=a,b`)."""
+
+    def to_python(self, value):
+        return [part for item in super().to_python(value) for part in item.split(",") if part]
+
+
+class ChoicesFilter(filters.MultipleChoiceFilter):
+    field_class = ChoicesField
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("distinct", False)  # a plain column: DISTINCT would only cost
+        super().__init__(*args, **kwargs)
+
+
+class SourceFilter(filters.FilterSet):
+    workspace = IntegerFilter(field_name="workspace_id", min_value=1)
+
+    class Meta:
+        model = Source
+        fields = ["workspace"]
+
+
+class CrawlFilter(filters.FilterSet):
+    source = IntegerFilter(field_name="source_id", min_value=1)
+    status = ChoicesFilter(choices=Crawl.Status.choices)
+    workspace = IntegerFilter(field_name="workspace_id", min_value=1)
+
+    class Meta:
+        model = Crawl
+        fields = ["source", "status", "workspace"]
+
+
+class CrawlEventFilter(filters.FilterSet):
+    after = IntegerFilter(
+        field_name="sequence",
+        lookup_expr="gt",
+        min_value=0,
+        help_text="Only events with a greater sequence (resume a log you have read).",
+    )
+
+    class Meta:
+        model = CrawlEvent
+        fields = ["after"]
+
+
+class FrontierFilter(filters.FilterSet):
+    state = ChoicesFilter(choices=FrontierUrl.State.choices)
+    kind = ChoicesFilter(choices=FrontierUrl.Kind.choices)
+
+    class Meta:
+        model = FrontierUrl
+        fields = ["state", "kind"]
+
+
+def filtered(request, filterset_class, queryset):
+    """`queryset` through a FilterSet of the query string; 400 naming the bad parameter."""
+    filterset = filterset_class(request.query_params, queryset=queryset, request=request)
+    if not filterset.is_valid():
+        raise translate_validation(filterset.errors)
+    return filterset.qs
+
+
+# --- Members and API tokens (crawls/api/workspaces.py) --------------------------------------------
+
+
+class MembershipFilter(filters.FilterSet):
+    workspace = IntegerFilter(field_name="workspace_id", help_text="A workspace's id.")
+
+    class Meta:
+        model = Membership
+        fields = ["workspace"]
+
+
+class TokenFilter(filters.FilterSet):
+    workspace = IntegerFilter(field_name="workspace_id", help_text="A workspace's id.")
+    active = filters.BooleanFilter(
+        field_name="revoked_at", lookup_expr="isnull", help_text="Only active (or revoked) tokens."
+    )
+
+    class Meta:
+        model = ApiToken
+        fields = ["workspace", "active"]

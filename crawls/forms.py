@@ -18,8 +18,6 @@ BID_ORDERINGS = [
     ("-amount", "Largest amount"),
 ]
 
-LIST_FIELDS = ("start_urls", "allowed_hosts", "include_patterns", "exclude_patterns")
-
 
 class LinesField(forms.CharField):
     """A list of strings, one a line."""

@@ -30,28 +30,16 @@ def workspace_list_for_user(*, user):
     return Workspace.objects.filter(memberships__user=user)
 
 
-def workspace_get_for_user(*, user, workspace_id: int) -> Workspace:
-    """One of the user's workspaces; Workspace.DoesNotExist (→ 404) for any other."""
-    return workspace_list_for_user(user=user).get(pk=workspace_id)
-
-
-def membership_get_for_user(*, user, workspace_id: int) -> Membership:
-    """The user's membership of a workspace; Membership.DoesNotExist when not a member."""
-    return (
-        Membership.objects.visible_to(user)
-        .select_related("workspace")
-        .get(workspace_id=workspace_id, user=user)
-    )
-
-
-def membership_list_for_user(*, user, workspace_id: int):
-    """Members of one of the user's workspaces (empty for a workspace the user is not in)."""
-    return (
-        Membership.objects.visible_to(user)
-        .in_workspace(workspace_id)
-        .select_related("user")
-        .order_by("role", "user__username")
-    )
+def workspace_ids_for(*, user, token: ApiToken | None = None):
+    """Ids of the workspaces a caller reads: with an API token its workspace alone (the token's
+    lookup checked that its user is an active member there), else the user's (none for an
+    anonymous or inactive user). A list for a token; for a user a lazy query of memberships,
+    a subquery inside a filter and one query when listed."""
+    if token is not None:
+        return [token.workspace_id]
+    if not user.is_authenticated or not user.is_active:
+        return []
+    return Membership.objects.filter(user=user).values_list("workspace_id", flat=True)
 
 
 # --- Workspace API: finding the user to add as a member ------------------------------------------
@@ -124,11 +112,6 @@ def bid_revisions(*, bid: Bid, limit: int = BID_REVISIONS_SHOWN) -> list[BidRevi
         .only("id", "bid_id", "crawl_id", "changes", "changed_at")
         .order_by("-changed_at", "-id")[:limit]
     )
-
-
-def workspace_ids_for_user(*, user) -> list[int]:
-    """Ids of the user's workspaces (as constants, a bids query can use its ordered index)."""
-    return list(Membership.objects.filter(user=user).values_list("workspace_id", flat=True))
 
 
 BID_EXPORT_CHUNK = 2000

@@ -6,9 +6,9 @@ Reads are sync: the streams call them through database_sync_to_async.
 
 from __future__ import annotations
 
-from crawls import services
+from crawls import selectors, services
 from crawls.events import FINAL_TYPES, event_message
-from crawls.models import ApiToken, Crawl, CrawlEvent, Membership
+from crawls.models import ApiToken, Crawl, CrawlEvent
 
 LOG_PAGE = 500
 SNAPSHOT_FINISHED = 20
@@ -26,18 +26,13 @@ class Caller:
         self.token = token
 
     def crawls(self):
-        if self.token is not None:  # its lookup checked that the user is an active member there
-            return Crawl.objects.in_workspace(self.token.workspace_id)
-        return Crawl.objects.visible_to(self.user)
+        return Crawl.objects.filter(workspace_id__in=self._workspace_ids())
 
     def workspace_ids(self) -> list[int]:
-        if self.token is not None:
-            return [self.token.workspace_id]
-        if not self.user.is_active:
-            return []
-        return list(
-            Membership.objects.filter(user=self.user).values_list("workspace_id", flat=True)
-        )
+        return list(self._workspace_ids())
+
+    def _workspace_ids(self):
+        return selectors.workspace_ids_for(user=self.user, token=self.token)
 
 
 def caller_from(user, raw_token: str | None) -> Caller | None:

@@ -223,7 +223,6 @@ def _redis_ping(port: int) -> bool:
 
 # --- The entry point ----------------------------------------------------------------------------
 
-STARTERS = {"postgres": postgres_start, "redis": redis_start}
 STOPPERS = {"postgres": postgres_stop, "redis": redis_stop}
 
 

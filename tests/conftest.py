@@ -118,8 +118,8 @@ def outsider(db):
 def workspace_a(owner, teammate, viewer):
     """Olivia's workspace: Tomas is a member, Vera a viewer."""
     workspace = services.workspace_create(owner=owner, name="Seoul tenders")
-    services.membership_set(workspace=workspace, user=teammate, role=Membership.Role.MEMBER)
-    services.membership_set(workspace=workspace, user=viewer, role=Membership.Role.VIEWER)
+    for user, role in ((teammate, Membership.Role.MEMBER), (viewer, Membership.Role.VIEWER)):
+        services.membership_add(workspace=workspace, user=user, role=role, actor=owner)
     return workspace
 
 

@@ -122,7 +122,7 @@ def test_a_crash_in_a_view_answers_500_in_the_envelope(api, owner, monkeypatch, 
     def broken(**kwargs):
         raise RuntimeError("database on fire: secret detail")
 
-    monkeypatch.setattr(selectors, "workspace_list_for_user", broken)
+    monkeypatch.setattr(selectors, "workspace_ids_for", broken)
     api.force_login(owner)
     response = api.get("/api/v1/workspaces/")
     assert response.status_code == 500

@@ -263,6 +263,21 @@ def test_api_keeps_the_last_owner(workspace_a, owner, teammate):
     assert not ApiToken.objects.filter(user=owner, revoked_at__isnull=False).exists()
 
 
+@pytest.mark.django_db
+def test_api_adding_a_member_again_names_the_field_with_the_services_message(
+    workspace_a, owner, teammate
+):
+    teammate.email = "tomas@example.org"
+    teammate.save(update_fields=["email"])
+    for field, value in (("username", "tomas"), ("email", "TOMAS@example.org")):
+        response = signed_in(owner).post(
+            "/api/v1/members/", {"workspace": workspace_a.id, field: value, "role": "viewer"}
+        )
+        assert response.status_code == 400
+        assert error_of(response)["details"] == {field: [services.MEMBER_ALREADY]}
+    assert row(workspace_a, teammate).role == Role.MEMBER
+
+
 # --- The Django admin ----------------------------------------------------------------------------
 
 

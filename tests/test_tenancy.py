@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth.models import AnonymousUser
 
 from crawls import selectors, services
-from crawls.models import Membership, Workspace
+from crawls.models import Membership
 
 pytestmark = pytest.mark.django_db
 
@@ -35,16 +35,22 @@ def test_in_workspace_narrows_to_one_workspace(workspace_a, workspace_b, outside
 
 def test_workspace_selectors_refuse_foreign_workspaces(workspace_a, workspace_b, teammate):
     assert list(selectors.workspace_list_for_user(user=teammate)) == [workspace_a]
-    with pytest.raises(Workspace.DoesNotExist):
-        selectors.workspace_get_for_user(user=teammate, workspace_id=workspace_b.id)
-    with pytest.raises(Membership.DoesNotExist):
-        selectors.membership_get_for_user(user=teammate, workspace_id=workspace_b.id)
-    assert not selectors.membership_list_for_user(user=teammate, workspace_id=workspace_b.id)
+    assert list(selectors.workspace_ids_for(user=teammate)) == [workspace_a.id]
+    assert list(selectors.workspace_ids_for(user=AnonymousUser())) == []
+
+
+def test_workspace_ids_for_a_token_are_its_workspace_alone(
+    workspace_a, workspace_b, owner, outsider
+):
+    services.membership_add(workspace=workspace_b, user=owner, role="member", actor=outsider)
+    token, _ = services.token_create(user=owner, workspace=workspace_b, name="ci")
+    assert list(selectors.workspace_ids_for(user=owner)) == sorted([workspace_a.id, workspace_b.id])
+    assert selectors.workspace_ids_for(user=owner, token=token) == [workspace_b.id]
 
 
 def test_membership_roles_decide_write_and_manage(workspace_a, owner, teammate, viewer):
     def role_of(user):
-        return selectors.membership_get_for_user(user=user, workspace_id=workspace_a.id)
+        return Membership.objects.get(workspace=workspace_a, user=user)
 
     assert (role_of(owner).can_write, role_of(owner).can_manage) == (True, True)
     assert (role_of(teammate).can_write, role_of(teammate).can_manage) == (True, False)

@@ -17,8 +17,7 @@ from rest_framework.views import APIView
 
 from analytics import cache, selectors
 from analytics.api import serializers as s
-from crawls import selectors as crawls_selectors
-from crawls.api.auth import request_token
+from crawls.api.auth import request_token, workspace_ids_of
 from crawls.api.serializers import ErrorSerializer
 
 ERROR = OpenApiResponse(
@@ -29,17 +28,14 @@ NOT_AUTHENTICATED = OpenApiResponse(ErrorSerializer, description="No valid sessi
 
 def workspace_for(request, chosen: int | None) -> int:
     """The workspace an analytics request reads: the token's, or one of the caller's."""
-    token = request_token(request)
-    if token is not None:
-        if chosen is not None and chosen != token.workspace_id:
-            raise ValidationError({"workspace": ["The token belongs to another workspace."]})
-        return token.workspace_id
-    ids = crawls_selectors.workspace_ids_for_user(user=request.user)
+    ids = list(workspace_ids_of(request))
     if chosen is None:
         if len(ids) == 1:
             return ids[0]
         raise ValidationError({"workspace": ["Required: name one of your workspaces."]})
     if chosen not in ids:
+        if request_token(request) is not None:
+            raise ValidationError({"workspace": ["The token belongs to another workspace."]})
         raise ValidationError({"workspace": ["Not one of your workspaces."]})
     return chosen
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.postgres.forms import SimpleArrayField
 
 from crawls import events, selectors, services
 from crawls.admin.base import (
@@ -16,21 +15,8 @@ from crawls.admin.base import (
     change_link,
     changelist_link,
 )
-from crawls.forms import BoundedJSONField
+from crawls.forms import BoundedJSONField, LinesField
 from crawls.models import Bid, BidRevision, Crawl, CrawlEvent, FrontierUrl, Source
-
-
-class LinesField(SimpleArrayField):
-    """A list edited one item a line (URLs and patterns may hold commas); blank lines ignored."""
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("widget", forms.Textarea(attrs={"rows": 3, "cols": 80}))
-        super().__init__(forms.CharField(), delimiter="\n", **kwargs)
-
-    def to_python(self, value):
-        if isinstance(value, str):
-            value = "\n".join(line.strip() for line in value.splitlines() if line.strip())
-        return super().to_python(value)
 
 
 class SourceForm(forms.ModelForm):

@@ -1,8 +1,8 @@
 """Authentication, permissions and scoping for the API.
 
 Callers authenticate with a session (browser, CSRF enforced) or `Authorization: Bearer <token>`.
-Every queryset goes through `scoped()`: the caller's workspaces (`visible_to`), or the token's
-workspace when a token is used. Rows of other workspaces are absent, so they answer 404.
+Every queryset goes through `scoped()`: the caller's workspaces, or the token's workspace when a
+token is used (selectors.workspace_ids_for). Rows of other workspaces are absent: they answer 404.
 """
 
 from __future__ import annotations
@@ -38,23 +38,21 @@ def request_token(request) -> ApiToken | None:
     return request.auth if isinstance(request.auth, ApiToken) else None
 
 
+def workspace_ids_of(request):
+    """Ids of the workspaces the caller reads: the token's, else the user's (lazy)."""
+    return selectors.workspace_ids_for(user=request.user, token=request_token(request))
+
+
 def scoped(request, queryset):
-    """`queryset` limited to what the caller may see."""
-    token = request_token(request)
-    if token is not None:  # its lookup checked that the user is an active member there
-        return queryset.in_workspace(token.workspace_id)
-    return queryset.visible_to(request.user)
+    """`queryset` (workspace-owned rows) limited to what the caller may see."""
+    return queryset.filter(workspace_id__in=workspace_ids_of(request))
 
 
 def workspaces_of(request):
     """The workspaces the caller may name: theirs, narrowed to the token's workspace."""
     if request is None:  # schema generation
         return Workspace.objects.none()
-    workspaces = selectors.workspace_list_for_user(user=request.user)
-    token = request_token(request)
-    if token is not None:
-        workspaces = workspaces.filter(pk=token.workspace_id)
-    return workspaces
+    return Workspace.objects.filter(pk__in=workspace_ids_of(request))
 
 
 def require_role(request, workspace_id: int, roles, message: str) -> None:

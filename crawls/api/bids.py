@@ -23,9 +23,9 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 
 from crawls import selectors
-from crawls.api.auth import request_token
+from crawls.api.auth import request_token, workspace_ids_of, workspaces_of
 from crawls.api.base import ScopedViewSetMixin
-from crawls.api.serializers import ErrorSerializer
+from crawls.api.schema import ERROR, error_responses
 from crawls.api.serializers_bids import BidDetailSerializer, BidSerializer, export_blocks
 from crawls.filters import BidFilter
 
@@ -51,16 +51,9 @@ def ordering_field(request) -> str:
     return ORDERINGS[raw]
 
 
-ERROR = OpenApiResponse(ErrorSerializer, description="Error envelope.")
-
-
-def _errors(*codes: int) -> dict:
-    return dict.fromkeys(codes, ERROR)
-
-
 @extend_schema(tags=["bids"])
 @extend_schema_view(
-    retrieve=extend_schema(responses={200: BidDetailSerializer, **_errors(401, 404)})
+    retrieve=extend_schema(responses={200: BidDetailSerializer, **error_responses(401, 404)})
 )
 class BidViewSet(ScopedViewSetMixin, viewsets.ReadOnlyModelViewSet):
     """Bids of the caller's workspaces (of the token's workspace, with a token)."""
@@ -98,10 +91,8 @@ class BidViewSet(ScopedViewSetMixin, viewsets.ReadOnlyModelViewSet):
 
     @cached_property
     def workspace_ids(self) -> list[int]:
-        token = request_token(self.request)
-        if token is not None:
-            return [token.workspace_id]
-        return selectors.workspace_ids_for_user(user=self.request.user)
+        # As constants, a bids query can use its ordered index.
+        return list(workspace_ids_of(self.request))
 
     def get_object(self):
         bid = super().get_object()
@@ -110,7 +101,7 @@ class BidViewSet(ScopedViewSetMixin, viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(
         parameters=[ORDERING_PARAMETER],
-        responses={200: BidSerializer(many=True), **_errors(400, 401)},
+        responses={200: BidSerializer(many=True), **error_responses(400, 401)},
     )
     def list(self, request, *args, **kwargs):
         # Rows as dicts (what the serializer reads): no model instance per bid.
@@ -167,8 +158,12 @@ class BidViewSet(ScopedViewSetMixin, viewsets.ReadOnlyModelViewSet):
 
     def _export_name(self, workspace_ids: list[int]) -> str:
         if len(workspace_ids) == 1:
-            workspaces = selectors.workspace_list_for_user(user=self.request.user)
-            slug = workspaces.filter(pk=workspace_ids[0]).values_list("slug", flat=True).first()
+            slug = (
+                workspaces_of(self.request)
+                .filter(pk=workspace_ids[0])
+                .values_list("slug", flat=True)
+                .first()
+            )
             if slug:
                 return slug
         return "all"

@@ -18,11 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from django import forms
 from django.db.models import F
 from django.urls import reverse
-from django_filters import rest_framework as filters
-from django_filters.utils import translate_validation
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -37,6 +34,7 @@ from crawls import services
 from crawls.api.auth import WorkspaceRolePermission, require_role, scoped
 from crawls.api.base import ScopedViewSetMixin
 from crawls.api.errors import envelope
+from crawls.api.schema import error_responses
 from crawls.api.serializers_crawls import (
     CrawlCreateSerializer,
     CrawlEventSerializer,
@@ -50,74 +48,15 @@ from crawls.api.serializers_crawls import (
     SourceWorkspaceSerializer,
 )
 from crawls.api.throttles import CrawlCreateThrottle
-from crawls.filters import IntegerFilter
+from crawls.filters import (
+    CHOICES_HELP,
+    CrawlEventFilter,
+    CrawlFilter,
+    FrontierFilter,
+    SourceFilter,
+    filtered,
+)
 from crawls.models import Crawl, CrawlEvent, FrontierUrl, Membership, Source
-
-# --- Filters ------------------------------------------------------------------------------------
-
-
-class ChoicesField(forms.MultipleChoiceField):
-    """Several values, repeated (`?status=a&status=b`) or comma-separated (`?status=a,b`)."""
-
-    def to_python(self, value):
-        return [part for item in super().to_python(value) for part in item.split(",") if part]
-
-
-class ChoicesFilter(filters.MultipleChoiceFilter):
-    field_class = ChoicesField
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("distinct", False)  # a plain column: DISTINCT would only cost
-        super().__init__(*args, **kwargs)
-
-
-class SourceFilter(filters.FilterSet):
-    workspace = IntegerFilter(field_name="workspace_id", min_value=1)
-
-    class Meta:
-        model = Source
-        fields = ["workspace"]
-
-
-class CrawlFilter(filters.FilterSet):
-    source = IntegerFilter(field_name="source_id", min_value=1)
-    status = ChoicesFilter(choices=Crawl.Status.choices)
-    workspace = IntegerFilter(field_name="workspace_id", min_value=1)
-
-    class Meta:
-        model = Crawl
-        fields = ["source", "status", "workspace"]
-
-
-class CrawlEventFilter(filters.FilterSet):
-    after = IntegerFilter(
-        field_name="sequence",
-        lookup_expr="gt",
-        min_value=0,
-        help_text="Only events with a greater sequence (resume a log you have read).",
-    )
-
-    class Meta:
-        model = CrawlEvent
-        fields = ["after"]
-
-
-class FrontierFilter(filters.FilterSet):
-    state = ChoicesFilter(choices=FrontierUrl.State.choices)
-    kind = ChoicesFilter(choices=FrontierUrl.Kind.choices)
-
-    class Meta:
-        model = FrontierUrl
-        fields = ["state", "kind"]
-
-
-def filtered(request, filterset_class, queryset):
-    """`queryset` through a FilterSet of the query string; 400 naming the bad parameter."""
-    filterset = filterset_class(request.query_params, queryset=queryset, request=request)
-    if not filterset.is_valid():
-        raise translate_validation(filterset.errors)
-    return filterset.qs
-
 
 # --- Shared ---------------------------------------------------------------------------------------
 
@@ -158,19 +97,11 @@ class ListFiltersOnlyMixin:
         return super().filter_queryset(queryset) if self.action == "list" else queryset
 
 
-CHOICES_HELP = "One or several: repeated (?a=x&a=y) or comma-separated (?a=x,y)."
-ERROR = OpenApiResponse(description="Error envelope: {error: {code, message, details}}.")
-
-
-def _errors(*codes: int) -> dict:
-    return dict.fromkeys(codes, ERROR)
-
-
 def _started(*codes: int) -> dict:
     """The answers of an action that starts a crawl, with its own error `codes`."""
     return {
         202: OpenApiResponse(CrawlSerializer, description="Queued; follow its URLs."),
-        **_errors(*codes),
+        **error_responses(*codes),
         409: OpenApiResponse(description="A crawl of the source is active (details.active_crawl)."),
         429: OpenApiResponse(
             description="Too many active crawls, or too many starts: Retry-After."
@@ -182,15 +113,17 @@ def _started(*codes: int) -> dict:
 
 
 @extend_schema_view(
-    list=extend_schema(responses={200: SourceSerializer(many=True), **_errors(400, 401)}),
-    retrieve=extend_schema(responses={200: SourceSerializer, **_errors(401, 404)}),
+    list=extend_schema(responses={200: SourceSerializer(many=True), **error_responses(400, 401)}),
+    retrieve=extend_schema(responses={200: SourceSerializer, **error_responses(401, 404)}),
     create=extend_schema(
         request=SourceCreateSerializer,
-        responses={201: SourceSerializer, **_errors(400, 401, 403)},
+        responses={201: SourceSerializer, **error_responses(400, 401, 403)},
     ),
-    update=extend_schema(responses={200: SourceSerializer, **_errors(400, 401, 403, 404)}),
-    partial_update=extend_schema(responses={200: SourceSerializer, **_errors(400, 401, 403, 404)}),
-    destroy=extend_schema(responses={204: None, **_errors(401, 403, 404, 409)}),
+    update=extend_schema(responses={200: SourceSerializer, **error_responses(400, 401, 403, 404)}),
+    partial_update=extend_schema(
+        responses={200: SourceSerializer, **error_responses(400, 401, 403, 404)}
+    ),
+    destroy=extend_schema(responses={204: None, **error_responses(401, 403, 404, 409)}),
 )
 class SourceViewSet(
     ListFiltersOnlyMixin,
@@ -260,7 +193,7 @@ class SourceViewSet(
     @extend_schema(
         operation_id="v1_sources_preview_rules",
         request=PreviewSerializer,
-        responses={200: PreviewResultSerializer, **_errors(400, 401, 403, 503)},
+        responses={200: PreviewResultSerializer, **error_responses(400, 401, 403, 503)},
     )
     @action(detail=False, methods=["post"], url_path="preview", url_name="preview")
     def preview(self, request):
@@ -276,7 +209,7 @@ class SourceViewSet(
     @extend_schema(
         operation_id="v1_sources_preview_source",
         request=SourcePreviewSerializer,
-        responses={200: PreviewResultSerializer, **_errors(400, 401, 403, 404, 503)},
+        responses={200: PreviewResultSerializer, **error_responses(400, 401, 403, 404, 503)},
     )
     @action(detail=True, methods=["post"], url_path="preview", url_name="detail-preview")
     def preview_source(self, request, pk=None):
@@ -316,8 +249,8 @@ class SourceViewSet(
 
 
 @extend_schema_view(
-    list=extend_schema(responses={200: CrawlSerializer(many=True), **_errors(400, 401)}),
-    retrieve=extend_schema(responses={200: CrawlSerializer, **_errors(401, 404)}),
+    list=extend_schema(responses={200: CrawlSerializer(many=True), **error_responses(400, 401)}),
+    retrieve=extend_schema(responses={200: CrawlSerializer, **error_responses(401, 404)}),
 )
 class CrawlViewSet(
     ListFiltersOnlyMixin,
@@ -368,7 +301,7 @@ class CrawlViewSet(
                 CrawlSerializer,
                 description="Running: stops after the page being read and one commit.",
             ),
-            **_errors(401, 403, 404),
+            **error_responses(401, 403, 404),
             409: OpenApiResponse(description="Already finished: nothing to cancel."),
         },
     )
@@ -400,7 +333,7 @@ class CrawlViewSet(
                 "after", int, description="Only events with a greater sequence (0 or more)."
             )
         ],
-        responses={200: CrawlEventSerializer(many=True), **_errors(400, 401, 404)},
+        responses={200: CrawlEventSerializer(many=True), **error_responses(400, 401, 404)},
     )
     @action(
         detail=True,
@@ -423,7 +356,7 @@ class CrawlViewSet(
                 ("kind", FrontierUrl.Kind.values),
             )
         ],
-        responses={200: FrontierUrlSerializer(many=True), **_errors(400, 401, 404)},
+        responses={200: FrontierUrlSerializer(many=True), **error_responses(400, 401, 404)},
     )
     @action(
         detail=True,

@@ -10,6 +10,20 @@ docs/api.md says so once.)
 
 from __future__ import annotations
 
+from drf_spectacular.utils import OpenApiResponse
+
+from crawls.api.serializers import ErrorSerializer
+
+ERROR = OpenApiResponse(
+    ErrorSerializer, description="Error envelope: {error: {code, message, details}}."
+)
+
+
+def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
+    """`extend_schema(responses=...)` entries: each of `codes` answers the error envelope."""
+    return dict.fromkeys(codes, ERROR)
+
+
 SHARED = {
     "429": "Too many requests (the caller's or the workspace's rate): Retry-After.",
     "503": "PostgreSQL or Redis unreachable (message names which): Retry-After.",

@@ -104,10 +104,7 @@ class MembershipCreateSerializer(serializers.Serializer):
             raise serializers.ValidationError(
                 {field: ["More than one user has this email: give the username."]}
             )
-        user = users[0]
-        if Membership.objects.filter(workspace=attrs["workspace"], user=user).exists():
-            raise serializers.ValidationError({field: ["Already a member of this workspace."]})
-        attrs["user"] = user
+        attrs["user"], attrs["named_by"] = users[0], field  # already a member: the service says
         return attrs
 
 

@@ -17,14 +17,12 @@ by minting another, nor reach beyond its workspace.
 
 from __future__ import annotations
 
-from django import forms
+import contextlib
+
+from django.core.exceptions import ValidationError
 from django.db.models import OuterRef, Subquery
-from django_filters import rest_framework as filters
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
-    OpenApiResponse,
     extend_schema,
-    extend_schema_field,
     extend_schema_view,
 )
 from rest_framework import exceptions, mixins, permissions, status, viewsets
@@ -40,8 +38,8 @@ from crawls.api.auth import (
     workspaces_of,
 )
 from crawls.api.base import ScopedViewSetMixin
+from crawls.api.schema import error_responses
 from crawls.api.serializers import (
-    ErrorSerializer,
     MembershipCreateSerializer,
     MembershipRoleSerializer,
     MembershipSerializer,
@@ -50,11 +48,20 @@ from crawls.api.serializers import (
     TokenSerializer,
     WorkspaceSerializer,
 )
+from crawls.filters import MembershipFilter, TokenFilter
 from crawls.models import ApiToken, Membership, Workspace
 
 
-def _errors(*codes: int) -> dict[int, OpenApiResponse]:
-    return {code: OpenApiResponse(ErrorSerializer, description="Error envelope.") for code in codes}
+@contextlib.contextmanager
+def _user_named_by(field: str):
+    """The service's errors about the `user` (already a member) under the field that named them
+    (`username` or `email`)."""
+    try:
+        yield
+    except ValidationError as exc:
+        if not hasattr(exc, "error_dict") or "user" not in exc.error_dict:
+            raise
+        raise ValidationError({field: exc.message_dict["user"]}) from exc
 
 
 def _session_only(request, what: str) -> None:
@@ -80,13 +87,15 @@ class WorkspacePermission(permissions.BasePermission):
 
 
 @extend_schema_view(
-    list=extend_schema(responses={200: WorkspaceSerializer(many=True), **_errors(400, 401)}),
-    retrieve=extend_schema(responses={200: WorkspaceSerializer, **_errors(401, 404)}),
-    create=extend_schema(responses={201: WorkspaceSerializer, **_errors(400, 401, 403)}),
-    partial_update=extend_schema(
-        responses={200: WorkspaceSerializer, **_errors(400, 401, 403, 404)}
+    list=extend_schema(
+        responses={200: WorkspaceSerializer(many=True), **error_responses(400, 401)}
     ),
-    destroy=extend_schema(responses={204: None, **_errors(401, 403, 404)}),
+    retrieve=extend_schema(responses={200: WorkspaceSerializer, **error_responses(401, 404)}),
+    create=extend_schema(responses={201: WorkspaceSerializer, **error_responses(400, 401, 403)}),
+    partial_update=extend_schema(
+        responses={200: WorkspaceSerializer, **error_responses(400, 401, 403, 404)}
+    ),
+    destroy=extend_schema(responses={204: None, **error_responses(401, 403, 404)}),
 )
 class WorkspaceViewSet(
     ScopedViewSetMixin,
@@ -131,21 +140,6 @@ class WorkspaceViewSet(
 # --- Members ----------------------------------------------------------------------------------
 
 
-@extend_schema_field(OpenApiTypes.INT)
-class IdFilter(filters.NumberFilter):
-    """An integer id (NumberFilter would take 1.5 and look up 1)."""
-
-    field_class = forms.IntegerField
-
-
-class MembershipFilter(filters.FilterSet):
-    workspace = IdFilter(field_name="workspace_id", help_text="A workspace's id.")
-
-    class Meta:
-        model = Membership
-        fields = ["workspace"]
-
-
 class MembershipPermission(permissions.BasePermission):
     """Members of the row's workspace; who may add, change or remove whom is the services' rule
     (crawls.services.membership_check), answered 403 by the views."""
@@ -155,17 +149,19 @@ class MembershipPermission(permissions.BasePermission):
 
 
 @extend_schema_view(
-    list=extend_schema(responses={200: MembershipSerializer(many=True), **_errors(400, 401)}),
-    retrieve=extend_schema(responses={200: MembershipSerializer, **_errors(401, 404)}),
+    list=extend_schema(
+        responses={200: MembershipSerializer(many=True), **error_responses(400, 401)}
+    ),
+    retrieve=extend_schema(responses={200: MembershipSerializer, **error_responses(401, 404)}),
     create=extend_schema(
         request=MembershipCreateSerializer,
-        responses={201: MembershipSerializer, **_errors(400, 401, 403)},
+        responses={201: MembershipSerializer, **error_responses(400, 401, 403)},
     ),
     partial_update=extend_schema(
         request=MembershipRoleSerializer,
-        responses={200: MembershipSerializer, **_errors(400, 401, 403, 404)},
+        responses={200: MembershipSerializer, **error_responses(400, 401, 403, 404)},
     ),
-    destroy=extend_schema(responses={204: None, **_errors(400, 401, 403, 404)}),
+    destroy=extend_schema(responses={204: None, **error_responses(400, 401, 403, 404)}),
 )
 class MembershipViewSet(
     ScopedViewSetMixin,
@@ -187,7 +183,7 @@ class MembershipViewSet(
         serializer = MembershipCreateSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)  # 403 when the caller may not add
         data = serializer.validated_data
-        with refusals_as_403():
+        with refusals_as_403(), _user_named_by(data["named_by"]):
             membership = services.membership_add(
                 workspace=data["workspace"],
                 user=data["user"],
@@ -218,34 +214,23 @@ class MembershipViewSet(
 # --- API tokens -------------------------------------------------------------------------------
 
 
-class TokenFilter(filters.FilterSet):
-    workspace = IdFilter(field_name="workspace_id", help_text="A workspace's id.")
-    active = filters.BooleanFilter(
-        field_name="revoked_at", lookup_expr="isnull", help_text="Only active (or revoked) tokens."
-    )
-
-    class Meta:
-        model = ApiToken
-        fields = ["workspace", "active"]
-
-
 @extend_schema_view(
-    list=extend_schema(responses={200: TokenSerializer(many=True), **_errors(400, 401)}),
-    retrieve=extend_schema(responses={200: TokenSerializer, **_errors(401, 404)}),
+    list=extend_schema(responses={200: TokenSerializer(many=True), **error_responses(400, 401)}),
+    retrieve=extend_schema(responses={200: TokenSerializer, **error_responses(401, 404)}),
     create=extend_schema(
         request=TokenCreateSerializer,
-        responses={201: TokenCreatedSerializer, **_errors(400, 401, 403)},
+        responses={201: TokenCreatedSerializer, **error_responses(400, 401, 403)},
         description="A new token of the caller in one of the caller's workspaces. The answer's "
         "`token` is the only time the token is shown. Signed-in callers only: a token cannot "
         "create tokens.",
     ),
     destroy=extend_schema(
-        responses={204: None, **_errors(401, 404)},
+        responses={204: None, **error_responses(401, 404)},
         description="Revoke the token (it is kept, with `revoked_at`, and answers 401 from now).",
     ),
     revoke=extend_schema(
         request=None,
-        responses={200: TokenSerializer, **_errors(401, 404)},
+        responses={200: TokenSerializer, **error_responses(401, 404)},
         description="Revoke the token; the same as DELETE, answering with the revoked token.",
     ),
 )

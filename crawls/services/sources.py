@@ -1,0 +1,272 @@
+"""Sources: validation, create/update/delete with their beat schedules, the demo board's source,
+and the preview of rules on one URL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import zoneinfo
+
+from celery.schedules import crontab
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+from crawls import bounds
+from crawls.demo import board as demo_board
+from crawls.engine import guard, rules, run, sandbox, store
+from crawls.engine.fetch import Fetcher, FetchSettings
+from crawls.models import Crawl, Source, Workspace
+from crawls.services import crawls as crawl_services
+
+SOURCE_FIELDS = (
+    "name", "start_urls", "allowed_hosts", "max_depth", "max_pages", "include_patterns",
+    "exclude_patterns", "concurrency_per_host", "delay_seconds", "obey_robots", "user_agent",
+    "rules", "schedule_cron", "schedule_timezone", "overlap_policy", "retry_max",
+    "retry_backoff_seconds", "time_limit_seconds",
+)  # fmt: skip
+
+
+def source_clean(source: Source) -> None:
+    """Validate a source; ValidationError names every bad field (rules errors by path)."""
+    errors: dict[str, list[str]] = {}
+    same_name = Source.objects.in_workspace(source.workspace_id).filter(name=source.name)
+    if same_name.exclude(pk=source.pk).exists():
+        errors["name"] = ["a source with this name exists in this workspace"]
+    errors.update(_source_bounds_errors(source))
+    if "rules" not in errors:
+        try:
+            rules.rules_parse(source.rules)
+        except rules.RulesError as exc:
+            errors["rules"] = [f"{path}: {message}" for path, message in exc.errors.items()]
+    allowlist = run.allowlist()
+    if not source.start_urls:
+        errors["start_urls"] = ["at least one start URL is required"]
+    for index, url in enumerate([] if "start_urls" in errors else source.start_urls):
+        try:
+            guard.check_url(url, allowlist=allowlist)
+        except guard.Refused as refused:
+            errors.setdefault("start_urls", []).append(f"[{index}] {url}: {refused.reason}")
+    for name in ("include_patterns", "exclude_patterns"):
+        for path, message in rules.patterns_check(name, getattr(source, name)).items():
+            errors.setdefault(name, []).append(f"{path}: {message}")
+    if source.schedule_cron:
+        try:
+            _crontab_fields(source.schedule_cron)
+        except ValueError as exc:
+            errors["schedule_cron"] = [str(exc)]
+    try:
+        zoneinfo.ZoneInfo(source.schedule_timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        errors["schedule_timezone"] = [f"unknown time zone {source.schedule_timezone!r}"]
+    if not 1 <= source.concurrency_per_host <= 64:
+        errors["concurrency_per_host"] = ["must be between 1 and 64"]
+    if source.delay_seconds < 0:
+        errors["delay_seconds"] = ["must not be negative"]
+    if errors:
+        raise ValidationError(errors)
+
+
+def _source_bounds_errors(source: Source) -> dict[str, list[str]]:
+    """How far a source's lists and rules exceed their caps (SOURCE_MAX_* settings): checked
+    before anything costly (the guard, regular expressions, the rules' parser) looks at them."""
+    errors: dict[str, list[str]] = {}
+    # include/exclude_patterns: rules.patterns_check (RULES_MAX_PATTERNS, RULES_MAX_REGEX_LENGTH)
+    caps = {  # field: (most items, longest item, what they are)
+        "start_urls": (
+            settings.SOURCE_MAX_START_URLS,
+            settings.SOURCE_MAX_URL_LENGTH,
+            "start URLs",
+        ),
+        "allowed_hosts": (settings.SOURCE_MAX_ALLOWED_HOSTS, 253, "allowed hosts"),
+    }
+    for name, (most, longest, what) in caps.items():
+        values = getattr(source, name) or []
+        if len(values) > most:
+            errors[name] = [f"at most {most} {what}"]
+            continue
+        too_long = [
+            f"[{index}] longer than {longest} characters"
+            for index, value in enumerate(values)
+            if len(value) > longest
+        ]
+        if too_long:
+            errors[name] = too_long
+    try:
+        bounds.value_check_depth(source.rules)
+    except bounds.TooDeep as exc:
+        errors["rules"] = [str(exc)]
+    else:
+        size, limit = bounds.json_size(source.rules), settings.SOURCE_MAX_RULES_BYTES
+        if size > limit:
+            errors["rules"] = [f"{size} bytes as JSON: at most {limit}"]
+    return errors
+
+
+def _crontab_fields(expression: str) -> dict[str, str]:
+    parts = expression.split()
+    if len(parts) != 5:
+        raise ValueError("a cron expression has five fields: minute hour day month weekday")
+    fields = dict(
+        zip(("minute", "hour", "day_of_month", "month_of_year", "day_of_week"), parts, strict=True)
+    )
+    crontab(**fields)  # raises ValueError on a bad field
+    return fields
+
+
+@transaction.atomic
+def source_create(*, workspace: Workspace, **values) -> Source:
+    """Create a validated source (and its schedule)."""
+    source = Source(workspace=workspace, **values)
+    source_clean(source)
+    source.save()
+    _schedule_sync(source)
+    return source
+
+
+@transaction.atomic
+def source_update(*, source: Source, **values) -> Source:
+    """Change a source's settings (validated) and keep its schedule in step."""
+    for name, value in values.items():
+        if name not in SOURCE_FIELDS:
+            raise ValidationError({name: ["unknown field"]})
+        setattr(source, name, value)
+    source_clean(source)
+    source.save()
+    _schedule_sync(source)
+    return source
+
+
+def _schedule_sync(source: Source) -> None:
+    """One django-celery-beat periodic task per scheduled source."""
+    task = source.periodic_task
+    if not source.schedule_cron:
+        if task is not None:
+            source.periodic_task = None
+            source.save(update_fields=["periodic_task"])
+            task.delete()
+        return
+    schedule, _ = CrontabSchedule.objects.get_or_create(
+        **_crontab_fields(source.schedule_cron), timezone=source.schedule_timezone
+    )
+    if task is None:
+        task = PeriodicTask(name=f"crawl source {source.pk}", task="crawls.scheduled")
+    task.crontab = schedule
+    task.args = json.dumps([source.pk])
+    task.enabled = True
+    task.save()
+    if source.periodic_task_id != task.pk:
+        source.periodic_task = task
+        source.save(update_fields=["periodic_task"])
+
+
+def demo_source_ensure(*, workspace: Workspace, base_url: str) -> Source:
+    """The demo board's source in `workspace`, created on first use."""
+    source = Source.objects.in_workspace(workspace).filter(name="Demo board").first()
+    if source is not None:
+        return source
+    return source_create(
+        workspace=workspace,
+        name="Demo board",
+        start_urls=[f"{base_url}/notices"],
+        rules=demo_board.DEMO_RULES,
+        max_pages=5000,
+    )
+
+
+@transaction.atomic
+def source_delete(*, source: Source) -> None:
+    """Delete a source with its crawls, bids and beat schedule. Raises CrawlConflict while one
+    of its crawls is queued or running (cancel it first): its workers would lose their rows."""
+    source = Source.objects.select_for_update().get(pk=source.pk)
+    active = source.crawls.filter(status__in=Crawl.ACTIVE).order_by("id").first()
+    if active is not None:
+        raise crawl_services.CrawlConflict(active)
+    task_id = source.periodic_task_id
+    source.delete()
+    if task_id is not None:
+        PeriodicTask.objects.filter(pk=task_id).delete()
+
+
+# --- Preview ----------------------------------------------------------------------------------
+
+
+class PreviewBusy(Exception):
+    """PREVIEW_MAX_CONCURRENT previews are running in this process already."""
+
+    retry_after = 5
+
+    def __init__(self) -> None:
+        super().__init__("too many previews are running; try again in a few seconds")
+
+
+_previews_lock = threading.Lock()
+_previews: sandbox.Pool | None = None
+
+
+def _preview_pool() -> sandbox.Pool:
+    global _previews
+    with _previews_lock:
+        if _previews is None:
+            _previews = sandbox.Pool(settings.PREVIEW_MAX_CONCURRENT)
+        return _previews
+
+
+def source_preview(*, rules_data: object, url: str) -> dict:
+    """Fetch one URL (through the SSRF guard) and show what the rules extract from it.
+
+    The rules run in a child process killed after PREVIEW_TIMEOUT_SECONDS (ValidationError
+    naming the step); PreviewBusy when PREVIEW_MAX_CONCURRENT previews are running here."""
+    try:
+        parsed = rules.rules_parse(rules_data)
+    except rules.RulesError as exc:
+        raise ValidationError({"rules": [f"{p}: {m}" for p, m in exc.errors.items()]}) from exc
+    try:
+        with _preview_pool().sandbox() as child:
+            return _preview(parsed, url, child)
+    except sandbox.Busy:
+        raise PreviewBusy from None
+
+
+def _preview(parsed: rules.Rules, url: str, child: sandbox.Sandbox) -> dict:
+    fetch_settings = FetchSettings(
+        allowlist=run.allowlist(),
+        user_agent=settings.CRAWL_USER_AGENT,
+        timeout=min(settings.CRAWL_REQUEST_TIMEOUT, 15.0),
+        retries=0,
+    )
+
+    async def fetch_one():
+        async with Fetcher(fetch_settings) as fetcher:
+            return await fetcher.get(url)
+
+    response = asyncio.run(fetch_one())
+    preview = {"url": response.url, "status": response.status}
+    if not response.ok:
+        preview["error"] = {"class": response.error_class, "message": response.error}
+        return preview
+    limit = settings.PREVIEW_TIMEOUT_SECONDS
+    try:
+        # The whole limit is the budget: steps stop cooperatively first, a stuck one is killed.
+        page = child.extract(
+            response.body or b"", url=response.url, rules=parsed, budget=limit, kill_after=0.5
+        )
+    except sandbox.SandboxError as exc:
+        raise ValidationError({"rules": [f"preview failed: {exc}"]}) from exc
+    if page.timeout is not None:
+        raise ValidationError({"rules": [_timeout_message(page.timeout, limit)]})
+    preview.update(
+        fields={k: store.jsonable(v) for k, v in (page.fields or {}).items()},
+        errors=page.errors,
+        canonical=page.canonical,
+        follow=page.follow[:100],
+        items=page.items[:100],
+    )
+    return preview
+
+
+def _timeout_message(step: str, limit: float) -> str:
+    where = step if step in ("page", "links") else f"fields.{step}"
+    return f"{where}: preview took longer than {limit:g} s"

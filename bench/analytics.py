@@ -7,7 +7,7 @@ selectors replaced by what a DRF user would write (bench/analytics_naive.py: ORM
 crawls_bid and crawls_crawl, no read model, default planner settings, the same indexes), the
 same number of requests, interleaved with Forest's, in the same run on the same database. Both
 sides must give the same answers (checked; the bench fails if they differ). Ends by printing
-one JSON line: {"p95_ms": {endpoint: ms}, "naive_p95_ms": {endpoint: ms}, ...}.
+one JSON line: {"p95_ms": {endpoint: ms}, "naive_p95_ms": {endpoint: ms}, "p50_ms": ...}.
 
     make bench-analytics                  # or: .venv/bin/python -m bench.analytics --reuse
 """
@@ -180,6 +180,7 @@ def _bench(args, *, loaded: bool) -> dict:
     naive_selectors = mock.patch.multiple(selectors, **analytics_naive.SELECTORS)
     forest: dict[str, float] = {}
     naive: dict[str, float] = {}
+    medians: dict[str, dict[str, float]] = {"forest": {}, "naive": {}}
     for name, path in ENDPOINTS.items():
         # Interleaved, request by request: both sides see the same noise of a shared machine.
         forest_times: list[float] = []
@@ -195,6 +196,8 @@ def _bench(args, *, loaded: bool) -> dict:
         if name != "crawl_health":  # its window ends at now(): compared in _check_selectors
             _same(name, forest_answer, naive_answer)
         forest[name], naive[name] = _p95(forest_times), _p95(naive_times)
+        medians["forest"][name] = round(statistics.median(forest_times), 2)
+        medians["naive"][name] = round(statistics.median(naive_times), 2)
         log(
             f"{name}: forest p50 {statistics.median(forest_times):.1f} ms p95 {forest[name]} ms;"
             f" naive p50 {statistics.median(naive_times):.1f} ms p95 {naive[name]} ms"
@@ -202,6 +205,8 @@ def _bench(args, *, loaded: bool) -> dict:
     return {
         "p95_ms": forest,
         "naive_p95_ms": naive,
+        "p50_ms": medians["forest"],
+        "naive_p50_ms": medians["naive"],
         "rows": args.rows,
         "requests": args.requests,
         "naive_requests": args.requests,

@@ -10,7 +10,7 @@ BENCH_STAMP := $(VENV)/.bench-$(shell cat requirements.txt requirements-dev.txt 
 help:
 	@echo "make run     set up and run Forest on http://127.0.0.1:8000 (embedded PostgreSQL + Redis)"
 	@echo "make test    set up and run the whole suite and the linters"
-	@echo "make lint    ruff check, ruff format --check, docker compose config"
+	@echo "make lint    ruff check, ruff format --check, mypy (scripts/mypy), docker compose config"
 	@echo "make format  ruff format and autofix"
 	@echo "make services / make stop   keep the embedded servers up between commands / stop them"
 	@echo "make bench-NAME  run bench/NAME.py (prints one JSON line of figures; BENCH_ARGS=...)"
@@ -41,6 +41,7 @@ chromium:
 lint: $(STAMP) compose-config
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	PYTHON=$(PY) scripts/mypy
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

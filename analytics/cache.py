@@ -35,12 +35,14 @@ def generation_bump(*, workspace_id: int) -> None:
             cache.add(key, 1, timeout=None)
 
 
-def answer_key(*, workspace_id: int, name: str, params: dict) -> str:
+def answer_key(*, workspace_id: int, name: str, params: dict[str, Any]) -> str:
     digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
     return f"analytics:{workspace_id}:{generation(workspace_id=workspace_id)}:{name}:{digest[:32]}"
 
 
-def cached(*, workspace_id: int, name: str, params: dict, compute: Callable[[], Any]) -> Any:
+def cached(
+    *, workspace_id: int, name: str, params: dict[str, Any], compute: Callable[[], Any]
+) -> Any:
     """The cached answer of `name` for these parameters, computed and stored on a miss."""
     seconds = settings.ANALYTICS_CACHE_SECONDS
     if seconds <= 0:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from decimal import Decimal
+from typing import Any
 
 from django.db import connection
 from django.db.models import Count, F, Max, Q, Sum
@@ -33,7 +34,7 @@ def high_value_by_department(
     min_views: int | None,
     min_amount: Decimal | None,
     limit: int,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """Per department, bids posted in the window with views > min_views or amount > min_amount."""
     condition = Q()
     if min_views is not None:
@@ -51,7 +52,9 @@ def high_value_by_department(
     return list(rows)
 
 
-def bids_per_day(*, workspace_id: int, today: dt.date, days: int, by: str, limit: int) -> dict:
+def bids_per_day(
+    *, workspace_id: int, today: dt.date, days: int, by: str, limit: int
+) -> dict[str, Any]:
     """Bids posted per day in the window: the total, and a series per department or source.
 
     The `limit` keys with the most bids get a series; `days` lists every day (zeros included).
@@ -67,7 +70,7 @@ def bids_per_day(*, workspace_id: int, today: dt.date, days: int, by: str, limit
     dates = [since + dt.timedelta(days=i) for i in range(days)]
     position = {day: i for i, day in enumerate(dates)}
     totals = [0] * days
-    series: dict[object, dict] = {}
+    series: dict[object, dict[str, Any]] = {}
     for row in rows:
         key = row[fields[0]]
         entry = series.get(key)
@@ -81,7 +84,9 @@ def bids_per_day(*, workspace_id: int, today: dt.date, days: int, by: str, limit
     return {"by": by, "days": dates, "totals": totals, "series": ranked}
 
 
-def top_departments(*, workspace_id: int, today: dt.date, days: int, limit: int) -> list[dict]:
+def top_departments(
+    *, workspace_id: int, today: dt.date, days: int, limit: int
+) -> list[dict[str, Any]]:
     """Departments by the total amount of their bids posted in the window, largest first."""
     rows = (
         DepartmentDay.objects.filter(
@@ -93,7 +98,7 @@ def top_departments(*, workspace_id: int, today: dt.date, days: int, limit: int)
         .annotate(total_amount=Sum("total_amount"), bids=Sum("bid_count"))
         .order_by(F("total_amount").desc(nulls_last=True), "department")[:limit]
     )
-    return list(rows)
+    return [dict(row) for row in rows]
 
 
 _CRAWL_HEALTH = """
@@ -127,10 +132,13 @@ ORDER BY lower(s.name), s.id
 """
 
 
-def crawl_health(*, workspace_id: int, now: dt.datetime, days: int) -> list[dict]:
+def crawl_health(*, workspace_id: int, now: dt.datetime, days: int) -> list[dict[str, Any]]:
     """Per source: crawls created in the window, success rate, pages/s, error classes, and
     when its last successful crawl (ever) finished."""
-    params = {"workspace": workspace_id, "since": now - dt.timedelta(days=days)}
+    params: dict[str, int | dt.datetime] = {
+        "workspace": workspace_id,
+        "since": now - dt.timedelta(days=days),
+    }
     with connection.cursor() as cursor:
         cursor.execute(_CRAWL_HEALTH, params)
         rows = cursor.fetchall()

@@ -9,8 +9,10 @@ taken after the previous writer committed (READ COMMITTED), so no stale total wi
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from django.db import connection, transaction
+from django.db.backends.utils import CursorWrapper
 
 from analytics import cache
 
@@ -119,11 +121,11 @@ GROUP BY workspace_id, source_id, department, post_date
 """
 
 
-def _lock(cursor, workspace_id: int) -> None:
+def _lock(cursor: CursorWrapper, workspace_id: int) -> None:
     cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [LOCK_CLASS, workspace_id])
 
 
-def _lock_by_index(cursor, workspace_id: int) -> None:
+def _lock_by_index(cursor: CursorWrapper, workspace_id: int) -> None:
     """The workspace's lock, and keys recomputed through the bid indexes whatever the
     statistics say (both for this transaction, in one round trip).
 
@@ -139,7 +141,7 @@ def _lock_by_index(cursor, workspace_id: int) -> None:
 
 def batch_statement(
     *, workspace_id: int, crawl_id: int, new: Sequence[int], changed: Sequence[int]
-) -> tuple[str, dict]:
+) -> tuple[str, dict[str, Any]]:
     """The one statement that applies a crawl.items batch, and its parameters."""
     ids = [*new, *changed]
     params = {"workspace": workspace_id, "crawl": crawl_id, "ids": ids, "changed": list(changed)}
@@ -160,7 +162,7 @@ def summary_apply_items(
         cursor.execute(sql, params)
         keys, _, _ = cursor.fetchone()
     cache.generation_bump(workspace_id=workspace_id)
-    return keys
+    return int(keys)
 
 
 def summary_reconcile_crawl(*, workspace_id: int, crawl_id: int) -> int:
@@ -171,7 +173,7 @@ def summary_reconcile_crawl(*, workspace_id: int, crawl_id: int) -> int:
         cursor.execute(f"WITH {_CRAWL_KEYS}, {_RECOMPUTE}", params)
         keys, _, _ = cursor.fetchone()
     cache.generation_bump(workspace_id=workspace_id)
-    return keys
+    return int(keys)
 
 
 def summary_rebuild(*, workspace_ids: Sequence[int]) -> int:
@@ -182,7 +184,7 @@ def summary_rebuild(*, workspace_ids: Sequence[int]) -> int:
             _lock(cursor, workspace_id)
         cursor.execute(_REBUILD_DELETE, params)
         cursor.execute(_REBUILD_INSERT, params)
-        rows = cursor.rowcount
+        rows: int = cursor.rowcount
     for workspace_id in workspace_ids:
         cache.generation_bump(workspace_id=workspace_id)
     return rows

@@ -2,10 +2,12 @@
 
 Forest: the endpoints as served (bearer token, throttles counting, workspace scoping) with the
 cache off (ANALYTICS_CACHE_SECONDS=0), measured in-process through Django's test client: p95 of
---requests requests each, after a warm-up. Naive: the same answers computed straight from
-crawls_bid (no read model) with index scans disabled (enable_indexscan, enable_indexonlyscan,
-enable_bitmapscan off), in the same run on the same database. Ends by printing one JSON line:
-{"p95_ms": {endpoint: ms}, "naive_p95_ms": {endpoint: ms}, ...}.
+--requests requests each, after a warm-up. Naive: the same endpoints with the four analytics
+selectors replaced by what a DRF user would write (bench/analytics_naive.py: ORM aggregates over
+crawls_bid and crawls_crawl, no read model, default planner settings, the same indexes), the
+same number of requests, interleaved with Forest's, in the same run on the same database. Both
+sides must give the same answers (checked; the bench fails if they differ). Ends by printing
+one JSON line: {"p95_ms": {endpoint: ms}, "naive_p95_ms": {endpoint: ms}, "p50_ms": ...}.
 
     make bench-analytics                  # or: .venv/bin/python -m bench.analytics --reuse
 """
@@ -18,6 +20,7 @@ import logging
 import os
 import statistics
 import time
+from decimal import Decimal
 from unittest import mock
 
 import psycopg
@@ -53,12 +56,12 @@ FROM generate_series(1, %(rows)s) AS i
 # A year of hourly crawls per source: statuses, timings and error classes.
 CRAWLS_SQL = """
 INSERT INTO crawls_crawl (
-    workspace_id, source_id, status, cancel_requested, attempt, pages_done, pages_failed,
+    workspace_id, source_id, status, cancel_requested, attempt, revivals, pages_done, pages_failed,
     pages_total, items_new, items_changed, items_unchanged, errors, error, event_seq,
     created_at, started_at, finished_at)
 SELECT %(workspace)s, s.id,
     (ARRAY['succeeded', 'succeeded', 'succeeded', 'failed', 'cancelled'])[1 + h %% 5],
-    false, 1, 50 + h %% 40, h %% 3, 60, 0, h %% 7, 50,
+    false, 1, 0, 50 + h %% 40, h %% 3, 60, 0, h %% 7, 50,
     CASE WHEN h %% 3 = 0 THEN '{"TimeoutError": 2, "HTTP 503": 1}'::jsonb
          WHEN h %% 3 = 1 THEN '{"ConnectError": 1}'::jsonb ELSE '{}'::jsonb END,
     '', 0,
@@ -76,19 +79,16 @@ ENDPOINTS = {
     "top_departments_365d": "/api/v1/analytics/top-departments/?days=365",
     "crawl_health": "/api/v1/analytics/crawl-health/",
 }
-NO_INDEXES = (
-    "SET enable_indexscan = off",
-    "SET enable_indexonlyscan = off",
-    "SET enable_bitmapscan = off",
-)
+WARMUP = 3
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--hours", type=int, default=8760, help="crawls per source (hourly)")
-    parser.add_argument("--requests", type=int, default=60, help="timed requests per endpoint")
-    parser.add_argument("--naive-requests", type=int, default=12)
+    parser.add_argument(
+        "--requests", type=int, default=60, help="timed requests per endpoint, each side"
+    )
     parser.add_argument("--reuse", action="store_true", help="keep and reuse the loaded database")
     return parser.parse_args(argv)
 
@@ -159,109 +159,99 @@ def _p95(values: list[float]) -> float:
     return round(ordered[max(0, round(0.95 * len(ordered)) - 1)], 2)
 
 
-def _time(client, path: str, *, warmup: int, count: int) -> tuple[list[float], dict]:
-    for _ in range(warmup):
-        response = client.get(path)
-        assert response.status_code == 200, (path, response.status_code, response.content[:300])
-    times = []
-    for _ in range(count):
-        started = time.perf_counter()
-        response = client.get(path)
-        times.append((time.perf_counter() - started) * 1000)
-        assert response.status_code == 200, path
-    return times, response.json()
+def _get(client, path: str) -> tuple[float, dict]:
+    started = time.perf_counter()
+    response = client.get(path)
+    elapsed = (time.perf_counter() - started) * 1000
+    assert response.status_code == 200, (path, response.status_code, response.content[:300])
+    return elapsed, response.json()
 
 
 def _bench(args, *, loaded: bool) -> dict:
-    from django.db import connection  # noqa: PLC0415 - after django.setup()
     from django.test import Client  # noqa: PLC0415 - after django.setup()
 
     from analytics import selectors  # noqa: PLC0415 - after django.setup()
+    from bench import analytics_naive  # noqa: PLC0415 - after django.setup()
 
     logging.getLogger("forest.access").setLevel(logging.WARNING)  # one line per request
-    _, raw = _setup(args, loaded=loaded)
+    workspace, raw = _setup(args, loaded=loaded)
+    _check_selectors(selectors, analytics_naive.SELECTORS, workspace_id=workspace.pk)
     client = Client(HTTP_HOST="localhost", HTTP_AUTHORIZATION=f"Bearer {raw}")
-    forest, naive, answers = {}, {}, {}
+    naive_selectors = mock.patch.multiple(selectors, **analytics_naive.SELECTORS)
+    forest: dict[str, float] = {}
+    naive: dict[str, float] = {}
+    medians: dict[str, dict[str, float]] = {"forest": {}, "naive": {}}
     for name, path in ENDPOINTS.items():
-        times, answers[name] = _time(client, path, warmup=3, count=args.requests)
-        forest[name] = _p95(times)
-        log(f"forest {name}: p50 {statistics.median(times):.1f} ms, p95 {forest[name]} ms")
-    naive_selectors = {
-        "bids_per_day": _naive_bids_per_day,
-        "top_departments": _naive_top_departments,
-    }
-    with connection.cursor() as cursor:
-        for statement in NO_INDEXES:
-            cursor.execute(statement)
-    try:
-        with mock.patch.multiple(selectors, **naive_selectors):
-            for name, path in ENDPOINTS.items():
-                times, answer = _time(client, path, warmup=1, count=args.naive_requests)
-                assert answer == answers[name] or name == "crawl_health", f"{name} differs"
-                naive[name] = _p95(times)
-                log(f"naive {name}: p50 {statistics.median(times):.1f} ms, p95 {naive[name]} ms")
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute("RESET ALL")
+        # Interleaved, request by request: both sides see the same noise of a shared machine.
+        forest_times: list[float] = []
+        naive_times: list[float] = []
+        for sample in range(WARMUP + args.requests):
+            elapsed, forest_answer = _get(client, path)
+            if sample >= WARMUP:
+                forest_times.append(elapsed)
+            with naive_selectors:
+                elapsed, naive_answer = _get(client, path)
+            if sample >= WARMUP:
+                naive_times.append(elapsed)
+        if name != "crawl_health":  # its window ends at now(): compared in _check_selectors
+            _same(name, forest_answer, naive_answer)
+        forest[name], naive[name] = _p95(forest_times), _p95(naive_times)
+        medians["forest"][name] = round(statistics.median(forest_times), 2)
+        medians["naive"][name] = round(statistics.median(naive_times), 2)
+        log(
+            f"{name}: forest p50 {statistics.median(forest_times):.1f} ms p95 {forest[name]} ms;"
+            f" naive p50 {statistics.median(naive_times):.1f} ms p95 {naive[name]} ms"
+        )
     return {
         "p95_ms": forest,
         "naive_p95_ms": naive,
+        "p50_ms": medians["forest"],
+        "naive_p50_ms": medians["naive"],
         "rows": args.rows,
         "requests": args.requests,
-        "naive_requests": args.naive_requests,
-        "measured": "in-process, Django test client, bearer token, cache off",
+        "naive_requests": args.requests,
+        "measured": "in-process, Django test client, bearer token, cache off, interleaved",
     }
 
 
-def _naive_bids_per_day(*, workspace_id, today, days, by, limit):
-    """bids_per_day straight from crawls_bid (what the read model saves)."""
-    import datetime as dt  # noqa: PLC0415 - after django.setup()
-
-    from django.db.models import Count  # noqa: PLC0415 - after django.setup()
-
-    from crawls.models import Bid  # noqa: PLC0415 - after django.setup()
-
-    since = today - dt.timedelta(days=days - 1)
-    fields = ("source_id", "source__name") if by == "source" else ("department",)
-    rows = (
-        Bid.objects.in_workspace(workspace_id)
-        .filter(post_date__gte=since, post_date__lte=today)
-        .values("post_date", *fields)
-        .annotate(bids=Count("*"))
-        .order_by()
-    )
-    dates = [since + dt.timedelta(days=i) for i in range(days)]
-    position = {day: i for i, day in enumerate(dates)}
-    totals = [0] * days
-    series: dict = {}
-    for row in rows:
-        key = row[fields[0]]
-        label = row["source__name"] if by == "source" else key
-        entry = series.setdefault(
-            key, {"key": key, "label": label, "total": 0, "counts": [0] * days}
+def _same(name: str, forest, naive) -> None:
+    if forest != naive:
+        raise SystemExit(
+            f"bench-analytics: the naive answer of {name} differs from Forest's:\n"
+            f"forest: {json.dumps(forest, default=str)[:2000]}\n"
+            f"naive:  {json.dumps(naive, default=str)[:2000]}"
         )
-        entry["counts"][position[row["post_date"]]] += row["bids"]
-        entry["total"] += row["bids"]
-        totals[position[row["post_date"]]] += row["bids"]
-    ranked = sorted(series.values(), key=lambda s: (-s["total"], str(s["label"])))[:limit]
-    return {"by": by, "days": dates, "totals": totals, "series": ranked}
 
 
-def _naive_top_departments(*, workspace_id, today, days, limit):
-    import datetime as dt  # noqa: PLC0415 - after django.setup()
+def _check_selectors(selectors, naive: dict, *, workspace_id: int) -> None:
+    """Both sides' selectors, called with the same arguments (crawl health's window ends at a
+    fixed `now`), must give the same answers, through the endpoints' serializers."""
+    from django.utils import timezone  # noqa: PLC0415 - after django.setup()
 
-    from django.db.models import Count, F, Sum  # noqa: PLC0415 - after django.setup()
+    from analytics.api import serializers  # noqa: PLC0415 - after django.setup()
 
-    from crawls.models import Bid  # noqa: PLC0415 - after django.setup()
-
-    since = today - dt.timedelta(days=days - 1)
-    return list(
-        Bid.objects.in_workspace(workspace_id)
-        .filter(post_date__gte=since, post_date__lte=today)
-        .values("department")
-        .annotate(total_amount=Sum("amount"), bids=Count("*"))
-        .order_by(F("total_amount").desc(nulls_last=True), "department")[:limit]
-    )
+    today, now = timezone.localdate(), timezone.now()
+    calls = {
+        "high_value_by_department": (
+            {"days": 365, "min_views": 90000, "min_amount": Decimal(900000000), "limit": 10},
+            serializers.HighValueRowSerializer(many=True),
+        ),
+        "bids_per_day": ({"days": 365, "by": "source", "limit": 10}, None),
+        "top_departments": (
+            {"days": 365, "limit": 10},
+            serializers.DepartmentRowSerializer(many=True),
+        ),
+        "crawl_health": ({"days": 30}, serializers.SourceHealthSerializer(many=True)),
+    }
+    for name, (params, serializer) in calls.items():
+        when = {"now": now} if name == "crawl_health" else {"today": today}
+        answers = [
+            function(workspace_id=workspace_id, **when, **params)
+            for function in (getattr(selectors, name), naive[name])
+        ]
+        if serializer is not None:
+            answers = [serializer.to_representation(answer) for answer in answers]
+        _same(name, *answers)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,8 @@ class TooDeep(ValueError):
 
 
 def max_depth() -> int:
-    return settings.JSON_MAX_DEPTH
+    depth: int = settings.JSON_MAX_DEPTH
+    return depth
 
 
 def text_check_depth(data: bytes | str, limit: int | None = None) -> None:

@@ -18,12 +18,14 @@ Drop this module when a kombu release no longer raises AttributeError here (the 
 
 from __future__ import annotations
 
+from typing import Any
+
 from kombu.transport import redis as kombu_redis
 from redis import exceptions as redis_exceptions
 
 
 class Channel(kombu_redis.Channel):
-    def _connparams(self, asynchronous=False):
+    def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
         if self.connection.client is None:
             raise redis_exceptions.ConnectionError("broker connection closed (transport detached)")
         return super()._connparams(asynchronous=asynchronous)

@@ -5,6 +5,7 @@ redelivered; JSON only; results in PostgreSQL through django-celery-results.
 """
 
 import os
+from typing import Any
 
 from celery import Celery, signals
 
@@ -18,7 +19,7 @@ app.autodiscover_tasks()
 
 
 @signals.setup_logging.connect
-def _use_django_logging(**_kwargs) -> None:
+def _use_django_logging(**_kwargs: Any) -> None:
     """Workers and beat log in the same structured format as the web process."""
     import logging.config  # noqa: PLC0415 - only in Celery processes
 
@@ -28,18 +29,18 @@ def _use_django_logging(**_kwargs) -> None:
 
 
 @signals.task_prerun.connect
-def _bind_task_id(task_id=None, **_kwargs) -> None:
+def _bind_task_id(task_id: str | None = None, **_kwargs: Any) -> None:
     # Inside a task, the "request id" of every log line is the task id.
     logs.request_id_var.set(task_id or "-")
 
 
 @signals.task_postrun.connect
-def _unbind_task_id(**_kwargs) -> None:
+def _unbind_task_id(**_kwargs: Any) -> None:
     logs.request_id_var.set("-")
     logs.crawl_id_var.set("-")
 
 
 @app.task(name="project.ping")
-def ping_task() -> dict:
+def ping_task() -> dict[str, Any]:
     """Answer from a worker: proves broker → worker → result backend works end to end."""
     return {"pong": True, "hostname": ping_task.request.hostname}

@@ -14,9 +14,11 @@ with a plain page.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from django.conf import settings
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.deprecation import MiddlewareMixin
 from django.utils.html import escape
 
@@ -26,12 +28,19 @@ from project.outage import outage_part
 logger = logging.getLogger(__name__)
 
 
-def is_api(request) -> bool:
+def is_api(request: HttpRequest) -> bool:
     return request.path.startswith("/api/")
 
 
-def refusal(request, status: int, code: str, message: str, headers=None) -> HttpResponse:
+def refusal(
+    request: HttpRequest,
+    status: int,
+    code: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+) -> HttpResponse:
     """A refusal in the API's envelope on /api/ paths, else a small page."""
+    response: HttpResponse
     if is_api(request):
         response = JsonResponse(envelope(code, message), status=status)
     else:
@@ -43,7 +52,7 @@ def refusal(request, status: int, code: str, message: str, headers=None) -> Http
     return response
 
 
-def outage_response(request, exc: BaseException | None) -> HttpResponse | None:
+def outage_response(request: HttpRequest, exc: BaseException | None) -> HttpResponse | None:
     """503 naming the unreachable part, with Retry-After; None when `exc` is no outage."""
     part = outage_part(exc)
     if part is None:
@@ -65,7 +74,7 @@ def too_large_message() -> str:
 class RequestLimitsMiddleware(MiddlewareMixin):
     """414 for an overlong URL; 413 for a body over the limit (see the module's docstring)."""
 
-    def process_request(self, request):
+    def process_request(self, request: HttpRequest) -> HttpResponse | None:
         query = request.META.get("QUERY_STRING", "")
         length = len(request.path) + (len(query) + 1 if query else 0)
         if length > settings.REQUEST_MAX_URL_LENGTH:
@@ -78,7 +87,13 @@ class RequestLimitsMiddleware(MiddlewareMixin):
             )
         return None
 
-    def process_view(self, request, view_func, view_args, view_kwargs):
+    def process_view(
+        self,
+        request: HttpRequest,
+        view_func: Callable[..., Any],
+        view_args: tuple[Any, ...],
+        view_kwargs: dict[str, Any],
+    ) -> HttpResponse | None:
         # After URL resolution, so that the answer is noted against its route (tests).
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -92,5 +107,7 @@ class RequestLimitsMiddleware(MiddlewareMixin):
 class OutageMiddleware(MiddlewareMixin):
     """503 with Retry-After when a view finds PostgreSQL or Redis unreachable."""
 
-    def process_exception(self, request, exception):
+    def process_exception(
+        self, request: HttpRequest, exception: BaseException
+    ) -> HttpResponse | None:
         return outage_response(request, exception)

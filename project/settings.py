@@ -7,6 +7,7 @@ be given them, and fails loudly here when they are missing.
 """
 
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 import environ
@@ -83,11 +84,11 @@ TEMPLATES = [
 # --- PostgreSQL (the only engine) ---------------------------------------------------------------
 
 
-def database_config(url: str) -> dict:
+def database_config(url: str) -> dict[str, Any]:
     """Django's DATABASES entry for any PostgreSQL URL: postgres:// or postgresql://, with or
     without a query string, TCP or a unix socket (``?host=/dir`` or a percent-encoded path as
     the host)."""
-    config = environ.Env.db_url_config(url)
+    config: dict[str, Any] = environ.Env.db_url_config(url)
     if config["ENGINE"] != "django.db.backends.postgresql":
         raise ImproperlyConfigured(
             "DATABASE_URL must point at PostgreSQL (postgres:// or postgresql://)."

@@ -1,5 +1,8 @@
 """manage.py analytics_rebuild [--workspace ID]: the read model recomputed from the bids."""
 
+from argparse import ArgumentParser
+from typing import Any
+
 from django.core.management.base import BaseCommand, CommandError
 
 from analytics import services
@@ -9,10 +12,10 @@ from crawls.models import Workspace
 class Command(BaseCommand):
     help = "Rebuild the analytics read model (DepartmentDay) from crawls_bid."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--workspace", type=int, help="Only this workspace (its id).")
 
-    def handle(self, *args, workspace=None, **options):
+    def handle(self, *args: Any, workspace: int | None = None, **options: Any) -> None:
         ids = list(Workspace.objects.order_by("id").values_list("id", flat=True))
         if workspace is not None:
             if workspace not in ids:

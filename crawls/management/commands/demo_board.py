@@ -2,7 +2,9 @@
 
 import asyncio
 import signal
+from argparse import ArgumentParser
 from pathlib import Path
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -17,7 +19,7 @@ class Command(BaseCommand):
         "until Ctrl-C or SIGTERM, or write it as static files with --export DIR."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8765)
         parser.add_argument("--listing-pages", type=int, default=DEFAULTS.listing_pages)
@@ -33,7 +35,15 @@ class Command(BaseCommand):
         )
         parser.add_argument("--export", metavar="DIR", help="Write static files instead.")
 
-    def handle(self, *args, host, port, export, bench, **options):
+    def handle(
+        self,
+        *args: Any,
+        host: str,
+        port: int,
+        export: str | None,
+        bench: int | None,
+        **options: Any,
+    ) -> None:
         try:
             config = (
                 BoardConfig.bench(bench)

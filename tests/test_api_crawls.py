@@ -15,24 +15,13 @@ from crawls import events, services
 from crawls.api.throttles import CrawlCreateThrottle
 from crawls.demo.board import DEMO_RULES, expected_bids
 from crawls.engine import urls
-from crawls.models import Bid, Crawl, CrawlEvent, FrontierUrl, Membership, Source
-from tests.clients import bearer, signed_in
+from crawls.models import Bid, Crawl, CrawlEvent, FrontierUrl, Membership, Source, Workspace
+from tests.clients import bearer
+from tests.factories import START, absent_pk, make_source
 
 pytestmark = pytest.mark.django_db
 
 API = "/api/v1"
-START = "https://bids.example.org/notices"  # valid for the guard; nothing fetches it here
-
-
-@pytest.fixture
-def api():
-    """api(user) → an APIClient signed in as `user` (api() → anonymous)."""
-    return signed_in
-
-
-def make_source(workspace, name="Board", **values) -> Source:
-    values = {"start_urls": [START], "rules": DEMO_RULES, **values}
-    return services.source_create(workspace=workspace, name=name, **values)
 
 
 @pytest.fixture
@@ -59,16 +48,6 @@ def error_of(response) -> dict:
     body = response.json()
     assert set(body) == {"error"}, body
     return body["error"]
-
-
-@pytest.fixture
-def sent_tasks(monkeypatch):
-    """The Celery tasks the code sends (instead of sending them)."""
-    sent = []
-    monkeypatch.setattr(
-        services.celery_app, "send_task", lambda name, **kw: sent.append((name, kw["args"]))
-    )
-    return sent
 
 
 # --- Authentication and scoping -------------------------------------------------------------------
@@ -191,8 +170,9 @@ def test_a_token_creates_in_its_workspace_and_nowhere_else(owner, workspace_a):
 def test_a_workspace_the_caller_is_not_in_does_not_exist(api, teammate, workspace_a, workspace_b):
     client = api(teammate)
     foreign = client.post(f"{API}/sources/", source_body(workspace=workspace_b.pk), format="json")
-    missing = client.post(f"{API}/sources/", source_body(workspace=999_999), format="json")
-    for response, pk in ((foreign, workspace_b.pk), (missing, 999_999)):
+    absent = absent_pk(Workspace)
+    missing = client.post(f"{API}/sources/", source_body(workspace=absent), format="json")
+    for response, pk in ((foreign, workspace_b.pk), (missing, absent)):
         assert response.status_code == 400
         assert error_of(response)["details"] == {"workspace": [f"no workspace {pk} among yours"]}
     assert not Source.objects.exists()
@@ -287,12 +267,14 @@ def test_put_replaces_a_source(api, owner, source_a):
         ({"rules": {"items": [1]}}, "rules"),
         ({"include_patterns": ["("]}, "include_patterns"),
         ({"name": "Other board"}, "name"),  # taken
-        ({"workspace": 999_999}, "workspace"),  # sources do not move
+        ({"workspace": "ABSENT"}, "workspace"),  # sources do not move
         ({"delay_seconds": -1}, "delay_seconds"),
     ],
 )
 def test_update_validation_names_the_bad_field(api, owner, workspace_a, source_a, values, field):
     make_source(workspace_a, "Other board")
+    if values.get("workspace") == "ABSENT":
+        values = {"workspace": absent_pk(Workspace)}
     response = api(owner).patch(f"{API}/sources/{source_a.pk}/", values, format="json")
     assert response.status_code == 400
     assert field in error_of(response)["details"]
@@ -396,7 +378,7 @@ def test_preview_refuses_internal_urls_without_fetching_them(
     api, owner, workspace_a, listener, host, reason
 ):
     url = f"http://{host}:{listener.port}/admin"
-    source = make_source(workspace_a)
+    source = make_source(workspace_a, "Board")
     for response in (
         api(owner).post(
             f"{API}/sources/preview/", {"rules": DEMO_RULES, "url": url}, format="json"
@@ -468,9 +450,10 @@ def test_sources_crawl_action_starts_a_crawl(api, owner, source_a, sent_tasks):
 
 def test_crawl_create_names_a_bad_source(api, owner, source_b):
     client = api(owner)
+    absent = absent_pk(Source)
     for body, message in [
         ({"source": source_b.pk}, f"no source {source_b.pk} among yours"),
-        ({"source": 999_999}, "no source 999999 among yours"),
+        ({"source": absent}, f"no source {absent} among yours"),
         ({}, "This field is required."),
     ]:
         response = client.post(f"{API}/crawls/", body, format="json")

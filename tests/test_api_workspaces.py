@@ -14,15 +14,11 @@ from rest_framework.test import APIClient
 from crawls import services
 from crawls.demo.board import DEMO_RULES
 from crawls.models import ApiToken, Membership, Workspace
+from tests.factories import absent_pk
 
 pytestmark = pytest.mark.django_db
 
 User = get_user_model()
-
-
-@pytest.fixture
-def api():
-    return APIClient()
 
 
 @pytest.fixture
@@ -124,7 +120,7 @@ def test_workspace_retrieve_answers_404_for_outsiders_and_unknown_ids(
     response = client.get(f"/api/v1/workspaces/{workspace_a.id}/")
     assert response.status_code == 404
     assert error(response)["message"]
-    assert client.get("/api/v1/workspaces/999999999/").status_code == 404
+    assert client.get(f"/api/v1/workspaces/{absent_pk(Workspace)}/").status_code == 404
 
 
 def test_a_missing_object_answers_code_not_found(as_user, workspace_a, outsider):
@@ -327,7 +323,7 @@ def test_member_add_to_a_foreign_or_unknown_workspace_names_workspace(
     as_user, workspace_a, workspace_b, owner, outsider, newcomer
 ):
     client = as_user(outsider)
-    for workspace_id in (workspace_a.id, 999999999, "abc"):
+    for workspace_id in (workspace_a.id, absent_pk(Workspace), "abc"):
         response = client.post("/api/v1/members/", {"workspace": workspace_id, "username": "nina"})
         assert invalid_fields(response) == {"workspace"}
     assert not Membership.objects.filter(user=newcomer).exists()
@@ -499,7 +495,7 @@ def test_a_viewer_may_create_a_token(as_user, workspace_a, viewer):
     ("payload", "field"),
     [
         ({"name": "ci"}, "workspace"),
-        ({"workspace": 999999999, "name": "ci"}, "workspace"),
+        ({"workspace": "ABSENT", "name": "ci"}, "workspace"),
         ({"workspace": "FOREIGN", "name": "ci"}, "workspace"),
         ({"workspace": "A"}, "name"),
         ({"workspace": "A", "name": "  "}, "name"),
@@ -509,7 +505,7 @@ def test_a_viewer_may_create_a_token(as_user, workspace_a, viewer):
 def test_token_create_names_the_bad_field(
     as_user, workspace_a, workspace_b, teammate, payload, field
 ):
-    ids = {"A": workspace_a.id, "FOREIGN": workspace_b.id}
+    ids = {"A": workspace_a.id, "FOREIGN": workspace_b.id, "ABSENT": absent_pk(Workspace)}
     payload = {k: ids.get(v, v) if k == "workspace" else v for k, v in payload.items()}
     response = as_user(teammate).post("/api/v1/tokens/", payload)
     assert invalid_fields(response) == {field}

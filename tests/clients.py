@@ -11,6 +11,15 @@ from rest_framework.test import APIClient
 
 from crawls import services
 
+API = "/api/v1"
+
+
+def error_of(response) -> dict:
+    """The error envelope of an API answer (nothing else in its body)."""
+    body = response.json()
+    assert set(body) == {"error"}, body
+    return body["error"]
+
 
 def signed_in(user=None) -> APIClient:
     """An APIClient authenticated as `user` (anonymous without one)."""
@@ -27,11 +36,20 @@ class Api(APIClient):
         return signed_in(user)
 
 
+def invalid_fields(response) -> set[str]:
+    """The fields a 400 "invalid" answer names."""
+    assert response.status_code == 400, response.content
+    envelope = error_of(response)
+    assert envelope["code"] == "invalid"
+    return set(envelope["details"])
+
+
 def bearer(user, workspace) -> APIClient:
-    """An APIClient with a new token of `user` in `workspace`."""
-    _, raw = services.token_create(user=user, workspace=workspace, name="test")
+    """An APIClient with a new token of `user` in `workspace`; .token and .raw for the test."""
+    token, raw = services.token_create(user=user, workspace=workspace, name="test")
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    client.token, client.raw = token, raw
     return client
 
 

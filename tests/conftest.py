@@ -17,7 +17,7 @@ from crawls.demo.board import BoardConfig
 from crawls.models import Membership
 from project import staticfiles
 from project.celery import app as celery_app
-from tests import clients, outages
+from tests import clients, factories, outages
 from tests.processes import (
     Program,
     database_url,
@@ -132,6 +132,49 @@ def sent_tasks(monkeypatch):
     sent = []
     monkeypatch.setattr(celery_app, "send_task", lambda name, **kw: sent.append((name, kw["args"])))
     return sent
+
+
+@pytest.fixture
+def as_user(api):
+    """as_user(user) → the `api` client, signed in with a session of `user`."""
+
+    def login(user):
+        api.force_login(user)
+        return api
+
+    return login
+
+
+@pytest.fixture
+def bearer():
+    """bearer(user, workspace) → a client sending a new token (tests.clients.bearer)."""
+    return clients.bearer
+
+
+@pytest.fixture
+def admin_user(workspace_a):
+    """Ada, an admin of workspace A."""
+    user = get_user_model().objects.create_user("ada", email="ada@example.org", password="pw-ada-1")
+    services.membership_set(workspace=workspace_a, user=user, role=Membership.Role.ADMIN)
+    return user
+
+
+@pytest.fixture
+def newcomer(db):
+    """Nina, in no workspace yet."""
+    return get_user_model().objects.create_user(
+        "nina", email="Nina@Example.org", password="pw-nina-1"
+    )
+
+
+@pytest.fixture
+def source_a(workspace_a):
+    return factories.make_source(workspace_a, "Seoul board")
+
+
+@pytest.fixture
+def source_b(workspace_b):
+    return factories.make_source(workspace_b, "Busan board")
 
 
 @pytest.fixture

@@ -115,16 +115,6 @@ def admin(client, superuser):
 
 
 @pytest.fixture
-def source_a(workspace_a):
-    return make_source(workspace_a, "Seoul board")
-
-
-@pytest.fixture
-def source_b(workspace_b):
-    return make_source(workspace_b, "Busan board")
-
-
-@pytest.fixture
 def crawl_a(source_a):
     """A finished crawl of source A with 5 rows in each big table (and its seed URL)."""
     crawl = finish(start(source_a))

@@ -16,39 +16,10 @@ from crawls.api.throttles import CrawlCreateThrottle
 from crawls.demo.board import DEMO_RULES, expected_bids
 from crawls.engine import urls
 from crawls.models import Bid, Crawl, CrawlEvent, FrontierUrl, Membership, Source, Workspace
-from tests.clients import bearer
-from tests.factories import START, absent_pk, make_source
+from tests.clients import API, bearer, error_of
+from tests.factories import START, absent_pk, finish_crawl, make_source, start_crawl
 
 pytestmark = pytest.mark.django_db
-
-API = "/api/v1"
-
-
-@pytest.fixture
-def source_a(workspace_a):
-    return make_source(workspace_a, "Seoul board")
-
-
-@pytest.fixture
-def source_b(workspace_b):
-    return make_source(workspace_b, "Busan board")
-
-
-def start(source, **kwargs) -> Crawl:
-    return services.crawl_start(source=source, workers=0, **kwargs)
-
-
-def finish(crawl, status=Crawl.Status.SUCCEEDED) -> Crawl:
-    Crawl.objects.filter(pk=crawl.pk).update(status=status)
-    crawl.refresh_from_db()
-    return crawl
-
-
-def error_of(response) -> dict:
-    body = response.json()
-    assert set(body) == {"error"}, body
-    return body["error"]
-
 
 # --- Authentication and scoping -------------------------------------------------------------------
 
@@ -61,7 +32,7 @@ def test_source_list_names_a_bad_filter(api, owner, source_a, workspace):
 
 
 def test_lists_show_only_the_callers_workspaces(api, owner, source_a, source_b):
-    crawl_a, crawl_b = start(source_a), start(source_b)
+    crawl_a, crawl_b = start_crawl(source_a), start_crawl(source_b)
     client = api(owner)
     sources = client.get(f"{API}/sources/").json()["results"]
     assert [s["id"] for s in sources] == [source_a.pk]
@@ -93,7 +64,7 @@ def test_lists_show_only_the_callers_workspaces(api, owner, source_a, source_b):
 def test_foreign_rows_answer_404_for_retrieve_and_every_action(
     api, owner, source_b, method, path, sent_tasks
 ):
-    crawl = start(source_b)
+    crawl = start_crawl(source_b)
     url = API + path.format(source=source_b.pk, crawl=crawl.pk)
     response = getattr(api(owner), method)(url, {"name": "mine now"}, format="json")
     assert response.status_code == 404
@@ -109,8 +80,8 @@ def test_a_token_sees_only_its_own_workspace(owner, workspace_a, source_a, outsi
     elsewhere = services.workspace_create(owner=outsider, name="Daegu")
     services.membership_set(workspace=elsewhere, user=owner, role=Membership.Role.MEMBER)
     other = make_source(elsewhere, "Daegu board")
-    start(source_a)
-    start(other)
+    start_crawl(source_a)
+    start_crawl(other)
     client = bearer(owner, workspace_a)
     assert [s["id"] for s in client.get(f"{API}/sources/").json()["results"]] == [source_a.pk]
     crawls = client.get(f"{API}/crawls/").json()["results"]
@@ -298,7 +269,7 @@ def test_viewers_cannot_change_sources_and_only_managers_delete(
 
 def test_delete_a_source_with_its_crawls_and_schedule(api, owner, source_a):
     services.source_update(source=source_a, schedule_cron="0 * * * *")
-    crawl = finish(start(source_a))
+    crawl = finish_crawl(start_crawl(source_a))
     response = api(owner).delete(f"{API}/sources/{source_a.pk}/")
     assert response.status_code == 204
     assert not Source.objects.filter(pk=source_a.pk).exists()
@@ -307,7 +278,7 @@ def test_delete_a_source_with_its_crawls_and_schedule(api, owner, source_a):
 
 
 def test_a_source_with_an_active_crawl_is_not_deleted(api, owner, source_a):
-    crawl = start(source_a)
+    crawl = start_crawl(source_a)
     response = api(owner).delete(f"{API}/sources/{source_a.pk}/")
     assert response.status_code == 409
     error = error_of(response)
@@ -470,7 +441,7 @@ def test_viewers_cannot_start_crawls(api, viewer, source_a):
 
 
 def test_a_second_crawl_of_a_skip_source_is_a_conflict(api, owner, source_a, sent_tasks):
-    active = start(source_a)
+    active = start_crawl(source_a)
     client = api(owner)
     for response in (
         client.post(f"{API}/crawls/", {"source": source_a.pk}, format="json"),
@@ -529,9 +500,9 @@ def test_starting_crawls_has_its_own_stricter_rate(api, owner, workspace_a, monk
 
 def test_crawl_list_filters(api, owner, workspace_a, source_a):
     other = make_source(workspace_a, "Other", overlap_policy=Source.OverlapPolicy.QUEUE)
-    done = finish(start(source_a))
-    failed = finish(start(other), Crawl.Status.FAILED)
-    queued = start(other)
+    done = finish_crawl(start_crawl(source_a))
+    failed = finish_crawl(start_crawl(other), Crawl.Status.FAILED)
+    queued = start_crawl(other)
     client = api(owner)
 
     def ids(**params) -> list[int]:
@@ -570,7 +541,7 @@ def test_crawl_list_pages_with_cursors(api, owner, workspace_a, source_a):
 
 
 def test_retrieve_a_crawl(api, viewer, source_a):
-    crawl = start(source_a)
+    crawl = start_crawl(source_a)
     client = api(viewer)
     response = client.get(f"{API}/crawls/{crawl.pk}/")
     assert response.status_code == 200
@@ -579,7 +550,7 @@ def test_retrieve_a_crawl(api, viewer, source_a):
     assert body["websocket_url"].endswith(f"/ws/crawls/{crawl.pk}/")
     cached = client.get(f"{API}/crawls/{crawl.pk}/", HTTP_IF_NONE_MATCH=response["ETag"])
     assert cached.status_code == 304
-    finish(crawl)
+    finish_crawl(crawl)
     changed = client.get(f"{API}/crawls/{crawl.pk}/", HTTP_IF_NONE_MATCH=response["ETag"])
     assert (changed.status_code, changed.json()["status"]) == (200, "succeeded")
 
@@ -588,7 +559,7 @@ def test_retrieve_a_crawl(api, viewer, source_a):
 
 
 def test_cancel_a_queued_crawl_at_once(api, teammate, source_a):
-    crawl = start(source_a)
+    crawl = start_crawl(source_a)
     client = api(teammate)
     response = client.post(f"{API}/crawls/{crawl.pk}/cancel/")
     assert response.status_code == 200
@@ -599,7 +570,7 @@ def test_cancel_a_queued_crawl_at_once(api, teammate, source_a):
 
 
 def test_cancel_a_running_crawl_between_batches(api, owner, source_a):
-    crawl = finish(start(source_a), Crawl.Status.RUNNING)
+    crawl = finish_crawl(start_crawl(source_a), Crawl.Status.RUNNING)
     response = api(owner).post(f"{API}/crawls/{crawl.pk}/cancel/")
     assert response.status_code == 202
     assert (response.json()["status"], response.json()["cancel_requested"]) == ("running", True)
@@ -607,19 +578,19 @@ def test_cancel_a_running_crawl_between_batches(api, owner, source_a):
 
 
 def test_a_finished_crawl_cannot_be_cancelled(api, owner, source_a):
-    crawl = finish(start(source_a))
+    crawl = finish_crawl(start_crawl(source_a))
     response = api(owner).post(f"{API}/crawls/{crawl.pk}/cancel/")
     assert response.status_code == 409
     assert "already succeeded" in error_of(response)["message"]
 
 
 def test_retry_starts_a_new_crawl_of_a_finished_ones_source(api, owner, source_a, sent_tasks):
-    crawl = start(source_a)
+    crawl = start_crawl(source_a)
     client = api(owner)
     response = client.post(f"{API}/crawls/{crawl.pk}/retry/")
     assert response.status_code == 409  # still active
     assert error_of(response)["details"] == {"active_crawl": crawl.pk}
-    finish(crawl, Crawl.Status.FAILED)
+    finish_crawl(crawl, Crawl.Status.FAILED)
     response = client.post(f"{API}/crawls/{crawl.pk}/retry/")
     assert response.status_code == 202
     again = Crawl.objects.get(pk=response.json()["id"])
@@ -629,15 +600,15 @@ def test_retry_starts_a_new_crawl_of_a_finished_ones_source(api, owner, source_a
 
 def test_retry_meets_backpressure(api, owner, workspace_a, source_a, settings):
     settings.CRAWL_MAX_ACTIVE_PER_WORKSPACE = 1
-    crawl = finish(start(source_a), Crawl.Status.FAILED)
-    start(make_source(workspace_a, "Busy"))
+    crawl = finish_crawl(start_crawl(source_a), Crawl.Status.FAILED)
+    start_crawl(make_source(workspace_a, "Busy"))
     response = api(owner).post(f"{API}/crawls/{crawl.pk}/retry/")
     assert response.status_code == 429
     assert response["Retry-After"] == "30"
 
 
 def test_viewers_cannot_cancel_or_retry(api, viewer, source_a):
-    crawl = start(source_a)
+    crawl = start_crawl(source_a)
     client = api(viewer)
     for action in ("cancel", "retry"):
         response = client.post(f"{API}/crawls/{crawl.pk}/{action}/")
@@ -662,7 +633,7 @@ def append_events(crawl, n: int) -> None:
 
 
 def test_events_are_read_in_order_and_resumed_after_a_sequence(api, viewer, source_a):
-    crawl = start(source_a)
+    crawl = start_crawl(source_a)
     append_events(crawl, 11)  # sequences 2 to 12
     client = api(viewer)
     seen, url = [], f"{API}/crawls/{crawl.pk}/events/?page_size=5"
@@ -688,7 +659,7 @@ def test_events_are_read_in_order_and_resumed_after_a_sequence(api, viewer, sour
 
 @pytest.mark.parametrize("after", ["-1", "abc", "1.5", ""])
 def test_events_after_must_be_a_non_negative_integer(api, owner, source_a, after):
-    crawl = start(source_a)
+    crawl = start_crawl(source_a)
     response = api(owner).get(f"{API}/crawls/{crawl.pk}/events/?after={after}")
     if after == "":  # empty: no filter
         assert response.status_code == 200
@@ -698,7 +669,7 @@ def test_events_after_must_be_a_non_negative_integer(api, owner, source_a, after
 
 
 def test_a_cursor_from_one_order_is_refused_by_the_other(api, owner, workspace_a, source_a):
-    crawl = start(source_a)
+    crawl = start_crawl(source_a)
     append_events(crawl, 3)
     Crawl.objects.bulk_create(
         Crawl(workspace=workspace_a, source=source_a, status="failed") for _ in range(3)
@@ -732,7 +703,7 @@ def add_frontier(crawl, rows) -> None:
 
 
 def test_frontier_shows_pages_with_status_codes_and_errors(api, viewer, source_a):
-    crawl = start(source_a)  # seeds START, a queued listing page
+    crawl = start_crawl(source_a)  # seeds START, a queued listing page
     add_frontier(
         crawl,
         [
@@ -780,7 +751,7 @@ def test_frontier_shows_pages_with_status_codes_and_errors(api, viewer, source_a
 def test_list_query_count_does_not_grow_with_the_page(
     api, owner, workspace_a, source_a, path, django_assert_max_num_queries
 ):
-    crawl = start(source_a)
+    crawl = start_crawl(source_a)
     Source.objects.bulk_create(
         Source(workspace=workspace_a, name=f"Bulk {n}", start_urls=[START], rules=DEMO_RULES)
         for n in range(110)

@@ -14,65 +14,12 @@ from rest_framework.test import APIClient
 from crawls import services
 from crawls.demo.board import DEMO_RULES
 from crawls.models import ApiToken, Membership, Workspace
-from tests.factories import absent_pk
+from tests.clients import error_of, invalid_fields
+from tests.factories import absent_pk, membership
 
 pytestmark = pytest.mark.django_db
 
 User = get_user_model()
-
-
-@pytest.fixture
-def as_user(api):
-    """A session-authenticated client for `user`."""
-
-    def login(user):
-        api.force_login(user)
-        return api
-
-    return login
-
-
-@pytest.fixture
-def bearer():
-    """A client sending a real token of `user` in `workspace`; .token and .raw for the test."""
-
-    def make(user, workspace):
-        token, raw = services.token_create(user=user, workspace=workspace, name="test")
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
-        client.token, client.raw = token, raw
-        return client
-
-    return make
-
-
-@pytest.fixture
-def admin_user(workspace_a):
-    user = User.objects.create_user("ada", email="ada@example.org", password="pw-ada-1")
-    services.membership_set(workspace=workspace_a, user=user, role=Membership.Role.ADMIN)
-    return user
-
-
-@pytest.fixture
-def newcomer(db):
-    return User.objects.create_user("nina", email="Nina@Example.org", password="pw-nina-1")
-
-
-def error(response) -> dict:
-    body = response.json()
-    assert set(body) == {"error"}, body
-    return body["error"]
-
-
-def invalid_fields(response) -> set[str]:
-    assert response.status_code == 400, response.content
-    envelope = error(response)
-    assert envelope["code"] == "invalid"
-    return set(envelope["details"])
-
-
-def membership(workspace, user) -> Membership:
-    return Membership.objects.get(workspace=workspace, user=user)
 
 
 # --- Workspaces -------------------------------------------------------------------------------
@@ -119,13 +66,13 @@ def test_workspace_retrieve_answers_404_for_outsiders_and_unknown_ids(
     client = as_user(outsider)
     response = client.get(f"/api/v1/workspaces/{workspace_a.id}/")
     assert response.status_code == 404
-    assert error(response)["message"]
+    assert error_of(response)["message"]
     assert client.get(f"/api/v1/workspaces/{absent_pk(Workspace)}/").status_code == 404
 
 
 def test_a_missing_object_answers_code_not_found(as_user, workspace_a, outsider):
     response = as_user(outsider).get(f"/api/v1/workspaces/{workspace_a.id}/")
-    assert error(response)["code"] == "not_found"
+    assert error_of(response)["code"] == "not_found"
 
 
 def test_workspace_create_makes_the_caller_its_owner(as_user, outsider):
@@ -149,7 +96,7 @@ def test_workspace_create_names_the_bad_field(as_user, outsider, payload, field)
 def test_a_token_cannot_create_workspaces(bearer, workspace_a, owner):
     response = bearer(owner, workspace_a).post("/api/v1/workspaces/", {"name": "Escape"})
     assert response.status_code == 403
-    assert error(response)["code"] == "permission_denied"
+    assert error_of(response)["code"] == "permission_denied"
     assert not Workspace.objects.filter(name="Escape").exists()
 
 
@@ -182,7 +129,7 @@ def test_workspace_rename_names_the_bad_field_and_put_is_not_offered(as_user, wo
     assert invalid_fields(client.patch(url, {"name": ""})) == {"name"}
     response = client.put(url, {"name": "X"})
     assert response.status_code == 405
-    assert error(response)["code"] == "method_not_allowed"
+    assert error_of(response)["code"] == "method_not_allowed"
 
 
 def test_workspace_delete_is_for_owners_only(
@@ -339,7 +286,7 @@ def test_member_add_is_refused_to_members_and_viewers(
                 "/api/v1/members/", {"workspace": workspace_a.id, "username": username}
             )
             assert response.status_code == 403
-            assert error(response)["code"] == "permission_denied"
+            assert error_of(response)["code"] == "permission_denied"
     assert not Membership.objects.filter(user=newcomer).exists()
 
 
@@ -451,7 +398,7 @@ def test_member_remove_in_a_foreign_workspace_is_404(as_user, workspace_a, works
     row = Membership.objects.get(workspace=workspace_b)
     response = as_user(owner).delete(f"/api/v1/members/{row.id}/")
     assert response.status_code == 404
-    assert error(response)["message"]
+    assert error_of(response)["message"]
     assert Membership.objects.filter(pk=row.pk).exists()
 
 
@@ -516,7 +463,7 @@ def test_a_token_cannot_create_tokens(bearer, workspace_a, owner):
     client = bearer(owner, workspace_a)
     response = client.post("/api/v1/tokens/", {"workspace": workspace_a.id, "name": "more"})
     assert response.status_code == 403
-    assert "sign in" in error(response)["message"]
+    assert "sign in" in error_of(response)["message"]
     assert ApiToken.objects.count() == 1
 
 
@@ -556,7 +503,7 @@ def test_token_delete_revokes_and_the_token_then_answers_401(as_user, bearer, wo
     response = token_client.get("/api/v1/workspaces/")
     assert response.status_code == 401
     assert response["WWW-Authenticate"] == 'Bearer realm="forest"'
-    assert error(response)["code"] == "authentication_failed"
+    assert error_of(response)["code"] == "authentication_failed"
     # still listed, as revoked; filterable
     rows = client.get("/api/v1/tokens/?active=false").json()["results"]
     assert [(r["id"], r["active"]) for r in rows] == [(token.id, False)]
@@ -626,7 +573,7 @@ def test_bad_bearer_tokens_answer_401(api, workspace_a, header):
     response = api.get("/api/v1/members/")
     assert response.status_code == 401
     assert response["WWW-Authenticate"] == 'Bearer realm="forest"'
-    assert error(response)["code"] == "authentication_failed"
+    assert error_of(response)["code"] == "authentication_failed"
 
 
 @pytest.mark.parametrize(
@@ -645,7 +592,7 @@ def test_anonymous_callers_get_401(api, method, url):
     response = getattr(api, method)(url)
     assert response.status_code == 401
     assert response["WWW-Authenticate"] == 'Bearer realm="forest"'
-    assert error(response)["code"] == "not_authenticated"
+    assert error_of(response)["code"] == "not_authenticated"
 
 
 # --- Pagination and query counts ----------------------------------------------------------------

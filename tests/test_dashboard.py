@@ -46,16 +46,6 @@ def login(client):
     return as_user
 
 
-@pytest.fixture
-def source_a(workspace_a):
-    return make_source(workspace_a)
-
-
-@pytest.fixture
-def source_b(workspace_b):
-    return make_source(workspace_b, "Busan board")
-
-
 # --- Pages, scoping and roles ------------------------------------------------------------------
 
 

@@ -30,12 +30,16 @@ run: $(STAMP)
 test: lint chromium
 	$(PY) -m pytest
 
-# The browser tests drive Debian's chromium (Playwright's own browser downloads are not used):
-# installed with apt-get when missing and we are root with apt-get; otherwise left alone (the
-# browser tests then fail, saying how to install it).
+# The browser tests drive Debian's chromium (Playwright's own browser downloads are not used),
+# with a CJK font (fonts-noto-cjk) so that the demo board's Korean shows in screenshots instead
+# of empty boxes: each installed with apt-get when missing and we are root with apt-get;
+# otherwise left alone (without chromium the browser tests fail, saying how to install it).
 chromium:
-	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	@missing=""; \
+	[ -x /usr/bin/chromium ] || missing="chromium"; \
+	dpkg -s fonts-noto-cjk >/dev/null 2>&1 || missing="$$missing fonts-noto-cjk"; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
 lint: $(STAMP) compose-config

@@ -2,7 +2,8 @@
 
 The ids live in context variables: RequestIdMiddleware sets the request id for an HTTP request,
 project.celery sets it to the task id inside a task, and the crawl engine sets the crawl id.
-JSON lines when LOG_FORMAT=json (the default unless DEBUG), readable text otherwise.
+JSON lines when LOG_FORMAT=json, readable text otherwise; by default text for a person (DEBUG,
+or a terminal) and JSON for machines (compose, files).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import re
 import time
 import uuid
+from typing import TextIO
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
@@ -40,6 +42,15 @@ class ContextFilter(logging.Filter):
         record.request_id = request_id_var.get()
         record.crawl_id = crawl_id_var.get()
         return True
+
+
+def default_format(*, debug: bool, stream: TextIO) -> str:
+    """LOG_FORMAT when none is set: "text" with DEBUG or at a terminal (`stream`), else "json"."""
+    try:
+        terminal = stream.isatty()
+    except (AttributeError, ValueError):  # no stream, or a closed one
+        terminal = False
+    return "text" if debug or terminal else "json"
 
 
 def logging_config(*, level: str, fmt: str) -> dict:

@@ -6,6 +6,7 @@ embedded servers when they are unset. Anything else that imports settings (daphn
 be given them, and fails loudly here when they are missing.
 """
 
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -13,7 +14,7 @@ from urllib.parse import unquote
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from project.logs import logging_config
+from project.logs import default_format, logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -398,5 +399,7 @@ USE_TZ = True
 # --- Logging -------------------------------------------------------------------------------------
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
-LOG_FORMAT = env.str("LOG_FORMAT", default="text" if DEBUG else "json")
+# Readable lines at a terminal (the handler writes to stderr), JSON lines elsewhere; `manage.py run`
+# decides for its children, whose output goes through pipes.
+LOG_FORMAT = env.str("LOG_FORMAT", default=default_format(debug=DEBUG, stream=sys.stderr))
 LOGGING = logging_config(level=LOG_LEVEL, fmt=LOG_FORMAT)

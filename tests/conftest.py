@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
 
@@ -10,16 +9,15 @@ import psycopg
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.staticfiles import finders
-from django.core.management import call_command
 from django.test import override_settings
 
 from crawls import services
 from crawls.api.throttles import limiter
 from crawls.demo.board import BoardConfig
 from crawls.models import Membership
+from project import staticfiles
 from project.celery import app as celery_app
-from tests import outages
+from tests import clients, factories, outages
 from tests.processes import (
     Program,
     database_url,
@@ -41,15 +39,8 @@ def _fast_password_hashing():
 @pytest.fixture(scope="session", autouse=True)
 def _static_files():
     """Pages render {% static %} through the manifest storage, as in production: collected
-    again when a static file is newer than the manifest (a missing entry fails every page)."""
-    manifest = settings.STATIC_ROOT / "staticfiles.json"
-    newest = max(
-        os.path.getmtime(storage.path(path))
-        for finder in finders.get_finders()
-        for path, storage in finder.list([])
-    )
-    if not manifest.exists() or manifest.stat().st_mtime < newest:
-        call_command("collectstatic", interactive=False, verbosity=0)
+    again when a static file changed (a missing entry fails every page)."""
+    staticfiles.static_collect_if_stale()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -127,6 +118,63 @@ def workspace_a(owner, teammate, viewer):
 def workspace_b(outsider):
     """Oscar's workspace: nobody from workspace A is in it."""
     return services.workspace_create(owner=outsider, name="Busan notices")
+
+
+@pytest.fixture
+def api():
+    """An anonymous APIClient; api(user) is another one signed in as `user`."""
+    return clients.Api()
+
+
+@pytest.fixture
+def sent_tasks(monkeypatch):
+    """The Celery tasks the code sends (instead of sending them)."""
+    sent = []
+    monkeypatch.setattr(celery_app, "send_task", lambda name, **kw: sent.append((name, kw["args"])))
+    return sent
+
+
+@pytest.fixture
+def as_user(api):
+    """as_user(user) → the `api` client, signed in with a session of `user`."""
+
+    def login(user):
+        api.force_login(user)
+        return api
+
+    return login
+
+
+@pytest.fixture
+def bearer():
+    """bearer(user, workspace) → a client sending a new token (tests.clients.bearer)."""
+    return clients.bearer
+
+
+@pytest.fixture
+def admin_user(workspace_a):
+    """Ada, an admin of workspace A."""
+    user = get_user_model().objects.create_user("ada", email="ada@example.org", password="pw-ada-1")
+    services.membership_set(workspace=workspace_a, user=user, role=Membership.Role.ADMIN)
+    return user
+
+
+@pytest.fixture
+def newcomer(db):
+    """Nina, in no workspace yet."""
+    return get_user_model().objects.create_user(
+        "nina", email="Nina@Example.org", password="pw-nina-1"
+    )
+
+
+@pytest.fixture
+def source_a(workspace_a):
+    return factories.make_source(workspace_a, "Seoul board")
+
+
+@pytest.fixture
+def source_b(workspace_b):
+    return factories.make_source(workspace_b, "Busan board")
 
 
 @pytest.fixture

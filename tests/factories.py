@@ -1,15 +1,53 @@
-"""Rows for tests, made the way crawls make them (unique URLs, hashes, times)."""
+"""Rows for tests, made the way crawls make them (unique URLs, hashes, times), and sources made
+through the service."""
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
 
+from django.db.models import Max
+
+from crawls import services
+from crawls.demo.board import DEMO_RULES, BoardConfig, notices
 from crawls.engine.urls import url_hash
-from crawls.models import Bid
+from crawls.models import Bid, Crawl, Membership, Source
 
 NOW = dt.datetime(2026, 3, 2, 9, 30, tzinfo=dt.UTC)
+START = "https://bids.example.org/notices"  # valid for the guard; nothing fetches it here
 _numbers = itertools.count(1)
+
+
+def make_source(workspace, name="Seoul board", **values) -> Source:
+    """A source of `workspace` with the demo board's rules, starting at START unless told."""
+    values = {"start_urls": [START], "rules": DEMO_RULES, **values}
+    return services.source_create(workspace=workspace, name=name, **values)
+
+
+def start_crawl(source, **values) -> Crawl:
+    """A queued crawl of `source` (no worker task: workers=0)."""
+    return services.crawl_start(source=source, workers=0, **values)
+
+
+def finish_crawl(crawl, status=Crawl.Status.SUCCEEDED) -> Crawl:
+    """`crawl`, set to `status` directly (no event, no worker)."""
+    Crawl.objects.filter(pk=crawl.pk).update(status=status)
+    crawl.refresh_from_db()
+    return crawl
+
+
+def membership(workspace, user) -> Membership:
+    return Membership.objects.get(workspace=workspace, user=user)
+
+
+def absent_pk(model) -> int:
+    """A primary key that no row of `model` has: one past the largest (never a guessed constant)."""
+    return (model.objects.aggregate(largest=Max("pk"))["largest"] or 0) + 1
+
+
+def absent_notice_path(config: BoardConfig) -> str:
+    """The path of no notice of the demo board of `config` at epoch 0 (one past the last): 404."""
+    return f"/notices/{max(notice.id for notice in notices(config)) + 1}"
 
 
 def new_bid(source, **fields) -> Bid:

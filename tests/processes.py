@@ -47,6 +47,22 @@ def program_env(**overrides: str) -> dict[str, str]:
     return env
 
 
+def wait_until(
+    predicate: Callable[[], bool],
+    *,
+    what: str,
+    timeout: float = 60,
+    details: Callable[[], str] = str,
+) -> None:
+    """Poll `predicate` until it holds: the readiness signal tests wait for instead of a sleep.
+    TimeoutError (naming `what`, with details()) after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not ready after {timeout}s\n{details()}")
+        time.sleep(0.05)
+
+
 class Program:
     """A child process in its own session, its output in a log file; stop() ends its group."""
 
@@ -66,13 +82,16 @@ class Program:
         return self.log.read_text(errors="replace")
 
     def wait_until(self, predicate: Callable[[], bool], *, what: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
+        """wait_until(predicate), failing at once when the program exits meanwhile."""
+
+        def ready() -> bool:
+            if predicate():
+                return True
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{what}: exited with {self.proc.returncode}\n{self.output()}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{what}: not ready after {timeout}s\n{self.output()[-4000:]}")
-            time.sleep(0.1)
+            return False
+
+        wait_until(ready, what=what, timeout=timeout, details=lambda: self.output()[-4000:])
 
     def signal(self, signum: int) -> None:
         with contextlib.suppress(ProcessLookupError):

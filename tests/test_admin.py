@@ -33,18 +33,13 @@ from crawls.models import (
     Source,
     Workspace,
 )
+from tests.factories import START, make_source
 
 pytestmark = pytest.mark.django_db
 
-START = "https://bids.example.org/notices"  # valid for the guard; nothing fetches it here
 NOW = dt.datetime(2026, 3, 2, 9, 30, tzinfo=dt.UTC)
 BIG_TABLES = [Bid, BidRevision, CrawlEvent, FrontierUrl]
 _numbers = itertools.count(1)
-
-
-def make_source(workspace, name="Seoul board", **values) -> Source:
-    values = {"start_urls": [START], "rules": DEMO_RULES, **values}
-    return services.source_create(workspace=workspace, name=name, **values)
 
 
 def start(source) -> Crawl:
@@ -117,26 +112,6 @@ def superuser(db):
 def admin(client, superuser):
     client.force_login(superuser)
     return client
-
-
-@pytest.fixture
-def sent_tasks(monkeypatch):
-    """The Celery tasks the code sends (instead of sending them)."""
-    sent = []
-    monkeypatch.setattr(
-        services.celery_app, "send_task", lambda name, **kw: sent.append((name, kw["args"]))
-    )
-    return sent
-
-
-@pytest.fixture
-def source_a(workspace_a):
-    return make_source(workspace_a, "Seoul board")
-
-
-@pytest.fixture
-def source_b(workspace_b):
-    return make_source(workspace_b, "Busan board")
 
 
 @pytest.fixture

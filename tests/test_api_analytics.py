@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 from analytics import services
 from crawls import services as crawls_services
 from crawls.models import Bid, Crawl, Source
+from tests.clients import bearer
 
 pytestmark = pytest.mark.django_db
 
@@ -65,21 +66,15 @@ def data(workspace_a, workspace_b):
 
 
 @pytest.fixture
-def api(owner):
+def owner_api(owner):
+    """Olivia's client, signed in with a session."""
     client = APIClient()
     client.force_login(owner)
     return client
 
 
-def _bearer(user, workspace) -> APIClient:
-    _, raw = crawls_services.token_create(user=user, workspace=workspace, name="analytics")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
-    return client
-
-
-def test_high_value_answers_per_department(api, data, workspace_a):
-    response = api.get("/api/v1/analytics/high-value/?min_views=10&min_amount=150")
+def test_high_value_answers_per_department(owner_api, data, workspace_a):
+    response = owner_api.get("/api/v1/analytics/high-value/?min_views=10&min_amount=150")
     assert response.status_code == 200
     body = response.json()
     assert body["workspace"] == workspace_a.pk
@@ -90,16 +85,16 @@ def test_high_value_answers_per_department(api, data, workspace_a):
     ]
 
 
-def test_bids_per_day_top_departments_and_crawl_health_answer(api, data):
+def test_bids_per_day_top_departments_and_crawl_health_answer(owner_api, data):
     source, _ = data
-    per_day = api.get("/api/v1/analytics/bids-per-day/?days=2&by=source").json()
+    per_day = owner_api.get("/api/v1/analytics/bids-per-day/?days=2&by=source").json()
     assert per_day["totals"] == [1, 2]
     assert per_day["series"] == [
         {"key": str(source.pk), "label": "Seoul board", "total": 3, "counts": [1, 2]}
     ]
-    top = api.get("/api/v1/analytics/top-departments/?limit=1").json()
+    top = owner_api.get("/api/v1/analytics/top-departments/?limit=1").json()
     assert top["departments"] == [{"department": "Roads", "bids": 2, "total_amount": "300.00"}]
-    health = api.get("/api/v1/analytics/crawl-health/").json()["sources"]
+    health = owner_api.get("/api/v1/analytics/crawl-health/").json()["sources"]
     assert [(h["source_name"], h["crawls"], h["success_rate"]) for h in health] == [
         ("Seoul board", 1, 1.0)
     ]
@@ -119,7 +114,7 @@ def test_every_endpoint_answers_only_about_the_callers_workspace(name, data, out
                       f"workspace={data[0].workspace_id}")  # fmt: skip
     assert named.status_code == 400
     assert list(named.json()["error"]["details"]) == ["workspace"]
-    olivia = _bearer(owner, data[0].workspace)
+    olivia = bearer(owner, data[0].workspace)
     mine = olivia.get(ENDPOINTS[name])
     assert mine.status_code == 200
     assert "Harbour" not in str(mine.json())
@@ -142,8 +137,8 @@ def test_every_endpoint_answers_only_about_the_callers_workspace(name, data, out
         ("/api/v1/analytics/crawl-health/?workspace=0", "workspace"),
     ],
 )
-def test_bad_parameters_answer_400_naming_the_field(api, data, path, field):
-    response = api.get(path)
+def test_bad_parameters_answer_400_naming_the_field(owner_api, data, path, field):
+    response = owner_api.get(path)
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["code"] == "invalid"
@@ -151,12 +146,12 @@ def test_bad_parameters_answer_400_naming_the_field(api, data, path, field):
     assert field in error["message"]
 
 
-def test_a_member_of_several_workspaces_must_name_one(api, data, owner, workspace_b):
+def test_a_member_of_several_workspaces_must_name_one(owner_api, data, owner, workspace_b):
     crawls_services.membership_set(workspace=workspace_b, user=owner, role="viewer")
-    response = api.get(ENDPOINTS["top-departments"])
+    response = owner_api.get(ENDPOINTS["top-departments"])
     assert response.status_code == 400
     assert list(response.json()["error"]["details"]) == ["workspace"]
-    named = api.get(f"{ENDPOINTS['top-departments']}?workspace={workspace_b.pk}").json()
+    named = owner_api.get(f"{ENDPOINTS['top-departments']}?workspace={workspace_b.pk}").json()
     assert named["departments"][0]["department"] == "Harbour"
 
 
@@ -170,7 +165,7 @@ def test_anonymous_callers_get_401(name):
 @pytest.mark.parametrize("name", list(ENDPOINTS))
 def test_query_budget_of_each_endpoint(name, data, owner, settings, django_assert_num_queries):
     settings.ANALYTICS_CACHE_SECONDS = 0
-    client = _bearer(owner, data[0].workspace)
+    client = bearer(owner, data[0].workspace)
     # the token (with its membership), its last_used_at, the answer's one query
     with django_assert_num_queries(3):
         assert client.get(ENDPOINTS[name]).status_code == 200
@@ -183,7 +178,7 @@ def test_a_cached_answer_costs_no_query_and_a_crawl_batch_refreshes_it(
     from crawls.engine.store import Item, bids_store
 
     source, _ = data
-    client = _bearer(owner, source.workspace)
+    client = bearer(owner, source.workspace)
     path = "/api/v1/analytics/top-departments/"
     first = client.get(path).json()["departments"]
     with django_assert_num_queries(1):  # the token (last_used_at is fresh): no answer query

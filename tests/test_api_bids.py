@@ -20,23 +20,14 @@ from django.db.models import F
 from django.test import AsyncClient
 from django.utils import timezone
 from rest_framework import serializers
-from rest_framework.test import APIClient
 
 from crawls import selectors, services
 from crawls.api.serializers_bids import BidSerializer
 from crawls.filters import BidFilter
 from crawls.models import Bid, BidRevision, Crawl, Membership
-from tests.factories import NOW, make_bid, new_bid
+from tests.factories import NOW, make_bid, make_source, new_bid
 
 pytestmark = pytest.mark.django_db
-
-RULES = {"items": ["a"], "fields": {"title": "h1"}}
-
-
-def make_source(workspace, name="City board"):
-    return services.source_create(
-        workspace=workspace, name=name, start_urls=["https://example.org/notices"], rules=RULES
-    )
 
 
 def make_crawl(source) -> Crawl:
@@ -59,18 +50,13 @@ def assert_invalid(response, field: str):
 
 
 @pytest.fixture
-def api():
-    return APIClient()
-
-
-@pytest.fixture
 def source_a(workspace_a):
-    return make_source(workspace_a)
+    return make_source(workspace_a, "City board")
 
 
 @pytest.fixture
 def source_b(workspace_b):
-    return make_source(workspace_b)
+    return make_source(workspace_b, "City board")
 
 
 # --- Scoping and roles ----------------------------------------------------------------------
@@ -93,7 +79,7 @@ def test_list_and_retrieve_are_scoped_to_the_callers_workspaces(
 def test_a_bearer_token_sees_only_its_workspace(api, owner, workspace_a, workspace_b, source_a):
     services.membership_set(workspace=workspace_b, user=owner, role=Membership.Role.MEMBER)
     in_a = make_bid(source_a)
-    in_b = make_bid(make_source(workspace_b))
+    in_b = make_bid(make_source(workspace_b, "City board"))
     _, raw = services.token_create(user=owner, workspace=workspace_a, name="ci")
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     assert ids(api.get("/api/v1/bids/")) == [in_a.id]
@@ -543,7 +529,7 @@ def test_csv_export_has_a_header_korean_text_and_the_lists_filters(
 
 def test_jsonl_export_lines_are_the_list_rows(api, owner, workspace_a, workspace_b, source_a):
     services.membership_set(workspace=workspace_b, user=owner, role=Membership.Role.VIEWER)
-    source_b = make_source(workspace_b)
+    source_b = make_source(workspace_b, "City board")
     crawl = make_crawl(source_a)
     for n in range(6):
         make_bid(
@@ -575,7 +561,7 @@ def test_export_of_several_workspaces_is_one_ordered_walk(
     api, owner, workspace_a, workspace_b, source_a
 ):
     services.membership_set(workspace=workspace_b, user=owner, role=Membership.Role.MEMBER)
-    source_b = make_source(workspace_b)
+    source_b = make_source(workspace_b, "City board")
     Bid.objects.bulk_create(
         new_bid(
             (source_a, source_b)[n % 2],
@@ -695,7 +681,7 @@ def test_export_memory_stays_flat(api, owner, source_a):
 @pytest.mark.django_db(transaction=True)
 def test_export_streams_through_daphne(daphne_server, owner, workspace_a):
     """Served by daphne: first bytes long before the last, and no whole-response buffering."""
-    source = make_source(workspace_a)
+    source = make_source(workspace_a, "City board")
     count = 20_000
     Bid.objects.bulk_create(
         (new_bid(source, title=f"도로 보수공사 {n}", views=n) for n in range(count)),

@@ -30,11 +30,6 @@ ORIGIN = "https://app.example.org"
 
 
 @pytest.fixture
-def api():
-    return APIClient()
-
-
-@pytest.fixture
 def owner_token(workspace_a, owner):
     _, raw = services.token_create(user=owner, workspace=workspace_a, name="contract")
     return raw

@@ -1,14 +1,12 @@
-"""The sources and crawls API: scoping, roles, validation, starting crawls (202, 409, 429),
-cancel and retry, the event log and frontier, query counts, and one crawl end to end."""
+"""The crawls API: scoping of sources and crawls, roles, starting crawls (202, 409, 429), cancel
+and retry, the event log and frontier, query counts, and one crawl end to end (the sources API
+itself: test_api_sources.py)."""
 
 from __future__ import annotations
 
-import socket
 import time
-from types import SimpleNamespace
 
 import pytest
-from django_celery_beat.models import PeriodicTask
 from rest_framework.test import APIClient
 
 from crawls import events, services
@@ -16,60 +14,10 @@ from crawls.api.throttles import CrawlCreateThrottle
 from crawls.demo.board import DEMO_RULES, expected_bids
 from crawls.engine import urls
 from crawls.models import Bid, Crawl, CrawlEvent, FrontierUrl, Membership, Source
-from tests.clients import bearer, signed_in
+from tests.clients import API, bearer, error_of
+from tests.factories import START, absent_pk, finish_crawl, make_source, start_crawl
 
 pytestmark = pytest.mark.django_db
-
-API = "/api/v1"
-START = "https://bids.example.org/notices"  # valid for the guard; nothing fetches it here
-
-
-@pytest.fixture
-def api():
-    """api(user) → an APIClient signed in as `user` (api() → anonymous)."""
-    return signed_in
-
-
-def make_source(workspace, name="Board", **values) -> Source:
-    values = {"start_urls": [START], "rules": DEMO_RULES, **values}
-    return services.source_create(workspace=workspace, name=name, **values)
-
-
-@pytest.fixture
-def source_a(workspace_a):
-    return make_source(workspace_a, "Seoul board")
-
-
-@pytest.fixture
-def source_b(workspace_b):
-    return make_source(workspace_b, "Busan board")
-
-
-def start(source, **kwargs) -> Crawl:
-    return services.crawl_start(source=source, workers=0, **kwargs)
-
-
-def finish(crawl, status=Crawl.Status.SUCCEEDED) -> Crawl:
-    Crawl.objects.filter(pk=crawl.pk).update(status=status)
-    crawl.refresh_from_db()
-    return crawl
-
-
-def error_of(response) -> dict:
-    body = response.json()
-    assert set(body) == {"error"}, body
-    return body["error"]
-
-
-@pytest.fixture
-def sent_tasks(monkeypatch):
-    """The Celery tasks the code sends (instead of sending them)."""
-    sent = []
-    monkeypatch.setattr(
-        services.celery_app, "send_task", lambda name, **kw: sent.append((name, kw["args"]))
-    )
-    return sent
-
 
 # --- Authentication and scoping -------------------------------------------------------------------
 
@@ -82,7 +30,7 @@ def test_source_list_names_a_bad_filter(api, owner, source_a, workspace):
 
 
 def test_lists_show_only_the_callers_workspaces(api, owner, source_a, source_b):
-    crawl_a, crawl_b = start(source_a), start(source_b)
+    crawl_a, crawl_b = start_crawl(source_a), start_crawl(source_b)
     client = api(owner)
     sources = client.get(f"{API}/sources/").json()["results"]
     assert [s["id"] for s in sources] == [source_a.pk]
@@ -114,7 +62,7 @@ def test_lists_show_only_the_callers_workspaces(api, owner, source_a, source_b):
 def test_foreign_rows_answer_404_for_retrieve_and_every_action(
     api, owner, source_b, method, path, sent_tasks
 ):
-    crawl = start(source_b)
+    crawl = start_crawl(source_b)
     url = API + path.format(source=source_b.pk, crawl=crawl.pk)
     response = getattr(api(owner), method)(url, {"name": "mine now"}, format="json")
     assert response.status_code == 404
@@ -130,8 +78,8 @@ def test_a_token_sees_only_its_own_workspace(owner, workspace_a, source_a, outsi
     elsewhere = services.workspace_create(owner=outsider, name="Daegu")
     services.membership_set(workspace=elsewhere, user=owner, role=Membership.Role.MEMBER)
     other = make_source(elsewhere, "Daegu board")
-    start(source_a)
-    start(other)
+    start_crawl(source_a)
+    start_crawl(other)
     client = bearer(owner, workspace_a)
     assert [s["id"] for s in client.get(f"{API}/sources/").json()["results"]] == [source_a.pk]
     crawls = client.get(f"{API}/crawls/").json()["results"]
@@ -142,281 +90,6 @@ def test_a_token_sees_only_its_own_workspace(owner, workspace_a, source_a, outsi
     session.force_authenticate(owner)
     ids = {s["id"] for s in session.get(f"{API}/sources/").json()["results"]}
     assert ids == {source_a.pk, other.pk}
-
-
-# --- Sources: create --------------------------------------------------------------------------
-
-
-def source_body(**values) -> dict:
-    return {"name": "Gangnam board", "start_urls": [START], "rules": DEMO_RULES, **values}
-
-
-def test_create_a_source_in_the_callers_only_workspace(api, teammate, workspace_a):
-    response = api(teammate).post(f"{API}/sources/", source_body(max_pages=50), format="json")
-    assert response.status_code == 201, response.json()
-    body = response.json()
-    source = Source.objects.get(pk=body["id"])
-    assert response["Location"] == f"http://testserver{API}/sources/{source.pk}/"
-    assert (source.workspace, source.name, source.max_pages) == (workspace_a, "Gangnam board", 50)
-    assert body["workspace"] == workspace_a.pk
-    assert body["rules"] == DEMO_RULES
-    assert body["overlap_policy"] == "skip"
-    assert {"created_at", "updated_at", "schedule_cron", "retry_max"} <= set(body)
-
-
-def test_a_member_of_several_workspaces_names_one(api, owner, workspace_a):
-    own = services.workspace_create(owner=owner, name="Olivia's other")
-    client = api(owner)
-    response = client.post(f"{API}/sources/", source_body(), format="json")
-    assert response.status_code == 400
-    assert "several workspaces" in error_of(response)["details"]["workspace"][0]
-    response = client.post(f"{API}/sources/", source_body(workspace=own.pk), format="json")
-    assert response.status_code == 201
-    assert Source.objects.get().workspace == own
-
-
-def test_a_token_creates_in_its_workspace_and_nowhere_else(owner, workspace_a):
-    own = services.workspace_create(owner=owner, name="Olivia's other")
-    client = bearer(owner, own)
-    response = client.post(f"{API}/sources/", source_body(), format="json")
-    assert response.status_code == 201
-    assert Source.objects.get().workspace == own
-    body = source_body(name="Elsewhere", workspace=workspace_a.pk)
-    response = client.post(f"{API}/sources/", body, format="json")
-    assert response.status_code == 400
-    assert "workspace" in error_of(response)["details"]
-    assert Source.objects.count() == 1
-
-
-def test_a_workspace_the_caller_is_not_in_does_not_exist(api, teammate, workspace_a, workspace_b):
-    client = api(teammate)
-    foreign = client.post(f"{API}/sources/", source_body(workspace=workspace_b.pk), format="json")
-    missing = client.post(f"{API}/sources/", source_body(workspace=999_999), format="json")
-    for response, pk in ((foreign, workspace_b.pk), (missing, 999_999)):
-        assert response.status_code == 400
-        assert error_of(response)["details"] == {"workspace": [f"no workspace {pk} among yours"]}
-    assert not Source.objects.exists()
-
-
-def test_a_viewer_cannot_create_a_source(api, viewer, workspace_a):
-    response = api(viewer).post(f"{API}/sources/", source_body(), format="json")
-    assert response.status_code == 403
-    assert error_of(response)["code"] == "permission_denied"
-    assert not Source.objects.exists()
-
-
-@pytest.mark.parametrize(
-    ("values", "field", "mentions"),
-    [
-        ({"rules": {"follow": ["a["]}}, "rules", "follow[0]"),
-        ({"rules": {"fields": {"views": {"css": "td", "type": "text"}}}}, "rules", "views"),
-        ({"start_urls": ["http://169.254.169.254/latest/"]}, "start_urls", "metadata"),
-        ({"start_urls": []}, "start_urls", "empty"),
-        ({"schedule_cron": "every day"}, "schedule_cron", "five fields"),
-        ({"max_pages": "many"}, "max_pages", "valid integer"),
-        ({"overlap_policy": "both"}, "overlap_policy", "valid choice"),
-        ({"name": ""}, "name", "blank"),
-    ],
-)
-def test_create_validation_names_the_bad_field(api, owner, workspace_a, values, field, mentions):
-    response = api(owner).post(f"{API}/sources/", source_body(**values), format="json")
-    assert response.status_code == 400
-    error = error_of(response)
-    assert error["code"] == "invalid"
-    assert mentions in " ".join(error["details"][field])
-    assert not Source.objects.exists()
-
-
-def test_every_service_validation_problem_is_reported_at_once(api, owner, workspace_a):
-    body = source_body(rules={"follow": ["a["], "items": [1]}, schedule_cron="61 * * * *")
-    details = error_of(api(owner).post(f"{API}/sources/", body, format="json"))["details"]
-    assert set(details) == {"rules", "schedule_cron"}
-    assert {m.split(":")[0] for m in details["rules"]} == {"follow[0]", "items[0]"}
-
-
-def test_a_source_name_is_unique_in_its_workspace(api, owner, source_a, workspace_b):
-    response = api(owner).post(f"{API}/sources/", source_body(name=source_a.name), format="json")
-    assert response.status_code == 400
-    assert "exists" in error_of(response)["details"]["name"][0]
-    make_source(workspace_b, source_a.name)  # the same name in another workspace is fine
-
-
-# --- Sources: read, update, delete ------------------------------------------------------------
-
-
-def test_retrieve_a_source_with_an_etag(api, viewer, source_a):
-    client = api(viewer)
-    response = client.get(f"{API}/sources/{source_a.pk}/")
-    assert response.status_code == 200
-    assert response.json()["name"] == "Seoul board"
-    again = client.get(f"{API}/sources/{source_a.pk}/", HTTP_IF_NONE_MATCH=response["ETag"])
-    assert again.status_code == 304
-
-
-def test_patch_a_source_keeps_its_schedule_in_step(api, teammate, source_a):
-    client = api(teammate)
-    url = f"{API}/sources/{source_a.pk}/"
-    response = client.patch(url, {"schedule_cron": "30 6 * * 1-5"}, format="json")
-    assert response.status_code == 200, response.json()
-    assert response.json()["schedule_cron"] == "30 6 * * 1-5"
-    source_a.refresh_from_db()
-    assert PeriodicTask.objects.get(pk=source_a.periodic_task_id).crontab.hour == "6"
-    response = client.patch(url, {"name": "Renamed", "schedule_cron": ""}, format="json")
-    assert response.json()["name"] == "Renamed"
-    assert not PeriodicTask.objects.filter(task="crawls.scheduled").exists()
-
-
-def test_put_replaces_a_source(api, owner, source_a):
-    body = source_body(name="Replaced", max_depth=3, include_patterns=[r"/notices"])
-    response = api(owner).put(f"{API}/sources/{source_a.pk}/", body, format="json")
-    assert response.status_code == 200, response.json()
-    source_a.refresh_from_db()
-    assert (source_a.name, source_a.max_depth, source_a.include_patterns) == (
-        "Replaced",
-        3,
-        ["/notices"],
-    )
-    response = api(owner).put(f"{API}/sources/{source_a.pk}/", {"name": "x"}, format="json")
-    assert response.status_code == 400
-    assert {"start_urls", "rules"} <= set(error_of(response)["details"])
-
-
-@pytest.mark.parametrize(
-    ("values", "field"),
-    [
-        ({"rules": {"items": [1]}}, "rules"),
-        ({"include_patterns": ["("]}, "include_patterns"),
-        ({"name": "Other board"}, "name"),  # taken
-        ({"workspace": 999_999}, "workspace"),  # sources do not move
-        ({"delay_seconds": -1}, "delay_seconds"),
-    ],
-)
-def test_update_validation_names_the_bad_field(api, owner, workspace_a, source_a, values, field):
-    make_source(workspace_a, "Other board")
-    response = api(owner).patch(f"{API}/sources/{source_a.pk}/", values, format="json")
-    assert response.status_code == 400
-    assert field in error_of(response)["details"]
-    source_a.refresh_from_db()
-    assert source_a.name == "Seoul board"
-    assert source_a.rules == DEMO_RULES
-
-
-def test_viewers_cannot_change_sources_and_only_managers_delete(
-    api, owner, teammate, viewer, source_a
-):
-    url = f"{API}/sources/{source_a.pk}/"
-    for method in ("patch", "put"):
-        response = getattr(api(viewer), method)(url, {"name": "Vera's"}, format="json")
-        assert response.status_code == 403
-        assert error_of(response)["code"] == "permission_denied"
-    assert api(viewer).delete(url).status_code == 403
-    assert api(teammate).delete(url).status_code == 403  # members write but do not delete
-    assert Source.objects.filter(pk=source_a.pk).exists()
-
-
-def test_delete_a_source_with_its_crawls_and_schedule(api, owner, source_a):
-    services.source_update(source=source_a, schedule_cron="0 * * * *")
-    crawl = finish(start(source_a))
-    response = api(owner).delete(f"{API}/sources/{source_a.pk}/")
-    assert response.status_code == 204
-    assert not Source.objects.filter(pk=source_a.pk).exists()
-    assert not Crawl.objects.filter(pk=crawl.pk).exists()
-    assert not PeriodicTask.objects.filter(task="crawls.scheduled").exists()
-
-
-def test_a_source_with_an_active_crawl_is_not_deleted(api, owner, source_a):
-    crawl = start(source_a)
-    response = api(owner).delete(f"{API}/sources/{source_a.pk}/")
-    assert response.status_code == 409
-    error = error_of(response)
-    assert error["code"] == "conflict"
-    assert error["details"] == {"active_crawl": crawl.pk}
-    assert Source.objects.filter(pk=source_a.pk).exists()
-
-
-# --- Sources: preview -------------------------------------------------------------------------
-
-
-def test_preview_extracts_fields_from_one_page(api, teammate, workspace_a, board):
-    url, expected = next(iter(expected_bids(board.config, base_url=board.base_url).items()))
-    client = api(teammate)
-    response = client.post(
-        f"{API}/sources/preview/", {"rules": DEMO_RULES, "url": url}, format="json"
-    )
-    assert response.status_code == 200, response.json()
-    preview = response.json()
-    assert (preview["url"], preview["status"], preview["errors"]) == (url, 200, {})
-    assert preview["fields"]["title"] == expected["title"]
-    assert preview["fields"]["views"] == expected["views"]
-
-    source = make_source(workspace_a, start_urls=[f"{board.base_url}/notices"])
-    listing = client.post(f"{API}/sources/{source.pk}/preview/", {}, format="json").json()
-    assert listing["url"] == f"{board.base_url}/notices"  # the first start URL by default
-    assert len(listing["items"]) >= 15
-    detail = client.post(f"{API}/sources/{source.pk}/preview/", {"url": url}, format="json")
-    assert detail.json()["fields"]["title"] == expected["title"]
-
-
-def test_preview_reports_bad_rules_by_path(api, owner, workspace_a, board):
-    body = {"rules": {"items": [1], "follow": "nav a"}, "url": f"{board.base_url}/notices"}
-    response = api(owner).post(f"{API}/sources/preview/", body, format="json")
-    assert response.status_code == 400
-    rules_errors = error_of(response)["details"]["rules"]
-    assert any(message.startswith("items[0]:") for message in rules_errors)
-    response = api(owner).post(f"{API}/sources/preview/", {"rules": DEMO_RULES}, format="json")
-    assert error_of(response)["details"] == {"url": ["This field is required."]}
-
-
-@pytest.fixture
-def listener():
-    """A local TCP port that tells whether anything connected to it."""
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen()
-        server.settimeout(0.2)
-
-        def connected() -> bool:
-            try:
-                server.accept()[0].close()
-            except TimeoutError:
-                return False
-            return True
-
-        yield SimpleNamespace(port=server.getsockname()[1], connected=connected)
-
-
-@pytest.mark.parametrize(
-    ("host", "reason"),
-    [
-        ("127.0.0.1", "loopback"),  # a literal address: refused before any connection
-        ("localhost", "loopback"),  # a name resolving inside: refused at connect time
-    ],
-)
-def test_preview_refuses_internal_urls_without_fetching_them(
-    api, owner, workspace_a, listener, host, reason
-):
-    url = f"http://{host}:{listener.port}/admin"
-    source = make_source(workspace_a)
-    for response in (
-        api(owner).post(
-            f"{API}/sources/preview/", {"rules": DEMO_RULES, "url": url}, format="json"
-        ),
-        api(owner).post(f"{API}/sources/{source.pk}/preview/", {"url": url}, format="json"),
-    ):
-        assert response.status_code == 400
-        (message,) = error_of(response)["details"]["url"]
-        assert message.startswith("refused: ")
-        assert reason in message
-    assert not listener.connected()
-
-
-def test_preview_is_for_writers(api, viewer, workspace_a, source_a):
-    client = api(viewer)
-    body = {"rules": DEMO_RULES, "url": START}
-    response = client.post(f"{API}/sources/preview/", body, format="json")
-    assert response.status_code == 403
-    response = client.post(f"{API}/sources/{source_a.pk}/preview/", {}, format="json")
-    assert response.status_code == 403
 
 
 # --- Starting crawls --------------------------------------------------------------------------
@@ -468,9 +141,10 @@ def test_sources_crawl_action_starts_a_crawl(api, owner, source_a, sent_tasks):
 
 def test_crawl_create_names_a_bad_source(api, owner, source_b):
     client = api(owner)
+    absent = absent_pk(Source)
     for body, message in [
         ({"source": source_b.pk}, f"no source {source_b.pk} among yours"),
-        ({"source": 999_999}, "no source 999999 among yours"),
+        ({"source": absent}, f"no source {absent} among yours"),
         ({}, "This field is required."),
     ]:
         response = client.post(f"{API}/crawls/", body, format="json")
@@ -487,7 +161,7 @@ def test_viewers_cannot_start_crawls(api, viewer, source_a):
 
 
 def test_a_second_crawl_of_a_skip_source_is_a_conflict(api, owner, source_a, sent_tasks):
-    active = start(source_a)
+    active = start_crawl(source_a)
     client = api(owner)
     for response in (
         client.post(f"{API}/crawls/", {"source": source_a.pk}, format="json"),
@@ -546,9 +220,9 @@ def test_starting_crawls_has_its_own_stricter_rate(api, owner, workspace_a, monk
 
 def test_crawl_list_filters(api, owner, workspace_a, source_a):
     other = make_source(workspace_a, "Other", overlap_policy=Source.OverlapPolicy.QUEUE)
-    done = finish(start(source_a))
-    failed = finish(start(other), Crawl.Status.FAILED)
-    queued = start(other)
+    done = finish_crawl(start_crawl(source_a))
+    failed = finish_crawl(start_crawl(other), Crawl.Status.FAILED)
+    queued = start_crawl(other)
     client = api(owner)
 
     def ids(**params) -> list[int]:
@@ -587,7 +261,7 @@ def test_crawl_list_pages_with_cursors(api, owner, workspace_a, source_a):
 
 
 def test_retrieve_a_crawl(api, viewer, source_a):
-    crawl = start(source_a)
+    crawl = start_crawl(source_a)
     client = api(viewer)
     response = client.get(f"{API}/crawls/{crawl.pk}/")
     assert response.status_code == 200
@@ -596,7 +270,7 @@ def test_retrieve_a_crawl(api, viewer, source_a):
     assert body["websocket_url"].endswith(f"/ws/crawls/{crawl.pk}/")
     cached = client.get(f"{API}/crawls/{crawl.pk}/", HTTP_IF_NONE_MATCH=response["ETag"])
     assert cached.status_code == 304
-    finish(crawl)
+    finish_crawl(crawl)
     changed = client.get(f"{API}/crawls/{crawl.pk}/", HTTP_IF_NONE_MATCH=response["ETag"])
     assert (changed.status_code, changed.json()["status"]) == (200, "succeeded")
 
@@ -605,7 +279,7 @@ def test_retrieve_a_crawl(api, viewer, source_a):
 
 
 def test_cancel_a_queued_crawl_at_once(api, teammate, source_a):
-    crawl = start(source_a)
+    crawl = start_crawl(source_a)
     client = api(teammate)
     response = client.post(f"{API}/crawls/{crawl.pk}/cancel/")
     assert response.status_code == 200
@@ -616,7 +290,7 @@ def test_cancel_a_queued_crawl_at_once(api, teammate, source_a):
 
 
 def test_cancel_a_running_crawl_between_batches(api, owner, source_a):
-    crawl = finish(start(source_a), Crawl.Status.RUNNING)
+    crawl = finish_crawl(start_crawl(source_a), Crawl.Status.RUNNING)
     response = api(owner).post(f"{API}/crawls/{crawl.pk}/cancel/")
     assert response.status_code == 202
     assert (response.json()["status"], response.json()["cancel_requested"]) == ("running", True)
@@ -624,19 +298,19 @@ def test_cancel_a_running_crawl_between_batches(api, owner, source_a):
 
 
 def test_a_finished_crawl_cannot_be_cancelled(api, owner, source_a):
-    crawl = finish(start(source_a))
+    crawl = finish_crawl(start_crawl(source_a))
     response = api(owner).post(f"{API}/crawls/{crawl.pk}/cancel/")
     assert response.status_code == 409
     assert "already succeeded" in error_of(response)["message"]
 
 
 def test_retry_starts_a_new_crawl_of_a_finished_ones_source(api, owner, source_a, sent_tasks):
-    crawl = start(source_a)
+    crawl = start_crawl(source_a)
     client = api(owner)
     response = client.post(f"{API}/crawls/{crawl.pk}/retry/")
     assert response.status_code == 409  # still active
     assert error_of(response)["details"] == {"active_crawl": crawl.pk}
-    finish(crawl, Crawl.Status.FAILED)
+    finish_crawl(crawl, Crawl.Status.FAILED)
     response = client.post(f"{API}/crawls/{crawl.pk}/retry/")
     assert response.status_code == 202
     again = Crawl.objects.get(pk=response.json()["id"])
@@ -646,15 +320,15 @@ def test_retry_starts_a_new_crawl_of_a_finished_ones_source(api, owner, source_a
 
 def test_retry_meets_backpressure(api, owner, workspace_a, source_a, settings):
     settings.CRAWL_MAX_ACTIVE_PER_WORKSPACE = 1
-    crawl = finish(start(source_a), Crawl.Status.FAILED)
-    start(make_source(workspace_a, "Busy"))
+    crawl = finish_crawl(start_crawl(source_a), Crawl.Status.FAILED)
+    start_crawl(make_source(workspace_a, "Busy"))
     response = api(owner).post(f"{API}/crawls/{crawl.pk}/retry/")
     assert response.status_code == 429
     assert response["Retry-After"] == "30"
 
 
 def test_viewers_cannot_cancel_or_retry(api, viewer, source_a):
-    crawl = start(source_a)
+    crawl = start_crawl(source_a)
     client = api(viewer)
     for action in ("cancel", "retry"):
         response = client.post(f"{API}/crawls/{crawl.pk}/{action}/")
@@ -679,7 +353,7 @@ def append_events(crawl, n: int) -> None:
 
 
 def test_events_are_read_in_order_and_resumed_after_a_sequence(api, viewer, source_a):
-    crawl = start(source_a)
+    crawl = start_crawl(source_a)
     append_events(crawl, 11)  # sequences 2 to 12
     client = api(viewer)
     seen, url = [], f"{API}/crawls/{crawl.pk}/events/?page_size=5"
@@ -705,7 +379,7 @@ def test_events_are_read_in_order_and_resumed_after_a_sequence(api, viewer, sour
 
 @pytest.mark.parametrize("after", ["-1", "abc", "1.5", ""])
 def test_events_after_must_be_a_non_negative_integer(api, owner, source_a, after):
-    crawl = start(source_a)
+    crawl = start_crawl(source_a)
     response = api(owner).get(f"{API}/crawls/{crawl.pk}/events/?after={after}")
     if after == "":  # empty: no filter
         assert response.status_code == 200
@@ -715,7 +389,7 @@ def test_events_after_must_be_a_non_negative_integer(api, owner, source_a, after
 
 
 def test_a_cursor_from_one_order_is_refused_by_the_other(api, owner, workspace_a, source_a):
-    crawl = start(source_a)
+    crawl = start_crawl(source_a)
     append_events(crawl, 3)
     Crawl.objects.bulk_create(
         Crawl(workspace=workspace_a, source=source_a, status="failed") for _ in range(3)
@@ -749,7 +423,7 @@ def add_frontier(crawl, rows) -> None:
 
 
 def test_frontier_shows_pages_with_status_codes_and_errors(api, viewer, source_a):
-    crawl = start(source_a)  # seeds START, a queued listing page
+    crawl = start_crawl(source_a)  # seeds START, a queued listing page
     add_frontier(
         crawl,
         [
@@ -797,7 +471,7 @@ def test_frontier_shows_pages_with_status_codes_and_errors(api, viewer, source_a
 def test_list_query_count_does_not_grow_with_the_page(
     api, owner, workspace_a, source_a, path, django_assert_max_num_queries
 ):
-    crawl = start(source_a)
+    crawl = start_crawl(source_a)
     Source.objects.bulk_create(
         Source(workspace=workspace_a, name=f"Bulk {n}", start_urls=[START], rules=DEMO_RULES)
         for n in range(110)

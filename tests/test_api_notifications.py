@@ -7,18 +7,12 @@ from django.utils import timezone
 
 from crawls import services as crawl_services
 from notifications.models import AlertRule, Notification
-from tests.clients import bearer, signed_in
+from tests.clients import bearer
 from tests.test_notifications import make_rule
 
 pytestmark = pytest.mark.django_db
 
 API = "/api/v1"
-
-
-@pytest.fixture
-def api():
-    """api(user) → an APIClient signed in as `user` (api() → anonymous)."""
-    return signed_in
 
 
 def notify(user, workspace, title="Hello", **values) -> Notification:

@@ -1,5 +1,8 @@
-"""`manage.py ensure_admin` and `manage.py run` (what `make run` calls)."""
+"""`manage.py ensure_admin`, `manage.py crawl` refusals and `manage.py run` (what `make run`
+calls): its log format, its static files, its start-up announcement."""
 
+import json
+import os
 import re
 import signal
 
@@ -7,9 +10,12 @@ import psutil
 import psycopg
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
-from crawls.models import Membership
+from crawls.models import Crawl, Membership
+from project.management.commands.run import children_log_format
+from project.staticfiles import static_collect_if_stale
+from tests.factories import make_source
 from tests.processes import Program, database_url, free_port, http_get, program_env, python
 
 
@@ -38,6 +44,57 @@ def test_ensure_admin_takes_credentials_from_the_environment(capsys, monkeypatch
     call_command("ensure_admin")
     assert "password:" not in capsys.readouterr().out
     assert get_user_model().objects.get(username="root-of-forest").check_password("from-the-env-42")
+
+
+@pytest.mark.django_db
+def test_crawl_command_refuses_in_one_line_when_the_workspace_is_busy(settings, workspace_a):
+    settings.CRAWL_MAX_ACTIVE_PER_WORKSPACE = 1
+    first, second = make_source(workspace_a, "One"), make_source(workspace_a, "Two")
+    call_command("crawl", str(first.pk))
+    with pytest.raises(CommandError) as refused:  # printed as one line, exit status 1
+        call_command("crawl", str(second.pk))
+    assert refused.value.returncode == 1
+    assert "1 crawls queued or running, the most it may have" in str(refused.value)
+    assert list(Crawl.objects.values_list("source", flat=True)) == [first.pk]
+
+
+def test_run_children_log_text_at_a_terminal_and_json_elsewhere(monkeypatch, tmp_path, settings):
+    settings.DEBUG = False
+    monkeypatch.delenv("LOG_FORMAT", raising=False)
+    leader, follower = os.openpty()
+    with open(follower, "w") as terminal, (tmp_path / "out.log").open("w") as file:
+        assert children_log_format(terminal) == "text"
+        assert children_log_format(file) == "json"
+        monkeypatch.setenv("LOG_FORMAT", "json")  # set explicitly: it wins
+        assert children_log_format(terminal) == "json"
+    os.close(leader)
+
+
+def test_static_files_are_collected_again_only_when_one_changed(settings, tmp_path):
+    settings.STORAGES = {
+        **settings.STORAGES,  # the manifest without whitenoise's compression: the same decision
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"},
+    }
+    settings.STATIC_ROOT = tmp_path / "collected"
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "forest-test.css").write_text("a { color: green }")
+    settings.STATICFILES_DIRS = [*settings.STATICFILES_DIRS, extra]
+    assert static_collect_if_stale() is True
+    manifest = settings.STATIC_ROOT / "staticfiles.json"
+    assert "forest-test.css" in json.loads(manifest.read_text())["paths"]
+    assert static_collect_if_stale() is False  # nothing changed: no collectstatic
+
+    earlier = manifest.stat().st_mtime - 60  # as if forest-test.css changed since
+    os.utime(manifest, (earlier, earlier))
+    assert static_collect_if_stale() is True
+    assert static_collect_if_stale() is False
+
+    added = extra / "added.css"
+    added.write_text("b { color: red }")
+    os.utime(added, (0, 0))  # copied in with an old time: the manifest still lacks it
+    assert static_collect_if_stale() is True
+    assert "added.css" in json.loads(manifest.read_text())["paths"]
 
 
 @pytest.mark.slow
@@ -75,6 +132,12 @@ def test_run_serves_forest_and_ctrl_c_leaves_nothing_running(scratch_database, s
         assert start_urls == [([f"http://{board}/notices"],)]  # the demo source, ready to crawl
         for name in ("web", "worker", "beat", "board"):
             assert re.search(rf"^\d\d:\d\d:\d\d {name}\s+\| ", out, re.MULTILINE), name
+        # The URLs and the new admin's password come again after the worker's start-up lines.
+        announced = out.rindex("Forest is running")
+        assert out.index("ready.") < announced
+        assert re.search(r"password: \S+", out[announced:])
+        # Its output is a file, not a terminal: the children log JSON lines.
+        assert re.search(r'^\d\d:\d\d:\d\d worker\s+\| \{"time": ', out, re.MULTILINE)
 
         family = psutil.Process(program.proc.pid).children(recursive=True)
         assert len(family) >= 8  # honcho readers, daphne, worker + its pool, beat, board

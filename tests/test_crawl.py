@@ -6,19 +6,19 @@ import asyncio
 import json
 import os
 import signal
-import time
 from collections import Counter
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
+from django.utils import timezone
 
 from crawls import events, realtime, services
 from crawls.demo.board import DEMO_RULES, changed_between, expected_bids, notices
 from crawls.engine.store import jsonable
 from crawls.models import Bid, BidRevision, Crawl, CrawlEvent, FrontierUrl, Source
 from tests.crawling import assert_exactly_expected, start_worker, stored_bids, wait_for_crawl
-from tests.processes import Program, http_get, program_env, python
+from tests.processes import Program, http_get, program_env, python, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -162,7 +162,10 @@ def test_a_worker_killed_mid_crawl_is_replaced_and_nothing_is_lost(
     fresh = start_worker(isolated_queue, tmp_path, "fresh", **env)
     try:
         # What beat's sweep does once the crawl has shown no sign of life for a while.
-        time.sleep(1)
+        wait_until(
+            lambda: Crawl.objects.filter(pk=crawl.pk, heartbeat_at__lt=timezone.now()).exists(),
+            what="a heartbeat in the past",
+        )
         assert services.crawl_sweep(stall_seconds=0) == [crawl.pk]
         crawl = wait_for_crawl(crawl)
         assert crawl.status == Crawl.Status.SUCCEEDED, crawl.error

@@ -14,16 +14,9 @@ from django.urls import reverse
 from crawls import events, services
 from crawls.demo.board import DEMO_RULES, expected_bids
 from crawls.models import Bid, Crawl, Source
-from tests.factories import new_bid
+from tests.factories import START, make_source, new_bid
 
 pytestmark = pytest.mark.django_db
-
-START = "https://bids.example.org/notices"  # valid for the guard; nothing fetches it here
-
-
-def make_source(workspace, name="Seoul board", **values) -> Source:
-    values = {"start_urls": [START], "rules": DEMO_RULES, **values}
-    return services.source_create(workspace=workspace, name=name, **values)
 
 
 def start(source) -> Crawl:
@@ -51,26 +44,6 @@ def login(client):
         return client
 
     return as_user
-
-
-@pytest.fixture
-def sent_tasks(monkeypatch):
-    """The Celery tasks the code sends (instead of sending them)."""
-    sent = []
-    monkeypatch.setattr(
-        services.celery_app, "send_task", lambda name, **kw: sent.append((name, kw["args"]))
-    )
-    return sent
-
-
-@pytest.fixture
-def source_a(workspace_a):
-    return make_source(workspace_a)
-
-
-@pytest.fixture
-def source_b(workspace_b):
-    return make_source(workspace_b, "Busan board")
 
 
 # --- Pages, scoping and roles ------------------------------------------------------------------

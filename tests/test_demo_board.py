@@ -39,6 +39,7 @@ from crawls.demo.board import (
     render_site,
     start_board,
 )
+from tests.factories import absent_notice_path
 from tests.processes import BASE_DIR, Program, free_port, http_status, program_env, python
 
 KNOWN_FIELDS = {"title", "department", "views", "amount", "post_date", "deadline", "reference"}
@@ -387,7 +388,7 @@ def test_missing_broken_and_flaky_pages(serve):
     assert get(f"{serve(config).url}/notices/{flaky[0]}")[0] == 500
     slow = next(n for n in notices(config) if n.slow and n.status == "ok")
     assert get(f"{board.url}{slow.path}")[0] == 200
-    assert get(f"{board.url}/notices/999999")[0] == 404
+    assert get(f"{board.url}{absent_notice_path(config)}")[0] == 404
     assert get(f"{board.url}/nothing/here")[0] == 404
 
 

@@ -1,21 +1,18 @@
-"""Page extraction (links, typed fields, encodings) and URL canonicalisation/hashing."""
+"""Page extraction: links, typed fields, encodings, the per-page budget (conversions:
+test_convert.py; canonical URLs and hashes: test_canonical_urls.py)."""
 
-import hashlib
-import re
 import time
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from urllib.parse import urljoin
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from crawls.engine.extract import DATE_FORMATS, DATETIME_FORMATS, Page, convert, extract
-from crawls.engine.rules import FieldRule, rules_parse
-from crawls.engine.urls import canonicalize, content_hash, url_hash
+from crawls.engine.extract import extract
+from crawls.engine.rules import rules_parse
 
 SEOUL = ZoneInfo("Asia/Seoul")
-LONDON = ZoneInfo("Europe/London")
 BOARD = "https://www.example.go.kr/bbs/list.do?bbsId=BID&page=2"
 
 LISTING_HTML = """<!DOCTYPE html>
@@ -136,17 +133,6 @@ ENGLISH_RULES = rules_parse(
         "timezone": "Europe/London",
     }
 )
-
-
-def field_rule(type_: str, *, formats=(), regex=None, name="value", required=False) -> FieldRule:
-    spec: dict = {"css": "td", "type": type_, "formats": list(formats)}
-    if regex is not None:
-        spec["regex"] = regex
-    if name == "title":
-        required = True
-    spec["required"] = required
-    fields = {name: spec} if name == "title" else {"title": "h1", name: spec}
-    return rules_parse({"fields": fields}).fields[name]
 
 
 # --- links -----------------------------------------------------------------------------------
@@ -461,268 +447,6 @@ def test_text_input_ignores_the_declared_charset():
     page = extract(EUC_KR_PAGE, url=BOARD, rules=rules_parse({"fields": {"title": "h3"}}))
 
     assert page.fields == {"title": "똠방각하 청사 보수 입찰 공고"}
-
-
-# --- conversions -----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("type_", "raw", "kwargs", "expected"),
-    [
-        ("text", "  공고 \n\t 제목\u00a0 ", {}, "공고 제목"),
-        ("text", "공고번호: R-26-1 (정정)", {"regex": r"공고번호:\s*(\S+)"}, "R-26-1"),
-        ("text", "ref 2026-118 final", {"regex": r"\d{4}-\d+"}, "2026-118"),
-        ("int", "1,234", {}, 1234),
-        ("int", "조회수 1,234", {}, 1234),
-        ("int", "1 234", {}, 1234),
-        ("int", "1\u00a0234 views", {}, 1234),
-        ("int", "7", {}, 7),
-        ("int", "1,234.00", {}, 1234),
-        ("int", "Views: 12 (today 3)", {"regex": r"Views: (\d+)"}, 12),
-        ("decimal", "₩1,234,500,000", {}, Decimal("1234500000")),
-        ("decimal", "KRW 12,345,000", {}, Decimal("12345000")),
-        ("decimal", "12,345.50원", {}, Decimal("12345.50")),
-        ("decimal", "추정가격: 0.5 억원", {}, Decimal("0.5")),
-        ("date", "2026-11-23", {}, date(2026, 11, 23)),
-        ("date", "2026.11.23", {}, date(2026, 11, 23)),
-        ("date", "2026.11.23.", {}, date(2026, 11, 23)),
-        ("date", "2026/11/23", {}, date(2026, 11, 23)),
-        ("date", "2026년 11월 23일", {}, date(2026, 11, 23)),
-        ("date", "2026년 1월 5일", {}, date(2026, 1, 5)),
-        ("date", "2026년11월23일", {}, date(2026, 11, 23)),
-        ("date", "23 Nov 2026", {}, date(2026, 11, 23)),
-        ("date", "Nov 23, 2026", {}, date(2026, 11, 23)),
-        ("date", "23 November 2026", {}, date(2026, 11, 23)),
-        ("date", "2026-11-23 14:05", {}, date(2026, 11, 23)),
-        ("date", "23/11/2026", {"formats": ["%d/%m/%Y"]}, date(2026, 11, 23)),
-        ("date", "등록일 2026-11-23", {"regex": r"\d{4}-\d\d-\d\d"}, date(2026, 11, 23)),
-        ("datetime", "2026-11-23 14:05", {}, datetime(2026, 11, 23, 14, 5, tzinfo=SEOUL)),
-        ("datetime", "2026-11-23 14:05:09", {}, datetime(2026, 11, 23, 14, 5, 9, tzinfo=SEOUL)),
-        ("datetime", "2026.11.23 14:05", {}, datetime(2026, 11, 23, 14, 5, tzinfo=SEOUL)),
-        ("datetime", "2026.11.23. 14:05", {}, datetime(2026, 11, 23, 14, 5, tzinfo=SEOUL)),
-        ("datetime", "2026/11/23 14:05", {}, datetime(2026, 11, 23, 14, 5, tzinfo=SEOUL)),
-        ("datetime", "2026-11-23T14:05:00", {}, datetime(2026, 11, 23, 14, 5, tzinfo=SEOUL)),
-        ("datetime", "2026-11-23T05:05:00Z", {}, datetime(2026, 11, 23, 5, 5, tzinfo=UTC)),
-        (
-            "datetime",
-            "2026-11-23T14:05+09:00",
-            {},
-            datetime(2026, 11, 23, 14, 5, tzinfo=timezone(timedelta(hours=9))),
-        ),
-        ("datetime", "2026-11-23", {}, datetime(2026, 11, 23, 0, 0, tzinfo=SEOUL)),
-        ("datetime", "2026.11.23.", {}, datetime(2026, 11, 23, 0, 0, tzinfo=SEOUL)),
-        ("datetime", "2026년 11월 23일", {}, datetime(2026, 11, 23, 0, 0, tzinfo=SEOUL)),
-        (
-            "datetime",
-            "23.11.2026 14시 05분",
-            {"formats": ["%d.%m.%Y %H시 %M분"]},
-            datetime(2026, 11, 23, 14, 5, tzinfo=SEOUL),
-        ),
-        (
-            "datetime",
-            "Nov 23, 2026 2:05 PM",
-            {"formats": ["%b %d, %Y %I:%M %p"]},
-            datetime(2026, 11, 23, 14, 5, tzinfo=SEOUL),
-        ),
-    ],
-)
-def test_convert(type_, raw, kwargs, expected):
-    value = convert(raw, field_rule(type_, **kwargs), SEOUL)
-
-    assert value == expected
-    assert type(value) is type(expected)
-    if isinstance(expected, datetime):
-        assert value.utcoffset() == expected.utcoffset()
-
-
-@pytest.mark.parametrize(
-    ("type_", "raw", "kwargs", "message"),
-    [
-        ("int", "many", {}, "cannot read 'many' as int: no number in it"),
-        (
-            "int",
-            "조회 12 / 댓글 3",
-            {},
-            "cannot read '조회 12 / 댓글 3' as int: several numbers (12, 3); "
-            "add a regex with one group to pick one",
-        ),
-        ("int", "1.5", {}, "cannot read '1.5' as int: 1.5 is not a whole number"),
-        ("int", "2026-11-23", {}, "several numbers (2026, -11, -23)"),
-        ("decimal", "   ", {}, "cannot read an empty value as decimal"),
-        ("decimal", "미정", {}, "cannot read '미정' as decimal: no number in it"),
-        (
-            "date",
-            "12 Dec",
-            {"formats": ["%Y-%m-%d"]},
-            "cannot read '12 Dec' as date with formats ['%Y-%m-%d']",
-        ),
-        (
-            "date",
-            "2026-02-30",
-            {},
-            f"cannot read '2026-02-30' as date with formats "
-            f"{['ISO 8601', *DATE_FORMATS, *DATETIME_FORMATS]}",
-        ),
-        (
-            "datetime",
-            "tomorrow",
-            {},
-            f"cannot read 'tomorrow' as datetime with formats "
-            f"{['ISO 8601', *DATETIME_FORMATS, *DATE_FORMATS]}",
-        ),
-        (
-            "datetime",
-            "2026-11-23 25:00",
-            {"formats": ["%Y-%m-%d %H:%M"]},
-            "cannot read '2026-11-23 25:00' as datetime with formats ['%Y-%m-%d %H:%M']",
-        ),
-        (
-            "text",
-            "nothing here",
-            {"regex": r"No\. (\d+)"},
-            "regex 'No\\\\. (\\\\d+)' does not match",
-        ),
-        ("int", "x" * 200, {}, "cannot read '" + "x" * 77 + "...' as int"),
-    ],
-)
-def test_convert_failures_say_what_was_expected(type_, raw, kwargs, message):
-    with pytest.raises(ValueError, match=re.escape(message)):
-        convert(raw, field_rule(type_, **kwargs), SEOUL)
-
-
-def test_naive_datetimes_take_the_zone_offset_of_their_own_date():
-    rule = field_rule("datetime")
-
-    winter = convert("2026-01-15 12:00", rule, LONDON)
-    summer = convert("2026-07-15 12:00", rule, LONDON)
-
-    assert winter.utcoffset() == timedelta(0)
-    assert summer.utcoffset() == timedelta(hours=1)
-    assert summer.astimezone(UTC) == datetime(2026, 7, 15, 11, 0, tzinfo=UTC)
-
-
-def test_an_aware_iso_value_read_as_a_date_uses_the_rules_zone():
-    value = convert("2026-11-23T20:00:00Z", field_rule("date"), SEOUL)
-
-    assert value == date(2026, 11, 24)
-
-
-def test_page_defaults():
-    assert Page() == Page(follow=[], items=[], fields=None, errors={}, canonical=None)
-
-
-# --- canonical URLs and hashes ---------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("url", "ignore", "expected"),
-    [
-        ("https://example.com/a#frag", (), "https://example.com/a"),
-        ("https://example.com/list?b=2&a=1&a=0", (), "https://example.com/list?a=0&a=1&b=2"),
-        (
-            "https://example.com/list?utm_source=x&page=2&utm_source=y&a=1&a=2",
-            ("utm_source",),
-            "https://example.com/list?a=1&a=2&page=2",
-        ),
-        ("https://example.com/?utm_source=x", ("utm_source",), "https://example.com/"),
-        ("HTTPS://WWW.Example.COM/Path/Case", (), "https://www.example.com/Path/Case"),
-        ("http://example.com:80/x", (), "http://example.com/x"),
-        ("https://example.com:443/x", (), "https://example.com/x"),
-        ("http://example.com:443/x", (), "http://example.com:443/x"),
-        ("https://example.com:8443/x", (), "https://example.com:8443/x"),
-        ("https://example.com", (), "https://example.com/"),
-        ("https://example.com/a/./b/../c", (), "https://example.com/a/c"),
-        ("https://example.com/a b?q=a b", (), "https://example.com/a%20b?q=a+b"),
-        (
-            "https://예시.kr/게시판?검색어=입찰&page=1",
-            ("검색어",),
-            "https://xn--vv4b11d.kr/%EA%B2%8C%EC%8B%9C%ED%8C%90?page=1",
-        ),
-        ("  https://example.com/x  ", (), "https://example.com/x"),
-    ],
-)
-def test_canonicalize(url, ignore, expected):
-    assert canonicalize(url, ignore_params=ignore) == expected
-
-
-@pytest.mark.parametrize(
-    "url",
-    [
-        "HTTP://Example.COM:80/a/../b?b=2&a=1#x",
-        "https://www.example.go.kr/bbs/view.do?nttId=10&bbsId=BID&utm_source=list",
-        "https://예시.kr/경로?검색어=입찰 공고&x=%7e",
-        "http://user:Pass@Example.com:8080/p;x?q",
-        "https://example.com/?a=&b",
-    ],
-)
-def test_canonicalize_is_idempotent(url):
-    once = canonicalize(url, ignore_params=["utm_source"])
-
-    assert canonicalize(once, ignore_params=["utm_source"]) == once
-
-
-def test_equivalent_urls_share_a_hash():
-    a = canonicalize("https://Example.com:443/bbs/view.do?b=2&a=1#top", ignore_params=["utm"])
-    b = canonicalize("https://example.com/bbs/view.do?a=1&utm=list&b=2", ignore_params=["utm"])
-
-    assert a == b
-    assert url_hash(a) == url_hash(b)
-    assert url_hash(a) != url_hash(canonicalize("https://example.com/bbs/view.do?a=1&b=3"))
-
-
-def test_url_hash_is_16_bytes_of_blake2b():
-    digest = url_hash("https://example.com/")
-
-    assert len(digest) == 16
-    assert digest == hashlib.blake2b(b"https://example.com/", digest_size=16).digest()
-    assert (
-        url_hash("https://예시.kr/")
-        == hashlib.blake2b("https://예시.kr/".encode(), digest_size=16).digest()
-    )
-
-
-BID = {
-    "title": "2026년 도로 보수공사 입찰 공고",
-    "department": "도로과",
-    "views": 1234,
-    "amount": Decimal("1234500000.50"),
-    "post_date": date(2026, 11, 23),
-    "deadline": datetime(2026, 12, 1, 18, 0, tzinfo=SEOUL),
-    "reference": None,
-    "extra": {"attachment": "https://example.com/f.hwp"},
-}
-
-
-def test_content_hash_is_stable():
-    assert content_hash(BID) == "910848dae3cad4ce534dea2fb24dbe43"
-    assert len(content_hash(BID)) == 32
-
-
-def test_content_hash_ignores_key_order_and_representation():
-    reordered = dict(reversed(list(BID.items())))
-    same_values = {
-        **BID,
-        "amount": Decimal("1234500000.500"),
-        "deadline": datetime(2026, 12, 1, 9, 0, tzinfo=UTC),
-    }
-
-    assert content_hash(reordered) == content_hash(BID)
-    assert content_hash(same_values) == content_hash(BID)
-
-
-@pytest.mark.parametrize(
-    ("name", "value"),
-    [
-        ("views", 1235),
-        ("amount", Decimal("1234500001")),
-        ("deadline", datetime(2026, 12, 1, 18, 0, tzinfo=UTC)),
-        ("post_date", date(2026, 11, 24)),
-        ("reference", ""),
-        ("title", "2026년 도로 보수공사 입찰 공고 (정정)"),
-    ],
-)
-def test_content_hash_changes_with_any_value(name, value):
-    assert content_hash({**BID, name: value}) != content_hash(BID)
 
 
 # --- The per-page budget ---------------------------------------------------------------------

@@ -14,6 +14,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from crawls.demo.board import PRIVATE_PATH, BoardConfig, start_board
 from crawls.engine.fetch import Fetcher, FetchSettings
 from crawls.engine.guard import Allowlist
+from tests.factories import absent_notice_path
 
 
 class Listener:
@@ -167,7 +168,7 @@ def test_a_redirect_to_a_public_page_of_the_board_is_followed():
         ("/hostile/chain/6", "redirects", "more than 5"),
         ("/hostile/pdf", "non_html", "application/pdf"),
         (PRIVATE_PATH, "robots", "robots.txt"),
-        ("/notices/999999", "http_4xx", "404"),
+        (absent_notice_path(BoardConfig(listing_pages=1)), "http_4xx", "404"),
     ],
 )
 def test_hostile_pages_are_bounded(path, error_class, mentions):

@@ -44,7 +44,8 @@ def error_of(response, status: int) -> dict:
 
 
 @pytest.fixture
-def api(owner, workspace_a):
+def owner_api(owner, workspace_a):
+    """Olivia's client, with a bearer token of workspace A."""
     return bearer(owner, workspace_a)
 
 
@@ -76,18 +77,18 @@ def test_value_depth_is_measured_without_recursion():
 # --- Request bodies -------------------------------------------------------------------------------
 
 
-def test_a_body_over_the_limit_answers_413_naming_the_limit(api, settings):
+def test_a_body_over_the_limit_answers_413_naming_the_limit(owner_api, settings):
     assert 2 * MiB == settings.DATA_UPLOAD_MAX_MEMORY_SIZE  # the default
     body = json.dumps(source_body(user_agent="x" * (2 * MiB)))
-    error = error_of(api.post("/api/v1/sources/", body, content_type="application/json"), 413)
+    error = error_of(owner_api.post("/api/v1/sources/", body, content_type="application/json"), 413)
     assert error["code"] == "too_large"
     assert "2097152 bytes" in error["message"]
     assert not Source.objects.exists()
 
 
-def test_100000_start_urls_answer_a_4xx_not_a_500(api):
+def test_100000_start_urls_answer_a_4xx_not_a_500(owner_api):
     urls = [f"{START}?page={n}" for n in range(100_000)]
-    response = api.post("/api/v1/sources/", source_body(start_urls=urls), format="json")
+    response = owner_api.post("/api/v1/sources/", source_body(start_urls=urls), format="json")
     assert error_of(response, 413)["code"] == "too_large"
 
 
@@ -101,19 +102,19 @@ def test_the_parser_reads_no_more_than_the_limit_whatever_the_headers_said(setti
 
 
 @pytest.mark.parametrize("levels", [33, 10_000])
-def test_json_nested_too_deep_answers_400(api, levels):
+def test_json_nested_too_deep_answers_400(owner_api, levels):
     for body in (deep(levels), json.dumps(source_body())[:-1] + f', "rules": {deep(levels)}}}'):
-        response = api.post("/api/v1/sources/", body, content_type="application/json")
+        response = owner_api.post("/api/v1/sources/", body, content_type="application/json")
         error = error_of(response, 400)
         assert error["code"] == "parse_error"
         assert "JSON nested deeper than 32 levels" in error["message"]
     assert not Source.objects.exists()
 
 
-def test_an_alert_filter_nested_too_deep_answers_400(api, workspace_a):
+def test_an_alert_filter_nested_too_deep_answers_400(owner_api, workspace_a):
     body = json.dumps({"workspace": workspace_a.pk, "name": "deep", "filter": {}})
     body = body.replace('"filter": {}', f'"filter": {{"search": {deep(40)}}}')
-    response = api.post("/api/v1/alert-rules/", body, content_type="application/json")
+    response = owner_api.post("/api/v1/alert-rules/", body, content_type="application/json")
     assert "nested deeper" in error_of(response, 400)["message"]
     assert not AlertRule.objects.exists()
 
@@ -145,21 +146,21 @@ def test_a_multipart_body_is_parsed_or_refused_in_the_envelope(owner):
 # --- URLs -----------------------------------------------------------------------------------------
 
 
-def test_an_overlong_url_answers_414_in_the_envelope_or_as_a_page(api, client, settings):
+def test_an_overlong_url_answers_414_in_the_envelope_or_as_a_page(owner_api, client, settings):
     assert settings.REQUEST_MAX_URL_LENGTH == 8192
     search = "x" * 8200
-    error = error_of(api.get(f"/api/v1/bids/?search={search}"), 414)
+    error = error_of(owner_api.get(f"/api/v1/bids/?search={search}"), 414)
     assert error["code"] == "uri_too_long"
     assert "8192 characters" in error["message"]
-    assert api.get(f"/api/v1/bids/?search={search[:8000]}").status_code != 414
+    assert owner_api.get(f"/api/v1/bids/?search={search[:8000]}").status_code != 414
     page = client.get(f"/sources/?q={search}")
     assert page.status_code == 414
     assert page["Content-Type"].startswith("text/html")
 
 
-def test_a_preview_url_over_2048_characters_answers_400_naming_it(api):
+def test_a_preview_url_over_2048_characters_answers_400_naming_it(owner_api):
     url = f"{START}?q={'x' * 2048}"
-    response = api.post("/api/v1/sources/preview/", {"rules": DEMO_RULES, "url": url}, "json")
+    response = owner_api.post("/api/v1/sources/preview/", {"rules": DEMO_RULES, "url": url}, "json")
     assert list(error_of(response, 400)["details"]) == ["url"]
 
 
@@ -177,27 +178,29 @@ def test_a_preview_url_over_2048_characters_answers_400_naming_it(api):
         ("rules", {**DEMO_RULES, "note": "x" * 70_000}, "bytes as JSON: at most 65536"),
     ],
 )
-def test_source_caps_answer_400_naming_the_field(api, field, value, message):
-    response = api.post("/api/v1/sources/", source_body(**{field: value}), format="json")
+def test_source_caps_answer_400_naming_the_field(owner_api, field, value, message):
+    response = owner_api.post("/api/v1/sources/", source_body(**{field: value}), format="json")
     error = error_of(response, 400)
     assert list(error["details"]) == [field]
     assert any(message in m for m in error["details"][field]), error["details"]
     assert not Source.objects.exists()
 
 
-def test_source_caps_apply_to_updates_too(api, workspace_a):
-    created = api.post("/api/v1/sources/", source_body(), format="json")
+def test_source_caps_apply_to_updates_too(owner_api, workspace_a):
+    created = owner_api.post("/api/v1/sources/", source_body(), format="json")
     assert created.status_code == 201
     urls = [f"{START}?p={n}" for n in range(101)]
-    response = api.patch(f"/api/v1/sources/{created.json()['id']}/", {"start_urls": urls}, "json")
+    response = owner_api.patch(
+        f"/api/v1/sources/{created.json()['id']}/", {"start_urls": urls}, "json"
+    )
     assert error_of(response, 400)["details"] == {"start_urls": ["at most 100 start URLs"]}
     assert Source.objects.get().start_urls == [START]
 
 
-def test_the_caps_are_settings(api, settings):
+def test_the_caps_are_settings(owner_api, settings):
     settings.SOURCE_MAX_START_URLS = 2
     urls = [f"{START}?p={n}" for n in range(3)]
-    response = api.post("/api/v1/sources/", source_body(start_urls=urls), format="json")
+    response = owner_api.post("/api/v1/sources/", source_body(start_urls=urls), format="json")
     assert error_of(response, 400)["details"] == {"start_urls": ["at most 2 start URLs"]}
 
 
@@ -269,17 +272,19 @@ def test_the_admin_alert_rule_form_refuses_a_deep_filter(admin_client, workspace
 # --- Alert rule filters ---------------------------------------------------------------------------
 
 
-def test_alert_filter_caps_answer_400_naming_the_filter(api, workspace_a, settings):
+def test_alert_filter_caps_answer_400_naming_the_filter(owner_api, workspace_a, settings):
     rule = {"workspace": workspace_a.pk, "name": "many"}
     many = {"department": [f"d{n}" for n in range(101)]}
-    response = api.post("/api/v1/alert-rules/", {**rule, "filter": many}, format="json")
+    response = owner_api.post("/api/v1/alert-rules/", {**rule, "filter": many}, format="json")
     assert error_of(response, 400)["details"] == {"filter": {"department": ["at most 100 values"]}}
     long = {"search": "x" * 1001}
-    response = api.post("/api/v1/alert-rules/", {**rule, "filter": long}, format="json")
+    response = owner_api.post("/api/v1/alert-rules/", {**rule, "filter": long}, format="json")
     details = error_of(response, 400)["details"]
     assert details == {"filter": {"search": ["a value is longer than 1000 characters"]}}
     assert not AlertRule.objects.exists()
-    ok = api.post("/api/v1/alert-rules/", {**rule, "filter": {"search": "road"}}, format="json")
+    ok = owner_api.post(
+        "/api/v1/alert-rules/", {**rule, "filter": {"search": "road"}}, format="json"
+    )
     assert ok.status_code == 201
 
 
@@ -303,7 +308,7 @@ def _operations():
             yield re.sub(r"\{[^}]+\}", "1", path), method, operation
 
 
-def test_every_operation_with_a_body_answers_413_over_the_limit(api, settings):
+def test_every_operation_with_a_body_answers_413_over_the_limit(owner_api, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
     body = json.dumps({"padding": "x" * 1000})
     checked = 0
@@ -312,19 +317,19 @@ def test_every_operation_with_a_body_answers_413_over_the_limit(api, settings):
             assert "413" not in operation["responses"], (method, url)
             continue
         assert "413" in operation["responses"], (method, url)
-        response = getattr(api, method)(url, body, content_type="application/json")
+        response = getattr(owner_api, method)(url, body, content_type="application/json")
         assert error_of(response, 413)["code"] == "too_large", (method, url)
         checked += 1
     assert checked > 10
 
 
-def test_every_operation_answers_429_when_the_caller_is_over_its_rate(api, monkeypatch):
+def test_every_operation_answers_429_when_the_caller_is_over_its_rate(owner_api, monkeypatch):
     monkeypatch.setattr(CallerRateThrottle, "rate", "1/min")
-    assert api.get("/api/v1/workspaces/").status_code == 200  # the one request allowed
+    assert owner_api.get("/api/v1/workspaces/").status_code == 200  # the one request allowed
     checked = 0
     for url, method, operation in _operations():
         assert "429" in operation["responses"], (method, url)
-        response = getattr(api, method)(url, {}, format="json")
+        response = getattr(owner_api, method)(url, {}, format="json")
         assert error_of(response, 429)["code"] == "throttled", (method, url)
         assert int(response["Retry-After"]) > 0
         checked += 1

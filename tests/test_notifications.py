@@ -8,25 +8,25 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 from websockets.sync.client import connect
 
 from crawls import events, realtime
 from crawls import services as crawl_services
-from crawls.demo.board import DEMO_RULES
 from crawls.models import Crawl, CrawlEvent
 from notifications import services, subscribers, tasks
 from notifications.models import AlertMatch, AlertRule, Notification, WebhookDelivery
+from tests.clients import group_members, session_cookie
 from tests.crawling import wait_for_crawl
-from tests.factories import NOW, make_bid
-from tests.processes import http_get
+from tests.factories import NOW, make_bid, make_source
+from tests.processes import http_get, wait_until
 
 TIMEOUT = 30
 
@@ -91,15 +91,6 @@ def receiver(_receiver_server):
 # --- Helpers -------------------------------------------------------------------------------------
 
 
-def make_source(workspace, name="Board"):
-    return crawl_services.source_create(
-        workspace=workspace,
-        name=name,
-        start_urls=["https://bids.example.org/notices"],
-        rules=DEMO_RULES,
-    )
-
-
 def make_crawl(source, user=None) -> Crawl:
     return crawl_services.crawl_start(source=source, user=user, workers=0)
 
@@ -121,7 +112,7 @@ def items_event(crawl, *, new=(), changed=()) -> CrawlEvent:
 
 @pytest.fixture
 def source_a(workspace_a):
-    return make_source(workspace_a)
+    return make_source(workspace_a, "Board")
 
 
 @pytest.fixture
@@ -277,25 +268,22 @@ def test_crawl_failure_without_creator_goes_to_owners_and_admins(
 # --- Live push through the real daphne -----------------------------------------------------------
 
 
-def session_cookie(user) -> str:
-    client = Client()
-    client.force_login(user)
-    return f"sessionid={client.cookies['sessionid'].value}"
-
-
 @pytest.mark.django_db(transaction=True)
 def test_notification_is_pushed_to_the_users_socket(daphne_server, owner, workspace_a):
-    source = make_source(workspace_a)
+    source = make_source(workspace_a, "Board")
     rule = make_rule(workspace_a, owner)
     crawl = make_crawl(source)
     bid = make_bid(source, title="Road works")
+    group = realtime.notifications_group(owner.pk)
+    before = group_members(group)
     with connect(
         f"ws://127.0.0.1:{daphne_server.port}/ws/notifications/",
         origin=f"http://127.0.0.1:{daphne_server.port}",
         additional_headers={"Cookie": session_cookie(owner)},
         open_timeout=TIMEOUT,
     ) as socket:
-        time.sleep(0.5)  # the group is joined just after the handshake
+        # The consumer joins its group just after the handshake.
+        wait_until(lambda: group_members(group) > before, what="the socket in its group")
         items_event(crawl, new=[bid])  # commits: the subscriber runs in this process
         realtime.flush()
         message = json.loads(socket.recv(timeout=TIMEOUT))
@@ -330,12 +318,29 @@ def wait_for_status(delivery_id: int, status: str) -> WebhookDelivery:
     raise AssertionError(f"delivery {delivery_id} still {delivery.status}")
 
 
+_DELIVER_TASK = re.compile(
+    r"notifications\.webhook_deliver\[([0-9a-f-]+)\] (?:received|succeeded in [^:]+: (\w+))"
+)
+
+
+def attempts_ended(worker_log: str, count: int) -> bool:
+    """The worker log shows `count` webhook_deliver tasks received, all of them ended, and one
+    (the last attempt) that scheduled no next attempt (returned None)."""
+    received, ended = set(), {}
+    for task_id, returned in _DELIVER_TASK.findall(worker_log):
+        if returned:
+            ended[task_id] = returned
+        else:
+            received.add(task_id)
+    return len(received) == count and received <= ended.keys() and "None" in ended.values()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_webhook_is_signed_retried_and_delivered_by_the_worker(
     celery_worker, receiver, owner, workspace_a
 ):
     receiver.reset(statuses=[503])  # the first attempt fails, the retry succeeds
-    source = make_source(workspace_a)
+    source = make_source(workspace_a, "Board")
     rule = make_rule(workspace_a, owner, webhook_url=f"http://{receiver.address}/hook")
     crawl = make_crawl(source)
     new, changed = make_bid(source, title="Road A"), make_bid(source, title="Road B")
@@ -359,8 +364,9 @@ def test_webhook_is_signed_retried_and_delivered_by_the_worker(
 
 @pytest.mark.django_db(transaction=True)
 def test_webhook_goes_dead_after_max_attempts(celery_worker, receiver, owner, workspace_a):
+    mark = len(celery_worker.output())
     receiver.reset(statuses=[500, 500, 500, 500])
-    source = make_source(workspace_a)
+    source = make_source(workspace_a, "Board")
     rule = make_rule(workspace_a, owner, webhook_url=f"http://{receiver.address}/hook")
     crawl = make_crawl(source)
     services.alert_match_batch(
@@ -371,7 +377,10 @@ def test_webhook_goes_dead_after_max_attempts(celery_worker, receiver, owner, wo
     )
     delivery = wait_for_status(WebhookDelivery.objects.get(rule=rule).pk, "dead")
     assert (delivery.attempts, delivery.last_error) == (3, "HTTP 500")
-    time.sleep(0.5)  # nothing more comes after the dead letter
+    # Nothing more comes after the dead letter: the attempts' tasks have all ended.
+    celery_worker.wait_until(
+        lambda: attempts_ended(celery_worker.output()[mark:], 3), what="the attempts' tasks"
+    )
     assert len(receiver.requests) == 3
 
 

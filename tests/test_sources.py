@@ -13,18 +13,16 @@ from crawls import events, services
 from crawls.demo.board import DEMO_RULES, expected_bids
 from crawls.engine import lifecycle, run
 from crawls.models import Crawl, CrawlEvent, Source
+from tests.factories import absent_notice_path, make_source
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def make_source(workspace, board, **values) -> Source:
-    values = {
-        "name": "Board",
-        "start_urls": [f"{board.base_url}/notices"],
-        "rules": DEMO_RULES,
-        **values,
-    }
-    return services.source_create(workspace=workspace, **values)
+def board_source(workspace, board, **values) -> Source:
+    """A source of `workspace` that starts at the demo board's listing."""
+    return make_source(
+        workspace, "Board", **{"start_urls": [f"{board.base_url}/notices"], **values}
+    )
 
 
 @pytest.mark.parametrize(
@@ -46,7 +44,7 @@ def make_source(workspace, board, **values) -> Source:
 )
 def test_source_validation_names_the_bad_field(workspace_a, board, values, field, mentions):
     with pytest.raises(ValidationError) as error:
-        make_source(workspace_a, board, **values)
+        board_source(workspace_a, board, **values)
     messages = error.value.message_dict
     assert field in messages
     assert mentions in " ".join(messages[field])
@@ -54,7 +52,7 @@ def test_source_validation_names_the_bad_field(workspace_a, board, values, field
 
 
 def test_a_cron_schedule_becomes_one_beat_task_kept_in_step(workspace_a, board):
-    source = make_source(
+    source = board_source(
         workspace_a, board, schedule_cron="30 6 * * 1-5", schedule_timezone="Asia/Seoul"
     )
     task = PeriodicTask.objects.get(pk=source.periodic_task_id)
@@ -77,7 +75,7 @@ def test_a_cron_schedule_becomes_one_beat_task_kept_in_step(workspace_a, board):
 
 
 def test_scheduled_runs_follow_the_overlap_policy(workspace_a, board):
-    source = make_source(workspace_a, board, overlap_policy=Source.OverlapPolicy.SKIP)
+    source = board_source(workspace_a, board, overlap_policy=Source.OverlapPolicy.SKIP)
     first = services.crawl_start(source=source, workers=0)
     assert services.crawl_scheduled(source_id=source.pk) is None  # skipped: one is active
     services.source_update(source=source, overlap_policy=Source.OverlapPolicy.QUEUE)
@@ -112,10 +110,10 @@ def test_preview_refuses_internal_urls_and_bad_rules(board):
 
 def test_a_failed_crawl_is_retried_with_backoff_then_fails(workspace_a, board, settings):
     settings.CRAWL_RETRIES = 0
-    source = make_source(
+    source = board_source(
         workspace_a,
         board,
-        start_urls=[f"{board.base_url}/notices/999999"],  # 404: no page can be fetched
+        start_urls=[f"{board.base_url}{absent_notice_path(board.config)}"],  # 404: nothing fetched
         retry_max=1,
         retry_backoff_seconds=30,
     )
@@ -134,7 +132,7 @@ def test_a_failed_crawl_is_retried_with_backoff_then_fails(workspace_a, board, s
 
 
 def test_max_pages_bounds_the_frontier(workspace_a, board):
-    source = make_source(workspace_a, board, max_pages=10)
+    source = board_source(workspace_a, board, max_pages=10)
     crawl = services.crawl_start(source=source, workers=0)
     assert run.crawl_run(crawl.pk, owner="test").status == Crawl.Status.SUCCEEDED
     crawl.refresh_from_db()
@@ -143,7 +141,7 @@ def test_max_pages_bounds_the_frontier(workspace_a, board):
 
 
 def test_the_time_limit_fails_a_crawl(workspace_a, board):
-    source = make_source(workspace_a, board, time_limit_seconds=0, retry_max=0)
+    source = board_source(workspace_a, board, time_limit_seconds=0, retry_max=0)
     crawl = services.crawl_start(source=source, workers=0)
     assert run.crawl_run(crawl.pk, owner="test").status == Crawl.Status.FAILED
     crawl.refresh_from_db()
@@ -151,7 +149,7 @@ def test_the_time_limit_fails_a_crawl(workspace_a, board):
 
 
 def test_refused_start_urls_become_events_and_nothing_is_fetched(workspace_a, board, settings):
-    source = make_source(workspace_a, board)
+    source = board_source(workspace_a, board)
     # The source was valid when saved; the allowlist changed since.
     settings.CRAWL_ALLOWLIST = []
     crawl = services.crawl_start(source=source, workers=0)

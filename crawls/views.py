@@ -22,6 +22,7 @@ from rest_framework.request import Request
 
 from crawls import events, forms, selectors, services
 from crawls.api.pagination import KeysetPagination
+from crawls.engine import progress
 from crawls.models import Crawl, Membership, Source
 
 SESSION_WORKSPACE = "workspace_id"
@@ -73,27 +74,6 @@ def _back(request, default: str) -> HttpResponseRedirect:
     return redirect(target)
 
 
-def crawl_figures(crawl: Crawl) -> Crawl:
-    """Attach what the progress partial shows: percent, pages/s and ETA (as the engine's)."""
-    processed = crawl.pages_done + crawl.pages_failed
-    if crawl.status == Crawl.Status.SUCCEEDED:
-        crawl.percent = 100
-    elif crawl.pages_total:
-        crawl.percent = min(100, round(100 * processed / crawl.pages_total))
-    else:
-        crawl.percent = 0
-    crawl.pages_per_s = crawl.eta_s = None
-    if crawl.started_at is not None:
-        end = crawl.finished_at or timezone.now()
-        elapsed = max((end - crawl.started_at).total_seconds(), 1e-3)
-        crawl.pages_per_s = round(processed / elapsed, 1)
-        remaining = max(crawl.pages_total - processed, 0)
-        if crawl.is_active and processed:
-            crawl.eta_s = round(remaining / (processed / elapsed))
-    crawl.error_count = sum(crawl.errors.values()) if crawl.errors else 0
-    return crawl
-
-
 # --- Overview and workspace -----------------------------------------------------------------
 
 
@@ -105,7 +85,8 @@ def overview(request):
         return render_page(request, "crawls/overview.html", place)
     workspace_id = place.current.workspace_id
     crawls = [
-        crawl_figures(c) for c in selectors.crawl_list_for_workspace(workspace_id=workspace_id)
+        progress.crawl_with_progress(c)
+        for c in selectors.crawl_list_for_workspace(workspace_id=workspace_id)
     ]
     context = {
         "crawls": crawls,
@@ -176,7 +157,7 @@ def crawl_start(request, source_id: int):
 @require_GET
 def crawl_detail(request, crawl_id: int):
     place = place_of(request)
-    crawl = crawl_figures(_crawl_of(request, crawl_id))
+    crawl = progress.crawl_with_progress(_crawl_of(request, crawl_id))
     log = selectors.crawl_events_latest(crawl=crawl)
     context = {
         "crawl": crawl,

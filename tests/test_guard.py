@@ -28,6 +28,7 @@ from crawls.engine.guard import (
     guarded_connector,
     literal_address,
     refusal_of,
+    url_refusal,
 )
 
 NOTHING = Allowlist()
@@ -452,6 +453,57 @@ def test_default_resolver_refuses_what_getaddrinfo_reads_as_loopback(host):
     # numeric hosts and /etc/hosts: getaddrinfo answers them without DNS
     with pytest.raises(Refused, match=re.escape("loopback address 127.0.0.1")):
         resolve(GuardedResolver(NOTHING), host, 80)
+
+
+# --- url_refusal: both checks at once, resolving now --------------------------------------------
+
+
+def answering(monkeypatch, *addresses: str) -> list[tuple]:
+    """getaddrinfo (DNS: outside our walls) answers `addresses`; returns the lookups made."""
+    calls = []
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        calls.append((host, port))
+        if not addresses:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [
+            (socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port))
+            for a in addresses
+        ]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return calls
+
+
+def test_url_refusal_names_a_forbidden_resolved_address(monkeypatch):
+    calls = answering(monkeypatch, "93.184.216.34", "fe80::1%eth0", "10.0.0.7")
+    reason = url_refusal("https://hooks.example/in", allowlist=NOTHING)
+    assert reason == "host 'hooks.example' resolves to link-local address fe80::1"
+    assert calls == [("hooks.example", 443)]
+
+
+def test_url_refusal_lets_public_names_and_names_not_resolving_yet_through(monkeypatch):
+    answering(monkeypatch, "93.184.216.34")
+    assert url_refusal("https://hooks.example/in", allowlist=NOTHING) is None
+    answering(monkeypatch)  # does not resolve: judged again at connect time
+    assert url_refusal("https://later.example/in", allowlist=NOTHING) is None
+
+
+def test_url_refusal_refuses_what_check_url_refuses_without_dns(monkeypatch):
+    calls = answering(monkeypatch, "93.184.216.34")
+    assert url_refusal("ftp://hooks.example/", allowlist=NOTHING) == (
+        "scheme 'ftp' is not http or https"
+    )
+    assert url_refusal("http://127.1/", allowlist=NOTHING) == "loopback address 127.0.0.1"
+    assert calls == []
+
+
+def test_url_refusal_resolves_for_real_and_skips_allowlisted_hosts():
+    # /etc/hosts answers localhost without DNS (127.0.0.1 or ::1, whichever comes first)
+    reason = url_refusal("http://localhost:8765/", allowlist=NOTHING) or ""
+    assert reason.startswith("host 'localhost' resolves to loopback address ")
+    allowlist = Allowlist.parse(["localhost:8765"])
+    assert url_refusal("http://localhost:8765/", allowlist=allowlist) is None
 
 
 def test_guarded_connector_resolves_through_the_guard_uncached():

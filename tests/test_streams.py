@@ -254,6 +254,7 @@ def test_workspace_stream_sends_a_snapshot_then_every_event(
     assert set(snapshot["crawls"][0]) == {
         "id", "workspace", "source", "source_name", "status", "pages_done", "pages_failed",
         "pages_total", "items_new", "items_changed", "items_unchanged", "errors", "event_seq",
+        "percent", "pages_processed", "pages_queued", "pages_per_s", "eta_s", "error_count",
     }  # fmt: skip
     assert live == logged(running)[-2:]
 

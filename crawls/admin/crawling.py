@@ -15,6 +15,7 @@ from crawls.admin.base import (
     change_link,
     changelist_link,
 )
+from crawls.engine import progress
 from crawls.forms import BoundedJSONField, LinesField
 from crawls.models import Bid, BidRevision, Crawl, CrawlEvent, FrontierUrl, Source
 
@@ -169,6 +170,11 @@ class CrawlAdmin(WorkspaceScopedAdmin):
     @admin.display(description="bids")
     def bids_link(self, crawl: Crawl) -> str:
         return changelist_link(Bid, "bids", crawl=crawl.pk)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:  # the live progress partial above the fields shows its figures
+            progress.crawl_with_progress(obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def has_add_permission(self, request) -> bool:
         return False  # crawls are started from a source (the "Start a crawl" action)

@@ -3,7 +3,8 @@
 Two layers: ``check_url`` refuses bad schemes, credentials and literal addresses (in every
 encoding the OS resolver accepts) before a request is made; ``GuardedResolver`` checks every
 address a name resolves to at connect time, so the address checked is the address connected to
-(no DNS rebinding). Pure Python and aiohttp: no Django here.
+(no DNS rebinding). ``url_refusal`` answers both at once, resolving now, for forms that want to
+say "refused" before anything is sent (webhook URLs). Pure Python and aiohttp: no Django here.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ __all__ = [
     "guarded_connector",
     "literal_address",
     "refusal_of",
+    "url_refusal",
 ]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -314,22 +316,47 @@ class GuardedResolver(AbstractResolver):
             raise Refused(where, f"host {host!r} does not resolve (no addresses)")
         if self.allowlist.allows(host, port):
             return results
-        for result in results:
-            try:
-                address = ipaddress.ip_address(result["host"])
-            except ValueError as exc:
-                raise Refused(
-                    where, f"host {host!r} resolves to unreadable address {result['host']!r}"
-                ) from exc
-            reason = forbidden_reason(address)
-            if reason is not None:
-                raise Refused(where, f"host {host!r} resolves to {reason}")
+        reason = _resolved_refusal(host, [result["host"] for result in results])
+        if reason is not None:
+            raise Refused(where, reason)
         return results
 
     async def close(self) -> None:
         """Close the base resolver if this resolver made it."""
         if self._owns_base and self._base is not None:
             await self._base.close()
+
+
+def _resolved_refusal(host: str, addresses: Iterable[str]) -> str | None:
+    """Why ``host`` is refused given the addresses it resolves to (any forbidden one), or None."""
+    for text in addresses:
+        try:
+            address = ipaddress.ip_address(text)
+        except ValueError:
+            return f"host {host!r} resolves to unreadable address {text!r}"
+        reason = forbidden_reason(address)
+        if reason is not None:
+            return f"host {host!r} resolves to {reason}"
+    return None
+
+
+def url_refusal(url: str | URL, *, allowlist: Allowlist) -> str | None:
+    """Why the guard refuses ``url`` now, resolving its host name (blocking DNS), else None.
+
+    ``check_url``, then every address the name resolves to must be public. A name that does not
+    resolve (yet) is not refused here: the connect-time check (GuardedResolver) judges it again."""
+    try:
+        parsed = check_url(url, allowlist=allowlist)
+    except Refused as refused:
+        return refused.reason
+    host, port = parsed.raw_host or "", parsed.port or 0
+    if allowlist.allows(host, port) or literal_address(host) is not None:
+        return None  # allowlisted, or a literal address check_url has judged
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        return None
+    return _resolved_refusal(host, [str(info[4][0]).split("%")[0] for info in infos])
 
 
 def guarded_connector(

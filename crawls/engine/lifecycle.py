@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from crawls import events
-from crawls.engine import frontier
+from crawls.engine import frontier, progress
 from crawls.models import Crawl
 
 logger = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def crawl_finish(crawl: Crawl, status: str, *, owner: str | None, error: str = "
             crawl_id=crawl.pk,
             workspace_id=crawl.workspace_id,
             type=final_type,
-            payload={**crawl_summary(locked), "error": error},
+            payload={**crawl_summary(locked), **progress.crawl_progress(locked), "error": error},
         )
     return True
 

@@ -4,7 +4,8 @@
 problem at once in ``RulesError.errors``, keyed by path ("fields.views.type", "follow[1]"), so an
 API can answer with all of them. ``rules_dump`` gives the canonical JSON form back. Sizes are
 bounded (``Limits``, from the RULES_MAX_* settings) and regexes run on RE2 (``patterns``), so no
-rules can make extraction stall. Shared by the engine, the API and the preview service.
+rules can make extraction stall. Shared by the engine, the API and the preview service. The
+checks of single values (a selector, a regex, a date format) are in ``rule_checks``.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
-from selectolax.lexbor import LexborHTMLParser, SelectolaxError
+from selectolax.lexbor import LexborHTMLParser
 
 from crawls.engine import patterns
+from crawls.engine import rule_checks as checks
 
 BID_FIELDS: tuple[str, ...] = (
     "title",
@@ -46,9 +47,6 @@ _TOP_KEYS = ("follow", "items", "fields", "timezone", "ignore_params")
 _FIELD_KEYS = ("css", "attr", "type", "formats", "regex", "required")
 _NAME = re.compile(r"[a-z_][a-z0-9_]*")
 _ATTR = re.compile(r"[^\s\"'>/=]+")
-_HAS = re.compile(r":has\(", re.IGNORECASE)
-# An aware sample, so that formats with %z/%Z can round-trip too.
-_SAMPLE = datetime(2026, 11, 23, 14, 5, 9, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -142,7 +140,7 @@ def rules_parse(data: object, *, limits: Limits | None = None) -> Rules:
     """Validate and normalise rules JSON; raise RulesError listing every problem."""
     limits = limits or Limits.from_settings()
     if not isinstance(data, Mapping):
-        raise RulesError({ROOT: f"rules must be a JSON object, not {_kind(data)}"})
+        raise RulesError({ROOT: f"rules must be a JSON object, not {checks.kind(data)}"})
     errors: dict[str, str] = {}
     for key in data:
         if key not in _TOP_KEYS:
@@ -182,86 +180,18 @@ def rules_dump(rules: Rules) -> dict:
     }
 
 
-def _kind(value: object) -> str:
-    """The JSON name of a value's type, for messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list | tuple):
-        return "a list"
-    if isinstance(value, Mapping):
-        return "an object"
-    return type(value).__name__
-
-
 def patterns_check(name: str, values: object, *, limits: Limits | None = None) -> dict[str, str]:
     """Problems with a source's include/exclude URL patterns, keyed by path ("name[0]")."""
     limits = limits or Limits.from_settings()
     if not isinstance(values, list | tuple):
-        return {name: f"{name} must be a list of regular expressions, not {_kind(values)}"}
+        return {name: f"{name} must be a list of regular expressions, not {checks.kind(values)}"}
     if len(values) > limits.patterns:
         return {name: f"{name} has {len(values)} patterns; at most {limits.patterns} are allowed"}
     errors = {}
     for index, value in enumerate(values):
-        if problem := _regex_problem(value, limits)[1]:
+        if problem := checks.regex_problem(value, limits.regex_length)[1]:
             errors[f"{name}[{index}]"] = problem
     return errors
-
-
-def _regex_problem(value: object, limits: Limits) -> tuple[patterns.Regex | None, str | None]:
-    """(the compiled pattern, None) or (None, what is wrong with it)."""
-    if not isinstance(value, str) or not value:
-        return None, f"must be a non-empty regular expression string, not {_kind(value)}"
-    if len(value) > limits.regex_length:
-        return None, (f"is {len(value)} characters long; at most {limits.regex_length} are allowed")
-    try:
-        return patterns.Regex(value), None
-    except patterns.PatternError as exc:
-        joint = " " if str(exc).startswith("does not compile") else ": "
-        return None, f"{value!r}{joint}{exc}"
-
-
-def _selector_problem(selector: object, probe: LexborHTMLParser, limits: Limits) -> str | None:
-    if not isinstance(selector, str) or not selector.strip():
-        shown = repr(selector) if isinstance(selector, str) else _kind(selector)
-        return f"expected a non-empty CSS selector string, not {shown}"
-    if len(selector) > limits.selector_length:
-        return (
-            f"CSS selector is {len(selector)} characters long; "
-            f"at most {limits.selector_length} are allowed"
-        )
-    if _HAS.search(selector) and _has_nested(selector):
-        # lexbor re-searches the subtree at each level: nested :has() grows with depth^levels.
-        return f"nested :has() in {selector!r} is not supported; use one :has() per selector"
-    try:
-        probe.css(selector)
-    except SelectolaxError:
-        # selectolax only says "Can't parse CSS selector.", so say what is expected instead.
-        return f"invalid CSS selector {selector!r}: expected a CSS selector such as 'td.subject a'"
-    return None
-
-
-def _has_nested(selector: str) -> bool:
-    """Whether a :has( opens inside another :has( (parentheses counted)."""
-    depth_at_has: list[int] = []
-    depth = 0
-    for index, char in enumerate(selector):
-        if char == "(":
-            if selector[max(0, index - 4) : index].lower() == ":has":
-                if depth_at_has:
-                    return True
-                depth_at_has.append(depth)
-            depth += 1
-        elif char == ")":
-            depth -= 1
-            if depth_at_has and depth == depth_at_has[-1]:
-                depth_at_has.pop()
-    return False
 
 
 def _selectors(
@@ -271,14 +201,14 @@ def _selectors(
     if value is None:
         return ()
     if not isinstance(value, list | tuple):
-        errors[key] = f"{key} must be a list of CSS selectors, not {_kind(value)}"
+        errors[key] = f"{key} must be a list of CSS selectors, not {checks.kind(value)}"
         return ()
     if len(value) > limits.selectors:
         errors[key] = f"{key} has {len(value)} selectors; at most {limits.selectors} are allowed"
         return ()
     selectors = []
     for index, selector in enumerate(value):
-        problem = _selector_problem(selector, probe, limits)
+        problem = checks.selector_problem(selector, probe, limits.selector_length)
         if problem is None:
             selectors.append(selector.strip())
         else:
@@ -294,7 +224,7 @@ def _fields(
     if not isinstance(value, Mapping):
         errors["fields"] = (
             f"fields must be an object mapping field names to CSS selectors or field specs, "
-            f"not {_kind(value)}"
+            f"not {checks.kind(value)}"
         )
         return {}
     if len(value) > limits.fields:
@@ -325,7 +255,7 @@ def _field(
     elif not isinstance(spec, Mapping):
         errors[path] = (
             f"{name} must be a CSS selector string or an object with "
-            f"{', '.join(_FIELD_KEYS)}; not {_kind(spec)}"
+            f"{', '.join(_FIELD_KEYS)}; not {checks.kind(spec)}"
         )
         return None
     before = len(errors)
@@ -338,12 +268,12 @@ def _field(
     css = spec.get("css")
     if css is None:
         errors[f"{path}.css"] = f"{name} needs a css selector"
-    elif problem := _selector_problem(css, probe, limits):
+    elif problem := checks.selector_problem(css, probe, limits.selector_length):
         errors[f"{path}.css"] = problem
 
     attr = spec.get("attr")
     if attr is not None and (not isinstance(attr, str) or not _ATTR.fullmatch(attr.strip())):
-        shown = repr(attr) if isinstance(attr, str) else _kind(attr)
+        shown = repr(attr) if isinstance(attr, str) else checks.kind(attr)
         errors[f"{path}.attr"] = (
             f"{name}.attr must be an attribute name such as 'href' or 'content', not {shown}"
         )
@@ -362,7 +292,7 @@ def _field(
     if not isinstance(formats, list | tuple):
         errors[f"{path}.formats"] = (
             f"{name}.formats must be a list of strptime formats such as '%Y-%m-%d', "
-            f"not {_kind(formats)}"
+            f"not {checks.kind(formats)}"
         )
         formats = []
     elif formats and type_ in TYPES and type_ not in ("date", "datetime"):
@@ -371,7 +301,7 @@ def _field(
         )
     else:
         for index, fmt in enumerate(formats):
-            if problem := _format_problem(fmt):
+            if problem := checks.format_problem(fmt):
                 errors[f"{path}.formats[{index}]"] = problem
 
     regex = spec.get("regex")
@@ -379,10 +309,11 @@ def _field(
     if regex is not None:
         if not isinstance(regex, str) or not regex:
             errors[f"{path}.regex"] = (
-                f"{name}.regex must be a non-empty regular expression string, not {_kind(regex)}"
+                f"{name}.regex must be a non-empty regular expression string, "
+                f"not {checks.kind(regex)}"
             )
         else:
-            pattern, problem = _regex_problem(regex, limits)
+            pattern, problem = checks.regex_problem(regex, limits.regex_length)
             if problem is not None:
                 errors[f"{path}.regex"] = f"{name}.regex {problem}"
             elif pattern is not None and pattern.groups > 1:
@@ -393,7 +324,9 @@ def _field(
 
     required = spec.get("required", name == "title")
     if not isinstance(required, bool):
-        errors[f"{path}.required"] = f"{name}.required must be true or false, not {_kind(required)}"
+        errors[f"{path}.required"] = (
+            f"{name}.required must be true or false, not {checks.kind(required)}"
+        )
     elif name == "title" and not required:
         errors[f"{path}.required"] = "title must be required: every item needs a title"
 
@@ -410,23 +343,9 @@ def _field(
     )
 
 
-def _format_problem(fmt: object) -> str | None:
-    if not isinstance(fmt, str) or not fmt.strip():
-        shown = repr(fmt) if isinstance(fmt, str) else _kind(fmt)
-        return f"expected a non-empty strptime format such as '%Y-%m-%d', not {shown}"
-    try:
-        # Naive unless the format has %z: only the calendar date is compared.
-        parsed = datetime.strptime(_SAMPLE.strftime(fmt), fmt)  # noqa: DTZ007
-    except ValueError as exc:
-        return f"format {fmt!r} cannot read back the dates it writes ({exc})"
-    if parsed.date() != _SAMPLE.date():
-        return f"format {fmt!r} must give the year, month and day, such as '%Y.%m.%d'"
-    return None
-
-
 def _timezone(value: object, errors: dict[str, str]) -> ZoneInfo | None:
     if not isinstance(value, str) or not value.strip():
-        shown = repr(value) if isinstance(value, str) else _kind(value)
+        shown = repr(value) if isinstance(value, str) else checks.kind(value)
         errors["timezone"] = (
             f"timezone must be an IANA time zone name such as 'Asia/Seoul', not {shown}"
         )
@@ -445,13 +364,13 @@ def _ignore_params(value: object, errors: dict[str, str]) -> tuple[str, ...]:
         return ()
     if not isinstance(value, list | tuple):
         errors["ignore_params"] = (
-            f"ignore_params must be a list of query parameter names, not {_kind(value)}"
+            f"ignore_params must be a list of query parameter names, not {checks.kind(value)}"
         )
         return ()
     params: list[str] = []
     for index, param in enumerate(value):
         if not isinstance(param, str) or not param.strip():
-            shown = repr(param) if isinstance(param, str) else _kind(param)
+            shown = repr(param) if isinstance(param, str) else checks.kind(param)
             errors[f"ignore_params[{index}]"] = (
                 f"expected a query parameter name such as 'utm_source', not {shown}"
             )

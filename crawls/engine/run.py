@@ -5,6 +5,10 @@ Any number of processes may run the loop for one crawl at once: the frontier's l
 work, and each batch is stored in one transaction (bids, new links, URL states, counters,
 events), so a worker killed at any point loses nothing and duplicates nothing. Network work runs
 on an asyncio loop owned by the run; database work is synchronous, between batches.
+
+Around it: what a crawl may fetch (engine/scope.py), the cancel watch during a batch
+(engine/cancel.py), state transitions (engine/lifecycle.py), progress figures
+(engine/progress.py), the database outage wait (engine/outage.py).
 """
 
 from __future__ import annotations
@@ -17,90 +21,32 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import (
-    connection,
-    transaction,
-)
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
-from yarl import URL
 
 from crawls import events
 from crawls.engine import (
+    cancel,
     frontier,
     guard,
     lifecycle,
-    patterns,
+    progress,
     rules,
     sandbox,
     shutdown,
     store,
     urls,
 )
-from crawls.engine.fetch import Fetcher, FetchSettings, Response
+from crawls.engine.fetch import Fetcher, Response
 from crawls.engine.outage import DATABASE_DOWN, Outage
-from crawls.models import Crawl, Source
+from crawls.engine.scope import Scope, allowlist, fetch_settings  # also run.allowlist() callers
+from crawls.models import Crawl
 from project import logs
 
 logger = logging.getLogger(__name__)
 
 IDLE_POLL = 0.5  # seconds between looks at a frontier whose last URLs others hold
-
-
-class Scope:
-    """Which discovered URLs belong to the crawl: hosts, include/exclude patterns, depth.
-
-    Patterns run on RE2 (linear time); one RE2 cannot run (saved before RE2) raises PatternError
-    naming it, and the crawl fails with that message."""
-
-    def __init__(self, source: Source):
-        hosts = source.allowed_hosts or [URL(u).host or "" for u in source.start_urls]
-        self.hosts = frozenset(h.lower().rstrip(".") for h in hosts if h)
-        self.include = _compiled("include_patterns", source.include_patterns)
-        self.exclude = _compiled("exclude_patterns", source.exclude_patterns)
-        self.max_depth = source.max_depth
-
-    def allows(self, url: str, depth: int) -> bool:
-        if depth > self.max_depth:
-            return False
-        host = (URL(url).host or "").lower()
-        if not any(host == h or (h.startswith(".") and host.endswith(h)) for h in self.hosts):
-            return False
-        if self.include and not any(p.search(url) for p in self.include):
-            return False
-        return not any(p.search(url) for p in self.exclude)
-
-
-def _compiled(name: str, values: list[str]) -> list[patterns.Regex]:
-    compiled = []
-    for index, value in enumerate(values):
-        try:
-            compiled.append(patterns.Regex(value))
-        except patterns.PatternError as exc:
-            raise patterns.PatternError(f"{name}[{index}] {value!r}: {exc}") from None
-    return compiled
-
-
-def allowlist() -> guard.Allowlist:
-    """The hosts:ports the guard lets through to internal addresses (CRAWL_ALLOWLIST)."""
-    return guard.Allowlist.parse(settings.CRAWL_ALLOWLIST)
-
-
-def fetch_settings(source: Source) -> FetchSettings:
-    return FetchSettings(
-        allowlist=allowlist(),
-        user_agent=source.user_agent or settings.CRAWL_USER_AGENT,
-        per_host=source.concurrency_per_host,
-        delay=source.delay_seconds,
-        obey_robots=source.obey_robots,
-        concurrency=settings.CRAWL_CONCURRENCY,
-        timeout=settings.CRAWL_REQUEST_TIMEOUT,
-        connect_timeout=settings.CRAWL_CONNECT_TIMEOUT,
-        max_bytes=settings.CRAWL_MAX_BYTES,
-        max_redirects=settings.CRAWL_MAX_REDIRECTS,
-        retries=settings.CRAWL_RETRIES,
-        backoff=settings.CRAWL_RETRY_BACKOFF,
-    )
 
 
 @dataclass(slots=True)
@@ -293,7 +239,7 @@ class _Runner:
             for c in batch
         }
         running = set(claimed_by)
-        watch = _CancelWatch(self.crawl.pk)
+        watch = cancel.CancelWatch(self.crawl.pk)
         try:
             while running:
                 done, running = await asyncio.wait(
@@ -463,7 +409,8 @@ class _Runner:
         if time.monotonic() - self.last_progress >= settings.CRAWL_PROGRESS_INTERVAL:
             self.last_progress = time.monotonic()
             fresh = Crawl.objects.get(pk=crawl.pk)
-            append(events.PROGRESS, _progress(fresh, result.last_url))
+            figures = {**lifecycle.crawl_summary(fresh), **progress.crawl_progress(fresh)}
+            append(events.PROGRESS, {**figures, "current_url": result.last_url})
 
 
 def _conditional(validators: tuple[str, str] | None) -> dict:
@@ -471,46 +418,3 @@ def _conditional(validators: tuple[str, str] | None) -> dict:
         return {}
     etag, last_modified = validators
     return {"etag": etag, "last_modified": last_modified}
-
-
-def _progress(crawl: Crawl, current_url: str) -> dict:
-    elapsed = max((timezone.now() - crawl.started_at).total_seconds(), 1e-3)
-    processed = crawl.pages_done + crawl.pages_failed
-    remaining = max(crawl.pages_total - processed, 0)
-    rate = processed / elapsed
-    return {
-        **lifecycle.crawl_summary(crawl),
-        "pages_queued": remaining,
-        "pages_per_s": round(rate, 1),
-        "eta_s": round(remaining / rate, 1) if rate > 0 else None,
-        "current_url": current_url,
-    }
-
-
-class _CancelWatch:
-    """Reads the crawl's cancel flag at most every CRAWL_CANCEL_CHECK_SECONDS, off the loop."""
-
-    def __init__(self, crawl_id: int) -> None:
-        self.crawl_id = crawl_id
-        self.interval = settings.CRAWL_CANCEL_CHECK_SECONDS
-        self.next_check = time.monotonic() + self.interval
-        self.seen = False
-
-    async def cancelled(self) -> bool:
-        """True once the crawl is cancelled, or its worker is stopping (it hands back)."""
-        if shutdown.requested():
-            return True
-        if self.seen or time.monotonic() < self.next_check:
-            return self.seen
-        self.next_check = time.monotonic() + self.interval
-        self.seen = await asyncio.to_thread(_cancel_requested, self.crawl_id)
-        return self.seen
-
-
-def _cancel_requested(crawl_id: int) -> bool:
-    try:
-        return bool(Crawl.objects.filter(pk=crawl_id, cancel_requested=True).exists())
-    except DATABASE_DOWN:
-        return False  # the loop meets the outage when it stores the batch
-    finally:
-        connection.close()  # this thread's connection goes back to the pool

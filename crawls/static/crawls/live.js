@@ -84,14 +84,6 @@ function stateFrom(element) {
   return state;
 }
 
-function percentOf(state) {
-  if (state.status === "succeeded") return 100;
-  const total = state.pages_total || 0;
-  if (!total) return 0;
-  const processed = (state.pages_done || 0) + (state.pages_failed || 0);
-  return Math.min(100, Math.round((100 * processed) / total));
-}
-
 function setField(root, name, text) {
   for (const element of root.querySelectorAll(`[data-field="${name}"]`)) {
     if (element.textContent !== text) element.textContent = text;
@@ -103,7 +95,10 @@ function errorsText(errors) {
   return entries.length ? entries.map(([k, v]) => `${k}: ${v}`).join(", ") : "none";
 }
 
-/** Show `state` in `root` (a crawl's progress section or an overview row). */
+/** Show `state` in `root` (a crawl's progress section or an overview row). The figures
+ * (percent, pages/s, ETA, error count) come computed by the server (crawls/engine/progress.py)
+ * in progress and final events and in the workspace snapshot; until one arrives the page shows
+ * what the server rendered. */
 function render(root, state) {
   for (const name of COUNTERS) {
     if (state[name] !== undefined) setField(root, name, String(state[name]));
@@ -112,24 +107,21 @@ function render(root, state) {
     setField(root, "pages_per_s", state.pages_per_s == null ? "—" : String(state.pages_per_s));
   }
   if ("eta_s" in state) {
-    setField(root, "eta_s", state.eta_s == null ? "—" : `${Math.round(state.eta_s)} s`);
+    setField(root, "eta_s", state.eta_s == null ? "—" : `${state.eta_s} s`);
   }
-  if (state.errors) {
-    setField(root, "errors", errorsText(state.errors));
-    const count = Object.values(state.errors).reduce((a, b) => a + b, 0);
-    setField(root, "error_count", String(count));
-  }
+  if (state.errors) setField(root, "errors", errorsText(state.errors));
+  if ("error_count" in state) setField(root, "error_count", String(state.error_count));
   if (state.status) {
     setField(root, "status", STATUS_LABEL[state.status] || state.status);
     root.dataset.status = state.status;
-    if (isFinal(state.status)) setField(root, "eta_s", "—");
   }
-  const percent = percentOf(state);
-  for (const bar of root.querySelectorAll("progress[data-bar]")) {
-    bar.value = percent;
-    bar.textContent = `${percent}%`;
+  if ("percent" in state) {
+    for (const bar of root.querySelectorAll("progress[data-bar]")) {
+      bar.value = state.percent;
+      bar.textContent = `${state.percent}%`;
+    }
+    setField(root, "percent", `${state.percent}%`);
   }
-  setField(root, "percent", `${percent}%`);
 }
 
 /** Apply one event frame to a crawl's state. */
@@ -147,7 +139,7 @@ function summary(frame) {
   const p = frame.payload || {};
   switch (frame.event) {
     case "crawl.progress":
-      return `${p.pages_done + p.pages_failed}/${p.pages_total} pages, ${p.pages_per_s} pages/s`;
+      return `${p.pages_processed}/${p.pages_total} pages, ${p.pages_per_s} pages/s`;
     case "crawl.items":
       return `${(p.new || []).length} new, ${(p.changed || []).length} changed`;
     case "page.error":

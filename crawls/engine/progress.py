@@ -9,13 +9,14 @@ shows what it receives.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django.utils import timezone
 
 from crawls.models import Crawl
 
 
-def crawl_progress(crawl: Crawl, *, now: dt.datetime | None = None) -> dict:
+def crawl_progress(crawl: Crawl, *, now: dt.datetime | None = None) -> dict[str, Any]:
     """The figures of a crawl row, as JSON-ready values (None where not known yet)."""
     processed = crawl.pages_done + crawl.pages_failed
     remaining = max(crawl.pages_total - processed, 0)

@@ -31,7 +31,7 @@ def claim(model: type[models.Model], *, pk: int, lease_seconds: float) -> bool:
     worker has it (0 rows updated)."""
     now = timezone.now()
     return bool(
-        model.objects.filter(
+        model._default_manager.filter(
             pk=pk, status__in=DUE, next_attempt_at__lte=now + timedelta(seconds=1)
         ).update(attempts=F("attempts") + 1, next_attempt_at=now + timedelta(seconds=lease_seconds))
     )
@@ -69,7 +69,7 @@ def overdue(model: type[models.Model], *, grace_seconds: float) -> list[int]:
     """Deliveries still due `grace_seconds` after their time: their task was lost."""
     since = timezone.now() - timedelta(seconds=grace_seconds)
     return list(
-        model.objects.filter(status__in=DUE, next_attempt_at__lte=since)
+        model._default_manager.filter(status__in=DUE, next_attempt_at__lte=since)
         .order_by("next_attempt_at")
         .values_list("pk", flat=True)[:SWEEP_BATCH]
     )

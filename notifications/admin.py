@@ -1,4 +1,4 @@
-"""Admin of notifications, alert rules and webhook deliveries (scoped like crawls' admin).
+"""Admin of notifications, alert rules, webhook and email deliveries (scoped like crawls' admin).
 
 Notifications and deliveries are written by the matcher: read-only, bounded changelists. Alert
 rules are edited here but validated by the services (the API's rules). Secrets are never shown.
@@ -13,8 +13,8 @@ from django.contrib import admin
 
 from crawls.admin.base import BigTableAdmin, ScopedRelatedFilter, WorkspaceScopedAdmin
 from crawls.forms import BoundedJSONField
-from notifications import services
-from notifications.models import AlertRule, Notification, WebhookDelivery
+from notifications import services, webhooks
+from notifications.models import AlertRule, EmailDelivery, Notification, WebhookDelivery
 
 
 class AlertRuleForm(forms.ModelForm):
@@ -31,7 +31,7 @@ class AlertRuleForm(forms.ModelForm):
         for name, messages in errors.items():
             self.add_error("filter", f"{name}: {' '.join(messages)}")
         url = cleaned.get("webhook_url")
-        refusal = services.webhook_url_refusal(url=url) if url else None
+        refusal = webhooks.webhook_url_refusal(url=url) if url else None
         if refusal:
             self.add_error("webhook_url", f"refused: {refusal}")
         return cleaned
@@ -72,4 +72,12 @@ class WebhookDeliveryAdmin(_ScopedBigTable):
     list_filter = ["status", ("workspace", ScopedRelatedFilter)]
     list_select_related = ["rule"]
     raw_id_fields = ["rule", "notification"]
+    list_per_page = 50
+
+
+@admin.register(EmailDelivery)
+class EmailDeliveryAdmin(_ScopedBigTable):
+    list_display = ["pk", "to", "subject", "status", "attempts", "next_attempt_at"]
+    list_filter = ["status", ("workspace", ScopedRelatedFilter)]
+    raw_id_fields = ["notification"]
     list_per_page = 50

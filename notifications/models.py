@@ -1,4 +1,5 @@
-"""Notifications (in-app, per user), alert rules (saved bid filters) and webhook deliveries."""
+"""Notifications (in-app, per user), alert rules (saved bid filters), webhook and email
+deliveries."""
 
 from __future__ import annotations
 
@@ -108,14 +109,19 @@ class AlertMatch(models.Model):
         return f"rule {self.rule_id} crawl {self.crawl_id} bid {self.bid_id}"
 
 
+class DeliveryStatus(models.TextChoices):
+    """Where a webhook or email delivery stands (notifications/deliveries.py)."""
+
+    PENDING = "pending", "Pending"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed (will retry)"
+    DEAD = "dead", "Dead (gave up)"
+
+
 class WebhookDelivery(WorkspaceOwned):
     """One POST of a rule's webhook, retried with backoff until it succeeds or goes dead."""
 
-    class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed (will retry)"
-        DEAD = "dead", "Dead (gave up)"
+    Status = DeliveryStatus
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
     rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="deliveries")
@@ -145,3 +151,37 @@ class WebhookDelivery(WorkspaceOwned):
 
     def __str__(self) -> str:
         return f"Delivery {self.pk} of rule {self.rule_id} ({self.status})"
+
+
+class EmailDelivery(WorkspaceOwned):
+    """One alert email, sent by a task and retried with backoff on SMTP errors, then dead."""
+
+    Status = DeliveryStatus
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    notification = models.ForeignKey(
+        Notification, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    to = models.EmailField()
+    subject = models.CharField(max_length=400)
+    body = models.TextField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name_plural = "email deliveries"
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                name="emaildelivery_due",
+                condition=Q(status__in=["pending", "failed"]),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Email {self.pk} to {self.to} ({self.status})"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from crawls.api.auth import workspaces_of
-from notifications import services
+from notifications import services, webhooks
 from notifications.models import AlertRule, Notification
 
 
@@ -76,7 +76,7 @@ class AlertRuleSerializer(serializers.ModelSerializer):
         return value
 
     def validate_webhook_url(self, value: str) -> str:
-        refusal = services.webhook_url_refusal(url=value) if value else None
+        refusal = webhooks.webhook_url_refusal(url=value) if value else None
         if refusal:
             raise serializers.ValidationError(f"refused: {refusal}")
         return value

@@ -1,47 +1,34 @@
 """Notification writes: alert rules, matching committed crawl batches, crawl outcomes, reading,
-and webhook deliveries. Each write is one transaction; pushes, emails and webhook tasks run on
-commit. docs/notifications.md.
+live push. Each write is one transaction; pushes run on commit, emails (emails.py) and webhooks
+(webhooks.py) are stored rows whose tasks are enqueued on commit. docs/notifications.md.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import hashlib
-import hmac
-import ipaddress
-import json
 import logging
 import secrets
-import socket
-import time
-from datetime import timedelta
 
-import aiohttp
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.mail import send_mail
 from django.db import connection, transaction
-from django.db.models import F
 from django.http import QueryDict
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 
 from crawls import realtime
-from crawls.engine import guard
 from crawls.filters import BidFilter
 from crawls.models import Bid, Crawl
-from notifications import selectors, tasks
-from notifications.models import AlertMatch, AlertRule, Notification, WebhookDelivery
+from notifications import emails, selectors, webhooks
+from notifications.models import AlertMatch, AlertRule, Notification
 
 logger = logging.getLogger(__name__)
 
 MESSAGE_TYPE = "notification.message"  # NotificationConsumer.notification_message
-# Implied by the rule (its workspace) or by the match (the crawl): not saved in a filter.
+# Implied by the rule (its workspace) or by the match (the crawl): not saved in a filter, not
+# shown in the dashboard's rule form (views._filter_form).
 RESERVED_FILTERS = frozenset({"workspace", "crawl", "state"})
-SIGNATURE_HEADER = "X-Forest-Signature"
-TIMESTAMP_HEADER = "X-Forest-Timestamp"
 
 # --- Alert rules ---------------------------------------------------------------------------------
 
@@ -82,38 +69,12 @@ def alert_filter_errors(*, filter) -> dict[str, list[str]]:
     return {}
 
 
-def webhook_allowlist() -> guard.Allowlist:
-    """The crawler's allowlist (CRAWL_ALLOWLIST, the demo board): webhooks obey the same guard."""
-    return guard.Allowlist.parse(settings.CRAWL_ALLOWLIST)
-
-
-def webhook_url_refusal(*, url: str) -> str | None:
-    """Why the guard refuses a webhook URL now (literal or resolved address), else None."""
-    allowlist = webhook_allowlist()
-    try:
-        parsed = guard.check_url(url, allowlist=allowlist)
-    except guard.Refused as refused:
-        return refused.reason
-    host, port = parsed.raw_host or "", parsed.port or 0
-    if allowlist.allows(host, port) or guard.literal_address(host) is not None:
-        return None
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError:
-        return None  # judged again at delivery time: the name may resolve by then
-    for info in infos:
-        reason = guard.forbidden_reason(ipaddress.ip_address(str(info[4][0]).split("%")[0]))
-        if reason is not None:
-            return f"host {host!r} resolves to {reason}"
-    return None
-
-
 def _alert_rule_clean(*, filter, webhook_url: str) -> None:
     errors: dict[str, list[str]] = {}
     filter_errors = alert_filter_errors(filter=filter)
     if filter_errors:
         errors["filter"] = [f"{name}: {' '.join(m)}" for name, m in filter_errors.items()]
-    refusal = webhook_url_refusal(url=webhook_url) if webhook_url else None
+    refusal = webhooks.webhook_url_refusal(url=webhook_url) if webhook_url else None
     if refusal:
         errors["webhook_url"] = [f"refused: {refusal}"]
     if errors:
@@ -233,7 +194,12 @@ def _alert_notify(*, rule: AlertRule, crawl_id: int, inserted: list[tuple[int, b
     notification.save()
     _push_on_commit(notification)
     if created and rule.email:
-        _email_on_commit(notification, rule.email)
+        emails.email_delivery_create(
+            notification=notification,
+            to=rule.email,
+            subject=f"[Forest] {notification.title}",
+            body=f"{notification.body}\n\n{absolute(notification.link)}\n",
+        )
     if rule.webhook_url:
         payload = {
             "event": "alert.matched",
@@ -248,17 +214,7 @@ def _alert_notify(*, rule: AlertRule, crawl_id: int, inserted: list[tuple[int, b
             },
             "link": absolute(notification.link),
         }
-        delivery = WebhookDelivery.objects.create(
-            workspace_id=rule.workspace_id,
-            rule=rule,
-            notification=notification,
-            url=rule.webhook_url,
-            payload=payload,
-        )
-        # robust: a broker hiccup must not undo the stored notification; the sweep re-sends.
-        transaction.on_commit(
-            functools.partial(tasks.webhook_deliver_task.delay, delivery.pk), robust=True
-        )
+        webhooks.webhook_delivery_create(rule=rule, notification=notification, payload=payload)
     return notification
 
 
@@ -326,7 +282,7 @@ def notification_mark_all_read(*, user, workspace_id: int | None = None) -> int:
     return marked
 
 
-# --- Delivery: live push, email ----------------------------------------------------------------
+# --- Delivery: live push ----------------------------------------------------------------------
 
 
 def absolute(link: str) -> str:
@@ -370,133 +326,3 @@ def _push_on_commit(notification: Notification) -> None:
             notification_push, user_id=notification.recipient_id, notification=notification
         )
     )
-
-
-def _email_on_commit(notification: Notification, address: str) -> None:
-    def send() -> None:
-        try:
-            send_mail(
-                f"[Forest] {notification.title}",
-                f"{notification.body}\n\n{absolute(notification.link)}\n",
-                settings.NOTIFY_FROM_EMAIL,
-                [address],
-            )
-        except Exception:
-            logger.exception("alert email to %s failed", address)
-
-    transaction.on_commit(send)
-
-
-# --- Delivery: webhooks ------------------------------------------------------------------------
-
-
-def webhook_signature(*, secret: str, timestamp: str, body: bytes) -> str:
-    """`sha256=<hex>`: HMAC-SHA256 with the rule's secret over `<timestamp>.<raw body>`."""
-    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
-    return f"sha256={digest.hexdigest()}"
-
-
-def webhook_backoff(*, attempts: int) -> float:
-    """Seconds before the next attempt after `attempts` failed ones (exponential, capped)."""
-    delay = settings.WEBHOOK_BACKOFF_SECONDS * 2 ** (attempts - 1)
-    return min(delay, settings.WEBHOOK_BACKOFF_MAX_SECONDS)
-
-
-async def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
-    allowlist = webhook_allowlist()
-    guard.check_url(url, allowlist=allowlist)
-    timeout = aiohttp.ClientTimeout(total=settings.WEBHOOK_TIMEOUT_SECONDS)
-    connector = guard.guarded_connector(allowlist=allowlist)
-    async with (
-        aiohttp.ClientSession(connector=connector, timeout=timeout) as session,
-        session.post(url, data=body, headers=headers, allow_redirects=False) as response,
-    ):
-        return response.status
-
-
-def webhook_deliver(*, delivery_id: int) -> float | None:
-    """Make one attempt of a due delivery; the seconds until the next one, or None when done.
-
-    The attempt is claimed by a conditional UPDATE (0 rows: not due, finished, or another
-    worker has it). A guard refusal is final (dead at once); other failures retry with backoff
-    until WEBHOOK_MAX_ATTEMPTS, then the delivery is dead (kept for the admin to see).
-    """
-    now = timezone.now()
-    claimed = WebhookDelivery.objects.filter(
-        pk=delivery_id,
-        status__in=[WebhookDelivery.Status.PENDING, WebhookDelivery.Status.FAILED],
-        next_attempt_at__lte=now + timedelta(seconds=1),
-    ).update(
-        attempts=F("attempts") + 1,
-        next_attempt_at=now + timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS * 2),
-    )
-    if not claimed:
-        return None
-    delivery = WebhookDelivery.objects.select_related("rule").get(pk=delivery_id)
-    body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
-    timestamp = str(int(time.time()))
-    headers = {
-        "Content-Type": "application/json",
-        "User-Agent": settings.CRAWL_USER_AGENT,
-        "X-Forest-Event": str(delivery.payload.get("event", "")),
-        "X-Forest-Delivery": str(delivery.pk),
-        TIMESTAMP_HEADER: timestamp,
-        SIGNATURE_HEADER: webhook_signature(
-            secret=delivery.rule.webhook_secret, timestamp=timestamp, body=body
-        ),
-    }
-    status_code, error, final = None, "", False
-    try:
-        status_code = asyncio.run(_post(delivery.url, body, headers))
-    except Exception as exc:
-        refusal = guard.refusal_of(exc)
-        final = refusal is not None
-        error = f"refused: {refusal.reason}" if refusal else f"{type(exc).__name__}: {exc}"
-    else:
-        if not 200 <= status_code < 300:
-            error = f"HTTP {status_code}"
-    return _record_attempt(delivery, status_code=status_code, error=error, final=final)
-
-
-def _record_attempt(
-    delivery: WebhookDelivery, *, status_code: int | None, error: str, final: bool
-) -> float | None:
-    Status = WebhookDelivery.Status
-    delivery.response_status = status_code
-    delivery.last_error = error[:2000]
-    retry_in = None
-    if not error:
-        delivery.status, delivery.delivered_at = Status.SUCCEEDED, timezone.now()
-    elif final or delivery.attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
-        delivery.status = Status.DEAD
-        logger.warning("webhook delivery %s is dead: %s", delivery.pk, error)
-    else:
-        retry_in = webhook_backoff(attempts=delivery.attempts)
-        delivery.status = Status.FAILED
-        delivery.next_attempt_at = timezone.now() + timedelta(seconds=retry_in)
-    delivery.save(
-        update_fields=[
-            "status",
-            "response_status",
-            "last_error",
-            "delivered_at",
-            "next_attempt_at",
-        ]
-    )
-    return retry_in
-
-
-def webhook_sweep() -> list[int]:
-    """Re-enqueue deliveries whose task was lost (due for WEBHOOK_SWEEP_GRACE_SECONDS); ids."""
-    overdue = timezone.now() - timedelta(seconds=settings.WEBHOOK_SWEEP_GRACE_SECONDS)
-    ids = list(
-        WebhookDelivery.objects.filter(
-            status__in=[WebhookDelivery.Status.PENDING, WebhookDelivery.Status.FAILED],
-            next_attempt_at__lte=overdue,
-        )
-        .order_by("next_attempt_at")
-        .values_list("pk", flat=True)[:1000]
-    )
-    for delivery_id in ids:
-        tasks.webhook_deliver_task.delay(delivery_id)
-    return ids

@@ -1,14 +1,15 @@
-"""Celery adapters of notifications: each takes ids and calls one service."""
+"""Celery adapters of notifications: each takes ids and calls one service. Services enqueue
+these by name (webhooks.DELIVER_TASK, emails.SEND_TASK): nothing imports this module back."""
 
 from celery import shared_task
 
-from notifications import services
+from notifications import emails, webhooks
 
 
 @shared_task(name="notifications.webhook_deliver")
 def webhook_deliver_task(delivery_id: int) -> float | None:
     """One attempt of a webhook delivery; schedules the next one after a transient failure."""
-    retry_in = services.webhook_deliver(delivery_id=delivery_id)
+    retry_in = webhooks.webhook_deliver(delivery_id=delivery_id)
     if retry_in is not None:
         webhook_deliver_task.apply_async((delivery_id,), countdown=retry_in)
     return retry_in
@@ -17,4 +18,19 @@ def webhook_deliver_task(delivery_id: int) -> float | None:
 @shared_task(name="notifications.webhook_sweep")
 def webhook_sweep_task() -> list[int]:
     """Re-enqueue overdue webhook deliveries (beat, every WEBHOOK_SWEEP_INTERVAL seconds)."""
-    return services.webhook_sweep()
+    return webhooks.webhook_sweep()
+
+
+@shared_task(name="notifications.email_send")
+def email_send_task(delivery_id: int) -> float | None:
+    """One attempt of an alert email; schedules the next one after an SMTP error."""
+    retry_in = emails.email_send(delivery_id=delivery_id)
+    if retry_in is not None:
+        email_send_task.apply_async((delivery_id,), countdown=retry_in)
+    return retry_in
+
+
+@shared_task(name="notifications.email_sweep")
+def email_sweep_task() -> list[int]:
+    """Re-enqueue overdue alert emails (beat, every EMAIL_SWEEP_INTERVAL seconds)."""
+    return emails.email_sweep()

@@ -21,7 +21,6 @@ from notifications import selectors, services
 from notifications.models import AlertRule
 
 PAGE_SIZE = 100
-RULE_ONLY_FILTERS = ("crawl", "state")  # implied by each match
 
 
 class RuleForm(django_forms.Form):
@@ -94,8 +93,8 @@ def _filter_form(data, workspace_id: int):
     sources = list(crawl_selectors.source_list_for_workspace(workspace_id=workspace_id))
     filterset = crawl_forms.bid_filter(data, queryset=Bid.objects.none(), sources=sources)
     form = filterset.form
-    for name in RULE_ONLY_FILTERS:
-        del form.fields[name]
+    for name in services.RESERVED_FILTERS:
+        form.fields.pop(name, None)  # bid_filter already dropped `workspace`
     return form
 
 

@@ -257,7 +257,9 @@ CRAWL_EVENT_SUBSCRIBERS: list[str] = [
 ANALYTICS_CACHE_SECONDS = env.int("ANALYTICS_CACHE_SECONDS", default=300)
 ANALYTICS_MAX_DAYS = env.int("ANALYTICS_MAX_DAYS", default=366)
 # Notifications (docs/notifications.md): links in emails and webhooks start with NOTIFY_SITE_URL;
-# email goes through Django's backend (console unless EMAIL_BACKEND says otherwise); webhooks are
+# email goes through Django's backend (console unless EMAIL_BACKEND says otherwise), sent by a
+# task: SMTP errors are retried EMAIL_MAX_ATTEMPTS times in all, after EMAIL_BACKOFF_SECONDS *
+# 2^(n-1), then dead; an SMTP conversation step times out after EMAIL_TIMEOUT seconds. Webhooks are
 # retried WEBHOOK_MAX_ATTEMPTS times in all, after WEBHOOK_BACKOFF_SECONDS * 2^(n-1), then dead.
 NOTIFY_SITE_URL = env.str("NOTIFY_SITE_URL", default="")
 NOTIFY_FROM_EMAIL = env.str("NOTIFY_FROM_EMAIL", default="forest@localhost")
@@ -267,6 +269,15 @@ EMAIL_PORT = env.int("EMAIL_PORT", default=25)
 EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
 EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
 EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)
+EMAIL_MAX_ATTEMPTS = env.int("EMAIL_MAX_ATTEMPTS", default=4)
+EMAIL_BACKOFF_SECONDS = env.float("EMAIL_BACKOFF_SECONDS", default=60.0)
+# An email still due this long after its time lost its task (worker died): beat re-sends it.
+EMAIL_SWEEP_GRACE_SECONDS = env.float("EMAIL_SWEEP_GRACE_SECONDS", default=120.0)
+CELERY_BEAT_SCHEDULE["notifications-email-sweep"] = {
+    "task": "notifications.email_sweep",
+    "schedule": env.float("EMAIL_SWEEP_INTERVAL", default=60.0),
+}
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
 WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=6)
 WEBHOOK_BACKOFF_SECONDS = env.float("WEBHOOK_BACKOFF_SECONDS", default=30.0)

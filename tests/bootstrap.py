@@ -41,3 +41,14 @@ os.environ["CRAWL_ALLOWLIST"] = ",".join(
 )
 os.environ["WEBHOOK_BACKOFF_SECONDS"] = "0.2"
 os.environ["WEBHOOK_MAX_ATTEMPTS"] = "3"
+
+# The notification tests' SMTP server (tests/test_notification_delivery.py): every worker the
+# tests start sends alert emails to it, and retries fast. This process keeps pytest-django's
+# locmem backend.
+with socket.socket() as _sock:
+    _sock.bind(("127.0.0.1", 0))
+    os.environ["TEST_SMTP_SERVER"] = f"127.0.0.1:{_sock.getsockname()[1]}"
+os.environ["EMAIL_BACKEND"] = "django.core.mail.backends.smtp.EmailBackend"
+os.environ["EMAIL_HOST"], os.environ["EMAIL_PORT"] = os.environ["TEST_SMTP_SERVER"].split(":")
+os.environ["EMAIL_BACKOFF_SECONDS"] = "0.2"
+os.environ["EMAIL_MAX_ATTEMPTS"] = "3"

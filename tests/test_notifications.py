@@ -21,8 +21,14 @@ from websockets.sync.client import connect
 from crawls import events, realtime
 from crawls import services as crawl_services
 from crawls.models import Crawl, CrawlEvent
-from notifications import services, subscribers, tasks
-from notifications.models import AlertMatch, AlertRule, Notification, WebhookDelivery
+from notifications import emails, services, subscribers, tasks, webhooks
+from notifications.models import (
+    AlertMatch,
+    AlertRule,
+    EmailDelivery,
+    Notification,
+    WebhookDelivery,
+)
 from tests.clients import group_members, session_cookie
 from tests.crawling import wait_for_crawl
 from tests.factories import NOW, make_bid, make_source
@@ -110,6 +116,12 @@ def items_event(crawl, *, new=(), changed=()) -> CrawlEvent:
     )
 
 
+def send_emails() -> None:
+    """What the worker's task does with each stored alert email, done here (locmem outbox)."""
+    for delivery_id in EmailDelivery.objects.values_list("pk", flat=True):
+        emails.email_send(delivery_id=delivery_id)
+
+
 @pytest.fixture
 def source_a(workspace_a):
     return make_source(workspace_a, "Board")
@@ -188,6 +200,7 @@ def test_alert_match_redelivered_batch_changes_nothing(
     with on_commit():
         subscribers.crawl_event(event)  # the same event, delivered again
         subscribers.crawl_event(event)
+    send_emails()
     notification = Notification.objects.get(kind="alert_matched")
     assert notification.count == 2
     assert AlertMatch.objects.count() == 2
@@ -218,6 +231,7 @@ def test_alert_email_is_sent_once_per_crawl(owner, workspace_a, source_a, on_com
         items_event(crawl, new=[make_bid(source_a, title="Road A")])
     with on_commit():
         items_event(crawl, new=[make_bid(source_a, title="Road B")])
+    send_emails()
     assert len(mailoutbox) == 1
     mail = mailoutbox[0]
     assert mail.to == ["alerts@example.org"]
@@ -417,11 +431,11 @@ def test_webhook_to_a_private_address_is_refused_at_validation_and_at_delivery(
     delivery = WebhookDelivery.objects.create(
         workspace=workspace_a, rule=rule, url="http://169.254.169.254/latest", payload={}
     )
-    assert services.webhook_deliver(delivery_id=delivery.pk) is None
+    assert webhooks.webhook_deliver(delivery_id=delivery.pk) is None
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts) == ("dead", 1)
     assert delivery.last_error == "refused: cloud metadata address 169.254.169.254"
-    assert services.webhook_deliver(delivery_id=delivery.pk) is None  # dead stays dead
+    assert webhooks.webhook_deliver(delivery_id=delivery.pk) is None  # dead stays dead
     delivery.refresh_from_db()
     assert delivery.attempts == 1
 
@@ -429,7 +443,7 @@ def test_webhook_to_a_private_address_is_refused_at_validation_and_at_delivery(
 def test_webhook_backoff_is_exponential_and_capped(settings):
     settings.WEBHOOK_BACKOFF_SECONDS = 30
     settings.WEBHOOK_BACKOFF_MAX_SECONDS = 100
-    assert [services.webhook_backoff(attempts=n) for n in (1, 2, 3, 4)] == [30, 60, 100, 100]
+    assert [webhooks.webhook_backoff(attempts=n) for n in (1, 2, 3, 4)] == [30, 60, 100, 100]
 
 
 # --- End to end: real crawls of the demo board through the worker -------------------------------

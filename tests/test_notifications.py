@@ -458,7 +458,10 @@ def test_recrawl_notifies_changes_and_a_rerun_without_changes_notifies_no_alert(
     assert first.status == "succeeded", first.error
     alert = Notification.objects.get(rule=rule, crawl=first)
     assert alert.count == first.items_new > 0
-    assert Notification.objects.filter(crawl=first, kind="crawl_succeeded").count() == 1
+    # The outcome's notification is stored by the subscriber once the final event committed.
+    succeeded = Notification.objects.filter(crawl=first, kind="crawl_succeeded")
+    wait_until(succeeded.exists, what="the crawl_succeeded notification", timeout=30)
+    assert succeeded.count() == 1
 
     rerun = wait_for_crawl(crawl_services.crawl_start(source=demo_source, user=owner))
     assert (rerun.items_new, rerun.items_changed) == (0, 0)

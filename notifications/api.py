@@ -5,7 +5,6 @@ from __future__ import annotations
 from django.urls import reverse
 from drf_spectacular.utils import (
     OpenApiParameter,
-    OpenApiResponse,
     extend_schema,
     extend_schema_view,
 )
@@ -15,6 +14,7 @@ from rest_framework.response import Response
 
 from crawls.api.auth import request_token, require_role
 from crawls.api.base import ScopedViewSetMixin
+from crawls.api.schema import error_responses
 from crawls.models import Membership
 from notifications import selectors, services
 from notifications.models import Notification
@@ -26,12 +26,7 @@ from notifications.serializers import (
     UnreadCountSerializer,
 )
 
-ERROR = OpenApiResponse(description="Error envelope: {error: {code, message, details}}.")
 UNREAD = {"true": True, "false": False}
-
-
-def _errors(*codes: int) -> dict:
-    return dict.fromkeys(codes, ERROR)
 
 
 @extend_schema_view(
@@ -41,9 +36,9 @@ def _errors(*codes: int) -> dict:
                 "unread", str, enum=list(UNREAD), description="Only unread (true) or read (false)."
             )
         ],
-        responses={200: NotificationSerializer(many=True), **_errors(400, 401)},
+        responses={200: NotificationSerializer(many=True), **error_responses(400, 401)},
     ),
-    retrieve=extend_schema(responses={200: NotificationSerializer, **_errors(401, 404)}),
+    retrieve=extend_schema(responses={200: NotificationSerializer, **error_responses(401, 404)}),
 )
 @extend_schema(tags=["notifications"])
 class NotificationViewSet(
@@ -72,7 +67,7 @@ class NotificationViewSet(
         token = request_token(self.request)
         return token.workspace_id if token else None
 
-    @extend_schema(responses={200: UnreadCountSerializer, **_errors(401)})
+    @extend_schema(responses={200: UnreadCountSerializer, **error_responses(401)})
     @action(detail=False, methods=["get"], url_path="unread-count", pagination_class=None)
     def unread_count(self, request):
         """How many of the caller's notifications are unread."""
@@ -81,14 +76,16 @@ class NotificationViewSet(
         )
         return Response({"unread": count})
 
-    @extend_schema(request=None, responses={200: NotificationSerializer, **_errors(401, 404)})
+    @extend_schema(
+        request=None, responses={200: NotificationSerializer, **error_responses(401, 404)}
+    )
     @action(detail=True, methods=["post"])
     def read(self, request, pk=None):
         """Mark one notification read (already read: unchanged)."""
         notification = services.notification_mark_read(notification=self.get_object())
         return Response(self.get_serializer(notification).data)
 
-    @extend_schema(request=None, responses={200: ReadAllSerializer, **_errors(401)})
+    @extend_schema(request=None, responses={200: ReadAllSerializer, **error_responses(401)})
     @action(detail=False, methods=["post"], url_path="read-all", pagination_class=None)
     def read_all(self, request):
         """Mark every unread notification of the caller read."""
@@ -101,17 +98,21 @@ class NotificationViewSet(
 
 
 @extend_schema_view(
-    list=extend_schema(responses={200: AlertRuleSerializer(many=True), **_errors(400, 401)}),
-    retrieve=extend_schema(responses={200: AlertRuleSerializer, **_errors(401, 404)}),
+    list=extend_schema(
+        responses={200: AlertRuleSerializer(many=True), **error_responses(400, 401)}
+    ),
+    retrieve=extend_schema(responses={200: AlertRuleSerializer, **error_responses(401, 404)}),
     create=extend_schema(
         request=AlertRuleSerializer,
-        responses={201: AlertRuleCreatedSerializer, **_errors(400, 401, 403)},
+        responses={201: AlertRuleCreatedSerializer, **error_responses(400, 401, 403)},
     ),
-    update=extend_schema(responses={200: AlertRuleSerializer, **_errors(400, 401, 403, 404)}),
+    update=extend_schema(
+        responses={200: AlertRuleSerializer, **error_responses(400, 401, 403, 404)}
+    ),
     partial_update=extend_schema(
-        responses={200: AlertRuleSerializer, **_errors(400, 401, 403, 404)}
+        responses={200: AlertRuleSerializer, **error_responses(400, 401, 403, 404)}
     ),
-    destroy=extend_schema(responses={204: None, **_errors(401, 403, 404)}),
+    destroy=extend_schema(responses={204: None, **error_responses(401, 403, 404)}),
 )
 @extend_schema(tags=["alert-rules"])
 class AlertRuleViewSet(ScopedViewSetMixin, viewsets.ModelViewSet):

@@ -155,7 +155,7 @@ def bearer():
 def admin_user(workspace_a):
     """Ada, an admin of workspace A."""
     user = get_user_model().objects.create_user("ada", email="ada@example.org", password="pw-ada-1")
-    services.membership_set(workspace=workspace_a, user=user, role=Membership.Role.ADMIN)
+    factories.join(workspace=workspace_a, user=user, role=Membership.Role.ADMIN)
     return user
 
 

@@ -40,6 +40,21 @@ def membership(workspace, user) -> Membership:
     return Membership.objects.get(workspace=workspace, user=user)
 
 
+def join(*, workspace, user, role: str) -> Membership:
+    """`user` in `workspace` with `role`, through the production services acting as one of the
+    workspace's owners: added when not a member yet, else the role changed."""
+    owner = (
+        Membership.objects.filter(workspace=workspace, role=Membership.Role.OWNER)
+        .order_by("id")
+        .first()
+        .user
+    )
+    current = Membership.objects.filter(workspace=workspace, user=user).first()
+    if current is None:
+        return services.membership_add(workspace=workspace, user=user, role=role, actor=owner)
+    return services.membership_role_change(membership=current, role=role, actor=owner)
+
+
 def absent_pk(model) -> int:
     """A primary key that no row of `model` has: one past the largest (never a guessed constant)."""
     return (model.objects.aggregate(largest=Max("pk"))["largest"] or 0) + 1

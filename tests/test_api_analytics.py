@@ -12,9 +12,9 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from analytics import services
-from crawls import services as crawls_services
 from crawls.models import Bid, Crawl, Source
 from tests.clients import bearer
+from tests.factories import join
 
 pytestmark = pytest.mark.django_db
 
@@ -147,7 +147,7 @@ def test_bad_parameters_answer_400_naming_the_field(owner_api, data, path, field
 
 
 def test_a_member_of_several_workspaces_must_name_one(owner_api, data, owner, workspace_b):
-    crawls_services.membership_set(workspace=workspace_b, user=owner, role="viewer")
+    join(workspace=workspace_b, user=owner, role="viewer")
     response = owner_api.get(ENDPOINTS["top-departments"])
     assert response.status_code == 400
     assert list(response.json()["error"]["details"]) == ["workspace"]

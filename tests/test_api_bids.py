@@ -25,7 +25,7 @@ from crawls import selectors, services
 from crawls.api.serializers_bids import BidSerializer
 from crawls.filters import BidFilter
 from crawls.models import Bid, BidRevision, Crawl, Membership
-from tests.factories import NOW, make_bid, make_source, new_bid
+from tests.factories import NOW, join, make_bid, make_source, new_bid
 
 pytestmark = pytest.mark.django_db
 
@@ -77,7 +77,7 @@ def test_list_and_retrieve_are_scoped_to_the_callers_workspaces(
 
 
 def test_a_bearer_token_sees_only_its_workspace(api, owner, workspace_a, workspace_b, source_a):
-    services.membership_set(workspace=workspace_b, user=owner, role=Membership.Role.MEMBER)
+    join(workspace=workspace_b, user=owner, role=Membership.Role.MEMBER)
     in_a = make_bid(source_a)
     in_b = make_bid(make_source(workspace_b, "City board"))
     _, raw = services.token_create(user=owner, workspace=workspace_a, name="ci")
@@ -528,7 +528,7 @@ def test_csv_export_has_a_header_korean_text_and_the_lists_filters(
 
 
 def test_jsonl_export_lines_are_the_list_rows(api, owner, workspace_a, workspace_b, source_a):
-    services.membership_set(workspace=workspace_b, user=owner, role=Membership.Role.VIEWER)
+    join(workspace=workspace_b, user=owner, role=Membership.Role.VIEWER)
     source_b = make_source(workspace_b, "City board")
     crawl = make_crawl(source_a)
     for n in range(6):
@@ -560,7 +560,7 @@ def test_jsonl_export_lines_are_the_list_rows(api, owner, workspace_a, workspace
 def test_export_of_several_workspaces_is_one_ordered_walk(
     api, owner, workspace_a, workspace_b, source_a
 ):
-    services.membership_set(workspace=workspace_b, user=owner, role=Membership.Role.MEMBER)
+    join(workspace=workspace_b, user=owner, role=Membership.Role.MEMBER)
     source_b = make_source(workspace_b, "City board")
     Bid.objects.bulk_create(
         new_bid(

@@ -15,7 +15,7 @@ from crawls.demo.board import DEMO_RULES, expected_bids
 from crawls.engine import urls
 from crawls.models import Bid, Crawl, CrawlEvent, FrontierUrl, Membership, Source
 from tests.clients import API, bearer, error_of
-from tests.factories import START, absent_pk, finish_crawl, make_source, start_crawl
+from tests.factories import START, absent_pk, finish_crawl, join, make_source, start_crawl
 
 pytestmark = pytest.mark.django_db
 
@@ -76,7 +76,7 @@ def test_foreign_rows_answer_404_for_retrieve_and_every_action(
 
 def test_a_token_sees_only_its_own_workspace(owner, workspace_a, source_a, outsider):
     elsewhere = services.workspace_create(owner=outsider, name="Daegu")
-    services.membership_set(workspace=elsewhere, user=owner, role=Membership.Role.MEMBER)
+    join(workspace=elsewhere, user=owner, role=Membership.Role.MEMBER)
     other = make_source(elsewhere, "Daegu board")
     start_crawl(source_a)
     start_crawl(other)

@@ -6,10 +6,9 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 
-from crawls import services
 from crawls.models import Membership, Workspace
 from tests.clients import error_of, invalid_fields
-from tests.factories import absent_pk, membership
+from tests.factories import absent_pk, join, membership
 
 pytestmark = pytest.mark.django_db
 
@@ -35,7 +34,7 @@ def test_member_list_shows_the_members_of_the_callers_workspaces(
 
 
 def test_member_list_filters_by_workspace(as_user, workspace_a, workspace_b, teammate):
-    services.membership_set(workspace=workspace_b, user=teammate, role=Membership.Role.VIEWER)
+    join(workspace=workspace_b, user=teammate, role=Membership.Role.VIEWER)
     client = as_user(teammate)
     rows = client.get(f"/api/v1/members/?workspace={workspace_b.id}").json()["results"]
     assert {(r["username"], r["workspace"]) for r in rows} == {
@@ -58,7 +57,7 @@ def test_member_list_names_a_bad_workspace_filter(as_user, workspace_a, teammate
 def test_a_token_cannot_read_another_workspace_of_its_user(
     bearer, workspace_a, workspace_b, teammate, outsider
 ):
-    services.membership_set(workspace=workspace_b, user=teammate, role=Membership.Role.MEMBER)
+    join(workspace=workspace_b, user=teammate, role=Membership.Role.MEMBER)
     client = bearer(teammate, workspace_a)
     rows = client.get("/api/v1/members/").json()["results"]
     assert {r["workspace"] for r in rows} == {workspace_a.id}
@@ -207,7 +206,7 @@ def test_the_last_owner_cannot_step_down_but_one_of_two_can(as_user, workspace_a
     url = f"/api/v1/members/{membership(workspace_a, owner).id}/"
     response = client.patch(url, {"role": "admin"})
     assert invalid_fields(response) == {"role"}
-    services.membership_set(workspace=workspace_a, user=teammate, role=Membership.Role.OWNER)
+    join(workspace=workspace_a, user=teammate, role=Membership.Role.OWNER)
     assert client.patch(url, {"role": "admin"}).status_code == 200
     assert membership(workspace_a, owner).role == Membership.Role.ADMIN
 

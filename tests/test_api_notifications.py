@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
-from crawls import services as crawl_services
 from notifications.models import AlertRule, Notification
 from tests.clients import bearer
+from tests.factories import join
 from tests.test_notifications import make_rule
 
 pytestmark = pytest.mark.django_db
@@ -93,7 +93,7 @@ def test_notifications_of_others_answer_404(api, owner, outsider, workspace_a, w
 def test_notifications_with_a_token_are_those_of_its_workspace(
     owner, outsider, workspace_a, workspace_b
 ):
-    crawl_services.membership_set(workspace=workspace_b, user=owner, role="member")
+    join(workspace=workspace_b, user=owner, role="member")
     here = notify(owner, workspace_a, "here")
     there = notify(owner, workspace_b, "there")
     client = bearer(owner, workspace_a)
@@ -241,7 +241,7 @@ def test_alert_rules_of_other_workspaces_answer_404(api, owner, outsider, worksp
 
 
 def test_alert_rules_with_a_token_stay_in_its_workspace(owner, workspace_a, workspace_b):
-    crawl_services.membership_set(workspace=workspace_b, user=owner, role="member")
+    join(workspace=workspace_b, user=owner, role="member")
     here = make_rule(workspace_a, owner)
     there = make_rule(workspace_b, owner, name="Elsewhere")
     client = bearer(owner, workspace_a)

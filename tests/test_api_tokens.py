@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from crawls import services
 from crawls.models import ApiToken, Membership, Workspace
 from tests.clients import error_of, invalid_fields
-from tests.factories import absent_pk
+from tests.factories import absent_pk, join
 
 pytestmark = pytest.mark.django_db
 
@@ -84,7 +84,7 @@ def test_a_token_cannot_create_tokens(bearer, workspace_a, owner):
 def test_token_list_shows_only_the_callers_own_tokens(
     as_user, workspace_a, workspace_b, owner, teammate
 ):
-    services.membership_set(workspace=workspace_b, user=teammate, role=Membership.Role.MEMBER)
+    join(workspace=workspace_b, user=teammate, role=Membership.Role.MEMBER)
     mine_a, _ = services.token_create(user=teammate, workspace=workspace_a, name="a")
     mine_b, _ = services.token_create(user=teammate, workspace=workspace_b, name="b")
     theirs, _ = services.token_create(user=owner, workspace=workspace_a, name="theirs")
@@ -99,7 +99,7 @@ def test_token_list_shows_only_the_callers_own_tokens(
 def test_a_token_lists_its_users_tokens_of_its_workspace_only(
     bearer, workspace_a, workspace_b, teammate
 ):
-    services.membership_set(workspace=workspace_b, user=teammate, role=Membership.Role.MEMBER)
+    join(workspace=workspace_b, user=teammate, role=Membership.Role.MEMBER)
     other, _ = services.token_create(user=teammate, workspace=workspace_b, name="b")
     client = bearer(teammate, workspace_a)
     rows = client.get("/api/v1/tokens/").json()["results"]

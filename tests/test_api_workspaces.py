@@ -12,7 +12,7 @@ from crawls import services
 from crawls.demo.board import DEMO_RULES
 from crawls.models import ApiToken, Membership, Workspace
 from tests.clients import error_of, invalid_fields
-from tests.factories import absent_pk, membership
+from tests.factories import absent_pk, join, membership
 
 pytestmark = pytest.mark.django_db
 
@@ -25,7 +25,7 @@ User = get_user_model()
 def test_workspace_list_shows_each_workspace_with_the_callers_role(
     as_user, workspace_a, workspace_b, teammate
 ):
-    services.membership_set(workspace=workspace_b, user=teammate, role=Membership.Role.ADMIN)
+    join(workspace=workspace_b, user=teammate, role=Membership.Role.ADMIN)
     response = as_user(teammate).get("/api/v1/workspaces/")
     assert response.status_code == 200
     assert [(w["id"], w["role"]) for w in response.json()["results"]] == [
@@ -35,7 +35,7 @@ def test_workspace_list_shows_each_workspace_with_the_callers_role(
 
 
 def test_a_token_sees_only_its_own_workspace(bearer, workspace_a, workspace_b, teammate):
-    services.membership_set(workspace=workspace_b, user=teammate, role=Membership.Role.MEMBER)
+    join(workspace=workspace_b, user=teammate, role=Membership.Role.MEMBER)
     client = bearer(teammate, workspace_a)
     response = client.get("/api/v1/workspaces/")
     assert [w["id"] for w in response.json()["results"]] == [workspace_a.id]

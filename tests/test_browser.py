@@ -16,6 +16,7 @@ from playwright import sync_api
 from crawls import services
 from crawls.models import Bid, Membership
 from project.celery import app as celery_app
+from tests.factories import join
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(settings.BASE_DIR) / "test-artifacts"
@@ -152,7 +153,7 @@ def test_a_crawl_started_on_the_dashboard_goes_live_to_100_percent(
 def test_the_admin_crawl_page_shows_progress_live(context, workspace_a, demo_source, celery_worker):
     admin = get_user_model().objects.create_superuser("ada", "ada@example.org", "")
     usable_by_daphne(admin, "pw-ada-1")
-    services.membership_set(workspace=workspace_a, user=admin, role=Membership.Role.MEMBER)
+    join(workspace=workspace_a, user=admin, role=Membership.Role.MEMBER)
     crawl = services.crawl_start(source=demo_source, workers=0)  # no worker yet: still queued
 
     page = context.new_page()

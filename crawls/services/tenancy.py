@@ -172,21 +172,6 @@ def membership_remove(*, membership: Membership, actor) -> None:
     current.delete()
 
 
-@transaction.atomic
-def membership_set(*, workspace: Workspace, user, role: str) -> Membership:
-    """Add `user` to `workspace` with `role`, or change an existing member's role, with nobody
-    acting (setup and tests; no adapter calls it): only the last-owner rule applies."""
-    _check_role(role)
-    _members_lock(workspace.pk)
-    current = Membership.objects.filter(workspace=workspace, user=user).first()
-    if current is not None:
-        _keep_an_owner(membership=current, role=role)
-    membership, _ = Membership.objects.update_or_create(
-        workspace=workspace, user=user, defaults={"role": role}
-    )
-    return membership
-
-
 # --- API tokens -------------------------------------------------------------------------------
 
 TOKEN_PREFIX = "fst_"  # noqa: S105 - a public marker, not a secret

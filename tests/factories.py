@@ -29,6 +29,13 @@ def start_crawl(source, **values) -> Crawl:
     return services.crawl_start(source=source, workers=0, **values)
 
 
+def succeeded_crawl(source) -> Crawl:
+    """A crawl row of `source` that has succeeded (no frontier, no events)."""
+    return Crawl.objects.create(
+        workspace=source.workspace, source=source, status=Crawl.Status.SUCCEEDED
+    )
+
+
 def finish_crawl(crawl, status=Crawl.Status.SUCCEEDED) -> Crawl:
     """`crawl`, set to `status` directly (no event, no worker)."""
     Crawl.objects.filter(pk=crawl.pk).update(status=status)

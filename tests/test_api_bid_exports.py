@@ -24,27 +24,9 @@ from tests.factories import NOW, join, make_bid, make_source, new_bid, succeeded
 pytestmark = pytest.mark.django_db
 
 
-def ids(response) -> list[int]:
-    assert response.status_code == 200, response.content
-    return [row["id"] for row in response.json()["results"]]
-
-
-def assert_invalid(response, field: str):
-    assert response.status_code == 400, response.content
-    error = response.json()["error"]
-    assert error["code"] == "invalid"
-    assert field in error["details"], error
-    assert field in error["message"]
-
-
 @pytest.fixture
 def source_a(workspace_a):
     return make_source(workspace_a, "City board")
-
-
-@pytest.fixture
-def source_b(workspace_b):
-    return make_source(workspace_b, "City board")
 
 
 # --- Export --------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from django.db import models
 from django.db.models import F
 from django.utils import timezone
 
-from notifications.models import DeliveryStatus, EmailDelivery, WebhookDelivery
+from notifications.models import Delivery, DeliveryStatus
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def claim(model: type[models.Model], *, pk: int, lease_seconds: float) -> bool:
 
 
 def record(
-    delivery: WebhookDelivery | EmailDelivery,
+    delivery: Delivery,
     *,
     error: str,
     final: bool,

@@ -118,28 +118,36 @@ class DeliveryStatus(models.TextChoices):
     DEAD = "dead", "Dead (gave up)"
 
 
-class WebhookDelivery(WorkspaceOwned):
-    """One POST of a rule's webhook, retried with backoff until it succeeds or goes dead."""
+class Delivery(WorkspaceOwned):
+    """What webhook and email deliveries share: a status, attempts, the next attempt's time."""
 
     Status = DeliveryStatus
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
-    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="deliveries")
     notification = models.ForeignKey(
         Notification, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    url = models.URLField(max_length=2000)
-    payload = models.JSONField()
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
-    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     next_attempt_at = models.DateTimeField(default=timezone.now)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        abstract = True
         ordering = ["-id"]
+
+
+class WebhookDelivery(Delivery):
+    """One POST of a rule's webhook, retried with backoff until it succeeds or goes dead."""
+
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="deliveries")
+    url = models.URLField(max_length=2000)
+    payload = models.JSONField()
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+
+    class Meta(Delivery.Meta):
         verbose_name_plural = "webhook deliveries"
         indexes = [
             models.Index(
@@ -153,27 +161,14 @@ class WebhookDelivery(WorkspaceOwned):
         return f"Delivery {self.pk} of rule {self.rule_id} ({self.status})"
 
 
-class EmailDelivery(WorkspaceOwned):
+class EmailDelivery(Delivery):
     """One alert email, sent by a task and retried with backoff on SMTP errors, then dead."""
 
-    Status = DeliveryStatus
-
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
-    notification = models.ForeignKey(
-        Notification, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
     to = models.EmailField()
     subject = models.CharField(max_length=400)
     body = models.TextField()
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    last_error = models.TextField(blank=True)
-    next_attempt_at = models.DateTimeField(default=timezone.now)
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
-    delivered_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["-id"]
+    class Meta(Delivery.Meta):
         verbose_name_plural = "email deliveries"
         indexes = [
             models.Index(

@@ -11,22 +11,13 @@ from html import unescape
 import pytest
 from django.urls import reverse
 
-from crawls import services
-from crawls.demo.board import DEMO_RULES
 from crawls.filters import BidFilter
-from crawls.models import Bid, Source
+from crawls.models import Bid
 from crawls.templatetags.figures import amount, count
 from tests.clients import signed_in
-from tests.factories import NOW, new_bid
+from tests.factories import NOW, make_source, new_bid
 
 pytestmark = pytest.mark.django_db
-
-START = "https://bids.example.org/notices"  # valid for the guard; nothing fetches it here
-
-
-def make_source(workspace, name="Seoul board", **values) -> Source:
-    values = {"start_urls": [START], "rules": DEMO_RULES, **values}
-    return services.source_create(workspace=workspace, name=name, **values)
 
 
 def text(response) -> str:

@@ -19,10 +19,9 @@ from django.utils import timezone
 
 from crawls import events
 from crawls import services as crawl_services
-from crawls.demo.board import DEMO_RULES
 from notifications import emails, services, tasks
 from notifications.models import EmailDelivery, Notification
-from tests.factories import make_bid
+from tests.factories import make_bid, make_source
 
 TIMEOUT = 30
 
@@ -81,18 +80,9 @@ def make_rule(workspace, owner, **values):
     return services.alert_rule_create(workspace_id=workspace.pk, owner=owner, **values)
 
 
-def make_source(workspace):
-    return crawl_services.source_create(
-        workspace=workspace,
-        name="Board",
-        start_urls=["https://bids.example.org/notices"],
-        rules=DEMO_RULES,
-    )
-
-
 def match_one_bid(workspace, title="Road works"):
     """A crawl whose committed batch holds one new bid matching "road"."""
-    source = make_source(workspace)
+    source = make_source(workspace, "Board")
     crawl = crawl_services.crawl_start(source=source, user=None, workers=0)
     bid = make_bid(source, title=title)
     return crawl, bid

@@ -102,14 +102,14 @@ class Command(BaseCommand):
     def _show(self, event: CrawlEvent) -> None:
         p = event.payload
         if event.type in (events.PROGRESS, *events.FINAL_TYPES):
-            total = max(p.get("pages_total") or 0, 1)
-            done = (p.get("pages_done") or 0) + (p.get("pages_failed") or 0)
-            filled = int(BAR * min(done / total, 1))
+            # The figures come computed in the event (crawls/engine/progress.py).
+            filled = int(BAR * (p.get("percent") or 0) / 100)
             line = (
-                f"\r[{'#' * filled}{'.' * (BAR - filled)}] {done}/{total} pages"
+                f"\r[{'#' * filled}{'.' * (BAR - filled)}] "
+                f"{p.get('pages_processed', 0)}/{p.get('pages_total', 0)} pages"
                 f"  items +{p.get('items_new', 0)} ~{p.get('items_changed', 0)}"
                 f" ={p.get('items_unchanged', 0)}"
-                f"  errors {sum((p.get('errors') or {}).values())}"
+                f"  errors {p.get('error_count', 0)}"
             )
             if p.get("pages_per_s"):
                 line += f"  {p['pages_per_s']} pages/s"

@@ -6,10 +6,12 @@ user in one workspace, here the workspace chosen in the switcher.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
@@ -25,7 +27,7 @@ SESSION_NEW_TOKEN = "new_token"  # noqa: S105 - a session key, not a secret
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def token_list(request):
+def token_list(request: HttpRequest) -> HttpResponse:
     place = place_of(request)
     current = place.current
     if current is None:
@@ -52,7 +54,7 @@ def token_list(request):
     return response
 
 
-def _page(request, place: Place, workspace_id: int, **context):
+def _page(request: HttpRequest, place: Place, workspace_id: int, **context: Any) -> HttpResponse:
     sources = selectors.source_list_for_workspace(workspace_id=workspace_id).only(
         "schedule_timezone"
     )
@@ -67,7 +69,7 @@ def _page(request, place: Place, workspace_id: int, **context):
 
 @login_required
 @require_POST
-def token_revoke(request, token_id: int):
+def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
     try:
         token = selectors.token_get_for_user(user=request.user, token_id=token_id)
     except ApiToken.DoesNotExist as exc:

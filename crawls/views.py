@@ -7,11 +7,12 @@ JavaScript; crawls/static/crawls/live.js only adds live updates over the WebSock
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -53,7 +54,13 @@ def place_of(request) -> Place:
     return Place(memberships, current or (memberships[0] if memberships else None))
 
 
-def render_page(request, template: str, place: Place, context: dict | None = None, status=200):
+def render_page(
+    request: HttpRequest,
+    template: str,
+    place: Place,
+    context: dict[str, Any] | None = None,
+    status: int = 200,
+) -> HttpResponse:
     """A dashboard page: `place` and the current membership are in every page's context."""
     context = {"place": place, "membership": place.current, **(context or {})}
     return render(request, template, context, status=status)

@@ -13,7 +13,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from crawls import events
-from crawls.engine import frontier, guard, lifecycle, rules, run, urls
+from crawls.engine import frontier, guard, lifecycle, rules, scope, urls
 from crawls.models import Crawl, Source
 from project.celery import app as celery_app
 
@@ -75,7 +75,7 @@ def crawl_start(
         heartbeat_at=timezone.now(),
     )
     parsed = rules.rules_parse(source.rules)
-    allowlist = run.allowlist()
+    allowlist = scope.allowlist()
     seeds, refused = [], []
     for url in source.start_urls:
         canonical = urls.canonicalize(url, ignore_params=parsed.ignore_params)

@@ -16,7 +16,7 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from crawls import bounds
 from crawls.demo import board as demo_board
-from crawls.engine import guard, rules, run, sandbox, store
+from crawls.engine import guard, rules, sandbox, scope, store
 from crawls.engine.fetch import Fetcher, FetchSettings
 from crawls.models import Crawl, Source, Workspace
 from crawls.services import crawls as crawl_services
@@ -41,7 +41,7 @@ def source_clean(source: Source) -> None:
             rules.rules_parse(source.rules)
         except rules.RulesError as exc:
             errors["rules"] = [f"{path}: {message}" for path, message in exc.errors.items()]
-    allowlist = run.allowlist()
+    allowlist = scope.allowlist()
     if not source.start_urls:
         errors["start_urls"] = ["at least one start URL is required"]
     for index, url in enumerate([] if "start_urls" in errors else source.start_urls):
@@ -232,7 +232,7 @@ def source_preview(*, rules_data: object, url: str) -> dict:
 
 def _preview(parsed: rules.Rules, url: str, child: sandbox.Sandbox) -> dict:
     fetch_settings = FetchSettings(
-        allowlist=run.allowlist(),
+        allowlist=scope.allowlist(),
         user_agent=settings.CRAWL_USER_AGENT,
         timeout=min(settings.CRAWL_REQUEST_TIMEOUT, 15.0),
         retries=0,

@@ -13,12 +13,12 @@ register = template.Library()
 
 
 @register.filter
-def amount(value) -> str:
+def amount(value: object) -> str:
     """492686000.00 → "492,686,000"; 1234.5 → "1,234.50"; None → ""."""
     if value is None or value == "":
         return ""
     try:
-        number = Decimal(value)
+        number = Decimal(str(value))
     except (InvalidOperation, TypeError, ValueError):
         return str(value)
     if not number.is_finite():
@@ -29,11 +29,11 @@ def amount(value) -> str:
 
 
 @register.filter
-def count(value) -> str:
+def count(value: object) -> str:
     """12345 → "12,345"; None → ""."""
     if value is None or value == "":
         return ""
     try:
-        return f"{int(value):,}"
+        return f"{int(str(value)):,}"
     except (TypeError, ValueError):
         return str(value)

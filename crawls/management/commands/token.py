@@ -1,9 +1,11 @@
 """`manage.py token create|list|revoke`: API tokens for scripts (the dashboard's tokens page and
 `POST /api/v1/tokens/` go through the same services)."""
 
+from typing import Any
+
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from crawls import services
 from crawls.models import ApiToken, Workspace
@@ -15,7 +17,7 @@ class Command(BaseCommand):
         "once); list: a user's tokens, one a line; revoke: revoke a token by id."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         actions = parser.add_subparsers(dest="action", required=True)
         create = actions.add_parser("create", help="a new token; prints it alone")
         create.add_argument("--user", required=True, help="username")
@@ -28,11 +30,11 @@ class Command(BaseCommand):
         revoke.add_argument("id", type=int, help="the token's id (see `token list`)")
         revoke.add_argument("--user", help="only if the token is this user's")
 
-    def handle(self, *args, action, **options):
-        return getattr(self, f"_{action}")(**options)
+    def handle(self, *args: object, action: str, **options: Any) -> None:
+        getattr(self, f"_{action}")(**options)
 
-    def _create(self, *, user, workspace, name, **options):
-        if not name.strip() or len(name) > ApiToken._meta.get_field("name").max_length:
+    def _create(self, *, user: str, workspace: str, name: str, **options: Any) -> None:
+        if not name.strip() or len(name) > (ApiToken._meta.get_field("name").max_length or 0):
             raise CommandError("--name: 1 to 100 characters")
         try:
             _, raw = services.token_create(
@@ -42,7 +44,7 @@ class Command(BaseCommand):
             raise CommandError("; ".join(error.messages)) from error
         self.stdout.write(raw)
 
-    def _list(self, *, user, workspace, **options):
+    def _list(self, *, user: str, workspace: str | None, **options: Any) -> None:
         tokens = ApiToken.objects.filter(user=_user(user)).select_related("workspace")
         if workspace:
             tokens = tokens.filter(workspace=_workspace(workspace))
@@ -54,7 +56,7 @@ class Command(BaseCommand):
                 f"\tlast used {used}\t{token.name}"
             )
 
-    def _revoke(self, *, id, user, **options):
+    def _revoke(self, *, id: int, user: str | None, **options: Any) -> None:
         tokens = ApiToken.objects.filter(pk=id)
         if user:
             tokens = tokens.filter(user=_user(user))
@@ -67,7 +69,7 @@ class Command(BaseCommand):
         self.stdout.write(f"token {token.pk} ({token.name}) {state}")
 
 
-def _user(username: str):
+def _user(username: str) -> Any:
     try:
         return get_user_model().objects.get(username=username)
     except get_user_model().DoesNotExist as exc:

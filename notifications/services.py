@@ -17,9 +17,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 
-from crawls import realtime
+from crawls import events, realtime
 from crawls.filters import BidFilter
-from crawls.models import Bid, Crawl
+from crawls.models import Bid, Crawl, CrawlEvent
 from notifications import emails, selectors, webhooks
 from notifications.models import AlertMatch, AlertRule, Notification
 
@@ -145,6 +145,29 @@ def alert_match_batch(
             if inserted:
                 touched.append(_alert_notify(rule=rule, crawl_id=crawl_id, inserted=inserted))
     return touched
+
+
+def alert_match_crawl(*, crawl_id: int, workspace_id: int) -> list[Notification]:
+    """Match again every batch the crawl's log records (its crawl.items events), once it ends.
+
+    A batch whose subscriber call was lost (the database went away between the batch's commit
+    and the call, a worker died there) is matched now; batches matched already insert nothing,
+    so nobody is told twice. The log is the truth, as for the analytics read model.
+    """
+    new: set[int] = set()
+    changed: set[int] = set()
+    payloads = CrawlEvent.objects.filter(crawl_id=crawl_id, type=events.ITEMS).values_list(
+        "payload", flat=True
+    )
+    for payload in payloads:
+        new.update(payload.get("new", []))
+        changed.update(payload.get("changed", []))
+    return alert_match_batch(
+        crawl_id=crawl_id,
+        workspace_id=workspace_id,
+        new=sorted(new),
+        changed=sorted(changed - new),
+    )
 
 
 def _match_insert(

@@ -8,7 +8,8 @@ from notifications import services
 
 
 def crawl_event(event: CrawlEvent) -> None:
-    """Called after commit with each crawl event: match batches, tell of outcomes."""
+    """Called after commit with each crawl event: match batches (and, at the end, any batch
+    whose call was lost), tell of outcomes."""
     if event.type == events.ITEMS:
         services.alert_match_batch(
             crawl_id=event.crawl_id,
@@ -16,7 +17,9 @@ def crawl_event(event: CrawlEvent) -> None:
             new=list(event.payload.get("new", [])),
             changed=list(event.payload.get("changed", [])),
         )
-    elif event.type in (events.SUCCEEDED, events.FAILED):
-        services.crawl_outcome_notify(
-            crawl_id=event.crawl_id, succeeded=event.type == events.SUCCEEDED
-        )
+    elif event.type in events.FINAL_TYPES:
+        services.alert_match_crawl(crawl_id=event.crawl_id, workspace_id=event.workspace_id)
+        if event.type != events.CANCELLED:
+            services.crawl_outcome_notify(
+                crawl_id=event.crawl_id, succeeded=event.type == events.SUCCEEDED
+            )

@@ -208,6 +208,34 @@ def test_alert_match_redelivered_batch_changes_nothing(
 
 
 @pytest.mark.django_db
+def test_a_batch_whose_match_was_lost_is_matched_when_the_crawl_ends(
+    owner, workspace_a, source_a, on_commit
+):
+    """The subscriber's call for a committed batch can be lost (the database went away right
+    after the commit): the crawl's final event matches the batches its log records again."""
+    rule = make_rule(workspace_a, owner)
+    crawl = make_crawl(source_a, owner)
+    seen = [make_bid(source_a, title="Road works")]
+    lost = [make_bid(source_a, title="Road lights"), make_bid(source_a, title="Park")]
+    with on_commit():
+        items_event(crawl, new=seen)
+    items_event(crawl, new=lost[:1], changed=lost[1:])  # committed, its callbacks never ran
+    assert Notification.objects.get(rule=rule).count == 1
+
+    Crawl.objects.filter(pk=crawl.pk).update(status=Crawl.Status.SUCCEEDED)
+    with on_commit():
+        final = events.event_append(
+            crawl_id=crawl.pk, workspace_id=crawl.workspace_id, type=events.SUCCEEDED
+        )
+    notification = Notification.objects.get(rule=rule)
+    assert notification.count == 2
+    assert set(AlertMatch.objects.values_list("bid_id", flat=True)) == {seen[0].pk, lost[0].pk}
+    with on_commit():
+        subscribers.crawl_event(final)  # delivered again: nobody is told twice
+    assert Notification.objects.get(rule=rule).count == 2
+
+
+@pytest.mark.django_db
 def test_alert_match_ignores_inactive_rules_other_workspaces_and_departed_owners(
     owner, teammate, outsider, workspace_a, workspace_b, source_a, on_commit
 ):

@@ -33,6 +33,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_VAR_DIR = BASE_DIR / "var"
 DATABASE_NAME = "forest"
 DEFAULT_DEMO_BOARD = "127.0.0.1:8765"
+PORT_WAIT_SECONDS = 15.0  # for the port a restarted embedded Redis had
 
 
 @dataclass
@@ -197,6 +198,10 @@ def _redis_port(directory: Path) -> int:
     if wanted := int(os.environ.get("EMBEDDED_REDIS_PORT", "0")):
         return wanted
     previous = _read_int(directory / "redis.port")
+    # The old server's sockets may hold the port a moment (until its clients notice it died).
+    deadline = time.monotonic() + PORT_WAIT_SECONDS
+    while previous and not _port_free(previous) and time.monotonic() < deadline:
+        time.sleep(0.2)
     if previous and _port_free(previous):
         return previous
     if previous:

@@ -38,6 +38,8 @@ def test_redis_killed_comes_back_on_the_address_it_had(var):
         pid = int((var / "redis" / "redis.pid").read_text())
         os.kill(pid, signal.SIGKILL)
         runtime._wait_for(lambda: not runtime.redis_running(var), what="redis to die")
+        with pytest.raises(redis.ConnectionError):
+            client.ping()  # as a running process would, the client notices and lets go
         assert runtime.redis_start(var) is True
         assert runtime.redis_url(var) == url
         assert client.ping() is True  # the same client reconnects to the same address

@@ -32,6 +32,8 @@ from crawls.engine.store import jsonable
 from project import runtime
 from tests.processes import BASE_DIR, Program, free_port, python
 
+# The scenario's threads run beside the other tests: tests that count threads leave them out.
+THREAD_PREFIX = "outage-"
 FINAL_EVENTS = {"crawl.succeeded", "crawl.failed", "crawl.cancelled"}
 # Names the child processes must not inherit from the test session: `make run` on the embedded
 # defaults of a var dir of its own.
@@ -157,7 +159,7 @@ class Follower(threading.Thread):
     """A WebSocket client of one crawl that resumes with ?after= whenever it is cut off."""
 
     def __init__(self, forest: Forest, crawl_id: int) -> None:
-        super().__init__(daemon=True)
+        super().__init__(daemon=True, name=f"{THREAD_PREFIX}follower-{crawl_id}")
         self.url = f"ws://127.0.0.1:{forest.port}/ws/crawls/{crawl_id}/?token={forest.token}"
         self.origin = forest.base
         self.seqs: list[int] = []
@@ -173,6 +175,9 @@ class Follower(threading.Thread):
                     f"{self.url}&after={after}", origin=self.origin, open_timeout=10,
                     max_queue=None,
                 ) as socket:  # fmt: skip
+                    for name in ("recv_events_thread", "keepalive_thread"):  # the client's own
+                        if (thread := getattr(socket, name, None)) is not None:
+                            thread.name = f"{THREAD_PREFIX}{name}"
                     while self.final is None and not self.stop.is_set():
                         message = json.loads(socket.recv(timeout=30))
                         if message.get("type") != "crawl.event":
@@ -331,7 +336,7 @@ class Scenario(threading.Thread):
     tests, without test_) in PHASES' order, and records each outcome."""
 
     def __init__(self, phases: list[str]) -> None:
-        super().__init__(daemon=True, name="outage-scenario")
+        super().__init__(daemon=True, name=f"{THREAD_PREFIX}scenario")
         self.base = Path(tempfile.mkdtemp(prefix="forest-outages-"))
         self.base.chmod(0o755)  # the embedded PostgreSQL runs as another user
         self.phases = [name for name in PHASES if name in phases]

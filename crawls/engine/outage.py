@@ -7,14 +7,16 @@ import logging
 import time
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, close_old_connections, connection
+from django.db import connection
+
+from project.outage import DATABASE_ERRORS
 
 logger = logging.getLogger(__name__)
 
 OUTAGE_MAX_BACKOFF = 5.0  # seconds between looks at a database that is down
 
 # PostgreSQL cannot be reached (stopped, restarting, failing over, a connection cut): retried.
-DATABASE_DOWN = (OperationalError, InterfaceError)
+DATABASE_DOWN = DATABASE_ERRORS  # the errors the web answers 503 for (project/outage.py)
 
 
 class Outage:
@@ -40,8 +42,7 @@ class Outage:
         delay, probes = 0.25, 0
         while True:
             probes += 1
-            close_old_connections()
-            connection.close()
+            connection.close()  # a broken one goes back to the pool, which replaces it
             try:
                 with connection.cursor() as cursor:
                     cursor.execute("SELECT 1")

@@ -94,12 +94,24 @@ class Membership(WorkspaceOwned):
 class Source(WorkspaceOwned):
     """A site to crawl: where to start, what is in scope, how politely, what to extract, when."""
 
+    class Kind(models.TextChoices):
+        HTML = "html", "HTML board"
+        JSON = "json", "JSON API"
+        XML = "xml", "XML API"
+        OCDS = "ocds", "OCDS feed"
+
     class OverlapPolicy(models.TextChoices):
         SKIP = "skip", "Skip the new crawl"
         QUEUE = "queue", "Queue it after the active one"
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="sources")
     name = models.CharField(max_length=200)
+    kind = models.CharField(
+        max_length=4,
+        choices=Kind.choices,
+        default=Kind.HTML,
+        help_text="What the source serves; its rules are of this kind (docs/sources.md).",
+    )
     start_urls = ArrayField(models.TextField(), help_text="Where crawls begin (listing pages).")
     # Scope
     allowed_hosts = ArrayField(
@@ -118,7 +130,10 @@ class Source(WorkspaceOwned):
     obey_robots = models.BooleanField(default=True)
     user_agent = models.CharField(max_length=300, blank=True, help_text="Empty: Forest's own.")
     # Extraction
-    rules = models.JSONField(help_text="Extraction rules (see docs/crawling.md).")
+    rules = models.JSONField(help_text="Extraction rules (see docs/sources.md).")
+    # Write-only: name -> value (a service key...), filled into requests as {secret.NAME} at
+    # fetch time. Never serialised by the API, the admin, events or logs.
+    secrets = models.JSONField(default=dict, blank=True, editable=False)
     # Run policy
     schedule_cron = models.CharField(
         max_length=100, blank=True, help_text="Five-field cron expression; empty: no schedule."
@@ -224,7 +239,11 @@ class FrontierUrl(WorkspaceOwned):
 
     crawl = models.ForeignKey(Crawl, on_delete=models.CASCADE, related_name="frontier")
     url = models.TextField()
+    # The request's identity: method, canonical URL and body (a plain GET: the URL's hash).
     url_hash = models.BinaryField(max_length=16)
+    # A request other than a plain GET of `url` (crawls.engine.request.Request.to_json()):
+    # method, body, headers, pagination context. Secrets stay {secret.NAME} placeholders here.
+    request = models.JSONField(null=True, blank=True)
     depth = models.PositiveSmallIntegerField(default=0)
     kind = models.CharField(max_length=4, choices=Kind.choices, default=Kind.LIST)
     state = models.CharField(max_length=6, choices=State.choices, default=State.QUEUED)
@@ -256,7 +275,15 @@ class FrontierUrl(WorkspaceOwned):
 
 
 class Bid(WorkspaceOwned):
-    """A bid or tender notice, one per canonical URL per source, kept current by crawls."""
+    """A bid or tender notice, one per canonical URL (or API key) per source, kept current by
+    crawls. Names follow OCDS where it has one (currency, status, procurement_method)."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        CANCELLED = "cancelled", "Cancelled"
+        AWARDED = "awarded", "Awarded"
+        CLOSED = "closed", "Closed"
+        UNKNOWN = "unknown", "Unknown"
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="bids")
     source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="bids")
@@ -269,7 +296,21 @@ class Bid(WorkspaceOwned):
     amount = models.DecimalField(max_digits=20, decimal_places=2, null=True, blank=True)
     deadline = models.DateTimeField(null=True, blank=True)
     reference = models.CharField(max_length=200, blank=True)
+    currency = models.CharField(max_length=3, blank=True, help_text="ISO 4217 code of amount.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.UNKNOWN)
+    procurement_method = models.CharField(
+        max_length=100, blank=True, help_text="OCDS: open, selective, limited, direct, or as read."
+    )
+    classifications = ArrayField(
+        models.CharField(max_length=120),
+        default=list,
+        blank=True,
+        help_text='Classification codes as "SCHEME:ID" (for example CPV:45000000).',
+    )
     extra = models.JSONField(default=dict, blank=True)
+    # The publisher's version of the notice (OCDS: release date and id): an older one read
+    # later is not applied over a newer one.
+    version = models.CharField(max_length=100, blank=True)
     content_hash = models.CharField(max_length=32)
     etag = models.CharField(max_length=200, blank=True)
     last_modified = models.CharField(max_length=64, blank=True)
@@ -309,6 +350,8 @@ class Bid(WorkspaceOwned):
             ),
             models.Index(fields=["workspace", "changed_at"], name="bid_ws_changed_at"),
             models.Index(fields=["workspace", "department"], name="bid_ws_department"),
+            models.Index(fields=["workspace", "status"], name="bid_ws_status"),
+            GinIndex(fields=["classifications"], name="bid_classifications"),
             # Analytics (docs/query-plans.md): a department's bids by day (the read model's
             # per-key recompute, the department filter), and the last N days' bids index-only.
             models.Index(

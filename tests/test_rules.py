@@ -155,7 +155,7 @@ def test_selectors_and_names_are_normalised():
     assert rules.ignore_params == ("utm_source", "page_ref")
 
 
-def test_bid_fields_are_the_seven_known_columns():
+def test_bid_fields_are_the_known_columns():
     assert BID_FIELDS == (
         "title",
         "department",
@@ -164,6 +164,10 @@ def test_bid_fields_are_the_seven_known_columns():
         "amount",
         "deadline",
         "reference",
+        "currency",
+        "status",
+        "procurement_method",
+        "classifications",
     )
 
 

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 from selectolax.lexbor import LexborHTMLParser
 
+from crawls.engine.request import Request
 from crawls.engine.rules import FieldRule, Rules
 
 DATE_FORMATS: tuple[str, ...] = (
@@ -83,8 +84,21 @@ LINKS_STEP = "links"
 
 
 @dataclass
+class Record:
+    """An item read off a page itself (an API's response lists many): its key, its fields."""
+
+    key: str  # unique within the source (an API's notice number, an OCDS ocid)
+    fields: dict[str, object]
+    errors: dict[str, str] = field(default_factory=dict)
+    url: str = ""  # a link to the notice, if the source gives one
+    version: str = ""  # the publisher's version (OCDS: release date and id); "" if none
+    # Only the fields the publisher gave this time: the others keep their stored values.
+    partial: bool = False
+
+
+@dataclass
 class Page:
-    """What extract() found on one page."""
+    """What reading one page found (extract() for HTML, the other kinds' readers alike)."""
 
     follow: list[str] = field(default_factory=list)
     items: list[str] = field(default_factory=list)
@@ -93,6 +107,13 @@ class Page:
     canonical: str | None = None
     # The step ("page", "links" or a field's name) running when the deadline passed; else None.
     timeout: str | None = None
+    # Requests built from templates: more listing pages (pagination, POST forms) and items.
+    requests: list[Request] = field(default_factory=list)
+    item_requests: list[Request] = field(default_factory=list)
+    # Items read off the page itself (json, xml, ocds), in the order they are to be applied.
+    records: list[Record] = field(default_factory=list)
+    # The publisher's error message (an API's error envelope): the crawl fails with it.
+    error: str | None = None
 
 
 class _OutOfTime(Exception):

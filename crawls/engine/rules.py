@@ -29,6 +29,10 @@ BID_FIELDS: tuple[str, ...] = (
     "amount",
     "deadline",
     "reference",
+    "currency",
+    "status",
+    "procurement_method",
+    "classifications",
 )
 TYPES: tuple[str, ...] = ("text", "int", "decimal", "date", "datetime")
 # The types a known bid field may have; the first one is its default.
@@ -40,6 +44,12 @@ BID_FIELD_TYPES: Mapping[str, tuple[str, ...]] = {
     "amount": ("decimal",),
     "post_date": ("date",),
     "deadline": ("datetime", "date"),
+    # Read as text; stored normalised (crawls.engine.normalize): an ISO 4217 code, one of the
+    # statuses, "SCHEME:ID" codes.
+    "currency": ("text",),
+    "status": ("text",),
+    "procurement_method": ("text",),
+    "classifications": ("text",),
 }
 ROOT = "rules"  # error key for problems with the document as a whole
 

@@ -1,4 +1,5 @@
-"""Run extract() in a child process that is killed when it overruns.
+"""Read pages (kinds.read: extract() for HTML, the API and OCDS readers) in a child process
+that is killed when it overruns.
 
 Users' rules are bounded (sizes, RE2 regexes), but lexbor's CSS matching backtracks on
 descendant combinators: `p div div div span` on a page nested a thousand deep runs for minutes
@@ -30,8 +31,10 @@ from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from crawls.engine import extract
-from crawls.engine.rules import Rules
+from crawls.engine import extract, kinds
+from crawls.engine.request import Request
+
+Rules = kinds.AnyRules
 
 _ROOT = Path(__file__).resolve().parents[2]  # where `crawls` is importable from
 # A child whose parent died mid-page still ends: the kernel delivers SIGALRM (default action:
@@ -66,16 +69,25 @@ class Sandbox:
         kill_after: float,
         want_links: bool = True,
         want_fields: bool = True,
+        request: Request | None = None,
+        status: int = 200,
+        link_next: str | None = None,
     ) -> extract.Page:
-        """extract() in the child under `budget`; killed `kill_after` seconds later if still
-        busy. Past the budget, the Page has only `timeout` set: the step that was running."""
+        """kinds.read() in the child under `budget`; killed `kill_after` seconds later if still
+        busy. Past the budget, the Page has only `timeout` set: the step that was running.
+        `request`, `status` and `link_next` are as kinds.read() takes them."""
         conn = self._start()
         board = self._board
         try:
             if rules is not self._rules:
                 conn.send(("rules", rules))
                 self._rules = rules
-            conn.send(("page", html, url, want_links, want_fields, budget, kill_after))
+            conn.send(
+                (
+                    "page", html, url, want_links, want_fields, budget, kill_after,
+                    request, status, link_next,
+                )
+            )  # fmt: skip
             if not conn.poll(budget + kill_after):
                 step = board.read()
                 self.close()
@@ -233,13 +245,18 @@ def _serve(conn: _Duplex, board: _StepBoard) -> None:
         if message[0] == "rules":
             rules = message[1]
             continue
-        _, html, url, want_links, want_fields, budget, kill_after = message
+        _, html, url, want_links, want_fields, budget, kill_after, request, status, link_next = (
+            message
+        )
         signal.alarm(math.ceil(budget + kill_after + _ORPHAN_MARGIN))
         try:
-            page = extract.extract(
+            page = kinds.read(
                 html,
                 url=url,
                 rules=rules,
+                request=request or Request(url),
+                status=status,
+                link_next=link_next,
                 want_links=want_links,
                 want_fields=want_fields,
                 deadline=time.monotonic() + budget,

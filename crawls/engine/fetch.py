@@ -1,5 +1,8 @@
 """Fetching pages: aiohttp behind the SSRF guard, polite, bounded and retried.
 
+A request is a GET of a URL or any crawls.engine.request.Request (a POST form, a JSON body,
+headers): its {secret.NAME} placeholders are filled here, at send time, from the source's
+secrets, and every URL or message that leaves the fetcher has them put back (request.redact).
 Every URL, and every redirect hop (followed here, by hand), passes guard.check_url; every
 connection is resolved by the guard's resolver, so a name that resolves to an internal address —
 now or after a DNS change — is refused at connect time. Per host: a concurrency limit, a delay
@@ -11,6 +14,7 @@ limit, not by aiohttp). Retried with exponential backoff: 5xx, 429, timeouts, co
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 import zlib
@@ -21,9 +25,14 @@ from protego import Protego
 from yarl import URL
 
 from crawls.engine import guard
+from crawls.engine import request as requests_
+from crawls.engine.request import Request
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 REDIRECTS = (301, 302, 303, 307, 308)
+KEEP_METHOD = (307, 308)  # other redirects turn a POST into a GET without a body
+# Of an error response (4xx, 5xx), this much of the body is kept when asked (an API's envelope).
+ERROR_BODY_BYTES = 64 * 1024
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 CHUNK = 64 * 1024
 
@@ -43,6 +52,7 @@ class Response:
     error_class: str | None = None  # None: a page to extract from (or a 304)
     error: str = ""
     not_modified: bool = False
+    link_next: str | None = None  # the Link header's rel="next", resolved
 
     @property
     def ok(self) -> bool:
@@ -63,6 +73,13 @@ class FetchSettings:
     max_redirects: int = 5
     retries: int = 2
     backoff: float = 0.5
+    # Content types a body may have (None: any; the kind's reader judges it) and the Accept
+    # header sent; error_bodies keeps up to ERROR_BODY_BYTES of a 4xx/5xx body.
+    accept: tuple[str, ...] | None = HTML_TYPES
+    accept_header: str = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
+    error_bodies: bool = False
+    # The source's secrets, filled into requests' {secret.NAME} placeholders when sent.
+    secrets: tuple[tuple[str, str], ...] = ()
 
 
 class _Host:
@@ -84,6 +101,7 @@ class Fetcher:
         self._session: aiohttp.ClientSession | None = None
         self._hosts: dict[str, _Host] = {}
         self._robots: dict[str, asyncio.Future] = {}
+        self._secrets: dict[str, str] = dict(settings.secrets)
 
     async def __aenter__(self) -> Fetcher:
         s = self.settings
@@ -99,7 +117,7 @@ class Fetcher:
             timeout=aiohttp.ClientTimeout(total=s.timeout, sock_connect=s.connect_timeout),
             headers={
                 "User-Agent": s.user_agent,
-                "Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5",
+                "Accept": s.accept_header,
                 "Accept-Encoding": "gzip, deflate",
             },
             cookie_jar=aiohttp.DummyCookieJar(),
@@ -114,20 +132,41 @@ class Fetcher:
 
     async def get(self, url: str, *, etag: str = "", last_modified: str = "") -> Response:
         """Fetch `url` (following redirects); never raises for network or HTTP problems."""
+        return await self.fetch(Request(url), etag=etag, last_modified=last_modified)
+
+    async def fetch(self, request: Request, *, etag: str = "", last_modified: str = "") -> Response:
+        """Send `request` (following redirects); never raises for network or HTTP problems.
+        Secrets are filled in here and redacted from what is returned."""
+        response = await self._fetch(request, etag, last_modified)
+        if self._secrets:
+            response.url = requests_.redact(response.url, self._secrets)
+            response.error = requests_.redact(response.error, self._secrets)
+            if response.link_next:
+                response.link_next = requests_.redact(response.link_next, self._secrets)
+        return response
+
+    async def _fetch(self, request: Request, etag: str, last_modified: str) -> Response:
+        try:
+            url = requests_.resolve(request.url, self._secrets)
+            body = requests_.resolve(request.body, self._secrets).encode() if request.body else b""
+            headers = {k: requests_.resolve(v, self._secrets) for k, v in request.headers}
+        except requests_.MissingSecret as exc:
+            return Response(request.url, error_class="secret", error=str(exc))
+        if body:
+            headers["Content-Type"] = request.content_type or requests_.FORM
         try:
             target = guard.check_url(url, allowlist=self.settings.allowlist)
             if self.settings.obey_robots and not await self._robots_allow(target):
                 return Response(url, error_class="robots", error="disallowed by robots.txt")
         except guard.Refused as refused:
             return Response(url, error_class="refused", error=refused.reason)
-        conditional = {}
         if etag:
-            conditional["If-None-Match"] = etag
+            headers["If-None-Match"] = etag
         if last_modified:
-            conditional["If-Modified-Since"] = last_modified
+            headers["If-Modified-Since"] = last_modified
         attempt = 0
         while True:
-            response = await self._get_following_redirects(target, conditional)
+            response = await self._get_following_redirects(target, request.method, body, headers)
             retryable = response.error_class in ("timeout", "connection") or (
                 response.status in RETRY_STATUSES
             )
@@ -139,9 +178,11 @@ class Fetcher:
 
     # --- internals -------------------------------------------------------------------------------
 
-    async def _get_following_redirects(self, target: URL, headers: dict) -> Response:
+    async def _get_following_redirects(
+        self, target: URL, method: str, body: bytes, headers: dict
+    ) -> Response:
         for _hop in range(self.settings.max_redirects + 1):
-            response, location = await self._get_once(target, headers)
+            response, location = await self._send_once(target, method, body, headers)
             if location is None:
                 return response
             try:
@@ -159,22 +200,32 @@ class Fetcher:
                 )  # fmt: skip
             except ValueError as exc:
                 return Response(str(target), error_class="redirects", error=f"bad Location: {exc}")
-            headers = {}  # validators belong to the first URL only
+            # Validators belong to the first URL only; a 301/302/303 turns a POST into a GET.
+            headers = {
+                k: v
+                for k, v in headers.items()
+                if k not in ("If-None-Match", "If-Modified-Since")
+                and (response.status in KEEP_METHOD or k != "Content-Type")
+            }
+            if response.status not in KEEP_METHOD and method != "HEAD":
+                method, body = "GET", b""
         return Response(
             str(target),
             error_class="redirects",
             error=f"more than {self.settings.max_redirects} redirects",
         )
 
-    async def _get_once(self, target: URL, headers: dict) -> tuple[Response, str | None]:
+    async def _send_once(
+        self, target: URL, method: str, body: bytes, headers: dict
+    ) -> tuple[Response, str | None]:
         """One request; returns the response and the redirect location, if any."""
         url = str(target)
         host = self._host(target)
         async with host.semaphore:
             await self._wait_turn(host)
             try:
-                async with self._session.get(
-                    target, headers=headers, allow_redirects=False
+                async with self._session.request(
+                    method, target, data=body or None, headers=headers, allow_redirects=False
                 ) as resp:
                     return await self._read_response(url, resp)
             except TimeoutError:
@@ -204,13 +255,20 @@ class Fetcher:
         if status >= 400:
             result.error_class = "http_5xx" if status >= 500 else "http_4xx"
             result.error = f"HTTP {status}"
+            if self.settings.error_bodies:
+                with contextlib.suppress(TooLarge, zlib.error, ValueError, aiohttp.ClientError):
+                    result.body = await self._read_body(resp, limit=ERROR_BODY_BYTES)
             return result, None
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            if (link := resp.links.get("next")) and link.get("url") is not None:
+                result.link_next = str(URL(url).join(link["url"]))
         length = resp.headers.get("Content-Length")
         if length and length.isdigit() and int(length) > self.settings.max_bytes:
             result.error_class, result.error = "too_large", f"Content-Length {length}"
             return result, None
         mime = result.content_type.split(";", 1)[0].strip().lower()
-        if mime and mime not in HTML_TYPES:
+        accept = self.settings.accept
+        if mime and accept is not None and mime not in accept:
             result.error_class, result.error = "non_html", f"Content-Type {mime}"
             return result, None
         try:
@@ -224,15 +282,16 @@ class Fetcher:
                 f"bad {resp.headers.get('Content-Encoding')}: {exc}",
             )
             return result, None
-        if not mime and not _looks_like_html(body):
+        if not mime and accept is not None and not _looks_like_html(body):
             result.error_class, result.error = "non_html", "no Content-Type, not HTML"
             return result, None
         result.body = body
         return result, None
 
-    async def _read_body(self, resp) -> bytes:
-        """The body, decompressed, refusing more than max_bytes before or after decompression."""
-        limit = self.settings.max_bytes
+    async def _read_body(self, resp, *, limit: int | None = None) -> bytes:
+        """The body, decompressed, refusing more than `limit` (max_bytes) before or after
+        decompression."""
+        limit = limit or self.settings.max_bytes
         encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
         if encoding in ("gzip", "x-gzip"):
             decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)

@@ -13,6 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import connection
+from psycopg.types.json import Jsonb
+
+from crawls.engine.request import Request
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,14 +26,16 @@ class Claimed:
     depth: int
     kind: str
     attempts: int
+    request: Request
 
 
 @dataclass(frozen=True, slots=True)
 class Link:
     url: str
-    url_hash: bytes
+    url_hash: bytes  # request.request_hash of the request (a plain GET: the URL's hash)
     depth: int
     kind: str
+    request: Request | None = None  # None: a plain GET of url
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,10 +73,11 @@ def frontier_add(*, crawl_id: int, workspace_id: int, links: Sequence[Link], roo
         cursor.execute(
             """
             INSERT INTO crawls_frontierurl
-                (workspace_id, crawl_id, url, url_hash, depth, kind, state,
+                (workspace_id, crawl_id, url, url_hash, depth, kind, request, state,
                  lease_owner, attempts, error)
-            SELECT %s, %s, t.url, t.hash, t.depth, t.kind, 'queued', '', 0, ''
-            FROM unnest(%s::text[], %s::bytea[], %s::int[], %s::text[]) AS t(url, hash, depth, kind)
+            SELECT %s, %s, t.url, t.hash, t.depth, t.kind, t.request, 'queued', '', 0, ''
+            FROM unnest(%s::text[], %s::bytea[], %s::int[], %s::text[], %s::jsonb[])
+                AS t(url, hash, depth, kind, request)
             ON CONFLICT (crawl_id, url_hash) DO NOTHING
             """,
             [
@@ -81,6 +87,7 @@ def frontier_add(*, crawl_id: int, workspace_id: int, links: Sequence[Link], roo
                 list(fresh),
                 [link.depth for link in fresh.values()],
                 [link.kind for link in fresh.values()],
+                [_request_json(link.request) for link in fresh.values()],
             ],
         )
         return cursor.rowcount
@@ -123,7 +130,7 @@ def frontier_claim(*, crawl_id: int, owner: str, limit: int, lease_seconds: int)
             LIMIT %s
             FOR UPDATE SKIP LOCKED
         )
-        RETURNING f.id, f.url, f.url_hash, f.depth, f.kind, f.attempts
+        RETURNING f.id, f.url, f.url_hash, f.depth, f.kind, f.attempts, f.request
     """
     with connection.cursor() as cursor:
         cursor.execute(
@@ -137,7 +144,15 @@ def frontier_claim(*, crawl_id: int, owner: str, limit: int, lease_seconds: int)
             )
             rows = cursor.fetchall()
     rows.sort(key=lambda row: row[0])
-    return [Claimed(r[0], r[1], bytes(r[2]), r[3], r[4], r[5]) for r in rows]
+    return [
+        Claimed(r[0], r[1], bytes(r[2]), r[3], r[4], r[5], Request.from_json(r[1], r[6]))
+        for r in rows
+    ]
+
+
+def _request_json(request: Request | None) -> Jsonb | None:
+    data = request.to_json() if request is not None else None
+    return Jsonb(data) if data is not None else None
 
 
 def frontier_finish(*, owner: str, outcomes: Sequence[Outcome]) -> int:

@@ -28,8 +28,10 @@ from django.utils import timezone
 from crawls import events
 from crawls.engine import (
     cancel,
+    extract,
     frontier,
     guard,
+    kinds,
     lifecycle,
     progress,
     rules,
@@ -40,6 +42,7 @@ from crawls.engine import (
 )
 from crawls.engine.fetch import Fetcher, Response
 from crawls.engine.outage import DATABASE_DOWN, Outage
+from crawls.engine.request import Request, item_hash, request_hash
 from crawls.engine.scope import Scope, allowlist, fetch_settings  # also run.allowlist() callers
 from crawls.models import Crawl
 from project import logs
@@ -60,6 +63,8 @@ class BatchResult:
     errors: Counter = field(default_factory=Counter)
     url_events: list[tuple[str, dict]] = field(default_factory=list)
     last_url: str = ""
+    # The publisher's error (an API's error envelope): the crawl fails with it once stored.
+    publisher_error: str | None = None
 
 
 def crawl_run(crawl_id: int, *, owner: str) -> lifecycle.RunResult:
@@ -90,7 +95,7 @@ def _crawl_run(crawl_id: int, *, owner: str, outage: Outage) -> lifecycle.RunRes
         )
         return lifecycle.RunResult(Crawl.Status.QUEUED, retry_in=15)
     try:
-        parsed = rules.rules_parse(crawl.source.rules)
+        parsed = kinds.rules_parse(crawl.source.kind, crawl.source.rules)
     except rules.RulesError as exc:
         lifecycle.crawl_finish(
             crawl, Crawl.Status.FAILED, owner=owner, error=f"invalid rules: {exc.errors}"
@@ -116,11 +121,13 @@ def _another_running(crawl: Crawl) -> bool:
 
 
 class _Runner:
-    def __init__(self, crawl: Crawl, parsed: rules.Rules, owner: str, outage: Outage):
+    def __init__(self, crawl: Crawl, parsed: kinds.AnyRules, owner: str, outage: Outage):
         self.crawl = crawl
         self.outage = outage
         self.source = crawl.source
         self.rules = parsed
+        self.kind = kinds.kind_of(parsed)
+        self.ignore_params = kinds.ignore_params(parsed)
         self.owner = owner
         self.scope = Scope(self.source)
         self.allowlist = allowlist()
@@ -161,6 +168,12 @@ class _Runner:
                     unsaved = outcome
                     self._commit(unsaved)
                     unsaved = None
+                    if outcome.publisher_error is not None:
+                        error = f"publisher error: {outcome.publisher_error}"
+                        lifecycle.crawl_finish(
+                            self.crawl, Crawl.Status.FAILED, owner=None, error=error
+                        )
+                        return lifecycle.RunResult(Crawl.Status.FAILED)
                 self.outage.recovered()
             except DATABASE_DOWN as exc:
                 # PostgreSQL is gone (stopped, restarting, unreachable): keep what this batch
@@ -235,7 +248,9 @@ class _Runner:
         far are stored, so that a cancel waits for at most one page's extraction and one commit."""
         result = BatchResult()
         claimed_by = {
-            asyncio.ensure_future(fetcher.get(c.url, **_conditional(validators.get(c.url_hash)))): c
+            asyncio.ensure_future(
+                fetcher.fetch(c.request, **_conditional(validators.get(c.url_hash)))
+            ): c
             for c in batch
         }
         running = set(claimed_by)
@@ -267,12 +282,24 @@ class _Runner:
                 frontier.Outcome(claimed.id, "failed", response.status, f"{error_class}: {error}")
             )
             event_type = events.URL_REFUSED if error_class == "refused" else events.PAGE_ERROR
-            payload = {"url": claimed.url, "class": error_class, "error": error, **extra}
+            payload = {
+                "url": claimed.request.describe(),
+                "class": error_class,
+                "error": error,
+                **extra,
+            }
             if response.status:
                 payload["status"] = response.status
             result.url_events.append((event_type, payload))
 
         if not response.ok:
+            if response.body and self.kind != kinds.HTML:
+                # An API says why in its error envelope (a wrong service key): read it.
+                page = self._read(claimed, response, is_item=False, fail=None)
+                if page is not None and page.error:
+                    result.publisher_error = page.error
+                    fail("publisher", page.error)
+                    return
             fail(response.error_class, response.error)
             return
         if response.not_modified:
@@ -280,35 +307,26 @@ class _Runner:
             result.outcomes.append(frontier.Outcome(claimed.id, "done", 304, ""))
             return
         is_item = claimed.kind == "item"
-        try:
-            page = self.sandbox.extract(
-                response.body,
-                url=response.url,
-                rules=self.rules,
-                budget=self.extract_budget,
-                kill_after=self.extract_kill_after,
-                want_links=not is_item,
-                want_fields=is_item,
-            )
-        except sandbox.SandboxError as exc:
-            fail("extract", str(exc))
+        page = self._read(claimed, response, is_item=is_item, fail=fail)
+        if page is None:
             return
-        if page.timeout is not None:
-            fail(
-                "extract_timeout",
-                f"{page.timeout}: reading the page took longer than {self.extract_budget:g} s",
-                field=page.timeout,
-            )
+        if page.error:
+            result.publisher_error = page.error
+            fail("publisher", page.error)
             return
         if is_item:
             if page.fields is None or "title" in page.errors or not page.fields.get("title"):
                 fail("extract", "; ".join(f"{k}: {v}" for k, v in page.errors.items()) or "empty")
                 return
-            bid_url = self._bid_url(claimed.url, page.canonical)
+            if claimed.request.is_plain_get:
+                bid_url = self._bid_url(claimed.url, page.canonical)
+                bid_hash = urls.url_hash(bid_url)
+            else:  # a POST's notice is the request itself (its URL is the same for all)
+                bid_url, bid_hash = claimed.url, claimed.url_hash
             result.items.append(
                 store.Item(
                     url=bid_url,
-                    url_hash=urls.url_hash(bid_url),
+                    url_hash=bid_hash,
                     fields=page.fields,
                     content_hash=urls.content_hash(page.fields),
                     etag=response.etag,
@@ -322,10 +340,83 @@ class _Runner:
             for kind, found in (("list", page.follow), ("item", page.items)):
                 for link in found:
                     self._discover(link, depth, kind, result)
+            for kind, requests in (("list", page.requests), ("item", page.item_requests)):
+                for found_request in requests:
+                    self._discover(found_request, depth, kind, result)
+            self._records(claimed, page, response, result)
         result.outcomes.append(frontier.Outcome(claimed.id, "done", response.status, ""))
 
-    def _discover(self, link: str, depth: int, kind: str, result: BatchResult) -> None:
-        canonical = urls.canonicalize(link, ignore_params=self.rules.ignore_params)
+    def _read(self, claimed: frontier.Claimed, response: Response, *, is_item: bool, fail):
+        """The page read in the sandbox; None (after `fail`, when given) when it could not be."""
+        try:
+            page = self.sandbox.extract(
+                response.body or b"",
+                url=response.url,
+                rules=self.rules,
+                budget=self.extract_budget,
+                kill_after=self.extract_kill_after,
+                want_links=not is_item,
+                want_fields=is_item,
+                request=claimed.request,
+                status=response.status or 200,
+                link_next=response.link_next,
+            )
+        except sandbox.SandboxError as exc:
+            if fail is not None:
+                fail("extract", str(exc))
+            return None
+        if page.timeout is not None:
+            if fail is not None:
+                fail(
+                    "extract_timeout",
+                    f"{page.timeout}: reading the page took longer than {self.extract_budget:g} s",
+                    field=page.timeout,
+                )
+            return None
+        return page
+
+    def _records(
+        self,
+        claimed: frontier.Claimed,
+        page: extract.Page,
+        response: Response,
+        result: BatchResult,
+    ) -> None:
+        """Items read off a response itself (json, xml, ocds) and the page's own problems."""
+        if page.records:
+            base = claimed.url.partition("?")[0].partition("#")[0]
+            for record in page.records:
+                link = record.url if record.url.startswith(("http://", "https://")) else ""
+                result.items.append(
+                    store.Item(
+                        url=link or f"{base}#{record.key}",
+                        url_hash=item_hash(record.key),
+                        fields=record.fields,
+                        content_hash=urls.content_hash(record.fields),
+                        version=record.version,
+                        partial=record.partial,
+                    )
+                )
+                if record.errors:
+                    result.errors["extract_field"] += len(record.errors)
+        if self.kind != kinds.HTML and page.errors:
+            # Items left out (no key, a required field missing), a body that is not JSON...
+            result.errors["extract"] += len(page.errors)
+            shown = "; ".join(f"{k}: {v}" for k, v in list(page.errors.items())[:5])
+            result.url_events.append(
+                (
+                    events.PAGE_ERROR,
+                    {"url": claimed.request.describe(), "class": "extract", "error": shown},
+                )
+            )
+
+    def _discover(self, link: str | Request, depth: int, kind: str, result: BatchResult) -> None:
+        if isinstance(link, Request):
+            found: Request | None = link if not link.is_plain_get else None
+            canonical = link.url  # readers canonicalise the requests they build
+        else:
+            found = None
+            canonical = urls.canonicalize(link, ignore_params=self.ignore_params)
         if not self.scope.allows(canonical, depth):
             return
         try:
@@ -339,12 +430,13 @@ class _Runner:
                 )
             )
             return
-        result.links.append(frontier.Link(canonical, urls.url_hash(canonical), depth, kind))
+        key = request_hash(found) if found is not None else urls.url_hash(canonical)
+        result.links.append(frontier.Link(canonical, key, depth, kind, found))
 
     def _bid_url(self, url: str, canonical: str | None) -> str:
         """A page's rel=canonical names the bid when it stays in scope; else the URL fetched."""
         if canonical:
-            canonical = urls.canonicalize(canonical, ignore_params=self.rules.ignore_params)
+            canonical = urls.canonicalize(canonical, ignore_params=self.ignore_params)
             if self.scope.allows(canonical, 0):
                 return canonical
         return url

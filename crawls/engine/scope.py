@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.conf import settings
 from yarl import URL
 
-from crawls.engine import guard, patterns
+from crawls.engine import guard, kinds, patterns
 from crawls.engine.fetch import FetchSettings
 from crawls.models import Source
 
@@ -51,8 +51,14 @@ def allowlist() -> guard.Allowlist:
 
 
 def fetch_settings(source: Source) -> FetchSettings:
-    """How the crawl of `source` fetches: its own politeness, the deployment's limits."""
+    """How the crawl of `source` fetches: its own politeness and secrets, its kind's content
+    types, the deployment's limits."""
+    kind = source.kind or kinds.HTML
     return FetchSettings(
+        accept=kinds.ACCEPT.get(kind),
+        accept_header=kinds.ACCEPT_HEADER[kind],
+        error_bodies=kind != kinds.HTML,
+        secrets=tuple(sorted((str(k), str(v)) for k, v in (source.secrets or {}).items())),
         allowlist=allowlist(),
         user_agent=source.user_agent or settings.CRAWL_USER_AGENT,
         per_host=source.concurrency_per_host,

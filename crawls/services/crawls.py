@@ -13,7 +13,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from crawls import events
-from crawls.engine import frontier, guard, lifecycle, rules, scope, urls
+from crawls.engine import frontier, guard, kinds, lifecycle, request, scope
 from crawls.models import Crawl, Source
 from project.celery import app as celery_app
 
@@ -74,17 +74,27 @@ def crawl_start(
         created_by=user,
         heartbeat_at=timezone.now(),
     )
-    parsed = rules.rules_parse(source.rules)
+    parsed = kinds.rules_parse(source.kind, source.rules)
     allowlist = scope.allowlist()
     seeds, refused = [], []
     for url in source.start_urls:
-        canonical = urls.canonicalize(url, ignore_params=parsed.ignore_params)
         try:
-            guard.check_url(canonical, allowlist=allowlist)
-        except guard.Refused as exc:
-            refused.append({"url": url, "class": "refused", "error": exc.reason})
-        else:
-            seeds.append(frontier.Link(canonical, urls.url_hash(canonical), 0, "list"))
+            requests = kinds.start_requests(parsed, [url])
+        except ValueError as exc:  # an URL that cannot be canonicalised, a template unfilled
+            refused.append({"url": url, "class": "refused", "error": str(exc)})
+            continue
+        for seed in requests:
+            try:
+                guard.check_url(seed.url, allowlist=allowlist)
+            except guard.Refused as exc:
+                refused.append({"url": seed.describe(), "class": "refused", "error": exc.reason})
+            else:
+                plain = seed.is_plain_get
+                seeds.append(
+                    frontier.Link(
+                        seed.url, request.request_hash(seed), 0, "list", None if plain else seed
+                    )
+                )
     added = frontier.frontier_add(
         crawl_id=crawl.pk, workspace_id=crawl.workspace_id, links=seeds, room=source.max_pages
     )

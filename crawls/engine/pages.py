@@ -1,0 +1,218 @@
+"""One fetched page of a crawl turned into what its batch stores: items, links and requests
+to follow, outcomes and the events of its problems. The page is read in the sandbox's child
+process (kinds.read under a budget); what it finds is checked against the crawl's scope and the
+SSRF guard before it reaches the frontier. Used by crawls.engine.run, one per run.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from django.conf import settings
+
+from crawls import events
+from crawls.engine import extract, frontier, guard, kinds, sandbox, store, urls
+from crawls.engine.fetch import Response
+from crawls.engine.request import Request, item_hash, request_hash
+from crawls.engine.scope import Scope, allowlist
+from crawls.models import Source
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """Everything one batch produced, stored together in one transaction."""
+
+    outcomes: list[frontier.Outcome] = field(default_factory=list)
+    items: list[store.Item] = field(default_factory=list)
+    not_modified: list[bytes] = field(default_factory=list)
+    links: list[frontier.Link] = field(default_factory=list)
+    errors: Counter = field(default_factory=Counter)
+    url_events: list[tuple[str, dict]] = field(default_factory=list)
+    last_url: str = ""
+    # The publisher's error (an API's error envelope): the crawl fails with it once stored.
+    publisher_error: str | None = None
+
+
+class Pages:
+    """Reads the pages of one crawl run with its rules, scope and sandbox."""
+
+    def __init__(self, source: Source, parsed: kinds.AnyRules) -> None:
+        self.rules = parsed
+        self.kind = kinds.kind_of(parsed)
+        self.ignore_params = kinds.ignore_params(parsed)
+        self.scope = Scope(source)
+        self.allowlist = allowlist()
+        # Pages are read in a child process, under a budget (see crawls.engine.sandbox).
+        self.sandbox = sandbox.Sandbox()
+        self.extract_budget = settings.CRAWL_EXTRACT_BUDGET_SECONDS
+        self.extract_kill_after = settings.CRAWL_EXTRACT_KILL_GRACE
+
+    def close(self) -> None:
+        self.sandbox.close()
+
+    def handle(self, claimed: frontier.Claimed, response: Response, result: BatchResult) -> None:
+        def fail(error_class: str, error: str, **extra: str) -> None:
+            result.errors[error_class] += 1
+            result.outcomes.append(
+                frontier.Outcome(claimed.id, "failed", response.status, f"{error_class}: {error}")
+            )
+            event_type = events.URL_REFUSED if error_class == "refused" else events.PAGE_ERROR
+            payload = {
+                "url": claimed.request.describe(),
+                "class": error_class,
+                "error": error,
+                **extra,
+            }
+            if response.status:
+                payload["status"] = response.status
+            result.url_events.append((event_type, payload))
+
+        if not response.ok:
+            if response.body and self.kind != kinds.HTML:
+                # An API says why in its error envelope (a wrong service key): read it.
+                page = self._read(claimed, response, is_item=False, fail=None)
+                if page is not None and page.error:
+                    result.publisher_error = page.error
+                    fail("publisher", page.error)
+                    return
+            fail(response.error_class, response.error)
+            return
+        if response.not_modified:
+            result.not_modified.append(claimed.url_hash)
+            result.outcomes.append(frontier.Outcome(claimed.id, "done", 304, ""))
+            return
+        is_item = claimed.kind == "item"
+        page = self._read(claimed, response, is_item=is_item, fail=fail)
+        if page is None:
+            return
+        if page.error:
+            result.publisher_error = page.error
+            fail("publisher", page.error)
+            return
+        if is_item:
+            if page.fields is None or "title" in page.errors or not page.fields.get("title"):
+                fail("extract", "; ".join(f"{k}: {v}" for k, v in page.errors.items()) or "empty")
+                return
+            if claimed.request.is_plain_get:
+                bid_url = self._bid_url(claimed.url, page.canonical)
+                bid_hash = urls.url_hash(bid_url)
+            else:  # a POST's notice is the request itself (its URL is the same for all)
+                bid_url, bid_hash = claimed.url, claimed.url_hash
+            result.items.append(
+                store.Item(
+                    url=bid_url,
+                    url_hash=bid_hash,
+                    fields=page.fields,
+                    content_hash=urls.content_hash(page.fields),
+                    etag=response.etag,
+                    last_modified=response.last_modified,
+                )
+            )
+            if page.errors:  # optional fields that did not parse: stored as None, reported
+                result.errors["extract_field"] += len(page.errors)
+        else:
+            depth = claimed.depth + 1
+            for kind, found in (("list", page.follow), ("item", page.items)):
+                for link in found:
+                    self._discover(link, depth, kind, result)
+            for kind, requests in (("list", page.requests), ("item", page.item_requests)):
+                for found_request in requests:
+                    self._discover(found_request, depth, kind, result)
+            self._records(claimed, page, response, result)
+        result.outcomes.append(frontier.Outcome(claimed.id, "done", response.status, ""))
+
+    def _read(self, claimed: frontier.Claimed, response: Response, *, is_item: bool, fail):
+        """The page read in the sandbox; None (after `fail`, when given) when it could not be."""
+        try:
+            page = self.sandbox.extract(
+                response.body or b"",
+                url=response.url,
+                rules=self.rules,
+                budget=self.extract_budget,
+                kill_after=self.extract_kill_after,
+                want_links=not is_item,
+                want_fields=is_item,
+                request=claimed.request,
+                status=response.status or 200,
+                link_next=response.link_next,
+            )
+        except sandbox.SandboxError as exc:
+            if fail is not None:
+                fail("extract", str(exc))
+            return None
+        if page.timeout is not None:
+            if fail is not None:
+                fail(
+                    "extract_timeout",
+                    f"{page.timeout}: reading the page took longer than {self.extract_budget:g} s",
+                    field=page.timeout,
+                )
+            return None
+        return page
+
+    def _records(
+        self,
+        claimed: frontier.Claimed,
+        page: extract.Page,
+        response: Response,
+        result: BatchResult,
+    ) -> None:
+        """Items read off a response itself (json, xml, ocds) and the page's own problems."""
+        if page.records:
+            base = claimed.url.partition("?")[0].partition("#")[0]
+            for record in page.records:
+                link = record.url if record.url.startswith(("http://", "https://")) else ""
+                result.items.append(
+                    store.Item(
+                        url=link or f"{base}#{record.key}",
+                        url_hash=item_hash(record.key),
+                        fields=record.fields,
+                        content_hash=urls.content_hash(record.fields),
+                        version=record.version,
+                        partial=record.partial,
+                    )
+                )
+                if record.errors:
+                    result.errors["extract_field"] += len(record.errors)
+        if self.kind != kinds.HTML and page.errors:
+            # Items left out (no key, a required field missing), a body that is not JSON...
+            result.errors["extract"] += len(page.errors)
+            shown = "; ".join(f"{k}: {v}" for k, v in list(page.errors.items())[:5])
+            result.url_events.append(
+                (
+                    events.PAGE_ERROR,
+                    {"url": claimed.request.describe(), "class": "extract", "error": shown},
+                )
+            )
+
+    def _discover(self, link: str | Request, depth: int, kind: str, result: BatchResult) -> None:
+        if isinstance(link, Request):
+            found: Request | None = link if not link.is_plain_get else None
+            canonical = link.url  # readers canonicalise the requests they build
+        else:
+            found = None
+            canonical = urls.canonicalize(link, ignore_params=self.ignore_params)
+        if not self.scope.allows(canonical, depth):
+            return
+        try:
+            guard.check_url(canonical, allowlist=self.allowlist)
+        except guard.Refused as refused:
+            result.errors["refused"] += 1
+            result.url_events.append(
+                (
+                    events.URL_REFUSED,
+                    {"url": canonical, "class": "refused", "error": refused.reason},
+                )
+            )
+            return
+        key = request_hash(found) if found is not None else urls.url_hash(canonical)
+        result.links.append(frontier.Link(canonical, key, depth, kind, found))
+
+    def _bid_url(self, url: str, canonical: str | None) -> str:
+        """A page's rel=canonical names the bid when it stays in scope; else the URL fetched."""
+        if canonical:
+            canonical = urls.canonicalize(canonical, ignore_params=self.ignore_params)
+            if self.scope.allows(canonical, 0):
+                return canonical
+        return url

@@ -9,6 +9,7 @@ like data.py; crawls.demo.routes serves them.
 from __future__ import annotations
 
 import html
+from typing import Any
 
 from crawls.demo import data
 from crawls.demo.data import BoardConfig
@@ -19,7 +20,7 @@ VIEW_PATH = "/egov/notice/view.do"
 BBS_ID = "BBSMSTR_000000000001"
 _STATUS_WORDS = {"active": "공고중", "cancelled": "취소"}
 
-DEMO_EGOV_RULES: dict = {
+DEMO_EGOV_RULES: dict[str, Any] = {
     "follow": [
         {
             "css": "div.pagination a[onclick*=fn_egov_select_noticeList]",

@@ -13,6 +13,7 @@ import binascii
 import json
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 from xml.sax.saxutils import escape
 
 from crawls.demo import data
@@ -29,7 +30,7 @@ API_DEFAULT_LIMIT, API_MAX_LIMIT = 20, 100
 XML_DEFAULT_ROWS, XML_MAX_ROWS = 10, 1000
 PUBLISHER = {"name": "Forest demo board (synthetic data)", "uri": "https://example.invalid/forest"}
 
-DEMO_JSON_RULES: dict = {
+DEMO_JSON_RULES: dict[str, Any] = {
     "request": {
         "method": "GET",
         "query": {"page": "{page}", "per_page": "{limit}"},
@@ -55,7 +56,7 @@ DEMO_JSON_RULES: dict = {
 }
 
 _XML_KINDS = {"등록공고": "active", "변경공고": "active", "취소공고": "cancelled"}
-DEMO_XML_RULES: dict = {
+DEMO_XML_RULES: dict[str, Any] = {
     "request": {
         "method": "GET",
         "query": {"serviceKey": "{secret.service_key}", "pageNo": "{page}", "numOfRows": "{limit}"},
@@ -91,7 +92,7 @@ DEMO_XML_RULES: dict = {
     "timezone": "Asia/Seoul",
 }
 
-DEMO_OCDS_RULES: dict = {}
+DEMO_OCDS_RULES: dict[str, Any] = {}
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,7 @@ def cursor_decode(cursor: str) -> int:
     return int(number)
 
 
-def api_item(tender: Tender, origin: str) -> dict:
+def api_item(tender: Tender, origin: str) -> dict[str, Any]:
     n = tender.notice
     return {
         "id": n.id,
@@ -153,7 +154,7 @@ def api_item(tender: Tender, origin: str) -> dict:
 
 def api_page(
     config: BoardConfig, epoch: int, *, style: str, offset: int, limit: int, origin: str
-) -> tuple[dict, Slice, str | None]:
+) -> tuple[dict[str, Any], Slice, str | None]:
     """(body, slice, next URL) of GET /api/v1/notices; style: "page", "offset" or "cursor"."""
     part = page_slice(config, epoch, offset, limit)
     end = offset + len(part.items)
@@ -166,7 +167,12 @@ def api_page(
             "cursor": f"cursor={cursor_encode(end)}&limit={limit}",
         }[style]
         next_url = f"{origin}{API_PATH}?{query}"
-    meta = {"total": part.total, "count": len(part.items), "offset": offset, "limit": limit}
+    meta: dict[str, Any] = {
+        "total": part.total,
+        "count": len(part.items),
+        "offset": offset,
+        "limit": limit,
+    }
     if style == "page":
         meta["page"] = offset // limit + 1
     meta["next_cursor"] = cursor_encode(end) if more else None
@@ -178,7 +184,7 @@ def api_page(
     return body, part, next_url
 
 
-def api_error(code: str, message: str) -> dict:
+def api_error(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
 
 
@@ -243,7 +249,7 @@ def xml_error(auth_msg: str, reason_code: str) -> bytes:
 # --- OCDS -----------------------------------------------------------------------------------------
 
 
-def _release(tender: Tender, index: int, version: Version) -> dict:
+def _release(tender: Tender, index: int, version: Version) -> dict[str, Any]:
     n = tender.notice
     party = {"id": f"KR-DEMO-{data._hash(n.department) % 10**6:06d}", "name": n.department}
     cpv, description = tender.cpv
@@ -279,13 +285,13 @@ def _release(tender: Tender, index: int, version: Version) -> dict:
     }
 
 
-def releases(config: BoardConfig, epoch: int) -> list[dict]:
+def releases(config: BoardConfig, epoch: int) -> list[dict[str, Any]]:
     """Every release of `epoch`, newest first (by date, then ocid and id)."""
     return list(_releases(config, epoch))
 
 
 @lru_cache(maxsize=4)
-def _releases(config: BoardConfig, epoch: int) -> tuple[dict, ...]:
+def _releases(config: BoardConfig, epoch: int) -> tuple[dict[str, Any], ...]:
     result = [
         _release(t, index, v)
         for t in tenders(config, epoch)
@@ -295,7 +301,7 @@ def _releases(config: BoardConfig, epoch: int) -> tuple[dict, ...]:
     return tuple(result)
 
 
-def _package(path: str, page: int, pages: int, origin: str, epoch: int) -> dict:
+def _package(path: str, page: int, pages: int, origin: str, epoch: int) -> dict[str, Any]:
     links = {}
     if page < pages:
         links["next"] = f"{origin}{path}?page={page + 1}"
@@ -316,7 +322,7 @@ def _pages(count: int, size: int) -> int:
     return max(1, -(-count // size))
 
 
-def release_package(config: BoardConfig, epoch: int, *, page: int, origin: str) -> dict:
+def release_package(config: BoardConfig, epoch: int, *, page: int, origin: str) -> dict[str, Any]:
     """Page `page` of the release package feed (config.per_page releases a page)."""
     everything = _releases(config, epoch)
     size = config.per_page
@@ -325,7 +331,7 @@ def release_package(config: BoardConfig, epoch: int, *, page: int, origin: str) 
     return package
 
 
-def record_package(config: BoardConfig, epoch: int, *, page: int, origin: str) -> dict:
+def record_package(config: BoardConfig, epoch: int, *, page: int, origin: str) -> dict[str, Any]:
     """Page `page` of the record package (config.per_page records a page, newest tender first):
     each record with its releases (oldest first) and the compiled release."""
     everything = tenders(config, epoch)
@@ -341,7 +347,7 @@ def record_package(config: BoardConfig, epoch: int, *, page: int, origin: str) -
     return package
 
 
-def package_slice(config: BoardConfig, epoch: int, package: dict) -> Slice:
+def package_slice(config: BoardConfig, epoch: int, package: dict[str, Any]) -> Slice:
     """Whether an OCDS page is flaky or slow: as the tenders it shows are."""
     shown = {int(r["ocid"].rsplit("-", 1)[1]) for r in package.get("releases", [])}
     shown |= {int(r["ocid"].rsplit("-", 1)[1]) for r in package.get("records", [])}

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, time
 from decimal import Decimal
 from functools import lru_cache
+from typing import Any
 
 from crawls.demo import data
 from crawls.demo.data import SEOUL, BoardConfig, Notice
@@ -135,7 +136,7 @@ def _by_id(config: BoardConfig, epoch: int) -> dict[int, Tender]:
     return {t.notice.id: t for t in _tenders(config, epoch)}
 
 
-def _fields(tender: Tender) -> dict:
+def _fields(tender: Tender) -> dict[str, Any]:
     n = tender.notice
     return {
         "title": n.title,
@@ -150,13 +151,13 @@ def _fields(tender: Tender) -> dict:
     }
 
 
-def expected_feed_bids(config: BoardConfig, *, epoch: int = 0) -> dict[str, dict]:
+def expected_feed_bids(config: BoardConfig, *, epoch: int = 0) -> dict[str, dict[str, Any]]:
     """What a correct crawl of the JSON API, the XML service or the eGov board with its demo
     rules stores in `epoch`: the notice's reference (the item's key) → bid fields."""
     return {t.notice.reference: _fields(t) for t in _tenders(config, epoch)}
 
 
-def expected_ocds_bids(config: BoardConfig, *, epoch: int = 0) -> dict[str, dict]:
+def expected_ocds_bids(config: BoardConfig, *, epoch: int = 0) -> dict[str, dict[str, Any]]:
     """What a correct crawl of the OCDS feed stores in `epoch`: ocid → bid fields (no views:
     OCDS has none; procurement method and CPV classification besides)."""
     result = {}

@@ -12,6 +12,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
+from crawls.demo import board as demo_board
 from crawls.models import Crawl, Membership
 from project.management.commands.run import children_log_format
 from project.staticfiles import static_collect_if_stale
@@ -128,8 +129,17 @@ def test_run_serves_forest_and_ctrl_c_leaves_nothing_running(scratch_database, s
             assert url in out
         assert http_get(f"http://{board}/notices")[0] == 200
         with psycopg.connect(database_url(scratch_database)) as conn:
-            start_urls = conn.execute("SELECT start_urls FROM crawls_source").fetchall()
-        assert start_urls == [([f"http://{board}/notices"],)]  # the demo source, ready to crawl
+            sources = conn.execute("SELECT name, kind, start_urls FROM crawls_source").fetchall()
+        assert ("Demo board", "html", [f"http://{board}/notices"]) in sources  # ready to crawl
+        # Beside it, a source of each other shape of the board that this build's readers accept.
+        others = {
+            "Demo JSON API": ("json", f"http://{board}{demo_board.API_PATH}"),
+            "Demo XML service": ("xml", f"http://{board}{demo_board.XML_PATH}"),
+            "Demo OCDS feed": ("ocds", f"http://{board}{demo_board.OCDS_RELEASES_PATH}"),
+            "Demo eGov board": ("html", f"http://{board}{demo_board.EGOV_LIST_PATH}"),
+        }
+        for name, kind, urls in sources:
+            assert name == "Demo board" or others[name] == (kind, urls[0])
         for name in ("web", "worker", "beat", "board"):
             assert re.search(rf"^\d\d:\d\d:\d\d {name}\s+\| ", out, re.MULTILINE), name
         # The URLs and the new admin's password come again after the worker's start-up lines.

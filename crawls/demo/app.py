@@ -1,75 +1,30 @@
 """The demo board over HTTP (aiohttp.web), and its export as static files.
 
 Pages come pre-rendered from crawls.demo.data, so serving one is a dict lookup plus conditional
-GET. Besides the board: /_control/epoch (switch epochs for re-crawl tests) and, when the config
-asks for them, the /hostile/ endpoints that the crawler's security tests aim at.
+GET. Besides the board: /_control/epoch (switch epochs for re-crawl tests), the JSON API, XML
+service, OCDS feed and eGov board (crawls.demo.routes) and, when the config asks for them,
+the /hostile/ endpoints that the crawler's security tests aim at.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 import struct
 import zlib
-from email.utils import parsedate_to_datetime
 from functools import cache
 from pathlib import Path
 
 from aiohttp import web
 
-from crawls.demo.data import MAX_EPOCH, PDF_BYTES, BoardConfig, Page, render_site
+from crawls.demo import routes
+from crawls.demo.data import PDF_BYTES, BoardConfig, render_site
+from crawls.demo.serving import BOARD, Board, not_modified, origin
+
+__all__ = ["BOARD", "Board", "export_static", "gzip_bomb", "make_app", "start_board"]
 
 HOSTILE_SECONDS = 60
 HUGE_BYTES = 50 * 1024 * 1024
 BOMB_BYTES = 200 * 1024 * 1024
-_HOST = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$")
-
-
-class Board:
-    """One server's board: the current epoch, its pages, the flaky pages that already failed."""
-
-    def __init__(self, config: BoardConfig):
-        self.config = config
-        self.epoch = 0
-        self.pages: dict[str, Page] = render_site(config, 0)
-        self.failed_once: set[str] = set()
-        self._switching = asyncio.Lock()
-
-    async def set_epoch(self, epoch: int) -> None:
-        if not 0 <= epoch <= MAX_EPOCH:
-            raise ValueError(f"epoch must be between 0 and {MAX_EPOCH}")
-        async with self._switching:
-            if epoch != self.epoch:
-                # Rendering a big board takes a while: keep serving the current epoch meanwhile.
-                pages = await asyncio.to_thread(render_site, self.config, epoch)
-                self.pages, self.epoch = pages, epoch
-
-
-BOARD = web.AppKey("board", Board)
-
-
-def _origin(request: web.Request) -> str:
-    host = request.host
-    if not _HOST.match(host):
-        sockname = request.transport.get_extra_info("sockname") if request.transport else None
-        host = f"{sockname[0]}:{sockname[1]}" if sockname else "localhost"
-    return f"{request.scheme}://{host}"
-
-
-def _not_modified(request: web.Request, page: Page) -> bool:
-    # If-None-Match wins over If-Modified-Since (RFC 9110, 13.2.2).
-    if_none_match = request.headers.get("If-None-Match")
-    if if_none_match is not None:
-        tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
-        return "*" in tags or page.etag in tags
-    if_modified_since = request.headers.get("If-Modified-Since")
-    if if_modified_since:
-        try:
-            since = parsedate_to_datetime(if_modified_since)
-        except (TypeError, ValueError):
-            return False
-        return since.tzinfo is not None and page.modified <= since
-    return False
 
 
 async def _serve(request: web.Request) -> web.StreamResponse:
@@ -89,12 +44,12 @@ async def _serve(request: web.Request) -> web.StreamResponse:
         return web.Response(
             status=page.status, body=page.body(), headers={"Content-Type": page.content_type}
         )
-    if _not_modified(request, page):
+    if not_modified(request, page.etag, page.modified):
         return web.Response(
             status=304, headers={"ETag": page.etag, "Last-Modified": page.last_modified}
         )
     return web.Response(
-        body=page.body(_origin(request)) if len(page.parts) > 1 else page.parts[0],
+        body=page.body(origin(request)) if len(page.parts) > 1 else page.parts[0],
         headers={
             "Content-Type": page.content_type,
             "ETag": page.etag,
@@ -297,6 +252,7 @@ def make_app(config: BoardConfig) -> web.Application:
         router.add_get("/hostile/rules/", _rules_index)
         router.add_get("/hostile/rules/{name:plain|backtrack|deep}", _rules)
         app.on_response_prepare.append(_strip_content_type)
+    routes.add_routes(router)
     router.add_get("/{path:.*}", _serve)
     return app
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 import zoneinfo
 
@@ -20,6 +21,8 @@ from crawls.engine import guard, rules, sandbox, scope, store
 from crawls.engine.fetch import Fetcher, FetchSettings
 from crawls.models import Crawl, Source, Workspace
 from crawls.services import crawls as crawl_services
+
+logger = logging.getLogger(__name__)
 
 SOURCE_FIELDS = (
     "name", "start_urls", "allowed_hosts", "max_depth", "max_pages", "include_patterns",
@@ -162,18 +165,56 @@ def _schedule_sync(source: Source) -> None:
         source.save(update_fields=["periodic_task"])
 
 
-def demo_source_ensure(*, workspace: Workspace, base_url: str) -> Source:
-    """The demo board's source in `workspace`, created on first use."""
+def demo_source_ensure(*, workspace: Workspace, base_url: str, every_kind: bool = False) -> Source:
+    """The demo board's HTML source in `workspace`, created on first use. every_kind: also its
+    JSON API, XML service, OCDS feed and eGov board sources (with their keys as secrets)."""
     source = Source.objects.in_workspace(workspace).filter(name="Demo board").first()
-    if source is not None:
-        return source
-    return source_create(
-        workspace=workspace,
-        name="Demo board",
-        start_urls=[f"{base_url}/notices"],
-        rules=demo_board.DEMO_RULES,
-        max_pages=5000,
+    if source is None:
+        source = source_create(
+            workspace=workspace,
+            name="Demo board",
+            start_urls=[f"{base_url}/notices"],
+            rules=demo_board.DEMO_RULES,
+            max_pages=5000,
+        )
+    if every_kind:
+        _demo_sources_beside(workspace=workspace, base_url=base_url)
+    return source
+
+
+def _demo_sources_beside(*, workspace: Workspace, base_url: str) -> None:
+    b = demo_board
+    wanted = (  # name, kind, start URL, rules, secrets
+        ("Demo JSON API", Source.Kind.JSON, b.API_PATH, b.DEMO_JSON_RULES,
+         {"api_key": b.DEMO_API_KEY}),
+        ("Demo XML service", Source.Kind.XML, b.XML_PATH, b.DEMO_XML_RULES,
+         {"service_key": b.DEMO_SERVICE_KEY}),
+        ("Demo OCDS feed", Source.Kind.OCDS, b.OCDS_RELEASES_PATH, b.DEMO_OCDS_RULES, {}),
+        ("Demo eGov board", Source.Kind.HTML, b.EGOV_LIST_PATH, b.DEMO_EGOV_RULES, {}),
+    )  # fmt: skip
+    existing = set(
+        Source.objects.in_workspace(workspace)
+        .filter(name__in=[w[0] for w in wanted])
+        .values_list("name", flat=True)
     )
+    for name, kind, path, kind_rules, secrets in wanted:
+        if name in existing:
+            continue
+        try:
+            with transaction.atomic():
+                source_create(
+                    workspace=workspace,
+                    name=name,
+                    kind=kind,
+                    start_urls=[f"{base_url}{path}"],
+                    rules=kind_rules,
+                    secrets=secrets,
+                    max_pages=5000,
+                )
+        except (ValidationError, NotImplementedError) as exc:
+            # A build whose readers do not take this kind (or these rules) yet: the HTML source
+            # is what the demo needs; say why the other one is missing.
+            logger.warning("demo source %r not created: %s", name, exc)
 
 
 @transaction.atomic

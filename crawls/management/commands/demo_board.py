@@ -8,6 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from crawls.demo import board
 from crawls.demo.board import BoardConfig, export_static, start_board
 
 DEFAULTS = BoardConfig()
@@ -74,7 +75,13 @@ class Command(BaseCommand):
         shown = f"[{shown}]" if ":" in shown else shown
         self.stdout.write(
             f"Demo board at http://{shown}:{bound}/notices "
-            f"({config.listing_pages} listing pages). Ctrl-C stops it."
+            f"({config.listing_pages} listing pages). Ctrl-C stops it.\n"
+            f"  JSON API     http://{shown}:{bound}{board.API_PATH}"
+            f" (X-Api-Key: {board.DEMO_API_KEY})\n"
+            f"  XML service  http://{shown}:{bound}{board.XML_PATH}"
+            f"?serviceKey={board.DEMO_SERVICE_KEY}\n"
+            f"  OCDS feed    http://{shown}:{bound}{board.OCDS_RELEASES_PATH}\n"
+            f"  eGov board   http://{shown}:{bound}{board.EGOV_LIST_PATH}"
         )
         self.stdout.flush()
         try:

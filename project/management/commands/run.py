@@ -80,10 +80,12 @@ class Command(BaseCommand):
             sys.exit(manager.returncode)
 
     def _demo_source(self, board: str) -> None:
-        """A "Demo board" source in every workspace of the first admin, ready to crawl."""
+        """The demo board's sources (one of each kind) in every workspace of the first admin."""
         admin = get_user_model().objects.filter(is_superuser=True).order_by("id").first()
         for workspace in selectors.workspace_list_for_user(user=admin):
-            services.demo_source_ensure(workspace=workspace, base_url=f"http://{board}")
+            services.demo_source_ensure(
+                workspace=workspace, base_url=f"http://{board}", every_kind=True
+            )
 
     def _announce(self, base: str, credentials: str) -> None:
         """Print where Forest is (and a new admin's password) once the web process answers and

@@ -6,6 +6,7 @@ SSRF guard before it reaches the frontier. Used by crawls.engine.run, one per ru
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -14,7 +15,7 @@ from django.conf import settings
 from crawls import events
 from crawls.engine import extract, frontier, guard, kinds, sandbox, store, urls
 from crawls.engine.fetch import Response
-from crawls.engine.request import Request, item_hash, request_hash
+from crawls.engine.request import Request, item_hash, redact, request_hash
 from crawls.engine.scope import Scope, allowlist
 from crawls.models import Source
 
@@ -41,7 +42,14 @@ class Pages:
         self.rules = parsed
         self.kind = kinds.kind_of(parsed)
         self.ignore_params = kinds.ignore_params(parsed)
-        self.scope = Scope(source)
+        self.secrets = {str(k): str(v) for k, v in (source.secrets or {}).items()}
+        # An API's own pages (its pagination) are siblings of the first: they do not go deeper.
+        self.flat = self.kind != kinds.HTML
+        seeds = []
+        if self.flat:
+            with contextlib.suppress(ValueError):
+                seeds = [r.url for r in kinds.start_requests(parsed, source.start_urls)]
+        self.scope = Scope(source, seeds=seeds)
         self.allowlist = allowlist()
         # Pages are read in a child process, under a budget (see crawls.engine.sandbox).
         self.sandbox = sandbox.Sandbox()
@@ -73,8 +81,8 @@ class Pages:
                 # An API says why in its error envelope (a wrong service key): read it.
                 page = self._read(claimed, response, is_item=False, fail=None)
                 if page is not None and page.error:
-                    result.publisher_error = page.error
-                    fail("publisher", page.error)
+                    result.publisher_error = redact(page.error, self.secrets)
+                    fail("publisher", result.publisher_error)
                     return
             fail(response.error_class, response.error)
             return
@@ -87,8 +95,8 @@ class Pages:
         if page is None:
             return
         if page.error:
-            result.publisher_error = page.error
-            fail("publisher", page.error)
+            result.publisher_error = redact(page.error, self.secrets)
+            fail("publisher", result.publisher_error)
             return
         if is_item:
             if page.fields is None or "title" in page.errors or not page.fields.get("title"):
@@ -112,7 +120,7 @@ class Pages:
             if page.errors:  # optional fields that did not parse: stored as None, reported
                 result.errors["extract_field"] += len(page.errors)
         else:
-            depth = claimed.depth + 1
+            depth = claimed.depth if self.flat else claimed.depth + 1
             for kind, found in (("list", page.follow), ("item", page.items)):
                 for link in found:
                     self._discover(link, depth, kind, result)
@@ -179,6 +187,7 @@ class Pages:
             # Items left out (no key, a required field missing), a body that is not JSON...
             result.errors["extract"] += len(page.errors)
             shown = "; ".join(f"{k}: {v}" for k, v in list(page.errors.items())[:5])
+            shown = redact(shown, self.secrets)
             result.url_events.append(
                 (
                     events.PAGE_ERROR,

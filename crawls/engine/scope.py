@@ -17,8 +17,12 @@ class Scope:
     Patterns run on RE2 (linear time); one RE2 cannot run (saved before RE2) raises PatternError
     naming it, and the crawl fails with that message."""
 
-    def __init__(self, source: Source):
-        hosts = source.allowed_hosts or [URL(u).host or "" for u in source.start_urls]
+    def __init__(self, source: Source, *, seeds: list[str] | None = None):
+        """`seeds`: the URLs a crawl starts from when they are not the start URLs themselves
+        (an API's request template names its endpoint): their hosts are in scope too."""
+        hosts = source.allowed_hosts or [
+            URL(u).host or "" for u in [*source.start_urls, *(seeds or [])]
+        ]
         self.hosts = frozenset(h.lower().rstrip(".") for h in hosts if h)
         self.include = _compiled("include_patterns", source.include_patterns)
         self.exclude = _compiled("exclude_patterns", source.exclude_patterns)

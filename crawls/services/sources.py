@@ -312,16 +312,16 @@ def source_preview(
     The rules run in a child process killed after PREVIEW_TIMEOUT_SECONDS (ValidationError
     naming the step); PreviewBusy when PREVIEW_MAX_CONCURRENT previews are running here."""
     secrets = dict(secrets or {})
-    try:
-        parsed = kinds.rules_parse(kind, rules_data)
-    except rules.RulesError as exc:
-        field = "kind" if set(exc.errors) == {"kind"} else "rules"
-        raise ValidationError({field: [f"{p}: {m}" for p, m in exc.errors.items()]}) from exc
     missing = sorted(secrets_used(rules_data) - set(secrets))
     if missing:
         raise ValidationError(
             {"secrets": [f"the rules use {{secret.{name}}}: give its value" for name in missing]}
         )
+    try:
+        parsed = kinds.rules_parse(kind, rules_data)
+    except rules.RulesError as exc:
+        field = "kind" if set(exc.errors) == {"kind"} else "rules"
+        raise ValidationError({field: [f"{p}: {m}" for p, m in exc.errors.items()]}) from exc
     try:
         first = kinds.start_requests(parsed, [url])[0]
     except (ValueError, IndexError) as exc:  # TemplateError is a ValueError

@@ -149,12 +149,15 @@ class SourceForm(forms.Form):
         for number in range(1, NEW_SECRETS + 1):
             self.fields[f"new_secret_name_{number}"] = forms.RegexField(
                 regex=r"^[a-z_][a-z0-9_]*$", max_length=64, required=False,
-                label="New secret's name",
+                label=f"New secret {number}: name",
                 help_text="Lower case letters, digits and _: rules use it as {secret.NAME}.",
                 error_messages={"invalid": "lower case letters, digits and _ (not first a digit)"},
             )  # fmt: skip
             self.fields[f"new_secret_value_{number}"] = forms.CharField(
-                label="Its value", required=False, strip=False, widget=SecretInput()
+                label=f"New secret {number}: value",
+                required=False,
+                strip=False,
+                widget=SecretInput(),
             )
 
     def clean_kind(self) -> str:

@@ -289,3 +289,28 @@ def test_preview_needs_the_secrets_its_rules_use(open_api):
     assert refused.value.message_dict["secrets"] == [
         "the rules use {secret.service_key}: give its value"
     ]
+
+
+def test_a_secret_never_reaches_the_logs_of_a_preview_or_a_crawl_start(
+    workspace_a, board, caplog, sent_tasks
+):
+    caplog.set_level("DEBUG")
+    url, expected = next(iter(expected_bids(board.config, base_url=board.base_url).items()))
+    title = expected["title"]  # a "secret" the page shows: what leaves the preview hides it
+    preview = services.source_preview(
+        rules_data=DEMO_RULES, url=url, secrets={"title": title, "service_key": "key-value-99"}
+    )
+    assert preview["fields"]["title"] == "{secret.title}"
+    assert title not in json.dumps(preview, ensure_ascii=False)
+    source = make_source(
+        workspace_a,
+        rules=RULES_WITH_SECRET,
+        start_urls=[f"{board.base_url}/notices"],
+        secrets={"board_key": "key-value-99"},
+    )
+    crawl = services.crawl_start(source=source, trigger="api", workers=0)
+    assert crawl.status == Crawl.Status.QUEUED
+    payloads = json.dumps(list(CrawlEvent.objects.values_list("payload", flat=True)))
+    assert "key-value-99" not in payloads
+    assert "key-value-99" not in caplog.text
+    assert title not in caplog.text

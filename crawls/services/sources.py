@@ -4,6 +4,7 @@ and the preview of rules on one URL."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 import threading
@@ -19,7 +20,7 @@ from crawls import bounds
 from crawls.demo import board as demo_board
 from crawls.engine import guard, kinds, rules, sandbox, scope, store
 from crawls.engine import request as requests
-from crawls.engine.fetch import Fetcher, FetchSettings
+from crawls.engine.fetch import Fetcher
 from crawls.models import Crawl, Source, Workspace
 from crawls.services import crawls as crawl_services
 
@@ -338,9 +339,11 @@ def source_preview(
 def _preview(
     parsed: kinds.AnyRules, first: requests.Request, secrets: dict, child: sandbox.Sandbox
 ) -> dict:
-    fetch_settings = FetchSettings(
-        allowlist=scope.allowlist(),
-        user_agent=settings.CRAWL_USER_AGENT,
+    kind = kinds.kind_of(parsed)
+    # As a crawl of such a source fetches (its kind's content types, its secrets filled in at
+    # send time and redacted from what comes back), once and quickly.
+    fetch_settings = dataclasses.replace(
+        scope.fetch_settings(Source(kind=kind, secrets=secrets)),
         timeout=min(settings.CRAWL_REQUEST_TIMEOUT, 15.0),
         retries=0,
     )
@@ -349,11 +352,8 @@ def _preview(
         async with Fetcher(fetch_settings) as fetcher:
             if kind == kinds.HTML and first.is_plain_get:
                 return await fetcher.get(first.url)
-            # Any other request, and any body of another kind: the fetcher's request method
-            # (it fills the secrets at send time and redacts what it returns).
-            return await fetcher.fetch(first, secrets=secrets, etag="", last_modified="")
+            return await fetcher.fetch(first)
 
-    kind = kinds.kind_of(parsed)
     response = asyncio.run(fetch_one())
     preview: dict = {"url": response.url, "status": response.status, "kind": kind}
     if first.describe() != first.url:

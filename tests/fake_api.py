@@ -82,7 +82,7 @@ def start() -> SimpleNamespace:
         app = web.Application()
         app.router.add_get("/bids", _bids)
         app.router.add_get("/robots.txt", _robots)
-        runner = web.AppRunner(app)
+        runner = web.AppRunner(app, access_log=None)  # its URLs hold the key
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         holder["runner"] = runner

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -133,7 +134,9 @@ class SourceForm(forms.Form):
         help_text="What the rules extract from this page (default: the first start URL).",
     )
 
-    def __init__(self, *args, secret_names: list[str] | tuple[str, ...] = (), **kwargs):
+    def __init__(
+        self, *args: Any, secret_names: list[str] | tuple[str, ...] = (), **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         if not self.is_bound and not self.initial.get("rules"):
             self.initial["rules"] = RULES_EXAMPLES[self.initial.get("kind") or Source.Kind.HTML]
@@ -163,7 +166,7 @@ class SourceForm(forms.Form):
     def clean_kind(self) -> str:
         return self.cleaned_data.get("kind") or Source.Kind.HTML
 
-    def secret_rows(self) -> list[tuple]:
+    def secret_rows(self) -> list[tuple[forms.BoundField, forms.BoundField]]:
         """(value field, remove field) of each stored secret, then (name, value) of new rows."""
         stored = [
             (self[SECRET_PREFIX + n], self[SECRET_REMOVE_PREFIX + n]) for n in self.secret_names
@@ -174,8 +177,8 @@ class SourceForm(forms.Form):
         ]
         return stored + new
 
-    def clean(self):
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
         for number in range(1, NEW_SECRETS + 1):
             name = cleaned.get(f"new_secret_name_{number}")
             value = cleaned.get(f"new_secret_value_{number}")
@@ -212,8 +215,8 @@ class SourceForm(forms.Form):
     def add_service_errors(self, error: ValidationError) -> None:
         """A service's ValidationError on the fields it names (the rest above the form)."""
         for field, messages in error.message_dict.items():
-            if field == "secrets":
-                field = "new_secret_name_1" if "new_secret_name_1" in self.fields else None
+            if field == "secrets":  # the form's secrets are several fields: the first new name
+                field = "new_secret_name_1"
             self.add_error(field if field in self.fields else None, messages)
 
 

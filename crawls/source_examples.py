@@ -3,7 +3,7 @@ from (docs/sources.md describes every key). Each one validates with kinds.rules_
 
 from __future__ import annotations
 
-RULES_EXAMPLES: dict[str, dict] = {
+RULES_EXAMPLES: dict[str, dict[str, object]] = {
     "html": {
         "follow": ["nav.pagination a"],
         "items": ["table.notices td.title a"],

@@ -3,6 +3,8 @@ and deleted, crawls started, cancelled and retried through services, as the API 
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
@@ -24,7 +26,7 @@ from crawls.models import Bid, BidRevision, Crawl, CrawlEvent, FrontierUrl, Sour
 class WriteOnlyTextarea(forms.Textarea):
     """A textarea that never shows a value again (not even what was typed, on an error)."""
 
-    def format_value(self, value):
+    def format_value(self, value: object) -> None:
         return None
 
 
@@ -56,7 +58,7 @@ class SourceForm(forms.ModelForm):
         model = Source
         fields = ["workspace", *(n for n in services.SOURCE_FIELDS if n != "secrets")]
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         names = sorted(self.instance.secrets or {})
         stored = f"Set: {', '.join(names)}." if names else "None set."
@@ -65,7 +67,7 @@ class SourceForm(forms.ModelForm):
     def clean_kind(self) -> str:
         return self.cleaned_data.get("kind") or Source.Kind.HTML
 
-    def clean_secrets_text(self) -> dict:
+    def clean_secrets_text(self) -> dict[str, str]:
         """The source's secrets after the lines written here (NAME=VALUE sets, NAME= removes)."""
         secrets = dict(self.instance.secrets or {})
         for number, line in enumerate(self.cleaned_data["secrets_text"].splitlines(), 1):
@@ -82,7 +84,7 @@ class SourceForm(forms.ModelForm):
         return secrets
 
     def clean(self):
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         if self.errors:  # a field that did not parse would be reported twice
             return cleaned
         cleaned["secrets"] = cleaned.pop("secrets_text", {})

@@ -228,7 +228,7 @@ class SourceViewSet(
         return self._preview(source.rules, url, kind=source.kind, secrets=source.secrets)
 
     @staticmethod
-    def _preview(rules_data, url: str, *, kind: str, secrets: dict) -> Response:
+    def _preview(rules_data: object, url: str, *, kind: str, secrets: dict[str, str]) -> Response:
         try:
             preview = services.source_preview(
                 rules_data=rules_data, url=url, kind=kind, secrets=secrets

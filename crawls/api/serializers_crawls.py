@@ -7,6 +7,8 @@ name unique in its workspace.
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -42,7 +44,7 @@ SECRETS_HELP = (
 class SecretsField(serializers.DictField):
     """A flat object of names to values (null: keep the stored value); checked by the service."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(
             child=serializers.CharField(allow_null=True, allow_blank=True, trim_whitespace=False),
             write_only=True,

@@ -9,6 +9,7 @@ import json
 import re
 import threading
 import zoneinfo
+from typing import Any, cast
 
 from celery.schedules import crontab
 from django.conf import settings
@@ -131,7 +132,7 @@ def secrets_used(data: object) -> set[str]:
     return found
 
 
-def secrets_merge(current: dict, given: object) -> object:
+def secrets_merge(current: dict[str, str], given: object) -> object:
     """The secrets a write sets: `given` replaces the whole set; a null value keeps the stored
     value of that name (so a client adds or removes one without sending the others)."""
     if not isinstance(given, dict):
@@ -305,7 +306,7 @@ def source_preview(
     url: str,
     kind: str = kinds.HTML,
     secrets: dict[str, str] | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Fetch the rules' first request for one start URL (through the SSRF guard) and show what
     they read from it: fields and links (html), records, next requests and the publisher's
     error (json, xml, ocds). No secret's value appears in what it returns.
@@ -333,12 +334,15 @@ def source_preview(
             preview = _preview(parsed, first, secrets, child)
     except sandbox.Busy:
         raise PreviewBusy from None
-    return _redacted(preview, secrets)
+    return cast(dict[str, Any], _redacted(preview, secrets))
 
 
 def _preview(
-    parsed: kinds.AnyRules, first: requests.Request, secrets: dict, child: sandbox.Sandbox
-) -> dict:
+    parsed: kinds.AnyRules,
+    first: requests.Request,
+    secrets: dict[str, str],
+    child: sandbox.Sandbox,
+) -> dict[str, Any]:
     kind = kinds.kind_of(parsed)
     # As a crawl of such a source fetches (its kind's content types, its secrets filled in at
     # send time and redacted from what comes back), once and quickly.
@@ -355,7 +359,7 @@ def _preview(
             return await fetcher.fetch(first)
 
     response = asyncio.run(fetch_one())
-    preview: dict = {"url": response.url, "status": response.status, "kind": kind}
+    preview: dict[str, Any] = {"url": response.url, "status": response.status, "kind": kind}
     if first.describe() != first.url:
         preview["request"] = first.describe()
     # An API's 4xx/5xx answer may carry the publisher's error envelope: it is read too.
@@ -406,7 +410,7 @@ def _preview(
     return preview
 
 
-def _redacted(value: object, secrets: dict) -> object:
+def _redacted(value: object, secrets: dict[str, str]) -> object:
     """`value` with every secret's value in its strings put back as its placeholder."""
     if not secrets:
         return value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -10,6 +11,7 @@ from django.core.exceptions import ValidationError
 from crawls import bounds
 from crawls.filters import BidFilter, MultipleValuesWidget
 from crawls.models import Source
+from crawls.source_examples import RULES_EXAMPLES
 
 # ?ordering= of the bids page, as the API names them.
 BID_ORDERINGS = [
@@ -78,10 +80,35 @@ class BoundedJSONField(forms.JSONField):
         return super().bound_data(data, initial)
 
 
+# secret__<name>: a new value for a stored secret (blank: keep it); secret_remove__<name>
+SECRET_PREFIX = "secret__"  # noqa: S105 - a field name prefix, not a secret
+SECRET_REMOVE_PREFIX = "secret_remove__"  # noqa: S105 - a field name prefix
+NEW_SECRETS = 2  # rows for new secrets: new_secret_name_<n>, new_secret_value_<n>
+
+
+class SecretInput(forms.PasswordInput):
+    """A write-only input: never rendered with a value (PasswordInput's default)."""
+
+    def __init__(self, *, is_set: bool = False):
+        attrs = {"autocomplete": "new-password"}
+        if is_set:
+            attrs["placeholder"] = "set"
+        super().__init__(attrs=attrs, render_value=False)
+
+
 class SourceForm(forms.Form):
-    """What the dashboard edits of a source; the rest (retries, limits) keeps its defaults."""
+    """What the dashboard edits of a source; the rest (retries, limits) keeps its defaults.
+
+    Secrets are write-only: a password input per stored name (shown as "set"; blank keeps the
+    value), a box to remove it, and rows for new ones."""
 
     name = forms.CharField(max_length=200)
+    kind = forms.ChoiceField(
+        choices=Source.Kind.choices,
+        initial=Source.Kind.HTML,
+        required=False,
+        help_text="What the source serves: the rules below are of this kind.",
+    )
     start_urls = LinesField(help_text="One URL a line.")
     allowed_hosts = LinesField(required=False, help_text="Empty: the hosts of the start URLs.")
     include_patterns = LinesField(required=False, help_text="Regular expressions, one a line.")
@@ -107,17 +134,89 @@ class SourceForm(forms.Form):
         help_text="What the rules extract from this page (default: the first start URL).",
     )
 
+    def __init__(
+        self, *args: Any, secret_names: list[str] | tuple[str, ...] = (), **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.is_bound and not self.initial.get("rules"):
+            self.initial["rules"] = RULES_EXAMPLES[self.initial.get("kind") or Source.Kind.HTML]
+        self.secret_names = sorted(secret_names)
+        for name in self.secret_names:
+            self.fields[SECRET_PREFIX + name] = forms.CharField(
+                label=f"Secret {name}", required=False, strip=False,
+                widget=SecretInput(is_set=True), help_text="Set; type a new value to change it.",
+            )  # fmt: skip
+            self.fields[SECRET_REMOVE_PREFIX + name] = forms.BooleanField(
+                label=f"Remove secret {name}", required=False
+            )
+        for number in range(1, NEW_SECRETS + 1):
+            self.fields[f"new_secret_name_{number}"] = forms.RegexField(
+                regex=r"^[a-z_][a-z0-9_]*$", max_length=64, required=False,
+                label=f"New secret {number}: name",
+                help_text="Lower case letters, digits and _: rules use it as {secret.NAME}.",
+                error_messages={"invalid": "lower case letters, digits and _ (not first a digit)"},
+            )  # fmt: skip
+            self.fields[f"new_secret_value_{number}"] = forms.CharField(
+                label=f"New secret {number}: value",
+                required=False,
+                strip=False,
+                widget=SecretInput(),
+            )
+
+    def clean_kind(self) -> str:
+        return self.cleaned_data.get("kind") or Source.Kind.HTML
+
+    def secret_rows(self) -> list[tuple[forms.BoundField, forms.BoundField]]:
+        """(value field, remove field) of each stored secret, then (name, value) of new rows."""
+        stored = [
+            (self[SECRET_PREFIX + n], self[SECRET_REMOVE_PREFIX + n]) for n in self.secret_names
+        ]
+        new = [
+            (self[f"new_secret_name_{n}"], self[f"new_secret_value_{n}"])
+            for n in range(1, NEW_SECRETS + 1)
+        ]
+        return stored + new
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        for number in range(1, NEW_SECRETS + 1):
+            name = cleaned.get(f"new_secret_name_{number}")
+            value = cleaned.get(f"new_secret_value_{number}")
+            if value and not name:
+                self.add_error(f"new_secret_name_{number}", "name the secret")
+            elif name and not value:
+                self.add_error(f"new_secret_value_{number}", "give its value")
+        return cleaned
+
+    def secrets(self) -> dict[str, str | None]:
+        """The secrets to write (services.secrets_merge): None keeps a stored value."""
+        data = self.cleaned_data
+        secrets: dict[str, str | None] = {
+            name: data.get(SECRET_PREFIX + name) or None
+            for name in self.secret_names
+            if not data.get(SECRET_REMOVE_PREFIX + name)
+        }
+        for number in range(1, NEW_SECRETS + 1):
+            if data.get(f"new_secret_name_{number}") and data.get(f"new_secret_value_{number}"):
+                secrets[data[f"new_secret_name_{number}"]] = data[f"new_secret_value_{number}"]
+        return secrets
+
     @classmethod
     def initial_for(cls, source: Source) -> dict:
         return {name: getattr(source, name) for name in cls.base_fields if hasattr(source, name)}
 
     def values(self) -> dict:
         """The cleaned values the source services take."""
-        return {k: v for k, v in self.cleaned_data.items() if k != "preview_url"}
+        values = {k: v for k, v in self.cleaned_data.items() if k in self.base_fields}
+        del values["preview_url"]
+        values["secrets"] = self.secrets()
+        return values
 
     def add_service_errors(self, error: ValidationError) -> None:
         """A service's ValidationError on the fields it names (the rest above the form)."""
         for field, messages in error.message_dict.items():
+            if field == "secrets":  # the form's secrets are several fields: the first new name
+                field = "new_secret_name_1"
             self.add_error(field if field in self.fields else None, messages)
 
 

@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from rest_framework.exceptions import ValidationError as ApiValidationError
 from rest_framework.request import Request
 
-from crawls import events, forms, selectors, services
+from crawls import events, forms, selectors, services, source_examples
 from crawls.api.pagination import KeysetPagination
 from crawls.engine import progress
 from crawls.models import Crawl, Membership, Source
@@ -244,11 +244,12 @@ def _source_form(request, place: Place, *, workspace_id: int, source: Source | N
     """Create or edit a source; the form's Preview button shows what its rules extract."""
     can_write = bool((m := place.membership(workspace_id)) and m.can_write)
     preview = None
+    secret_names = sorted(source.secrets) if source is not None else []
     if request.method == "POST":
         place.require_writer(workspace_id)
-        form = forms.SourceForm(request.POST)
+        form = forms.SourceForm(request.POST, secret_names=secret_names)
         if form.is_valid() and "preview" in request.POST:
-            preview = _preview(form)
+            preview = _preview(form, stored_secrets=source.secrets if source else {})
         elif form.is_valid():
             try:
                 if source is None:
@@ -262,18 +263,36 @@ def _source_form(request, place: Place, *, workspace_id: int, source: Source | N
                 messages.success(request, f"Source {source.name} saved.")
                 return redirect("crawls:source_edit", source_id=source.pk)
     elif source is not None:
-        form = forms.SourceForm(initial=forms.SourceForm.initial_for(source))
+        form = forms.SourceForm(
+            initial=forms.SourceForm.initial_for(source), secret_names=secret_names
+        )
     else:
         form = forms.SourceForm()
-    context = {"form": form, "source": source, "preview": preview, "can_write": can_write}
+    context = {
+        "form": form,
+        "source": source,
+        "preview": preview,
+        "can_write": can_write,
+        "rules_examples": source_examples.RULES_EXAMPLES,
+    }
     status = 400 if form.is_bound and form.errors else 200
     return render_page(request, "crawls/source_form.html", place, context, status=status)
 
 
-def _preview(form: forms.SourceForm) -> dict | None:
+def _preview(form: forms.SourceForm, *, stored_secrets: dict) -> dict | None:
+    """The preview of the form's rules and kind, with the secrets as typed (blank: stored)."""
     url = form.cleaned_data["preview_url"] or form.cleaned_data["start_urls"][0]
+    secrets = {
+        name: value if value is not None else stored_secrets.get(name, "")
+        for name, value in form.secrets().items()
+    }
     try:
-        preview = services.source_preview(rules_data=form.cleaned_data["rules"], url=url)
+        preview = services.source_preview(
+            rules_data=form.cleaned_data["rules"],
+            url=url,
+            kind=form.cleaned_data["kind"],
+            secrets=secrets,
+        )
     except ValidationError as error:
         form.add_service_errors(error)
         return None
@@ -284,6 +303,13 @@ def _preview(form: forms.SourceForm) -> dict | None:
     if error.get("class") == "refused":
         form.add_error("preview_url", f"refused: {error['message']}")
         return None
+    # The records table's columns: every field any shown record has, in order of appearance.
+    columns: dict[str, None] = {}
+    for record in preview.get("records", ()):
+        columns.update(dict.fromkeys(record["fields"]))
+    preview["record_columns"] = list(columns)
+    for record in preview.get("records", ()):
+        record["cells"] = [record["fields"].get(name) for name in columns]
     return preview
 
 

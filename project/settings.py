@@ -338,6 +338,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several models have a `kind`: the source's gets a name of its own in the schema.
+    "ENUM_NAME_OVERRIDES": {"SourceKindEnum": "crawls.models.Source.Kind"},
 }
 
 # --- Request limits ------------------------------------------------------------------------------

@@ -305,6 +305,64 @@ def test_admin_source_change_refuses_a_duplicate_name(admin, workspace_a, source
     assert other.name == "Other board"
 
 
+RULES_WITH_SECRET = {**DEMO_RULES, "items": ['a[data-key="{secret.service_key}"]']}
+SECRET = "admin-secret-value-77"
+
+
+def test_admin_source_secrets_are_write_only_and_kind_is_listed(admin, workspace_a):
+    form = source_form(
+        workspace_a, kind="html", rules=json.dumps(RULES_WITH_SECRET),
+        secrets_text=f"service_key={SECRET}\nspare=spare-value-88\n",
+    )  # fmt: skip
+    response = admin.post(reverse("admin:crawls_source_add"), form)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    source = Source.objects.get(name="Daejeon board")
+    assert source.secrets == {"service_key": SECRET, "spare": "spare-value-88"}
+
+    page = admin.get(change(Source, source.pk))
+    html = page.content.decode()
+    assert "Set: service_key, spare." in html
+    assert SECRET not in html
+    assert "spare-value-88" not in html
+    listing = admin.get(reverse("admin:crawls_source_changelist"), {"kind__exact": "html"})
+    assert "Daejeon board" in listing.content.decode()
+    assert (
+        admin.get(reverse("admin:crawls_source_changelist"), {"kind__exact": "ocds"})
+        .context["cl"]
+        .result_count
+        == 0
+    )
+
+    # Lines not written keep their values; NAME= removes one.
+    response = admin.post(change(Source, source.pk), {**form, "secrets_text": "spare=\n"})
+    assert response.status_code == 302
+    source.refresh_from_db()
+    assert source.secrets == {"service_key": SECRET}
+
+
+def test_admin_source_form_refuses_a_missing_secret_and_never_echoes_one(admin, workspace_a):
+    form = source_form(
+        workspace_a, rules=json.dumps(RULES_WITH_SECRET), secrets_text=f"Bad-Name={SECRET}\n"
+    )
+    response = admin.post(reverse("admin:crawls_source_add"), form)
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert list(errors) == ["secrets_text"]
+    assert "'Bad-Name': a name is lower case" in errors["secrets_text"][0]
+    assert SECRET not in response.content.decode()  # not even what was typed
+    form["secrets_text"] = ""
+    response = admin.post(reverse("admin:crawls_source_add"), form)
+    assert "{secret.service_key}" in response.context["adminform"].form.errors["secrets_text"][0]
+    assert not Source.objects.exists()
+
+
+def test_admin_source_form_validates_rules_of_the_kind(admin, workspace_a):
+    # Needs the JSON API rules' parser (crawls.engine.api_rules, another helper of issue 12).
+    response = admin.post(reverse("admin:crawls_source_add"), source_form(workspace_a, kind="json"))
+    assert response.status_code == 200
+    assert list(response.context["adminform"].form.errors) == ["rules"]
+
+
 def test_admin_source_with_an_active_crawl_cannot_be_deleted(admin, source_a):
     start(source_a)
     response = admin.post(

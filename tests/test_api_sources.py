@@ -9,9 +9,10 @@ from types import SimpleNamespace
 import pytest
 from django_celery_beat.models import PeriodicTask
 
-from crawls import services
+from crawls import events, services
 from crawls.demo.board import DEMO_RULES, expected_bids
 from crawls.models import Crawl, Source, Workspace
+from tests import fake_api
 from tests.clients import API, bearer, error_of
 from tests.factories import START, absent_pk, finish_crawl, make_source, start_crawl
 
@@ -294,3 +295,143 @@ def test_preview_is_for_writers(api, viewer, workspace_a, source_a):
     assert response.status_code == 403
     response = client.post(f"{API}/sources/{source_a.pk}/preview/", {}, format="json")
     assert response.status_code == 403
+
+
+# --- Kinds and secrets ------------------------------------------------------------------------
+
+SECRET = "s3cret-service-key+/="
+RULES_WITH_SECRET = {**DEMO_RULES, "items": ['a[data-key="{secret.service_key}"]']}
+
+
+def test_a_source_has_a_kind_and_write_only_secrets(api, owner, workspace_a):
+    client = api(owner)
+    body = source_body(rules=RULES_WITH_SECRET, secrets={"service_key": SECRET, "other": "xyz1"})
+    created = client.post(f"{API}/sources/", body, format="json")
+    assert created.status_code == 201, created.json()
+    data = created.json()
+    assert (data["kind"], data["secret_names"]) == ("html", ["other", "service_key"])
+    assert "secrets" not in data
+    source = Source.objects.get(pk=data["id"])
+    assert source.secrets == {"service_key": SECRET, "other": "xyz1"}
+
+    # PATCH replaces the set: null keeps a stored value, a name left out is removed.
+    patched = client.patch(
+        f"{API}/sources/{source.pk}/", {"secrets": {"service_key": None}}, format="json"
+    )
+    assert patched.status_code == 200, patched.json()
+    assert patched.json()["secret_names"] == ["service_key"]
+    source.refresh_from_db()
+    assert source.secrets == {"service_key": SECRET}
+    # A PATCH without secrets keeps them.
+    client.patch(f"{API}/sources/{source.pk}/", {"max_pages": 7}, format="json")
+    source.refresh_from_db()
+    assert source.secrets == {"service_key": SECRET}
+
+
+@pytest.mark.parametrize(
+    ("values", "field", "mentions"),
+    [
+        ({"kind": "csv"}, "kind", '"csv" is not a valid choice.'),
+        ({"secrets": {"Bad": "value"}}, "secrets", "'Bad': a name is lower case"),
+        ({"secrets": {"empty": ""}}, "secrets", "empty: a non-empty string"),
+        ({"secrets": "key"}, "secrets", 'Expected a dictionary of items but got type "str".'),
+        ({"rules": RULES_WITH_SECRET}, "secrets", "{secret.service_key}"),
+    ],
+)
+def test_kind_and_secrets_errors_name_the_field(api, owner, workspace_a, values, field, mentions):
+    response = api(owner).post(f"{API}/sources/", source_body(**values), format="json")
+    assert response.status_code == 400
+    messages = error_of(response)["details"][field]
+    assert any(mentions in message for message in messages), messages
+
+
+def test_changing_the_kind_validates_the_rules_again(api, owner, source_a):
+    # Needs the JSON API rules' parser (crawls.engine.api_rules, another helper of issue 12).
+    response = api(owner).patch(f"{API}/sources/{source_a.pk}/", {"kind": "json"}, format="json")
+    assert response.status_code == 400
+    assert error_of(response)["details"]["rules"]
+    source_a.refresh_from_db()
+    assert source_a.kind == "html"
+
+
+def test_a_secret_never_appears_in_an_api_response(api, owner, workspace_a, board):
+    url, expected = next(iter(expected_bids(board.config, base_url=board.base_url).items()))
+    title = expected["title"]  # a "secret" the page shows: the preview must hide it
+    client = api(owner)
+    answers = []
+    body = source_body(
+        rules=RULES_WITH_SECRET, start_urls=[url], secrets={"service_key": SECRET, "title": title}
+    )
+    created = client.post(f"{API}/sources/", body, format="json")
+    assert created.status_code == 201, created.json()
+    source_id = created.json()["id"]
+    answers.append(created)
+    answers.append(client.get(f"{API}/sources/"))
+    answers.append(client.get(f"{API}/sources/{source_id}/"))
+    answers.append(
+        client.patch(
+            f"{API}/sources/{source_id}/",
+            {"secrets": {"service_key": None, "title": None}, "max_pages": 9},
+            format="json",
+        )
+    )
+    answers.append(
+        client.put(
+            f"{API}/sources/{source_id}/",
+            {**body, "secrets": {"service_key": SECRET, "title": title}},
+            format="json",
+        )
+    )
+    preview = client.post(f"{API}/sources/{source_id}/preview/", {}, format="json")
+    assert preview.status_code == 200, preview.json()
+    assert preview.json()["fields"]["title"] == "{secret.title}"  # redacted
+    answers.append(preview)
+    rules_preview = client.post(
+        f"{API}/sources/preview/",
+        {"rules": DEMO_RULES, "url": url, "secrets": {"title": title}},
+        format="json",
+    )
+    assert rules_preview.json()["fields"]["title"] == "{secret.title}"
+    answers.append(rules_preview)
+    bad = client.patch(f"{API}/sources/{source_id}/", {"secrets": {"BAD": SECRET}}, format="json")
+    assert bad.status_code == 400
+    answers.append(bad)
+    # A crawl of the source with an event as the engine writes it (URLs redacted).
+    crawl = start_crawl(Source.objects.get(pk=source_id))
+    events.event_append(
+        crawl_id=crawl.pk,
+        workspace_id=crawl.workspace_id,
+        type=events.PAGE_ERROR,
+        payload={"url": "https://bids.example.org/api?serviceKey={secret.service_key}"},
+    )
+    answers.append(client.get(f"{API}/crawls/{crawl.pk}/"))
+    answers.append(client.get(f"{API}/crawls/{crawl.pk}/events/"))
+    answers.append(client.get(f"{API}/crawls/{crawl.pk}/frontier/"))
+    assert answers[-2].json()["results"], "the event is listed"
+    for answer in answers:
+        text = answer.content.decode()
+        assert SECRET not in text, answer.request["PATH_INFO"]
+        assert "s3cret-service-key%2B" not in text
+        assert title not in text, answer.request["PATH_INFO"]
+
+
+def test_preview_of_a_json_api_through_the_api(api, owner, workspace_a, settings):
+    # Needs the JSON API parser and reader and Fetcher.fetch (other helpers of issue 12).
+    open_api = fake_api.start()
+    settings.CRAWL_ALLOWLIST = [*settings.CRAWL_ALLOWLIST, open_api.address]
+    try:
+        body = {
+            "kind": "json",
+            "rules": fake_api.JSON_RULES,
+            "url": f"{open_api.base_url}/bids",
+            "secrets": {"service_key": fake_api.SERVICE_KEY},
+        }
+        response = api(owner).post(f"{API}/sources/preview/", body, format="json")
+        assert response.status_code == 200, response.json()
+        assert response.json()["records_total"] == fake_api.PAGE_SIZE
+        assert fake_api.SERVICE_KEY not in response.content.decode()
+        body["secrets"] = {"service_key": "wrong-key-123"}
+        response = api(owner).post(f"{API}/sources/preview/", body, format="json")
+        assert response.json()["error"]["message"] == "SERVICE KEY IS NOT REGISTERED ERROR."
+    finally:
+        open_api.stop()

@@ -4,6 +4,7 @@ driven by Playwright, against daphne), with the helpers of tests/test_browser.py
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from decimal import Decimal
 
@@ -11,8 +12,11 @@ import pytest
 
 from crawls import services
 from crawls.demo.board import DEMO_RULES
-from crawls.models import ApiToken, Bid
+from crawls.models import ApiToken, Bid, Source
+from crawls.source_examples import RULES_EXAMPLES
+from tests import fake_api
 from tests.factories import new_bid
+from tests.processes import program_env, start_daphne
 from tests.test_browser import (  # noqa: F401 - browser and context are fixtures
     browser,
     context,
@@ -107,3 +111,69 @@ def test_a_token_made_on_the_tokens_page_is_shown_once_and_revoked(context, oliv
     assert ApiToken.objects.get().revoked_at is not None
     assert services.token_authenticate(raw=raw) is None
     screenshot(page, "dashboard-token-revoked")
+
+
+@pytest.fixture
+def api_and_daphne(tmp_path):
+    """The fake open-data API (outside our walls in real life) and a daphne whose SSRF guard
+    lets it through (CRAWL_ALLOWLIST): the session's daphne knows only the demo board."""
+    open_api = fake_api.start()
+    server = start_daphne(program_env(CRAWL_ALLOWLIST=open_api.address), tmp_path / "daphne.log")
+    yield open_api, server
+    server.stop()
+    open_api.stop()
+
+
+def test_a_json_source_with_a_secret_is_made_and_previewed_on_the_dashboard(
+    browser,  # noqa: F811
+    olivia,
+    workspace_a,
+    api_and_daphne,
+):
+    open_api, server = api_and_daphne
+    own = browser.new_context(base_url=server.base_url)
+    own.set_default_timeout(30_000)
+    script_errors: list[str] = []
+    own.on("page", lambda p: p.on("pageerror", lambda e: script_errors.append(str(e))))
+    page = own.new_page()
+    log_in(page, "olivia", "pw-olivia-1")
+    page.goto("/sources/new/")
+    rules = page.get_by_label("Rules")
+    assert json.loads(rules.input_value()) == RULES_EXAMPLES["html"]  # prefilled
+    page.get_by_label("Kind").select_option("json")  # source_kind.js swaps the example
+    assert json.loads(rules.input_value()) == RULES_EXAMPLES["json"]
+    page.get_by_label("Kind").select_option("ocds")
+    assert json.loads(rules.input_value()) == RULES_EXAMPLES["ocds"]
+    rules.fill(json.dumps(fake_api.JSON_RULES))
+    page.get_by_label("Kind").select_option("json")  # rules someone wrote stay
+    assert json.loads(rules.input_value()) == fake_api.JSON_RULES
+
+    page.get_by_label("Name", exact=True).fill("Open data bids")
+    page.get_by_label("Start urls").fill(f"{open_api.base_url}/bids")
+    page.get_by_label("New secret 1: name").fill("service_key")
+    page.get_by_label("New secret 1: value").fill(fake_api.SERVICE_KEY)
+
+    # From here on: needs the JSON API parser and reader and Fetcher.fetch (issue 12 helpers).
+    page.get_by_role("button", name="Preview").click()
+    page.get_by_role("heading", name=re.compile(r"^Records \(3")).wait_for()
+    table = page.locator("table.preview-records")
+    assert "Road repair 1" in table.inner_text()
+    assert table.locator("tbody tr").count() == 3
+    assert "pageNo=2" in page.locator("section.preview").inner_text()
+    assert fake_api.SERVICE_KEY not in page.content()
+    screenshot(page, "dashboard-source-json-preview")
+
+    page.get_by_label("New secret 1: value").fill(fake_api.SERVICE_KEY)  # never shown again
+    page.get_by_role("button", name="Save").click()
+    page.wait_for_url(re.compile(r"/sources/\d+/$"))
+    source = Source.objects.get(name="Open data bids")
+    assert (source.kind, source.secrets) == ("json", {"service_key": fake_api.SERVICE_KEY})
+    assert page.locator("[name=secret__service_key]").get_attribute("placeholder") == "set"
+    assert fake_api.SERVICE_KEY not in page.content()
+
+    page.locator("[name=secret__service_key]").fill("wrong-key-123")
+    page.get_by_role("button", name="Preview").click()
+    page.get_by_text("Publisher's error: SERVICE KEY IS NOT REGISTERED ERROR.").wait_for()
+    assert "wrong-key-123" not in page.content()
+    own.close()
+    assert script_errors == []

@@ -13,10 +13,11 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
 from crawls.demo import board as demo_board
-from crawls.models import Crawl, Membership
+from crawls.demo.board import DEMO_RULES
+from crawls.models import Crawl, Membership, Source
 from project.management.commands.run import children_log_format
 from project.staticfiles import static_collect_if_stale
-from tests.factories import make_source
+from tests.factories import START, make_source
 from tests.processes import Program, database_url, free_port, http_get, program_env, python
 
 
@@ -157,3 +158,64 @@ def test_run_serves_forest_and_ctrl_c_leaves_nothing_running(scratch_database, s
         assert alive == [], f"left running: {alive}"
     finally:
         program.stop()
+
+
+RULES_WITH_SECRET = {**DEMO_RULES, "items": ['a[data-key="{secret.service_key}"]']}
+
+
+@pytest.mark.django_db
+def test_crawl_command_one_off_takes_a_kind_and_secrets_the_environment_first(
+    workspace_a, tmp_path, monkeypatch, capsys, caplog, sent_tasks
+):
+    caplog.set_level("DEBUG")
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps(RULES_WITH_SECRET))
+    monkeypatch.setenv("FOREST_SECRET_SERVICE_KEY", "from-the-env-123")
+    monkeypatch.setenv("FOREST_SECRET_OTHER", "other-456")
+    call_command(
+        "crawl", "--url", START, "--kind", "html", "--rules", str(rules),
+        "--secret", "service_key=from-the-command-line", "--secret", "extra=x=y=z",
+        "--secrets-env", "FOREST_SECRET_", "--workspace", workspace_a.slug,
+    )  # fmt: skip
+    source = Source.objects.get(name=f"one-off: {START}")
+    assert source.kind == "html"
+    assert source.secrets == {
+        "service_key": "from-the-env-123", "other": "other-456", "extra": "x=y=z",
+    }  # fmt: skip
+    out = capsys.readouterr()
+    shown = out.out + out.err + caplog.text
+    for value in ("from-the-env-123", "other-456", "from-the-command-line"):
+        assert value not in shown
+    assert Crawl.objects.filter(source=source).count() == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("kind", "rules", "arguments", "mentions"),
+    [
+        ("html", {"items": [1], "follow": "nav a"}, [], "rules: items[0]:"),
+        ("html", RULES_WITH_SECRET, [], "secrets: the rules use {secret.service_key}"),
+        ("html", DEMO_RULES, ["--secret", "no-equals-sign"], "--secret 'no-equals-sign'"),
+        ("html", DEMO_RULES, ["--secrets-env", "NO_SUCH_PREFIX_"], "no variable starts with"),
+        # Needs the JSON API rules' parser (crawls.engine.api_rules, another helper).
+        ("json", DEMO_RULES, [], "rules: "),
+    ],
+)
+def test_crawl_command_refuses_bad_rules_by_path_with_exit_status_2(
+    workspace_a, tmp_path, kind, rules, arguments, mentions
+):
+    path = tmp_path / "rules.json"
+    path.write_text(json.dumps(rules))
+    with pytest.raises(CommandError) as refused:
+        call_command("crawl", "--url", START, "--kind", kind, "--rules", str(path), *arguments)
+    assert refused.value.returncode == 2
+    assert mentions in str(refused.value)
+    assert not Crawl.objects.exists()
+
+
+def test_crawl_command_refuses_an_unknown_kind(tmp_path):
+    path = tmp_path / "rules.json"
+    path.write_text("{}")
+    with pytest.raises(CommandError) as refused:
+        call_command("crawl", "--url", START, "--kind", "csv", "--rules", str(path))
+    assert "invalid choice: 'csv'" in str(refused.value)

@@ -13,7 +13,9 @@ from django.urls import reverse
 
 from crawls import events, services
 from crawls.demo.board import DEMO_RULES, expected_bids
+from crawls.engine import kinds
 from crawls.models import Bid, Crawl, Source
+from crawls.source_examples import RULES_EXAMPLES
 from tests.factories import START, make_source, new_bid
 
 pytestmark = pytest.mark.django_db
@@ -314,6 +316,85 @@ def test_preview_renders_what_the_rules_extract_from_the_demo_board(
     )
     assert refused.status_code == 400
     assert refused.context["form"].errors["preview_url"][0].startswith("refused: ")
+
+
+RULES_WITH_SECRET = {**DEMO_RULES, "items": ['a[data-key="{secret.service_key}"]']}
+SECRET = "dashboard-secret-55"
+
+
+def test_the_new_source_form_offers_kinds_with_an_example_and_secret_rows(
+    login, owner, workspace_a
+):
+    response = login(owner).get(reverse("crawls:source_create"))
+    form = response.context["form"]
+    assert [value for value, _ in form.fields["kind"].choices] == ["html", "json", "xml", "ocds"]
+    assert json.loads(form["rules"].value()) == RULES_EXAMPLES["html"]
+    page = text(response)
+    assert '<script id="rules-examples" type="application/json">' in page
+    assert 'src="/static/crawls/source_kind.' in page
+    assert 'name="new_secret_name_1"' in page
+    assert 'type="password" name="new_secret_value_1"' in page
+
+
+def test_every_kinds_example_is_valid_rules(db):
+    # Needs the json, xml and ocds rules' parsers (other helpers of issue 12).
+    for kind, example in RULES_EXAMPLES.items():
+        kinds.rules_parse(kind, example)
+
+
+def test_source_secrets_on_the_dashboard_are_write_only(login, owner, workspace_a):
+    client = login(owner)
+    data = source_post(
+        rules=json.dumps(RULES_WITH_SECRET), kind="html",
+        new_secret_name_1="service_key", new_secret_value_1=SECRET,
+        new_secret_name_2="spare", new_secret_value_2="spare-value-66",
+    )  # fmt: skip
+    response = client.post(reverse("crawls:source_create"), data)
+    assert response.status_code == 302, response.context["form"].errors
+    source = Source.objects.get()
+    assert source.secrets == {"service_key": SECRET, "spare": "spare-value-66"}
+
+    edit = client.get(reverse("crawls:source_edit", args=[source.pk]))
+    page = text(edit)
+    assert SECRET not in page
+    assert "spare-value-66" not in page
+    assert 'name="secret__service_key" autocomplete="new-password" placeholder="set"' in page
+    # Blank keeps, a new value replaces, the box removes; an error never echoes a value.
+    change = source_post(
+        rules=json.dumps(RULES_WITH_SECRET), secret__service_key="",
+        secret__spare="spare-value-77", new_secret_name_1="Bad-Name", new_secret_value_1=SECRET,
+    )  # fmt: skip
+    refused = client.post(reverse("crawls:source_edit", args=[source.pk]), change)
+    assert refused.status_code == 400
+    assert list(refused.context["form"].errors) == ["new_secret_name_1"]
+    assert SECRET not in text(refused)
+    del change["new_secret_name_1"], change["new_secret_value_1"]
+    client.post(reverse("crawls:source_edit", args=[source.pk]), change)
+    source.refresh_from_db()
+    assert source.secrets == {"service_key": SECRET, "spare": "spare-value-77"}
+    change = {**change, "secret__spare": "", "secret_remove__spare": "on"}
+    client.post(reverse("crawls:source_edit", args=[source.pk]), change)
+    source.refresh_from_db()
+    assert source.secrets == {"service_key": SECRET}
+    # Removing a secret the rules use is refused, naming it.
+    change = {**change, "secret_remove__service_key": "on"}
+    refused = client.post(reverse("crawls:source_edit", args=[source.pk]), change)
+    assert refused.status_code == 400
+    assert "{secret.service_key}" in refused.context["form"].errors["new_secret_name_1"][0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_preview_on_the_dashboard_hides_secrets_stored_and_typed(login, owner, workspace_a, board):
+    url, expected = next(iter(expected_bids(board.config, base_url=board.base_url).items()))
+    title = expected["title"]  # a "secret" the page shows: the preview must hide it
+    source = make_source(
+        workspace_a, start_urls=[f"{board.base_url}/notices"], secrets={"title": title}
+    )
+    data = source_post(start_urls=f"{board.base_url}/notices", preview_url=url, preview="1")
+    response = login(owner).post(reverse("crawls:source_edit", args=[source.pk]), data)
+    assert response.status_code == 200, response.context["form"].errors
+    assert response.context["preview"]["fields"]["title"] == "{secret.title}"
+    assert title not in text(response)
 
 
 # --- Bids ----------------------------------------------------------------------------------------

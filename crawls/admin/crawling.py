@@ -3,8 +3,11 @@ and deleted, crawls started, cancelled and retried through services, as the API 
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 
 from crawls import events, selectors, services
 from crawls.admin.base import (
@@ -20,6 +23,13 @@ from crawls.forms import BoundedJSONField, LinesField
 from crawls.models import Bid, BidRevision, Crawl, CrawlEvent, FrontierUrl, Source
 
 
+class WriteOnlyTextarea(forms.Textarea):
+    """A textarea that never shows a value again (not even what was typed, on an error)."""
+
+    def format_value(self, value: object) -> None:
+        return None
+
+
 class SourceForm(forms.ModelForm):
     """The model's fields, checked by services.source_clean: the API's rules, not a copy."""
 
@@ -27,22 +37,71 @@ class SourceForm(forms.ModelForm):
     allowed_hosts = LinesField(required=False)
     include_patterns = LinesField(required=False)
     exclude_patterns = LinesField(required=False)
+    kind = forms.ChoiceField(
+        choices=Source.Kind.choices,
+        required=False,
+        initial=Source.Kind.HTML,
+        help_text="Default html. " + str(Source._meta.get_field("kind").help_text),
+    )
     rules = BoundedJSONField(help_text=Source._meta.get_field("rules").help_text)
+    # Write-only: the model's `secrets` is never a field of this form, so never on the page.
+    secrets_text = forms.CharField(
+        label="Set secrets",
+        required=False,
+        strip=False,
+        widget=WriteOnlyTextarea(attrs={"rows": 3, "autocomplete": "off", "spellcheck": "false"}),
+        help_text="NAME=VALUE a line sets a secret the rules use as {secret.NAME}; NAME= "
+        "removes it; names not written keep their values. Values are never shown.",
+    )
 
     class Meta:
         model = Source
-        fields = ["workspace", *services.SOURCE_FIELDS]
+        fields = ["workspace", *(n for n in services.SOURCE_FIELDS if n != "secrets")]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        names = sorted(self.instance.secrets or {})
+        stored = f"Set: {', '.join(names)}." if names else "None set."
+        self.fields["secrets_text"].help_text = f"{stored} {self.fields['secrets_text'].help_text}"
+
+    def clean_kind(self) -> str:
+        return self.cleaned_data.get("kind") or Source.Kind.HTML
+
+    def clean_secrets_text(self) -> dict[str, str]:
+        """The source's secrets after the lines written here (NAME=VALUE sets, NAME= removes)."""
+        secrets = dict(self.instance.secrets or {})
+        for number, line in enumerate(self.cleaned_data["secrets_text"].splitlines(), 1):
+            if not line.strip():
+                continue
+            name, sep, value = line.partition("=")
+            name = name.strip()
+            if not sep or not name:
+                raise forms.ValidationError(f"line {number}: write NAME=VALUE")
+            if value.strip():
+                secrets[name] = value.strip()
+            else:
+                secrets.pop(name, None)
+        return secrets
 
     def clean(self):
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         if self.errors:  # a field that did not parse would be reported twice
             return cleaned
+        cleaned["secrets"] = cleaned.pop("secrets_text", {})
         candidate = Source(
             pk=self.instance.pk,
             workspace_id=(cleaned.get("workspace") or self.instance.workspace).pk,
             **{name: cleaned[name] for name in services.SOURCE_FIELDS if name in cleaned},
         )
-        services.source_clean(candidate)
+        try:
+            services.source_clean(candidate)
+        except ValidationError as error:
+            raise ValidationError(
+                {
+                    ("secrets_text" if field == "secrets" else field): messages
+                    for field, messages in error.message_dict.items()
+                }
+            ) from error
         return cleaned
 
     def validate_unique(self):
@@ -53,10 +112,10 @@ class SourceForm(forms.ModelForm):
 class SourceAdmin(WorkspaceScopedAdmin):
     form = SourceForm
     list_display = [
-        "name", "workspace", "schedule_cron", "overlap_policy", "max_pages", "updated_at",
+        "name", "kind", "workspace", "schedule_cron", "overlap_policy", "max_pages", "updated_at",
         "crawls_link",
     ]  # fmt: skip
-    list_filter = [("workspace", ScopedRelatedFilter), "overlap_policy", "obey_robots"]
+    list_filter = [("workspace", ScopedRelatedFilter), "kind", "overlap_policy", "obey_robots"]
     list_select_related = ["workspace"]
     search_fields = ["name"]
     ordering = ["name", "id"]
@@ -71,7 +130,7 @@ class SourceAdmin(WorkspaceScopedAdmin):
         ("Politeness", {"fields": [
             "concurrency_per_host", "delay_seconds", "obey_robots", "user_agent",
         ]}),
-        ("Extraction", {"fields": ["rules"]}),
+        ("Extraction", {"fields": ["kind", "rules", "secrets_text"]}),
         ("Run policy", {"fields": [
             "schedule_cron", "schedule_timezone", "periodic_task", "overlap_policy",
             "retry_max", "retry_backoff_seconds", "time_limit_seconds",

@@ -197,14 +197,21 @@ class SourceViewSet(
     )
     @action(detail=False, methods=["post"], url_path="preview", url_name="preview")
     def preview(self, request):
-        """Try rules on one URL: fetched through the SSRF guard, nothing stored. Writers only
+        """Try rules of a kind on one start URL: its first request fetched through the SSRF guard,
+        nothing stored; `secrets` fill the rules' {secret.NAME} (never shown back). Writers only
         (in the token's workspace, or in any of the caller's)."""
         writer_of = Membership.objects.filter(user=request.user, role__in=Membership.WRITER_ROLES)
         if not scoped(request, writer_of).exists():
             raise exceptions.PermissionDenied(WorkspaceRolePermission.message)
         serializer = PreviewSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        return self._preview(serializer.validated_data["rules"], serializer.validated_data["url"])
+        data = serializer.validated_data
+        return self._preview(
+            data["rules"],
+            data["url"],
+            kind=data["kind"],
+            secrets={k: v for k, v in data.get("secrets", {}).items() if v},
+        )
 
     @extend_schema(
         operation_id="v1_sources_preview_source",
@@ -218,12 +225,14 @@ class SourceViewSet(
         serializer = SourcePreviewSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         url = serializer.validated_data.get("url") or source.start_urls[0]
-        return self._preview(source.rules, url)
+        return self._preview(source.rules, url, kind=source.kind, secrets=source.secrets)
 
     @staticmethod
-    def _preview(rules_data, url: str) -> Response:
+    def _preview(rules_data: object, url: str, *, kind: str, secrets: dict[str, str]) -> Response:
         try:
-            preview = services.source_preview(rules_data=rules_data, url=url)
+            preview = services.source_preview(
+                rules_data=rules_data, url=url, kind=kind, secrets=secrets
+            )
         except services.PreviewBusy as busy:
             return Response(
                 envelope("busy", str(busy)),

@@ -7,6 +7,8 @@ name unique in its workspace.
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -30,16 +32,53 @@ def websocket_path(crawl_id: int) -> str:
 # --- Sources ---------------------------------------------------------------------------------
 
 
+SECRETS_HELP = (
+    "Write-only: the source's secrets (service keys) by name, which rules use as "
+    "`{secret.NAME}`; never shown (responses list `secret_names`). Names are lower case "
+    "letters, digits and _; values non-empty strings; at most 20, each at most 4 KiB. "
+    "Writing `secrets` replaces the whole set: a name left out is removed, and a null value "
+    "keeps that name's stored value."
+)
+
+
+class SecretsField(serializers.DictField):
+    """A flat object of names to values (null: keep the stored value); checked by the service."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            child=serializers.CharField(allow_null=True, allow_blank=True, trim_whitespace=False),
+            write_only=True,
+            required=False,
+            help_text=SECRETS_HELP,
+            **kwargs,
+        )
+
+
 class SourceSerializer(serializers.ModelSerializer):
     """A source. `workspace` is read here; creation takes it through SourceWorkspaceSerializer
     (the view resolves it, checks the role, and passes `workspace_id` in the context)."""
 
+    kind = serializers.ChoiceField(
+        choices=Source.Kind.choices,
+        default=Source.Kind.HTML,
+        help_text="What the source serves; `rules` are of this kind (docs/sources.md).",
+    )
+    secrets = SecretsField()
+    secret_names = serializers.SerializerMethodField(
+        help_text="The names of the source's secrets, sorted (their values are never shown)."
+    )
+
     class Meta:
         model = Source
-        fields = ["id", "workspace", *services.SOURCE_FIELDS, "created_at", "updated_at"]
+        fields = [
+            "id", "workspace", *services.SOURCE_FIELDS, "secret_names", "created_at", "updated_at",
+        ]  # fmt: skip
         read_only_fields = ["id", "workspace", "created_at", "updated_at"]
         # (workspace, name) is checked by services.source_clean: workspace is not input here
         validators = []
+
+    def get_secret_names(self, source: Source) -> list[str]:
+        return sorted(source.secrets or {})
 
 
 class SourceWorkspaceSerializer(serializers.Serializer):
@@ -80,8 +119,14 @@ class SourceCreateSerializer(SourceSerializer):
 class PreviewSerializer(serializers.Serializer):
     """POST /sources/preview/: rules and a URL to try them on."""
 
+    kind = serializers.ChoiceField(
+        choices=Source.Kind.choices, default=Source.Kind.HTML, help_text="The rules' kind."
+    )
     rules = serializers.JSONField(help_text="Extraction rules (docs/crawling.md).")
-    url = serializers.CharField(max_length=2048, help_text="The page to fetch and extract.")
+    url = serializers.CharField(
+        max_length=2048, help_text="A start URL: the rules' first request for it is fetched."
+    )
+    secrets = SecretsField()
 
 
 class SourcePreviewSerializer(serializers.Serializer):
@@ -95,12 +140,33 @@ class PreviewResultSerializer(serializers.Serializer):
 
     url = serializers.CharField(help_text="The URL fetched, after redirects.")
     status = serializers.IntegerField(allow_null=True)
-    error = serializers.DictField(required=False, help_text="{class, message} when not fetched.")
+    error = serializers.DictField(
+        required=False,
+        help_text="{class, message}: not fetched, or (class `publisher`) the publisher's error.",
+    )
     fields = serializers.DictField(required=False, help_text="Extracted fields.")
     errors = serializers.DictField(required=False, help_text="Field → extraction problem.")
     canonical = serializers.CharField(required=False, allow_null=True)
     follow = serializers.ListField(child=serializers.CharField(), required=False)
     items = serializers.ListField(child=serializers.CharField(), required=False)
+    kind = serializers.ChoiceField(choices=Source.Kind.choices, required=False)
+    request = serializers.CharField(
+        required=False, help_text="The request sent, when not a plain GET (secrets redacted)."
+    )
+    records_total = serializers.IntegerField(
+        required=False, help_text="Records read off the response (json, xml, ocds)."
+    )
+    records = serializers.ListField(
+        child=serializers.DictField(),
+        required=False,
+        help_text="The first 20 records: {key, url, fields, errors}.",
+    )
+    requests = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="Next pages' requests."
+    )
+    item_requests = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="Detail pages' requests."
+    )
 
 
 # --- Crawls ----------------------------------------------------------------------------------

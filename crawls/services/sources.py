@@ -4,10 +4,13 @@ and the preview of rules on one URL."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
+import re
 import threading
 import zoneinfo
+from typing import Any, cast
 
 from celery.schedules import crontab
 from django.conf import settings
@@ -17,8 +20,9 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from crawls import bounds
 from crawls.demo import board as demo_board
-from crawls.engine import guard, rules, sandbox, scope, store
-from crawls.engine.fetch import Fetcher, FetchSettings
+from crawls.engine import guard, kinds, rules, sandbox, scope, store
+from crawls.engine import request as requests
+from crawls.engine.fetch import Fetcher
 from crawls.models import Crawl, Source, Workspace
 from crawls.services import crawls as crawl_services
 
@@ -28,8 +32,14 @@ SOURCE_FIELDS = (
     "name", "start_urls", "allowed_hosts", "max_depth", "max_pages", "include_patterns",
     "exclude_patterns", "concurrency_per_host", "delay_seconds", "obey_robots", "user_agent",
     "rules", "schedule_cron", "schedule_timezone", "overlap_policy", "retry_max",
-    "retry_backoff_seconds", "time_limit_seconds",
+    "retry_backoff_seconds", "time_limit_seconds", "kind", "secrets",
 )  # fmt: skip
+
+# A source's secrets (service keys): names as {secret.NAME} placeholders write them.
+SECRET_NAME = re.compile(r"[a-z_][a-z0-9_]*")
+SECRETS_MAX = 20
+SECRET_MAX_BYTES = 4096
+SECRET_NAME_MAX = 64
 
 
 def source_clean(source: Source) -> None:
@@ -39,11 +49,22 @@ def source_clean(source: Source) -> None:
     if same_name.exclude(pk=source.pk).exists():
         errors["name"] = ["a source with this name exists in this workspace"]
     errors.update(_source_bounds_errors(source))
-    if "rules" not in errors:
+    if source.kind not in kinds.KINDS:
+        errors["kind"] = [f"must be one of {', '.join(kinds.KINDS)}"]
+    elif "rules" not in errors:
         try:
-            rules.rules_parse(source.rules)
+            kinds.rules_parse(source.kind, source.rules)
         except rules.RulesError as exc:
             errors["rules"] = [f"{path}: {message}" for path, message in exc.errors.items()]
+    secret_errors = secrets_check(source.secrets)
+    if secret_errors:
+        errors["secrets"] = secret_errors
+    elif "rules" not in errors:
+        missing = sorted(secrets_used(source.rules) - set(source.secrets))
+        if missing:
+            errors.setdefault("secrets", []).extend(
+                f"the rules use {{secret.{name}}}: add a secret named {name!r}" for name in missing
+            )
     allowlist = scope.allowlist()
     if not source.start_urls:
         errors["start_urls"] = ["at least one start URL is required"]
@@ -70,6 +91,63 @@ def source_clean(source: Source) -> None:
         errors["delay_seconds"] = ["must not be negative"]
     if errors:
         raise ValidationError(errors)
+
+
+def secrets_check(secrets: object) -> list[str]:
+    """What is wrong with a source's secrets (a flat object of names to non-empty strings,
+    SECRETS_MAX at most, each value SECRET_MAX_BYTES at most). Never quotes a value."""
+    if not isinstance(secrets, dict):
+        return ["an object of names to values"]
+    problems = []
+    if len(secrets) > SECRETS_MAX:
+        problems.append(f"at most {SECRETS_MAX} secrets")
+    for name, value in list(secrets.items())[: SECRETS_MAX + 1]:
+        if not (
+            isinstance(name, str) and len(name) <= SECRET_NAME_MAX and SECRET_NAME.fullmatch(name)
+        ):
+            shown = str(name)[:SECRET_NAME_MAX]
+            problems.append(f"{shown!r}: a name is lower case letters, digits and _ "
+                            f"(not first a digit), {SECRET_NAME_MAX} at most")  # fmt: skip
+        elif not isinstance(value, str) or not value:
+            problems.append(f"{name}: a non-empty string")
+        elif len(value.encode("utf-8")) > SECRET_MAX_BYTES:
+            problems.append(f"{name}: at most {SECRET_MAX_BYTES} bytes")
+    return problems
+
+
+def secrets_used(data: object) -> set[str]:
+    """The names of the secrets that rules use ({secret.NAME} in any string of them)."""
+    found: set[str] = set()
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            found.update(
+                name[len(requests.SECRET_PREFIX) :]
+                for name in requests.placeholders(value)
+                if name.startswith(requests.SECRET_PREFIX)
+            )
+        elif isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return found
+
+
+def secrets_merge(current: dict[str, str], given: object) -> object:
+    """The secrets a write sets: `given` replaces the whole set; a null value keeps the stored
+    value of that name (so a client adds or removes one without sending the others)."""
+    if not isinstance(given, dict):
+        return given  # secrets_check says what is wrong
+    merged = {}
+    for name, value in given.items():
+        if value is None:
+            if name not in current:
+                raise ValidationError({"secrets": [f"{name}: no stored value to keep"]})
+            value = current[name]
+        merged[name] = value
+    return merged
 
 
 def _source_bounds_errors(source: Source) -> dict[str, list[str]]:
@@ -122,6 +200,8 @@ def _crontab_fields(expression: str) -> dict[str, str]:
 @transaction.atomic
 def source_create(*, workspace: Workspace, **values) -> Source:
     """Create a validated source (and its schedule)."""
+    if "secrets" in values:
+        values = {**values, "secrets": secrets_merge({}, values["secrets"])}
     source = Source(workspace=workspace, **values)
     source_clean(source)
     source.save()
@@ -135,6 +215,8 @@ def source_update(*, source: Source, **values) -> Source:
     for name, value in values.items():
         if name not in SOURCE_FIELDS:
             raise ValidationError({name: ["unknown field"]})
+        if name == "secrets":
+            value = secrets_merge(source.secrets, value)
         setattr(source, name, value)
     source_clean(source)
     source.save()
@@ -255,57 +337,131 @@ def _preview_pool() -> sandbox.Pool:
         return _previews
 
 
-def source_preview(*, rules_data: object, url: str) -> dict:
-    """Fetch one URL (through the SSRF guard) and show what the rules extract from it.
+PREVIEW_RECORDS = 20  # records shown (with their fields) of an API's page
+PREVIEW_REQUESTS = 100  # next requests and links shown
+
+
+def source_preview(
+    *,
+    rules_data: object,
+    url: str,
+    kind: str = kinds.HTML,
+    secrets: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Fetch the rules' first request for one start URL (through the SSRF guard) and show what
+    they read from it: fields and links (html), records, next requests and the publisher's
+    error (json, xml, ocds). No secret's value appears in what it returns.
 
     The rules run in a child process killed after PREVIEW_TIMEOUT_SECONDS (ValidationError
     naming the step); PreviewBusy when PREVIEW_MAX_CONCURRENT previews are running here."""
+    secrets = dict(secrets or {})
+    missing = sorted(secrets_used(rules_data) - set(secrets))
+    if missing:
+        raise ValidationError(
+            {"secrets": [f"the rules use {{secret.{name}}}: give its value" for name in missing]}
+        )
     try:
-        parsed = rules.rules_parse(rules_data)
+        parsed = kinds.rules_parse(kind, rules_data)
     except rules.RulesError as exc:
-        raise ValidationError({"rules": [f"{p}: {m}" for p, m in exc.errors.items()]}) from exc
+        field = "kind" if set(exc.errors) == {"kind"} else "rules"
+        raise ValidationError({field: [f"{p}: {m}" for p, m in exc.errors.items()]}) from exc
+    try:
+        first = kinds.start_requests(parsed, [url])[0]
+    except (ValueError, IndexError) as exc:  # TemplateError is a ValueError
+        message = requests.redact(str(exc), secrets)
+        raise ValidationError({"rules": [f"request: {message}"]}) from exc
     try:
         with _preview_pool().sandbox() as child:
-            return _preview(parsed, url, child)
+            preview = _preview(parsed, first, secrets, child)
     except sandbox.Busy:
         raise PreviewBusy from None
+    return cast(dict[str, Any], _redacted(preview, secrets))
 
 
-def _preview(parsed: rules.Rules, url: str, child: sandbox.Sandbox) -> dict:
-    fetch_settings = FetchSettings(
-        allowlist=scope.allowlist(),
-        user_agent=settings.CRAWL_USER_AGENT,
+def _preview(
+    parsed: kinds.AnyRules,
+    first: requests.Request,
+    secrets: dict[str, str],
+    child: sandbox.Sandbox,
+) -> dict[str, Any]:
+    kind = kinds.kind_of(parsed)
+    # As a crawl of such a source fetches (its kind's content types, its secrets filled in at
+    # send time and redacted from what comes back), once and quickly.
+    fetch_settings = dataclasses.replace(
+        scope.fetch_settings(Source(kind=kind, secrets=secrets)),
         timeout=min(settings.CRAWL_REQUEST_TIMEOUT, 15.0),
         retries=0,
     )
 
     async def fetch_one():
         async with Fetcher(fetch_settings) as fetcher:
-            return await fetcher.get(url)
+            if kind == kinds.HTML and first.is_plain_get:
+                return await fetcher.get(first.url)
+            return await fetcher.fetch(first)
 
     response = asyncio.run(fetch_one())
-    preview = {"url": response.url, "status": response.status}
-    if not response.ok:
+    preview: dict[str, Any] = {"url": response.url, "status": response.status, "kind": kind}
+    if first.describe() != first.url:
+        preview["request"] = first.describe()
+    # An API's 4xx/5xx answer may carry the publisher's error envelope: it is read too.
+    readable = kind != kinds.HTML and response.body and response.status
+    if not response.ok and not readable:
         preview["error"] = {"class": response.error_class, "message": response.error}
         return preview
     limit = settings.PREVIEW_TIMEOUT_SECONDS
     try:
         # The whole limit is the budget: steps stop cooperatively first, a stuck one is killed.
         page = child.extract(
-            response.body or b"", url=response.url, rules=parsed, budget=limit, kill_after=0.5
+            response.body or b"",
+            url=response.url,
+            rules=parsed,
+            budget=limit,
+            kill_after=0.5,
+            request=first,
+            status=response.status or 200,
+            link_next=getattr(response, "link_next", None),
         )
     except sandbox.SandboxError as exc:
         raise ValidationError({"rules": [f"preview failed: {exc}"]}) from exc
     if page.timeout is not None:
         raise ValidationError({"rules": [_timeout_message(page.timeout, limit)]})
+    if page.error is not None:
+        preview["error"] = {"class": "publisher", "message": page.error}
+    elif not response.ok:
+        preview["error"] = {"class": response.error_class, "message": response.error}
     preview.update(
         fields={k: store.jsonable(v) for k, v in (page.fields or {}).items()},
         errors=page.errors,
         canonical=page.canonical,
-        follow=page.follow[:100],
-        items=page.items[:100],
+        follow=page.follow[:PREVIEW_REQUESTS],
+        items=page.items[:PREVIEW_REQUESTS],
+        records_total=len(page.records),
+        records=[
+            {
+                "key": record.key,
+                "url": record.url,
+                "fields": {k: store.jsonable(v) for k, v in record.fields.items()},
+                "errors": dict(record.errors),
+            }
+            for record in page.records[:PREVIEW_RECORDS]
+        ],
+        requests=[r.describe() for r in page.requests[:PREVIEW_REQUESTS]],
+        item_requests=[r.describe() for r in page.item_requests[:PREVIEW_REQUESTS]],
     )
     return preview
+
+
+def _redacted(value: object, secrets: dict[str, str]) -> object:
+    """`value` with every secret's value in its strings put back as its placeholder."""
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        return requests.redact(value, secrets)
+    if isinstance(value, dict):
+        return {_redacted(k, secrets): _redacted(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v, secrets) for v in value]
+    return value
 
 
 def _timeout_message(step: str, limit: float) -> str:

@@ -1,6 +1,8 @@
-"""`manage.py crawl SOURCE [--wait]` and `manage.py crawl --url URL --rules FILE`."""
+"""`manage.py crawl SOURCE [--wait]` and `manage.py crawl --url URL [--kind KIND] --rules FILE
+[--secrets-env PREFIX] [--secret NAME=VALUE]`."""
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -9,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from crawls import events, services
+from crawls.engine import kinds
 from crawls.models import Crawl, CrawlEvent, Source, Workspace
 
 BAR = 30
@@ -25,6 +28,23 @@ class Command(BaseCommand):
         parser.add_argument("--workspace", help="workspace slug (when names are ambiguous)")
         parser.add_argument("--url", help="one-off crawl starting at this URL")
         parser.add_argument("--rules", type=Path, help="JSON file of extraction rules (--url)")
+        parser.add_argument(
+            "--kind", choices=kinds.KINDS, default=kinds.HTML, help="the rules' kind (--url)"
+        )
+        parser.add_argument(
+            "--secrets-env",
+            metavar="PREFIX",
+            help="secrets from the environment (--url): PREFIXSERVICE_KEY=... is the secret "
+            "service_key. Preferred to --secret, whose values other users of the machine can "
+            "read in the process list; it wins over --secret for a name given both ways",
+        )
+        parser.add_argument(
+            "--secret",
+            action="append",
+            default=[],
+            metavar="NAME=VALUE",
+            help="a secret the rules use as {secret.NAME} (--url; repeatable)",
+        )
         parser.add_argument("--wait", action="store_true", help="follow progress until done")
         parser.add_argument("--workers", type=int, help="worker tasks for this crawl")
 
@@ -33,14 +53,17 @@ class Command(BaseCommand):
             raise CommandError("give a SOURCE or --url (not both)")
         try:
             target = (
-                self._one_off(url, rules, workspace) if url else self._source(source, workspace)
+                self._one_off(url, rules, workspace, options)
+                if url
+                else self._source(source, workspace)
             )
             crawl = services.crawl_start(source=target, trigger="command", workers=workers)
         except (services.CrawlConflict, services.Backpressure) as refused:
             # One line and exit status 1, as the API answers 409 / 429.
             raise CommandError(str(refused)) from refused
         except ValidationError as exc:
-            raise CommandError(json.dumps(exc.message_dict, ensure_ascii=False)) from exc
+            # Bad rules, kind or secrets: every problem by path, exit status 2 (a usage error).
+            raise CommandError(_problems(exc), returncode=2) from exc
         self.stdout.write(f"crawl {crawl.pk} of {target.name!r} queued")
         if wait:
             status = self._follow(crawl)
@@ -68,21 +91,26 @@ class Command(BaseCommand):
             raise CommandError(f"several sources are named {ref!r}: add --workspace SLUG")
         return found[0]
 
-    def _one_off(self, url, rules_file, slug):
+    def _one_off(self, url, rules_file, slug, options):
         if rules_file is None:
-            raise CommandError("--url needs --rules FILE (extraction rules as JSON)")
+            raise CommandError("--url needs --rules FILE (extraction rules as JSON)", returncode=2)
         try:
             rules = json.loads(rules_file.read_text())
         except (OSError, json.JSONDecodeError) as exc:
-            raise CommandError(f"--rules: {exc}") from exc
+            raise CommandError(f"--rules: {exc}", returncode=2) from exc
+        values = {
+            "kind": options["kind"],
+            "rules": rules,
+            "secrets": _secrets(options["secret"], options["secrets_env"]),
+        }
         workspace = self._workspace(slug)
         name = f"one-off: {url}"[:200]
         source = Source.objects.in_workspace(workspace).filter(name=name).first()
         if source is None:
             return services.source_create(
-                workspace=workspace, name=name, start_urls=[url], rules=rules
+                workspace=workspace, name=name, start_urls=[url], **values
             )
-        return services.source_update(source=source, rules=rules)
+        return services.source_update(source=source, **values)
 
     def _follow(self, crawl: Crawl) -> str:
         """Read the crawl's event log (the source of truth) until a final event."""
@@ -121,3 +149,35 @@ class Command(BaseCommand):
         elif event.type in (events.RETRYING, events.CANCEL_REQUESTED, events.RESUMED):
             self.stdout.write(f"\n{event.type} {json.dumps(p, ensure_ascii=False)}")
         self.stdout.flush()
+
+
+def _secrets(pairs: list[str], env_prefix: str | None) -> dict[str, str]:
+    """--secret NAME=VALUE pairs, then PREFIX* environment variables (lower-cased names) over
+    them. Never echoes a value."""
+    secrets = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise CommandError(f"--secret {name!r}: give NAME=VALUE", returncode=2)
+        secrets[name.strip()] = value
+    if env_prefix:
+        found = {
+            key[len(env_prefix) :].lower(): value
+            for key, value in os.environ.items()
+            if key.startswith(env_prefix) and len(key) > len(env_prefix)
+        }
+        if not found:
+            raise CommandError(f"--secrets-env: no variable starts with {env_prefix}", returncode=2)
+        secrets.update(found)
+    return secrets
+
+
+def _problems(error: ValidationError) -> str:
+    """One line a problem: "rules: items: ..." (field, then the path the service names)."""
+    if not hasattr(error, "error_dict"):
+        return "; ".join(error.messages)
+    return "\n".join(
+        f"{field}: {message}"
+        for field, messages in error.message_dict.items()
+        for message in messages
+    )

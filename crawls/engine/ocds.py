@@ -196,10 +196,12 @@ def _package(body: bytes, page: Page) -> dict | None:
     if not isinstance(data, dict) or not (
         isinstance(data.get("releases"), list) or isinstance(data.get("records"), list)
     ):
-        shape = "an object" if isinstance(data, dict) else kind_of_value(data)
-        page.errors[RESPONSE] = (
-            f"not an OCDS release or record package: {shape} without a list of releases or records"
+        why = (
+            "no list of releases or records"
+            if isinstance(data, dict)
+            else f"the document is {kind_of_value(data)}, not an object"
         )
+        page.errors[RESPONSE] = f"not an OCDS release or record package: {why}"
         return None
     return data
 
@@ -396,19 +398,21 @@ def _extra(ocid: str, release: _Release, state: dict, tender: dict) -> dict[str,
 
 
 def _department(state: dict) -> str | None:
-    """The buyer's name, else the procuring entity's; by reference to the parties if need be."""
+    """The buyer's name, else the procuring entity's (by name, else by id among the parties),
+    else the name of a party with the role buyer, else procuringEntity."""
     parties = [p for p in state.get("parties") or [] if isinstance(p, dict)]
-    for key, role in (("buyer", "buyer"), ("procuringEntity", "procuringEntity")):
-        reference = state.get(key) if key == "buyer" else _get(state, "tender", key)
-        if isinstance(reference, dict):
-            if _is_text(reference.get("name")):
-                return str(reference["name"]).strip()
-            ident = reference.get("id")
-            for party in parties:
-                if ident is not None and party.get("id") == ident and _is_text(party.get("name")):
-                    return str(party["name"]).strip()
+    for reference in (state.get("buyer"), _get(state, "tender", "procuringEntity")):
+        if not isinstance(reference, dict):
+            continue
+        if _is_text(reference.get("name")):
+            return str(reference["name"]).strip()
+        ident = reference.get("id")
         for party in parties:
-            roles = party.get("roles") or []
+            if ident is not None and party.get("id") == ident and _is_text(party.get("name")):
+                return str(party["name"]).strip()
+    for role in ("buyer", "procuringEntity"):
+        for party in parties:
+            roles = party.get("roles")
             if isinstance(roles, list) and role in roles and _is_text(party.get("name")):
                 return str(party["name"]).strip()
     return None

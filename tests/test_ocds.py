@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.utils import timezone
 
-from crawls.engine import kinds, ocds, urls
+from crawls.engine import kinds, ocds, sandbox, urls
 from crawls.engine.request import Request, item_hash
 from crawls.engine.rules import RulesError
 from crawls.engine.store import Item, bids_store
@@ -430,6 +430,27 @@ def test_read_what_is_not_a_package_is_a_response_error(body, why):
     assert why in page.errors["response"]
 
 
+def test_read_odd_shapes_are_errors_not_crashes():
+    odd = release("r1", "2026-03-02T00:00:00Z", title=["not", "text"], items=5, documents=7)
+    odd.update(awards=3, parties="none", buyer="Ministry")
+    page = read(package(odd, "not a release", {"ocid": OCID, "id": "r2", "date": 20260302}))
+    assert page.errors["releases[1]"] == "a release must be an object, not a string"
+    assert "releases[2].date" in page.errors
+    first, undated = page.records[1], page.records[0]
+    assert undated.version == ""  # no date: applied first, never skipped as older
+    assert first.fields["title"] is None
+    assert "expected text" in first.errors["title"]
+    assert "department" not in first.fields
+    assert "classifications" not in first.fields
+
+
+def test_read_lists_at_most_max_errors_problems():
+    records = [{"ocid": f"o{i}", "releases": [{"url": f"https://x.org/{i}"}]} for i in range(80)]
+    page = read(json.dumps({"records": records}).encode())
+    assert len(page.errors) == ocds.MAX_ERRORS + 1
+    assert page.errors["errors"] == "110 more problems not listed"  # two for each record
+
+
 def test_read_error_status_is_a_response_error():
     page = read(package(tender_release()), status=503)
     assert page.records == []
@@ -524,3 +545,21 @@ def test_store_three_releases_make_one_bid_with_two_revisions(workspace_a):
     assert Bid.objects.filter(pk=bid.pk).values("status", "amount", "version", "extra").get() == (
         snapshot
     )
+
+
+def test_read_in_the_sandbox_child():
+    box = sandbox.Sandbox()
+    try:
+        page = box.extract(
+            package(tender_release()),
+            url=FEED,
+            rules=RULES,
+            budget=30,
+            kill_after=30,
+            request=Request(FEED),
+        )
+    finally:
+        box.close()
+    assert page.errors == {}
+    [record] = page.records
+    assert (record.key, record.fields["amount"]) == (OCID, Decimal("1250000.50"))

@@ -42,6 +42,7 @@ MAX_PAGES_LIMIT = 100_000  # the most a source may ask for
 MAX_DEPTH = 64
 DESCRIPTION_LENGTH = 2000  # tender.description kept in extra, truncated
 AMOUNT_LIMIT = Decimal(10) ** 18  # Bid.amount is numeric(20, 2)
+MAX_ERRORS = 50  # problems listed per page (linked releases, releases without an ocid...)
 RESPONSE = "response"  # Page.errors key of problems with the document as a whole
 NEXT = "links.next"
 
@@ -179,6 +180,10 @@ def read(
         _next(package, page, rules=rules, url=url, request=request)
     except _OutOfTime as out:
         page.timeout = out.step
+    if len(page.errors) > MAX_ERRORS:
+        listed = dict(list(page.errors.items())[:MAX_ERRORS])
+        listed["errors"] = f"{len(page.errors) - MAX_ERRORS} more problems not listed"
+        page.errors = listed
     return page
 
 
@@ -227,7 +232,7 @@ def _releases(package: dict, page: Page, enter: Callable[[str], None]) -> list[_
             page.errors[where] = f"a record must be an object, not {kind_of_value(record)}"
             continue
         embedded = []
-        for position, data in enumerate(record.get("releases") or []):
+        for position, data in enumerate(_list(record.get("releases"))):
             inner = f"{where}.releases[{position}]"
             if isinstance(data, dict) and "ocid" not in data and "url" in data:
                 page.errors[inner] = f"linked release not fetched: {_show(data.get('url'))}"
@@ -300,6 +305,10 @@ def _merge_by_id(old: list[dict], new: list[dict]) -> list[dict]:
 
 
 _MISSING = object()
+
+
+def _list(value: object) -> list:
+    return value if isinstance(value, list) else []
 
 
 def _get(data: object, *path: str) -> object:
@@ -384,12 +393,12 @@ def _extra(ocid: str, release: _Release, state: dict, tender: dict) -> dict[str,
     ):
         if _is_text(value := _get(tender, *path)):
             extra[name] = str(value)
-    awards = [a for a in state.get("awards") or [] if isinstance(a, dict)]
+    awards = [a for a in _list(state.get("awards")) if isinstance(a, dict)]
     suppliers = [
         s["name"]
         for award in awards
         if award.get("status") not in _DEAD_AWARDS
-        for s in award.get("suppliers") or []
+        for s in _list(award.get("suppliers"))
         if isinstance(s, dict) and _is_text(s.get("name"))
     ]
     if suppliers:
@@ -400,7 +409,7 @@ def _extra(ocid: str, release: _Release, state: dict, tender: dict) -> dict[str,
 def _department(state: dict) -> str | None:
     """The buyer's name, else the procuring entity's (by name, else by id among the parties),
     else the name of a party with the role buyer, else procuringEntity."""
-    parties = [p for p in state.get("parties") or [] if isinstance(p, dict)]
+    parties = [p for p in _list(state.get("parties")) if isinstance(p, dict)]
     for reference in (state.get("buyer"), _get(state, "tender", "procuringEntity")):
         if not isinstance(reference, dict):
             continue
@@ -427,7 +436,7 @@ def _status(state: dict, release: _Release, errors: dict[str, str]) -> object:
     if code is None:
         return _MISSING
     if code == "complete":
-        awards = [a for a in state.get("awards") or [] if isinstance(a, dict)]
+        awards = [a for a in _list(state.get("awards")) if isinstance(a, dict)]
         live = [a for a in awards if a.get("status") not in _DEAD_AWARDS]
         return "awarded" if live else "closed"
     if isinstance(code, str) and code in _STATUS:
@@ -490,7 +499,7 @@ def _datetime(value: object, tz: ZoneInfo) -> datetime:
 
 def _notice_url(tender: dict, url: str) -> str:
     """The tender notice's web page (tender.documents of type tenderNotice), if any."""
-    for document in _get(tender, "documents") or []:
+    for document in _list(_get(tender, "documents")):
         if isinstance(document, dict) and document.get("documentType") == "tenderNotice":
             link = document.get("url")
             if isinstance(link, str) and link.strip():

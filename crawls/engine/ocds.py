@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -45,6 +46,8 @@ AMOUNT_LIMIT = Decimal(10) ** 18  # Bid.amount is numeric(20, 2)
 MAX_ERRORS = 50  # problems listed per page (linked releases, releases without an ocid...)
 RESPONSE = "response"  # Page.errors key of problems with the document as a whole
 NEXT = "links.next"
+
+Json = dict[str, Any]  # a JSON object of the feed
 
 _KEYS = ("timezone", "max_pages")
 UTC_ZONE = ZoneInfo("UTC")
@@ -90,7 +93,7 @@ def rules_parse(data: object, *, limits: Limits | None = None) -> OcdsRules:
     return OcdsRules(timezone=timezone, max_pages=max_pages)
 
 
-def rules_dump(parsed: OcdsRules) -> dict:
+def rules_dump(parsed: OcdsRules) -> Json:
     """The canonical JSON form: every key present."""
     return {"timezone": parsed.timezone.key, "max_pages": parsed.max_pages}
 
@@ -117,7 +120,7 @@ class _Release:
     """One release to apply: where it was in the document, its sort key."""
 
     where: str  # "releases[3]", "records[0].releases[1]", "records[2].compiledRelease"
-    data: dict
+    data: Json
     ocid: str
     when: datetime | None
     id: str
@@ -171,7 +174,7 @@ def read(
             by_ocid.setdefault(release.ocid, []).append(release)
         for ocid, group in by_ocid.items():
             group.sort(key=lambda r: (r.version, r.id))  # undated first, then (date, id)
-            state: dict = {}
+            state: Json = {}
             for release in group:
                 enter(release.where)
                 state = release.data if release.whole else merge(state, release.data)
@@ -187,7 +190,7 @@ def read(
     return page
 
 
-def _package(body: bytes, page: Page) -> dict | None:
+def _package(body: bytes, page: Page) -> Json | None:
     """The package as parsed JSON; None (with the reason in page.errors) when it is none."""
     try:
         bounds.text_check_depth(body, MAX_DEPTH)
@@ -215,7 +218,7 @@ def _no_constant(name: str) -> object:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def _releases(package: dict, page: Page, enter: Callable[[str], None]) -> list[_Release]:
+def _releases(package: Json, page: Page, enter: Callable[[str], None]) -> list[_Release]:
     """Every release of the package that can be applied; problems with the others in page.errors."""
     found: list[_Release] = []
     if isinstance(package.get("releases"), list):
@@ -272,7 +275,7 @@ def _release(data: object, where: str, page: Page, *, ocid: object = None) -> _R
     return _Release(where=where, data=data, ocid=ocid.strip(), when=when, id=ident)
 
 
-def merge(state: Mapping, release: Mapping) -> dict:
+def merge(state: Mapping[str, Any], release: Mapping[str, Any]) -> Json:
     """`release` applied over `state` as OCDS compiles releases: objects merge field by field,
     a null removes a field, arrays of objects with ids merge by id, other arrays replace."""
     merged = dict(state)
@@ -296,7 +299,7 @@ def _identified(value: object) -> bool:
     )
 
 
-def _merge_by_id(old: list[dict], new: list[dict]) -> list[dict]:
+def _merge_by_id(old: list[Json], new: list[Json]) -> list[Json]:
     by_id = {str(item["id"]): item for item in old}
     for item in new:
         key = str(item["id"])
@@ -307,7 +310,7 @@ def _merge_by_id(old: list[dict], new: list[dict]) -> list[dict]:
 _MISSING = object()
 
 
-def _list(value: object) -> list:
+def _list(value: object) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
@@ -320,11 +323,11 @@ def _get(data: object, *path: str) -> object:
     return data
 
 
-def _record(ocid: str, release: _Release, state: dict, rules: OcdsRules, url: str) -> Record:
+def _record(ocid: str, release: _Release, state: Json, rules: OcdsRules, url: str) -> Record:
     """The bid fields of `state` (the compiled state after `release`); only those it holds."""
     fields: dict[str, object] = {}
     errors: dict[str, str] = {}
-    tender = state.get("tender") if isinstance(state.get("tender"), dict) else {}
+    tender: Json = state["tender"] if isinstance(state.get("tender"), dict) else {}
     tender_id = _get(tender, "id")
     fields["reference"] = str(tender_id) if _is_text(tender_id) else ocid
     if (title := _get(tender, "title")) is not None:
@@ -368,7 +371,7 @@ def _record(ocid: str, release: _Release, state: dict, rules: OcdsRules, url: st
     )
 
 
-def _extra(ocid: str, release: _Release, state: dict, tender: dict) -> dict[str, object]:
+def _extra(ocid: str, release: _Release, state: Json, tender: Json) -> dict[str, object]:
     """What else a bid manager reads off a notice, kept in the bid's extra."""
     extra: dict[str, object] = {"ocid": ocid}
     if release.id:
@@ -406,7 +409,7 @@ def _extra(ocid: str, release: _Release, state: dict, tender: dict) -> dict[str,
     return extra
 
 
-def _department(state: dict) -> str | None:
+def _department(state: Json) -> str | None:
     """The buyer's name, else the procuring entity's (by name, else by id among the parties),
     else the name of a party with the role buyer, else procuringEntity."""
     parties = [p for p in _list(state.get("parties")) if isinstance(p, dict)]
@@ -427,7 +430,7 @@ def _department(state: dict) -> str | None:
     return None
 
 
-def _status(state: dict, release: _Release, errors: dict[str, str]) -> object:
+def _status(state: Json, release: _Release, errors: dict[str, str]) -> object:
     """The stored status of the state; _MISSING when it says none."""
     tag = state.get("tag")
     if isinstance(tag, list) and _CANCELLATION_TAG in tag:
@@ -497,7 +500,7 @@ def _datetime(value: object, tz: ZoneInfo) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=tz)
 
 
-def _notice_url(tender: dict, url: str) -> str:
+def _notice_url(tender: Json, url: str) -> str:
     """The tender notice's web page (tender.documents of type tenderNotice), if any."""
     for document in _list(_get(tender, "documents")):
         if isinstance(document, dict) and document.get("documentType") == "tenderNotice":
@@ -509,7 +512,7 @@ def _notice_url(tender: dict, url: str) -> str:
     return ""
 
 
-def _next(package: dict, page: Page, *, rules: OcdsRules, url: str, request: Request) -> None:
+def _next(package: Json, page: Page, *, rules: OcdsRules, url: str, request: Request) -> None:
     """The next page of the feed (links.next), up to rules.max_pages."""
     target = _get(package, "links", "next")
     if target is None:

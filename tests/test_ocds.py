@@ -169,12 +169,15 @@ def test_read_department_falls_back_to_procuring_entity_and_parties():
 
 
 def test_read_missing_fields_are_left_out_and_reference_falls_back_to_ocid():
+    no_id = release("r1", "2026-03-02T09:00:00Z", title="Bridge repairs")
+    assert read(package(no_id)).records[0].fields["reference"] == OCID
+    # Without a tender (a planning or contract release) the reference is left out: the stored
+    # one (an earlier page's tender.id) stays.
     bare = {"ocid": OCID, "id": "r1", "date": "2026-03-02T09:00:00Z", "tag": ["planning"]}
     page = read(package(bare))
     [record] = page.records
     assert record.errors == {}
     assert record.fields == {
-        "reference": OCID,
         "ocid": OCID,
         "release_id": "r1",
         "release_date": "2026-03-02T09:00:00+00:00",

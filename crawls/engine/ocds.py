@@ -9,12 +9,13 @@ its embedded releases the same way, else its ``compiledRelease`` (a whole state,
 linked releases (a URL only) are reported, not fetched. ``links.next`` pages the feed up to
 ``max_pages``.
 
-Mapping (OCDS 1.1): ocid → key; tender.id (else ocid) → reference; tender.title → title;
-buyer (else tender.procuringEntity, else the party with that role) name → department;
-tender.value amount and currency; tender.datePublished → post_date (a date in the rules'
-timezone); tender.tenderPeriod.endDate → deadline; tender.status and the release's tag →
-status; tender.procurementMethod; tender.items' classifications. A bad value leaves its field
-None with an entry in ``Record.errors``. Runs in the sandbox's child: pure Python (no Django).
+Mapping (OCDS 1.1): ocid → key; tender.id (else ocid, when there is a tender) → reference;
+tender.title → title; buyer (else tender.procuringEntity, else the party with that role)
+name → department; tender.value amount and currency; tender.datePublished → post_date (a date
+in the rules' timezone); tender.tenderPeriod.endDate → deadline; tender.status and the
+release's tag → status; tender.procurementMethod; tender.items' classifications. A bad value
+leaves its field None with an entry in ``Record.errors``. Runs in the sandbox's child (no
+Django settings: the depth bound is MAX_DEPTH, not JSON_MAX_DEPTH).
 """
 
 from __future__ import annotations
@@ -153,6 +154,8 @@ def read(
     if status >= 400:
         page.errors[RESPONSE] = f"HTTP {status}: not an OCDS package"
         return page
+    if on_step is not None:
+        on_step(RESPONSE)
     package = _package(body, page)
     if package is None:
         return page
@@ -329,7 +332,12 @@ def _record(ocid: str, release: _Release, state: Json, rules: OcdsRules, url: st
     errors: dict[str, str] = {}
     tender: Json = state["tender"] if isinstance(state.get("tender"), dict) else {}
     tender_id = _get(tender, "id")
-    fields["reference"] = str(tender_id) if _is_text(tender_id) else ocid
+    if _is_text(tender_id):
+        fields["reference"] = str(tender_id).strip()
+    elif tender or release.whole:
+        fields["reference"] = ocid
+    # else (a planning, award or contract release without a tender): the stored reference
+    # stays, rather than the ocid overwriting a tender.id an earlier page gave.
     if (title := _get(tender, "title")) is not None:
         fields["title"] = _text(title, "title", errors)
     if (department := _department(state)) is not None:

@@ -204,6 +204,14 @@ def test_read_bad_values_leave_the_field_empty_with_an_error():
     assert "last Tuesday" in record.errors["post_date"]
 
 
+def test_read_cuts_texts_to_the_bid_columns():
+    data = tender_release(buyer={"name": "B" * 400})
+    data["tender"].update(id="R" * 300, procurementMethod="M" * 150)
+    fields = read(package(data)).records[0].fields
+    assert (len(fields["department"]), len(fields["reference"])) == (300, 200)
+    assert len(fields["procurement_method"]) == 100
+
+
 def test_read_amount_as_string_and_huge_amount():
     text = release("r1", "2026-03-02T09:00:00Z", value={"amount": "1,500.25"})
     assert read(package(text)).records[0].fields["amount"] == Decimal("1500.25")

@@ -43,6 +43,8 @@ MAX_PAGES_LIMIT = 100_000  # the most a source may ask for
 # extensions add a few; a feed past this is refused, not parsed.
 MAX_DEPTH = 64
 DESCRIPTION_LENGTH = 2000  # tender.description kept in extra, truncated
+# Bid's column lengths: longer values are cut (the store writes them as they come).
+LENGTHS = {"department": 300, "reference": 200, "procurement_method": 100}
 AMOUNT_LIMIT = Decimal(10) ** 18  # Bid.amount is numeric(20, 2)
 MAX_ERRORS = 50  # problems listed per page (linked releases, releases without an ocid...)
 RESPONSE = "response"  # Page.errors key of problems with the document as a whole
@@ -354,7 +356,7 @@ def _record(ocid: str, release: _Release, state: Json, rules: OcdsRules, url: st
         fields["post_date"] = _when(published, "post_date", rules.timezone, errors, day=True)
     if (end := _get(tender, "tenderPeriod", "endDate")) is not None:
         fields["deadline"] = _when(end, "deadline", rules.timezone, errors, day=False)
-    status = _status(state, release, errors)
+    status = _status(state, errors)
     if status is not _MISSING:
         fields["status"] = status
     if (method := _get(tender, "procurementMethod")) is not None:
@@ -368,6 +370,9 @@ def _record(ocid: str, release: _Release, state: Json, rules: OcdsRules, url: st
                 extra = item.get("additionalClassifications")
                 found.extend(extra if isinstance(extra, list) else [])
         fields["classifications"] = normalize.classification_codes([c for c in found if c])
+    for name, length in LENGTHS.items():
+        if isinstance(text := fields.get(name), str):
+            fields[name] = text[:length]
     fields.update(_extra(ocid, release, state, tender))
     return Record(
         key=ocid,
@@ -438,7 +443,7 @@ def _department(state: Json) -> str | None:
     return None
 
 
-def _status(state: Json, release: _Release, errors: dict[str, str]) -> object:
+def _status(state: Json, errors: dict[str, str]) -> object:
     """The stored status of the state; _MISSING when it says none."""
     tag = state.get("tag")
     if isinstance(tag, list) and _CANCELLATION_TAG in tag:

@@ -1,26 +1,141 @@
-"""OCDS release and record packages (placeholder: being written; see crawls.engine.kinds)."""
+"""OCDS sources: a release or record package feed read into bids without user rules.
+
+A package's releases are grouped by ocid and applied in release order ((date, id)): each
+release gives one ``Record`` holding the compiled state after it (the releases before it in
+this package merged with the OCDS merge rules), ``partial`` so that fields no release gave keep
+their stored values, and versioned ``"<UTC date>|<release id>"`` so that the store applies them
+oldest first (each a revision) and skips any older than the bid it holds. A record package gives
+its embedded releases the same way, else its ``compiledRelease`` (a whole state, not partial);
+linked releases (a URL only) are reported, not fetched. ``links.next`` pages the feed up to
+``max_pages``.
+
+Mapping (OCDS 1.1): ocid → key; tender.id (else ocid, when there is a tender) → reference;
+tender.title → title; buyer (else tender.procuringEntity, else the party with that role)
+name → department; tender.value amount and currency; tender.datePublished → post_date (a date
+in the rules' timezone); tender.tenderPeriod.endDate → deadline; tender.status and the
+release's tag → status; tender.procurementMethod; tender.items' classifications. A bad value
+leaves its field None with an entry in ``Record.errors``. Runs in the sandbox's child (no
+Django settings: the depth bound is MAX_DEPTH, not JSON_MAX_DEPTH).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from crawls.engine.extract import Page
+from crawls import bounds
+from crawls.engine import normalize, urls
+from crawls.engine.extract import Page, Record
 from crawls.engine.request import Request
-from crawls.engine.rules import Limits
+from crawls.engine.rule_checks import kind as kind_of_value
+from crawls.engine.rules import ROOT, Limits, RulesError
+
+MAX_PAGES = 1000  # default cap on the pages one crawl follows through links.next
+MAX_PAGES_LIMIT = 100_000  # the most a source may ask for
+# How deep a feed may nest (bounds.text_check_depth): releases sit about 8 levels down and
+# extensions add a few; a feed past this is refused, not parsed.
+MAX_DEPTH = 64
+DESCRIPTION_LENGTH = 2000  # tender.description kept in extra, truncated
+# Bid's column lengths: longer values are cut (the store writes them as they come).
+LENGTHS = {"department": 300, "reference": 200, "procurement_method": 100}
+AMOUNT_LIMIT = Decimal(10) ** 18  # Bid.amount is numeric(20, 2)
+MAX_ERRORS = 50  # problems listed per page (linked releases, releases without an ocid...)
+RESPONSE = "response"  # Page.errors key of problems with the document as a whole
+NEXT = "links.next"
+
+Json = dict[str, Any]  # a JSON object of the feed
+
+_KEYS = ("timezone", "max_pages")
+UTC_ZONE = ZoneInfo("UTC")
+# tender.status codes (OCDS tenderStatus) by the status Forest stores; "complete" depends on
+# whether there are awards.
+_STATUS = {
+    "planning": "active",
+    "planned": "active",
+    "active": "active",
+    "cancelled": "cancelled",
+    "withdrawn": "cancelled",
+    "unsuccessful": "closed",
+}
+_CANCELLATION_TAG = "tenderCancellation"
+_DEAD_AWARDS = frozenset({"cancelled", "unsuccessful"})
 
 
 @dataclass(frozen=True)
 class OcdsRules:
-    pass
+    """An OCDS source's rules: the timezone of dates without one, the cap on pages."""
+
+    timezone: ZoneInfo = UTC_ZONE
+    max_pages: int = MAX_PAGES
 
 
 def rules_parse(data: object, *, limits: Limits | None = None) -> OcdsRules:
-    raise NotImplementedError
+    """Validate `{}` or `{"timezone": ..., "max_pages": ...}`; RulesError names each problem."""
+    del limits  # nothing here is sized by the rules limits
+    if not isinstance(data, Mapping):
+        raise RulesError({ROOT: f"rules must be a JSON object, not {kind_of_value(data)}"})
+    errors: dict[str, str] = {}
+    for key in data:
+        if key not in _KEYS:
+            errors[str(key)] = f"unknown key {key!r}; expected one of: {', '.join(_KEYS)}"
+    timezone = _timezone(data.get("timezone", "UTC"), errors)
+    max_pages = data.get("max_pages", MAX_PAGES)
+    if isinstance(max_pages, bool) or not isinstance(max_pages, int):
+        errors["max_pages"] = f"max_pages must be a whole number, not {kind_of_value(max_pages)}"
+    elif not 1 <= max_pages <= MAX_PAGES_LIMIT:
+        errors["max_pages"] = f"max_pages must be between 1 and {MAX_PAGES_LIMIT}, not {max_pages}"
+    if errors or timezone is None:
+        raise RulesError(errors)
+    return OcdsRules(timezone=timezone, max_pages=max_pages)
 
 
-def rules_dump(parsed: OcdsRules) -> dict:
-    raise NotImplementedError
+def rules_dump(parsed: OcdsRules) -> Json:
+    """The canonical JSON form: every key present."""
+    return {"timezone": parsed.timezone.key, "max_pages": parsed.max_pages}
+
+
+def _timezone(value: object, errors: dict[str, str]) -> ZoneInfo | None:
+    if isinstance(value, str) and value.strip():
+        try:
+            return ZoneInfo(value.strip())
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    shown = repr(value) if isinstance(value, str) else kind_of_value(value)
+    errors["timezone"] = f"timezone must be an IANA time zone name such as 'UTC', not {shown}"
+    return None
+
+
+class _OutOfTime(Exception):
+    def __init__(self, step: str):
+        super().__init__(step)
+        self.step = step
+
+
+@dataclass
+class _Release:
+    """One release to apply: where it was in the document, its sort key."""
+
+    where: str  # "releases[3]", "records[0].releases[1]", "records[2].compiledRelease"
+    data: Json
+    ocid: str
+    when: datetime | None
+    id: str
+    whole: bool = False  # a compiled release: the whole state, not a change
+
+    @property
+    def version(self) -> str:
+        """ "<UTC date>|<id>" (sorts as the dates do); "" without a date: applied first, and
+        never skipped as older than the stored version."""
+        if self.when is None:
+            return ""
+        return f"{self.when.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}|{self.id}"
 
 
 def read(
@@ -33,4 +148,410 @@ def read(
     deadline: float | None = None,
     on_step: Callable[[str], None] | None = None,
 ) -> Page:
-    raise NotImplementedError
+    """Read one package: its releases as Records (see the module's docstring), the next page.
+
+    Past `deadline` (time.monotonic()) it stops between releases and names the release in
+    Page.timeout; what was read before stays in the page."""
+    page = Page()
+    if status >= 400:
+        page.errors[RESPONSE] = f"HTTP {status}: not an OCDS package"
+        return page
+    if on_step is not None:
+        on_step(RESPONSE)
+    package = _package(body, page)
+    if package is None:
+        return page
+    step = RESPONSE
+
+    def enter(name: str) -> None:
+        nonlocal step
+        if deadline is not None and time.monotonic() > deadline:
+            raise _OutOfTime(step)
+        step = name
+        if on_step is not None:
+            on_step(name)
+
+    try:
+        enter(RESPONSE)
+        releases = _releases(package, page, enter)
+        by_ocid: dict[str, list[_Release]] = {}
+        for release in releases:
+            by_ocid.setdefault(release.ocid, []).append(release)
+        for ocid, group in by_ocid.items():
+            group.sort(key=lambda r: (r.version, r.id))  # undated first, then (date, id)
+            state: Json = {}
+            for release in group:
+                enter(release.where)
+                state = release.data if release.whole else merge(state, release.data)
+                page.records.append(_record(ocid, release, state, rules, url))
+        enter(NEXT)
+        _next(package, page, rules=rules, url=url, request=request)
+    except _OutOfTime as out:
+        page.timeout = out.step
+    if len(page.errors) > MAX_ERRORS:
+        listed = dict(list(page.errors.items())[:MAX_ERRORS])
+        listed["errors"] = f"{len(page.errors) - MAX_ERRORS} more problems not listed"
+        page.errors = listed
+    return page
+
+
+def _package(body: bytes, page: Page) -> Json | None:
+    """The package as parsed JSON; None (with the reason in page.errors) when it is none."""
+    try:
+        bounds.text_check_depth(body, MAX_DEPTH)
+        data = json.loads(body, parse_float=Decimal, parse_constant=_no_constant)
+    except bounds.TooDeep as exc:
+        page.errors[RESPONSE] = f"not read: {exc}"
+        return None
+    except (ValueError, UnicodeDecodeError) as exc:
+        page.errors[RESPONSE] = f"not JSON: {exc}"
+        return None
+    if not isinstance(data, dict) or not (
+        isinstance(data.get("releases"), list) or isinstance(data.get("records"), list)
+    ):
+        why = (
+            "no list of releases or records"
+            if isinstance(data, dict)
+            else f"the document is {kind_of_value(data)}, not an object"
+        )
+        page.errors[RESPONSE] = f"not an OCDS release or record package: {why}"
+        return None
+    return data
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _releases(package: Json, page: Page, enter: Callable[[str], None]) -> list[_Release]:
+    """Every release of the package that can be applied; problems with the others in page.errors."""
+    found: list[_Release] = []
+    if isinstance(package.get("releases"), list):
+        for index, data in enumerate(package["releases"]):
+            where = f"releases[{index}]"
+            enter(where)
+            if (release := _release(data, where, page)) is not None:
+                found.append(release)
+        return found
+    for index, record in enumerate(package["records"]):
+        where = f"records[{index}]"
+        enter(where)
+        if not isinstance(record, dict):
+            page.errors[where] = f"a record must be an object, not {kind_of_value(record)}"
+            continue
+        embedded = []
+        for position, data in enumerate(_list(record.get("releases"))):
+            inner = f"{where}.releases[{position}]"
+            if isinstance(data, dict) and "ocid" not in data and "url" in data:
+                page.errors[inner] = f"linked release not fetched: {_show(data.get('url'))}"
+                continue
+            if (release := _release(data, inner, page, ocid=record.get("ocid"))) is not None:
+                embedded.append(release)
+        if embedded:
+            found.extend(embedded)
+            continue
+        compiled = record.get("compiledRelease")
+        if compiled is None:
+            page.errors.setdefault(where, "a record without embedded releases or compiledRelease")
+            continue
+        inner = f"{where}.compiledRelease"
+        if (release := _release(compiled, inner, page, ocid=record.get("ocid"))) is not None:
+            release.whole = True
+            found.append(release)
+    return found
+
+
+def _release(data: object, where: str, page: Page, *, ocid: object = None) -> _Release | None:
+    if not isinstance(data, dict):
+        page.errors[where] = f"a release must be an object, not {kind_of_value(data)}"
+        return None
+    ocid = data.get("ocid") or ocid
+    if not isinstance(ocid, str) or not ocid.strip():
+        page.errors[where] = "a release without an ocid"
+        return None
+    when = None
+    if data.get("date") is not None:
+        try:
+            when = _datetime(data["date"], UTC_ZONE).astimezone(UTC)
+        except ValueError as exc:
+            page.errors[f"{where}.date"] = str(exc)
+    ident = data.get("id")
+    ident = str(ident) if isinstance(ident, str | int) and not isinstance(ident, bool) else ""
+    return _Release(where=where, data=data, ocid=ocid.strip(), when=when, id=ident)
+
+
+def merge(state: Mapping[str, Any], release: Mapping[str, Any]) -> Json:
+    """`release` applied over `state` as OCDS compiles releases: objects merge field by field,
+    a null removes a field, arrays of objects with ids merge by id, other arrays replace."""
+    merged = dict(state)
+    for key, value in release.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        elif _identified(value) and _identified(merged.get(key)):
+            merged[key] = _merge_by_id(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _identified(value: object) -> bool:
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(v, dict) and "id" in v for v in value)
+    )
+
+
+def _merge_by_id(old: list[Json], new: list[Json]) -> list[Json]:
+    by_id = {str(item["id"]): item for item in old}
+    for item in new:
+        key = str(item["id"])
+        by_id[key] = merge(by_id[key], item) if key in by_id else item
+    return list(by_id.values())
+
+
+_MISSING = object()
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _get(data: object, *path: str) -> object:
+    """The value at `path` (None for absent or null)."""
+    for key in path:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
+
+
+def _record(ocid: str, release: _Release, state: Json, rules: OcdsRules, url: str) -> Record:
+    """The bid fields of `state` (the compiled state after `release`); only those it holds."""
+    fields: dict[str, object] = {}
+    errors: dict[str, str] = {}
+    tender: Json = state["tender"] if isinstance(state.get("tender"), dict) else {}
+    tender_id = _get(tender, "id")
+    if _is_text(tender_id):
+        fields["reference"] = str(tender_id).strip()
+    elif tender or release.whole:
+        fields["reference"] = ocid
+    # else (a planning, award or contract release without a tender): the stored reference
+    # stays, rather than the ocid overwriting a tender.id an earlier page gave.
+    if (title := _get(tender, "title")) is not None:
+        fields["title"] = _text(title, "title", errors)
+    if (department := _department(state)) is not None:
+        fields["department"] = department
+    value = _get(tender, "value")
+    if (amount := _get(value, "amount")) is not None:
+        fields["amount"] = _amount(amount, errors)
+    if (currency := _get(value, "currency")) is not None:
+        code = normalize.currency_code(currency)
+        if code is None:
+            errors["currency"] = f"tender.value.currency {_show(currency)} is not an ISO 4217 code"
+        fields["currency"] = code
+    if (published := _get(tender, "datePublished")) is not None:
+        fields["post_date"] = _when(published, "post_date", rules.timezone, errors, day=True)
+    if (end := _get(tender, "tenderPeriod", "endDate")) is not None:
+        fields["deadline"] = _when(end, "deadline", rules.timezone, errors, day=False)
+    status = _status(state, errors)
+    if status is not _MISSING:
+        fields["status"] = status
+    if (method := _get(tender, "procurementMethod")) is not None:
+        fields["procurement_method"] = _text(method, "procurement_method", errors)
+    items = _get(tender, "items")
+    if isinstance(items, list):
+        found: list[object] = []
+        for item in items:
+            if isinstance(item, dict):
+                found.append(item.get("classification"))
+                extra = item.get("additionalClassifications")
+                found.extend(extra if isinstance(extra, list) else [])
+        fields["classifications"] = normalize.classification_codes([c for c in found if c])
+    for name, length in LENGTHS.items():
+        if isinstance(text := fields.get(name), str):
+            fields[name] = text[:length]
+    fields.update(_extra(ocid, release, state, tender))
+    return Record(
+        key=ocid,
+        fields=fields,
+        errors=errors,
+        url=_notice_url(tender, url),
+        version=release.version,
+        partial=not release.whole,
+    )
+
+
+def _extra(ocid: str, release: _Release, state: Json, tender: Json) -> dict[str, object]:
+    """What else a bid manager reads off a notice, kept in the bid's extra."""
+    extra: dict[str, object] = {"ocid": ocid}
+    if release.id:
+        extra["release_id"] = release.id
+    if release.when is not None:
+        extra["release_date"] = release.when.isoformat()
+    tag = state.get("tag")
+    if isinstance(tag, list):
+        extra["tag"] = [str(t) for t in tag if _is_text(t)]
+    for key, name in (
+        ("description", "description"),
+        ("mainProcurementCategory", "main_procurement_category"),
+        ("procurementMethodDetails", "procurement_method_details"),
+        ("awardCriteria", "award_criteria"),
+    ):
+        value = tender.get(key)
+        if isinstance(value, str) and value.strip():
+            extra[name] = value.strip()[:DESCRIPTION_LENGTH]
+    for path, name in (
+        (("tenderPeriod", "startDate"), "tender_start"),
+        (("enquiryPeriod", "endDate"), "enquiry_deadline"),
+    ):
+        if _is_text(value := _get(tender, *path)):
+            extra[name] = str(value)
+    awards = [a for a in _list(state.get("awards")) if isinstance(a, dict)]
+    suppliers = [
+        s["name"]
+        for award in awards
+        if award.get("status") not in _DEAD_AWARDS
+        for s in _list(award.get("suppliers"))
+        if isinstance(s, dict) and _is_text(s.get("name"))
+    ]
+    if suppliers:
+        extra["suppliers"] = list(dict.fromkeys(suppliers))
+    return extra
+
+
+def _department(state: Json) -> str | None:
+    """The buyer's name, else the procuring entity's (by name, else by id among the parties),
+    else the name of a party with the role buyer, else procuringEntity."""
+    parties = [p for p in _list(state.get("parties")) if isinstance(p, dict)]
+    for reference in (state.get("buyer"), _get(state, "tender", "procuringEntity")):
+        if not isinstance(reference, dict):
+            continue
+        if _is_text(reference.get("name")):
+            return str(reference["name"]).strip()
+        ident = reference.get("id")
+        for party in parties:
+            if ident is not None and party.get("id") == ident and _is_text(party.get("name")):
+                return str(party["name"]).strip()
+    for role in ("buyer", "procuringEntity"):
+        for party in parties:
+            roles = party.get("roles")
+            if isinstance(roles, list) and role in roles and _is_text(party.get("name")):
+                return str(party["name"]).strip()
+    return None
+
+
+def _status(state: Json, errors: dict[str, str]) -> object:
+    """The stored status of the state; _MISSING when it says none."""
+    tag = state.get("tag")
+    if isinstance(tag, list) and _CANCELLATION_TAG in tag:
+        return "cancelled"
+    code = _get(state, "tender", "status")
+    if code is None:
+        return _MISSING
+    if code == "complete":
+        awards = [a for a in _list(state.get("awards")) if isinstance(a, dict)]
+        live = [a for a in awards if a.get("status") not in _DEAD_AWARDS]
+        return "awarded" if live else "closed"
+    if isinstance(code, str) and code in _STATUS:
+        return _STATUS[code]
+    errors["status"] = f"tender.status {_show(code)} is not an OCDS tender status"
+    return None
+
+
+def _text(value: object, name: str, errors: dict[str, str]) -> str | None:
+    if _is_text(value):
+        return " ".join(str(value).split())
+    errors[name] = f"expected text, not {kind_of_value(value)}"
+    return None
+
+
+def _is_text(value: object) -> bool:
+    return isinstance(value, str | int) and not isinstance(value, bool) and str(value).strip() != ""
+
+
+def _amount(value: object, errors: dict[str, str]) -> Decimal | None:
+    try:
+        if isinstance(value, bool):
+            raise InvalidOperation
+        number = Decimal(value.replace(",", "").strip()) if isinstance(value, str) else value
+        if not isinstance(number, Decimal | int):
+            raise InvalidOperation
+        number = Decimal(number)
+        if not number.is_finite():
+            raise InvalidOperation
+    except (InvalidOperation, ValueError):
+        errors["amount"] = f"tender.value.amount {_show(value)} is not a number"
+        return None
+    if abs(number) >= AMOUNT_LIMIT:
+        errors["amount"] = f"tender.value.amount {number} is too large"
+        return None
+    return number
+
+
+def _when(
+    value: object, name: str, tz: ZoneInfo, errors: dict[str, str], *, day: bool
+) -> date | datetime | None:
+    try:
+        moment = _datetime(value, tz)
+    except ValueError as exc:
+        errors[name] = str(exc)
+        return None
+    return moment.astimezone(tz).date() if day else moment
+
+
+def _datetime(value: object, tz: ZoneInfo) -> datetime:
+    """An aware datetime from an ISO 8601 date or date-time (naive ones in `tz`)."""
+    if not isinstance(value, str):
+        raise ValueError(f"expected an ISO 8601 date, not {kind_of_value(value)}")
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError(f"cannot read {_show(value)} as an ISO 8601 date") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=tz)
+
+
+def _notice_url(tender: Json, url: str) -> str:
+    """The tender notice's web page (tender.documents of type tenderNotice), if any."""
+    for document in _list(_get(tender, "documents")):
+        if isinstance(document, dict) and document.get("documentType") == "tenderNotice":
+            link = document.get("url")
+            if isinstance(link, str) and link.strip():
+                absolute = urljoin(url, link.strip())
+                if urlsplit(absolute).scheme in ("http", "https"):
+                    return absolute
+    return ""
+
+
+def _next(package: Json, page: Page, *, rules: OcdsRules, url: str, request: Request) -> None:
+    """The next page of the feed (links.next), up to rules.max_pages."""
+    target = _get(package, "links", "next")
+    if target is None:
+        return
+    if not isinstance(target, str) or not target.strip():
+        page.errors[NEXT] = f"expected a URL, not {kind_of_value(target)}"
+        return
+    number = request.context.get("page", 1)
+    number = number if isinstance(number, int) and not isinstance(number, bool) else 1
+    if number >= rules.max_pages:
+        page.errors[NEXT] = f"not followed: max_pages ({rules.max_pages}) reached"
+        return
+    absolute = urljoin(url, target.strip())
+    if urlsplit(absolute).scheme not in ("http", "https"):
+        page.errors[NEXT] = f"not a web URL: {_show(target)}"
+        return
+    try:
+        canonical = urls.canonicalize(absolute)
+    except ValueError as exc:
+        page.errors[NEXT] = f"not a URL: {exc}"
+        return
+    if canonical == request.url:
+        return
+    page.requests.append(Request(canonical, context={"page": number + 1}))
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

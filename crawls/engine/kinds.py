@@ -48,7 +48,7 @@ def rules_parse(kind: str, data: object, *, limits: rules.Limits | None = None) 
     return ocds.rules_parse(data, limits=limits)
 
 
-def rules_dump(kind: str, parsed: AnyRules) -> dict:
+def rules_dump(kind: str, parsed: AnyRules) -> dict[str, object]:
     kind = kind_check(kind)
     if kind == HTML:
         return rules.rules_dump(parsed)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -28,8 +29,8 @@ class BatchResult:
     items: list[store.Item] = field(default_factory=list)
     not_modified: list[bytes] = field(default_factory=list)
     links: list[frontier.Link] = field(default_factory=list)
-    errors: Counter = field(default_factory=Counter)
-    url_events: list[tuple[str, dict]] = field(default_factory=list)
+    errors: Counter[str] = field(default_factory=Counter)
+    url_events: list[tuple[str, dict[str, object]]] = field(default_factory=list)
     last_url: str = ""
     # The publisher's error (an API's error envelope): the crawl fails with it once stored.
     publisher_error: str | None = None
@@ -66,7 +67,7 @@ class Pages:
                 frontier.Outcome(claimed.id, "failed", response.status, f"{error_class}: {error}")
             )
             event_type = events.URL_REFUSED if error_class == "refused" else events.PAGE_ERROR
-            payload = {
+            payload: dict[str, object] = {
                 "url": claimed.request.describe(),
                 "class": error_class,
                 "error": error,
@@ -84,7 +85,7 @@ class Pages:
                     result.publisher_error = redact(page.error, self.secrets)
                     fail("publisher", result.publisher_error)
                     return
-            fail(response.error_class, response.error)
+            fail(response.error_class or "fetch", response.error)
             return
         if response.not_modified:
             result.not_modified.append(claimed.url_hash)
@@ -130,7 +131,14 @@ class Pages:
             self._records(claimed, page, response, result)
         result.outcomes.append(frontier.Outcome(claimed.id, "done", response.status, ""))
 
-    def _read(self, claimed: frontier.Claimed, response: Response, *, is_item: bool, fail):
+    def _read(
+        self,
+        claimed: frontier.Claimed,
+        response: Response,
+        *,
+        is_item: bool,
+        fail: Callable[..., None] | None,
+    ) -> extract.Page | None:
         """The page read in the sandbox; None (after `fail`, when given) when it could not be."""
         try:
             page = self.sandbox.extract(

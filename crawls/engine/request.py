@@ -20,6 +20,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote, urlencode
 
 from crawls.engine import urls
@@ -48,7 +49,7 @@ class Request:
     def is_plain_get(self) -> bool:
         return self.method == "GET" and not self.body and not self.headers and not self.context
 
-    def to_json(self) -> dict | None:
+    def to_json(self) -> dict[str, object] | None:
         """The frontier's `request` column: None for a plain GET (the URL says it all)."""
         if self.is_plain_get:
             return None
@@ -63,7 +64,7 @@ class Request:
         return data
 
     @classmethod
-    def from_json(cls, url: str, data: Mapping | None) -> Request:
+    def from_json(cls, url: str, data: Mapping[str, Any] | None) -> Request:
         if not data:
             return cls(url)
         return cls(

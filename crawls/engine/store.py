@@ -31,6 +31,8 @@ BID_FIELDS_ORDER = (
     "title", "department", "views", "post_date", "amount", "deadline", "reference",
     "currency", "status", "procurement_method", "classifications",
 )  # fmt: skip
+# Longer texts are cut to their column's length rather than failing the batch.
+_TEXT_LENGTHS = {"department": 300, "reference": 200, "procurement_method": 100}
 assert set(BID_FIELDS_ORDER) == set(BID_FIELDS)  # noqa: S101 - a wiring check at import
 
 
@@ -72,7 +74,7 @@ def _columns(fields: Mapping[str, object]) -> tuple[dict[str, object], dict[str,
     """Split typed fields into Bid columns and the JSON `extra`."""
     columns = {name: fields.get(name) for name in BID_FIELDS}
     for name in TEXT_FIELDS:
-        columns[name] = columns[name] or ""
+        columns[name] = str(columns[name] or "")[: _TEXT_LENGTHS.get(name)]
     columns["currency"] = normalize.currency_code(columns["currency"]) or ""
     columns["status"] = normalize.status_code(columns["status"])
     columns["classifications"] = normalize.classification_codes(columns["classifications"])

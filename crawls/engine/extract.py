@@ -22,7 +22,9 @@ from zoneinfo import ZoneInfo
 
 from selectolax.lexbor import LexborHTMLParser
 
-from crawls.engine.request import Request
+from crawls.engine import html_requests, normalize
+from crawls.engine.link_rules import LinkRule
+from crawls.engine.request import Request, request_hash
 from crawls.engine.rules import FieldRule, Rules
 
 DATE_FORMATS: tuple[str, ...] = (
@@ -189,17 +191,59 @@ def _extract(
         page.canonical = _absolute(node.attrs.get("href"), base)
     if want_links and (rules.follow or rules.items):
         clock.enter(LINKS_STEP)
-        page.follow = _links(tree, rules.follow, base, clock)
-        page.items = _links(tree, rules.items, base, clock)
+        builder = html_requests.Builder(
+            tree,
+            page_url=base.url.partition("#")[0],
+            resolve=lambda href: _absolute(href, base),
+            ignore_params=rules.ignore_params,
+            check=clock.check,
+        )
+        page.follow, page.requests = _entries(tree, "follow", rules.follow, base, builder, page)
+        page.items, page.item_requests = _entries(tree, "items", rules.items, base, builder, page)
     if want_fields:
         page.fields = {}
+        amount_text = None
         for name, rule in rules.fields.items():
             clock.enter(name)
-            value, problem = _read(tree, rule, rules.timezone, base)
+            value, problem, raw = _read(tree, rule, rules.timezone, base)
             page.fields[name] = value
             if problem is not None:
                 page.errors[name] = problem
+            if name == "amount" and value is not None:
+                amount_text = raw
+        if "currency" not in rules.fields and (code := normalize.currency_code(amount_text)):
+            page.fields["currency"] = code  # "4,477,000,000 KRW", "1,000원"
     clock.check()
+
+
+def _entries(
+    tree: LexborHTMLParser,
+    key: str,
+    entries: tuple[str | LinkRule, ...],
+    base: _Base,
+    builder: html_requests.Builder,
+    page: Page,
+) -> tuple[list[str], list[Request]]:
+    """The links (first seen first) and requests (by request_hash, first seen first) of the
+    follow or items entries; an entry that cannot be built here is named in page.errors."""
+    if all(isinstance(entry, str) for entry in entries):  # the fast path: links by href
+        return _links(tree, entries, base, builder.check), []  # type: ignore[arg-type]
+    links: dict[str, None] = {}
+    requests: dict[bytes, Request] = {}
+    for index, entry in enumerate(entries):
+        builder.check()
+        if isinstance(entry, str):
+            links.update(dict.fromkeys(_links(tree, (entry,), base, builder.check)))
+            continue
+        try:
+            for found in builder.results(entry):
+                if isinstance(found, str):
+                    links[found] = None
+                else:
+                    requests.setdefault(request_hash(found), found)
+        except html_requests.BuildError as exc:
+            page.errors[f"{key}[{index}]"] = str(exc)
+    return list(links), list(requests.values())
 
 
 def convert(raw: str, rule: FieldRule, tz: ZoneInfo) -> object:
@@ -211,6 +255,10 @@ def convert(raw: str, rule: FieldRule, tz: ZoneInfo) -> object:
             raise ValueError(f"regex {rule.regex.pattern!r} does not match {_show(text)}")
         kept = match.group(1) if rule.regex.groups else match.group(0)
         text = " ".join((kept or "").split())
+    for key, replacement in rule.map:  # bounded (Limits.entries); unmapped values are kept
+        if key == text:
+            text = replacement
+            break
     if rule.type == "text":
         return text
     if not text:
@@ -231,8 +279,8 @@ def convert(raw: str, rule: FieldRule, tz: ZoneInfo) -> object:
 
 def _read(
     tree: LexborHTMLParser, rule: FieldRule, tz: ZoneInfo, base: _Base
-) -> tuple[object, str | None]:
-    """One field's value and problem (None when fine)."""
+) -> tuple[object, str | None, str | None]:
+    """One field's value, problem (None when fine) and raw text."""
     node = tree.css_first(rule.css)
     if node is None:
         raw = None
@@ -247,26 +295,27 @@ def _read(
         raw = node.text()
         why = f"{rule.css!r} is empty"
     if raw is None or not raw.strip():
-        return None, (f"required field {rule.name} not found: {why}" if rule.required else None)
+        problem = f"required field {rule.name} not found: {why}" if rule.required else None
+        return None, problem, raw
     try:
         value = convert(raw, rule, tz)
     except ValueError as exc:
-        return None, str(exc)
+        return None, str(exc), raw
     if value == "":
-        return None, (f"required field {rule.name} is empty" if rule.required else None)
-    return value, None
+        return None, (f"required field {rule.name} is empty" if rule.required else None), raw
+    return value, None, raw
 
 
 def _links(
-    tree: LexborHTMLParser, selectors: tuple[str, ...], base: _Base, clock: _Clock
+    tree: LexborHTMLParser, selectors: tuple[str, ...], base: _Base, check: Callable[[], None]
 ) -> list[str]:
     """Absolute http(s) URLs the selectors point at, without fragments, first seen first."""
     links: dict[str, None] = {}
     for selector in selectors:
-        clock.check()
+        check()
         for count, node in enumerate(tree.css(selector), 1):
             if count % _NODES_PER_CHECK == 0:
-                clock.check()
+                check()
             href = node.attrs.get("href")
             if href is None and (inner := node.css_first("a[href]")) is not None:
                 # A selector may name the cell (td.subject) rather than its <a>.

@@ -82,6 +82,7 @@ class Builder:
 
     def values(self, node: LexborNode, rule: LinkRule) -> dict[str, str] | None:
         """The placeholders' values for one element, or None when it gives none."""
+        raw: str | None
         if rule.attr == TEXT_ATTR:
             raw = " ".join(node.text().split())
         else:

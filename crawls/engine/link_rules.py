@@ -19,7 +19,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from selectolax.lexbor import LexborHTMLParser
 
@@ -72,7 +72,11 @@ class LinkRule:
 
 
 def link_parse(
-    value: Mapping, path: str, probe: LexborHTMLParser, limits: Limits, errors: dict[str, str]
+    value: Mapping[str, Any],
+    path: str,
+    probe: LexborHTMLParser,
+    limits: Limits,
+    errors: dict[str, str],
 ) -> LinkRule | None:
     """One follow/items object entry, or None with its problems added to `errors`."""
     before = len(errors)
@@ -107,10 +111,10 @@ def link_parse(
         template = _request(value["request"], f"{path}.request", groups, probe, limits, errors)
     if len(errors) > before:
         return None
-    return LinkRule(css=css.strip(), attr=attr.strip().lower(), regex=regex, request=template)
+    return LinkRule(css=str(css).strip(), attr=attr.strip().lower(), regex=regex, request=template)
 
 
-def link_dump(rule: LinkRule) -> dict:
+def link_dump(rule: LinkRule) -> dict[str, object]:
     """The canonical JSON form of a LinkRule: every key present."""
     template = rule.request
     return {

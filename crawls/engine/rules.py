@@ -187,12 +187,12 @@ def rules_dump(rules: Rules) -> dict:
     }
 
 
-def _entry_dump(entry: str | LinkRule) -> str | dict:
+def _entry_dump(entry: str | LinkRule) -> str | dict[str, object]:
     return entry if isinstance(entry, str) else link_rules.link_dump(entry)
 
 
-def _field_dump(rule: FieldRule) -> dict:
-    dumped: dict = {
+def _field_dump(rule: FieldRule) -> dict[str, object]:
+    dumped: dict[str, object] = {
         "css": rule.css,
         "attr": rule.attr,
         "type": rule.type,

@@ -5,7 +5,9 @@ problem at once in ``RulesError.errors``, keyed by path ("fields.views.type", "f
 API can answer with all of them. ``rules_dump`` gives the canonical JSON form back. Sizes are
 bounded (``Limits``, from the RULES_MAX_* settings) and regexes run on RE2 (``patterns``), so no
 rules can make extraction stall. Shared by the engine, the API and the preview service. The
-checks of single values (a selector, a regex, a date format) are in ``rule_checks``.
+checks of single values (a selector, a regex, a date format) are in ``rule_checks``; the
+object form of follow/items entries (links and requests built from any attribute through a
+pattern) is ``link_rules``. A field may carry a ``map`` (text → text, after its regex).
 """
 
 from __future__ import annotations

@@ -307,6 +307,10 @@ def test_from_form_submits_what_a_browser_would():
       <input type=submit name=go value=Go><input type=button name=b value=B>
       <input type=image name=img><input type=reset name=rs><input type=file name=up>
       <input name=off value=1 disabled><input value=noname>
+      <input type=checkbox name=blank value="" checked>
+      <select name=d><option value=1 selected disabled>1</option></select>
+      <fieldset disabled><legend><input name=inlegend value=1></legend>
+        <input name=infieldset value=1></fieldset>
     </form><a class=go data-id="7">go</a>"""
     rules = rules_parse(
         {
@@ -324,8 +328,8 @@ def test_from_form_submits_what_a_browser_would():
 
     # A plain GET is a link: the form's fields replace the action's query, in canonical order.
     assert page.items == [
-        "https://b.example/board/search.do?added=new&bare=on&c=on1&c=on2&empty=&first=Alpha"
-        "&h=1&m=1&m=three&r=b&s=y&t=7&ta=line"
+        "https://b.example/board/search.do?added=new&bare=on&blank=&c=on1&c=on2&empty="
+        "&first=Alpha&h=1&inlegend=1&m=1&m=three&r=b&s=y&t=7&ta=line"
     ]
     assert page.item_requests == []
 

@@ -163,15 +163,16 @@ def successful_controls(form: LexborNode) -> Iterator[tuple[str, str]]:
     for control in form.css("input, select, textarea"):
         attrs = control.attrs
         name = attrs.get("name")
-        if not name or "disabled" in attrs:
+        if not name or "disabled" in attrs or _in_disabled_fieldset(control, form):
             continue
         if control.tag == "textarea":
             yield name, control.text(deep=True)
         elif control.tag == "select":
             options = control.css("option")
             chosen = [o for o in options if "selected" in o.attrs]
-            if not chosen and options and "multiple" not in attrs:
-                chosen = [options[0]]
+            if not chosen and "multiple" not in attrs:  # a single select shows its first
+                chosen = [o for o in options if "disabled" not in o.attrs][:1]
+            chosen = [o for o in chosen if "disabled" not in o.attrs]  # never submitted
             for option in chosen:
                 value = option.attrs.get("value")
                 yield name, value if value is not None else " ".join(option.text().split())
@@ -181,9 +182,26 @@ def successful_controls(form: LexborNode) -> Iterator[tuple[str, str]]:
                 continue
             if kind in ("checkbox", "radio"):
                 if "checked" in attrs:
-                    yield name, attrs.get("value") or "on"
+                    value = attrs.get("value")
+                    yield name, "on" if value is None else value
                 continue
             yield name, attrs.get("value") or ""
+
+
+def _in_disabled_fieldset(control: LexborNode, form: LexborNode) -> bool:
+    """Whether a control sits in a disabled <fieldset> within its form (its first <legend>
+    excepted, as browsers do)."""
+    node = control.parent
+    legend = None
+    while node is not None and node.mem_id != form.mem_id:
+        if node.tag == "legend":
+            legend = node
+        elif node.tag == "fieldset" and "disabled" in node.attrs:
+            first = node.css_first("legend")
+            if legend is None or first is None or legend.mem_id != first.mem_id:
+                return True
+        node = node.parent
+    return False
 
 
 def _filled(pairs: Iterable[tuple[str, str]], values: dict[str, str]) -> list[tuple[str, str]]:

@@ -10,7 +10,7 @@ import pytest
 from selectolax.lexbor import LexborHTMLParser
 
 from crawls.demo.data import DEMO_RULES, BoardConfig, render_site
-from crawls.engine import html_requests
+from crawls.engine import html_requests, sandbox
 from crawls.engine.extract import extract
 from crawls.engine.link_rules import LinkRule, RequestTemplate
 from crawls.engine.request import FORM, JSON, Request
@@ -496,6 +496,28 @@ def test_a_missing_form_is_reported_by_entry_and_other_entries_still_work():
     assert page.follow == ["https://www.example.go.kr/p/2"]
     assert page.requests == []
     assert page.errors == {"follow[1]": "no form matches '#gone' on this page"}
+
+
+def test_the_sandbox_child_hands_back_the_requests_it_built():
+    child = sandbox.Sandbox()
+    try:
+        page = child.extract(
+            EGOV_LISTING.encode(),
+            url=BOARD,
+            rules=rules_parse(EGOV_RULES),
+            budget=30,
+            kill_after=30,
+            want_fields=False,
+        )
+    finally:
+        child.close()
+
+    assert page.timeout is None
+    assert [request.body for request in page.item_requests] == [
+        "bbsId=BBSMSTR_000000000001&nttId=123",
+        "bbsId=BBSMSTR_000000000001&nttId=124",
+    ]
+    assert len(page.requests) == 2
 
 
 # --- hostile input ---------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from crawls.engine.request import Request
 
 # Elements between two looks at the clock: each may cost a regex, a fill and a canonicalize.
 NODES_PER_CHECK = 64
+_CANONICAL_CACHE = 1024
 _NOT_SUBMITTED = frozenset({"submit", "button", "image", "reset", "file"})
 
 
@@ -64,6 +65,7 @@ class Builder:
         self.ignore_params = tuple(ignore_params)
         self.check = check
         self._forms: dict[str, Form | None] = {}
+        self._canonical: dict[str, str | None] = {}
 
     def results(self, rule: LinkRule) -> Iterator[str | Request]:
         """The links and requests of one entry, in document order (duplicates included)."""
@@ -137,13 +139,25 @@ class Builder:
             content_type = request.FORM if body else ""
         if query:
             url = f"{url}{'&' if '?' in url else '?'}{urlencode(query)}"
-        try:
-            url = urls.canonicalize(url, ignore_params=self.ignore_params)
-        except ValueError:
+        url = self.canonical(url)
+        if url is None:
             return None
         headers = tuple(_filled(template.headers, values))
         built = Request(url, method, body, content_type, headers)
         return built.url if built.is_plain_get else built
+
+    def canonical(self, url: str) -> str | None:
+        """url canonicalised (None if it cannot be); one POST URL serves a whole listing, so
+        the answers are kept for the page (a bounded number of them)."""
+        if url not in self._canonical:
+            try:
+                canonical: str | None = urls.canonicalize(url, ignore_params=self.ignore_params)
+            except ValueError:
+                canonical = None
+            if len(self._canonical) >= _CANONICAL_CACHE:
+                return canonical
+            self._canonical[url] = canonical
+        return self._canonical[url]
 
     def form(self, selector: str) -> Form | None:
         """The form a selector names on this page, read once."""

@@ -5,6 +5,7 @@ import copy
 import pickle
 import time
 from decimal import Decimal
+from urllib.parse import quote_plus
 
 import pytest
 from selectolax.lexbor import LexborHTMLParser
@@ -332,6 +333,21 @@ def test_from_form_submits_what_a_browser_would():
         "&first=Alpha&h=1&inlegend=1&m=1&m=three&r=b&s=y&t=7&ta=line"
     ]
     assert page.item_requests == []
+
+
+def test_forms_submit_in_the_pages_charset_like_browsers():
+    html = """<html><head><meta charset="euc-kr"></head><body>
+      <form name=viewForm method=post action=view.do><input type=hidden name=q value="공고 똠">
+      <input type=hidden name=e value="&#128512;"></form>
+      <a onclick="fn_egov_inqire_notice('9')">x</a></body></html>""".encode("cp949")
+
+    page = extract(html, url=BOARD, rules=rules_parse(EGOV_RULES), want_fields=False)
+
+    # CP949 bytes for the Korean, and a character reference for what CP949 cannot write.
+    assert [built.body for built in page.item_requests] == [
+        f"q={quote_plus('공고 똠', encoding='cp949')}&e=%26%23128512%3B&nttId=9"
+    ]
+    assert quote_plus("공고 똠", encoding="cp949") == "%B0%F8%B0%ED+%8Cc"
 
 
 def test_a_post_form_keeps_repeated_names_and_overrides_in_place():

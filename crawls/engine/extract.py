@@ -153,7 +153,8 @@ def _extract(
     clock: _Clock,
     page: Page,
 ) -> None:
-    tree = LexborHTMLParser(_decode(html) if isinstance(html, bytes) else html)
+    text, encoding = _decode(html) if isinstance(html, bytes) else (html, "utf-8")
+    tree = LexborHTMLParser(text)
     base = _Base(url)
     if (node := tree.css_first("base[href]")) is not None and (
         href := _absolute(node.attrs.get("href"), base)
@@ -169,6 +170,7 @@ def _extract(
             resolve=lambda href: _absolute(href, base),
             ignore_params=rules.ignore_params,
             check=clock.check,
+            encoding=encoding,
         )
         page.follow, page.requests = _entries(tree, "follow", rules.follow, base, builder, page)
         page.items, page.item_requests = _entries(tree, "items", rules.items, base, builder, page)
@@ -341,23 +343,25 @@ def _absolute(href: str | None, base: _Base) -> str | None:
     return url
 
 
-def _decode(html: bytes) -> bytes | str:
-    """Bytes as lexbor should read them: UTF-8 bytes as they are, anything else as text."""
+def _decode(html: bytes) -> tuple[bytes | str, str]:
+    """Bytes as lexbor should read them (UTF-8 bytes as they are, anything else as text), and
+    the codec the page's forms submit in (browsers encode form data in the page's charset)."""
     if html.startswith(codecs.BOM_UTF8):
-        return html[3:]
+        return html[3:], "utf-8"
     if html.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return html.decode("utf-16", "replace")
+        return html.decode("utf-16", "replace"), "utf-8"  # forms never submit UTF-16
     match = _CHARSET.search(html, 0, _CHARSET_SCAN)
     if match is None:
-        return html  # lexbor reads UTF-8 and replaces invalid bytes with U+FFFD
+        return html, "utf-8"  # lexbor reads UTF-8 and replaces invalid bytes with U+FFFD
     label = match.group(1).decode("ascii").lower()
     if label in _KOREAN_LABELS:
-        return html.decode("cp949", "replace")
+        return html.decode("cp949", "replace"), "cp949"
     try:
         info = codecs.lookup(label)
     except LookupError:
-        return html
+        return html, "utf-8"
     # utf-16/32 labels in a byte stream that parsed this far are lies; the standard says UTF-8.
     if not getattr(info, "_is_text_encoding", True) or info.name.startswith("utf"):
-        return html
-    return html.decode(_CODEC_FOR.get(info.name, info.name), "replace")
+        return html, "utf-8"
+    codec = _CODEC_FOR.get(info.name, info.name)
+    return html.decode(codec, "replace"), codec

@@ -7,7 +7,8 @@ template the value ({1} if the regex has a group) is a link. With one, the templ
 its URL resolved against the page and canonicalised; with ``from_form``, the form's action,
 method and successful controls (as a browser submits them: hidden/text inputs, checked
 checkboxes and radios, selected options, textareas; not buttons, not disabled ones), then
-``form`` overrides; POST sends them as a form body, GET in the query.
+``form`` overrides; POST sends them as a form body, GET in the query, encoded in the page's
+charset as browsers do (an EUC-KR board reads its forms' Korean in CP949).
 
 A result that is a plain GET (no body, no headers) is a URL string (Page.follow / Page.items,
 like a link by href: the same identity in the frontier); anything else a ``Request``
@@ -58,12 +59,14 @@ class Builder:
         resolve: Callable[[str | None], str | None],
         ignore_params: Iterable[str],
         check: Callable[[], None],
+        encoding: str = "utf-8",
     ) -> None:
         self.tree = tree
         self.page_url = page_url
         self.resolve = resolve
         self.ignore_params = tuple(ignore_params)
         self.check = check
+        self.encoding = encoding  # of form fields, as the page's browser would submit them
         self._forms: dict[str, Form | None] = {}
         self._canonical: dict[str, str | None] = {}
 
@@ -135,16 +138,20 @@ class Builder:
             content_type = request.JSON
         else:
             # As request.form_body, keeping repeated names (a group of checked checkboxes).
-            body = urlencode(fields)
+            body = self.encoded(fields)
             content_type = request.FORM if body else ""
         if query:
-            url = f"{url}{'&' if '?' in url else '?'}{urlencode(query)}"
+            url = f"{url}{'&' if '?' in url else '?'}{self.encoded(query)}"
         url = self.canonical(url)
         if url is None:
             return None
         headers = tuple(_filled(template.headers, values))
         built = Request(url, method, body, content_type, headers)
         return built.url if built.is_plain_get else built
+
+    def encoded(self, pairs: list[tuple[str, str]]) -> str:
+        """Form data in the page's charset; what it cannot write becomes &#N; as in browsers."""
+        return urlencode(pairs, encoding=self.encoding, errors="xmlcharrefreplace")
 
     def canonical(self, url: str) -> str | None:
         """url canonicalised (None if it cannot be); one POST URL serves a whole listing, so

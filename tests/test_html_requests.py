@@ -195,6 +195,11 @@ LONG = "x" * 1001
             "is not a header name",
         ),
         (
+            with_request(headers={"X-A": "a\r\nHost: evil"}),
+            "items[0].request.headers.X-A",
+            "header values cannot hold line breaks",
+        ),
+        (
             with_request(json={"id": "{1}"}),
             "items[0].request.json",
             "either json or form/from_form",
@@ -395,7 +400,7 @@ def test_data_attributes_and_get_templates_give_canonical_links():
 
 
 def test_get_templates_with_headers_are_requests_and_values_are_url_encoded():
-    html = """<a class=n data-ref="가 1&2">x</a>"""
+    html = """<a class=n data-ref="가 1&2">x</a><a class=n data-ref="a\r\nHost: evil">y</a>"""
     rules = rules_parse(
         {
             "items": [
@@ -418,7 +423,11 @@ def test_get_templates_with_headers_are_requests_and_values_are_url_encoded():
         Request(
             "https://www.example.go.kr/n/%EA%B0%80%201&2",  # & needs no escape in a path
             headers=(("X-Requested-With", "XMLHttpRequest"), ("X-Ref", "가 1&2")),
-        )
+        ),
+        Request(
+            "https://www.example.go.kr/n/a%0AHost:%20evil",  # HTML reads \r\n as \n
+            headers=(("X-Requested-With", "XMLHttpRequest"), ("X-Ref", "a Host: evil")),
+        ),
     ]
 
 

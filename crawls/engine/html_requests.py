@@ -145,7 +145,10 @@ class Builder:
         url = self.canonical(url)
         if url is None:
             return None
-        headers = tuple(_filled(template.headers, values))
+        # A page's text may hold line breaks; a header value may not (no header injection).
+        headers = tuple(
+            (name, " ".join(value.split())) for name, value in _filled(template.headers, values)
+        )
         built = Request(url, method, body, content_type, headers)
         return built.url if built.is_plain_get else built
 

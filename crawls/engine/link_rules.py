@@ -184,6 +184,8 @@ def _request(
     for name, _ in headers:
         if not _HEADER_NAME.fullmatch(name):
             errors[f"{path}.headers.{name}"] = f"{name!r} is not a header name"
+        elif any(char in dict(headers)[name] for char in "\r\n\0"):
+            errors[f"{path}.headers.{name}"] = "header values cannot hold line breaks"
         elif name.lower() in FORBIDDEN_HEADERS:
             errors[f"{path}.headers.{name}"] = (
                 f"{name} is set by the crawler, not by rules "

@@ -295,6 +295,7 @@ def test_korean_detail_page_fields_are_typed():
         "views": 1234,
         "post_date": date(2026, 11, 23),
         "amount": Decimal("1234500000"),
+        "currency": "KRW",  # named by the amount's text (₩1,234,500,000)
         "deadline": datetime(2026, 12, 1, 18, 0, tzinfo=SEOUL),
         "opening": datetime(2026, 12, 2, 0, 0, tzinfo=SEOUL),
         "attachment": "https://www.example.go.kr/files/download.do?id=77",
@@ -318,6 +319,7 @@ def test_english_detail_page_with_base_and_aware_attribute_datetime():
         "department": "Highways & Transport",
         "views": 1234,
         "amount": Decimal("12345000"),
+        "currency": "KRW",  # named by the amount's text (KRW 12,345,000)
         "post_date": date(2026, 11, 23),
         "deadline": datetime(2026, 12, 1, 12, 0, tzinfo=UTC),
     }

@@ -1,5 +1,10 @@
 """Read one fetched page with its Rules: links to follow, item links, typed field values.
 
+A follow/items entry is a selector (links by href, the fast path) or an object that builds
+links and requests from any attribute (crawls.engine.html_requests); field values are typed by
+crawls.engine.values. A field `amount` whose text names a currency ("1,000원", "KRW 5") sets
+`currency` when the rules have no currency field of their own.
+
 Built on selectolax's lexbor parser: one parse per page and one ``css_first`` per field; regexes
 are compiled with the rules and date formats once per process. A page is read under a deadline,
 checked between steps (fields, link selectors, every few hundred nodes): past it, extract()
@@ -14,50 +19,19 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
-from decimal import Decimal
-from functools import lru_cache
 from urllib.parse import SplitResult, urljoin, urlsplit
 from zoneinfo import ZoneInfo
 
 from selectolax.lexbor import LexborHTMLParser
 
-from crawls.engine.request import Request
+from crawls.engine import html_requests, normalize
+from crawls.engine.link_rules import LinkRule
+from crawls.engine.request import Request, request_hash
 from crawls.engine.rules import FieldRule, Rules
+from crawls.engine.values import DATE_FORMATS as DATE_FORMATS  # re-exported
+from crawls.engine.values import DATETIME_FORMATS as DATETIME_FORMATS  # re-exported
+from crawls.engine.values import convert
 
-DATE_FORMATS: tuple[str, ...] = (
-    "%Y-%m-%d",
-    "%Y.%m.%d",
-    "%Y/%m/%d",
-    "%Y년 %m월 %d일",
-    "%Y년%m월%d일",
-    "%d %b %Y",
-    "%b %d, %Y",
-    "%d %B %Y",
-    "%B %d, %Y",
-)
-# Tried after ISO 8601 (datetime.fromisoformat); a date alone (DATE_FORMATS) means 00:00.
-DATETIME_FORMATS: tuple[str, ...] = (
-    "%Y-%m-%d %H:%M",
-    "%Y-%m-%d %H:%M:%S",
-    "%Y.%m.%d %H:%M",
-    "%Y.%m.%d %H:%M:%S",
-    "%Y.%m.%d. %H:%M",
-    "%Y/%m/%d %H:%M",
-    "%Y/%m/%d %H:%M:%S",
-)
-
-# One number: digits with optional thousands groups (comma or space) and decimals.
-_NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:[,\s]\d{3})+(?!\d)|\d+)(?:\.\d+)?")
-# strptime directives a format may be compiled from (see _compiled); strptime does the rest.
-_DIRECTIVES = {
-    "Y": r"(?P<Y>\d{4})",
-    "m": r"(?P<m>\d{1,2})",
-    "d": r"(?P<d>\d{1,2})",
-    "H": r"(?P<H>\d{1,2})",
-    "M": r"(?P<M>\d{1,2})",
-    "S": r"(?P<S>\d{1,2})",
-}
 _CHARSET = re.compile(rb"""<meta[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.IGNORECASE)
 # Further than the standard's 1024 bytes: long <head>s on Korean boards declare their charset late.
 _CHARSET_SCAN = 4096
@@ -179,7 +153,8 @@ def _extract(
     clock: _Clock,
     page: Page,
 ) -> None:
-    tree = LexborHTMLParser(_decode(html) if isinstance(html, bytes) else html)
+    text, encoding = _decode(html) if isinstance(html, bytes) else (html, "utf-8")
+    tree = LexborHTMLParser(text)
     base = _Base(url)
     if (node := tree.css_first("base[href]")) is not None and (
         href := _absolute(node.attrs.get("href"), base)
@@ -189,50 +164,66 @@ def _extract(
         page.canonical = _absolute(node.attrs.get("href"), base)
     if want_links and (rules.follow or rules.items):
         clock.enter(LINKS_STEP)
-        page.follow = _links(tree, rules.follow, base, clock)
-        page.items = _links(tree, rules.items, base, clock)
+        builder = html_requests.Builder(
+            tree,
+            page_url=base.url.partition("#")[0],
+            resolve=lambda href: _absolute(href, base),
+            ignore_params=rules.ignore_params,
+            check=clock.check,
+            encoding=encoding,
+        )
+        page.follow, page.requests = _entries(tree, "follow", rules.follow, base, builder, page)
+        page.items, page.item_requests = _entries(tree, "items", rules.items, base, builder, page)
     if want_fields:
         page.fields = {}
+        amount_text = None
         for name, rule in rules.fields.items():
             clock.enter(name)
-            value, problem = _read(tree, rule, rules.timezone, base)
+            value, problem, raw = _read(tree, rule, rules.timezone, base)
             page.fields[name] = value
             if problem is not None:
                 page.errors[name] = problem
+            if name == "amount" and value is not None:
+                amount_text = raw
+        if "currency" not in rules.fields and (code := normalize.currency_code(amount_text)):
+            page.fields["currency"] = code  # "4,477,000,000 KRW", "1,000원"
     clock.check()
 
 
-def convert(raw: str, rule: FieldRule, tz: ZoneInfo) -> object:
-    """Turn an element's raw text into the rule's type; ValueError says why it cannot."""
-    text = " ".join(raw.split())
-    if rule.regex is not None:
-        match = rule.regex.search(text)
-        if match is None:
-            raise ValueError(f"regex {rule.regex.pattern!r} does not match {_show(text)}")
-        kept = match.group(1) if rule.regex.groups else match.group(0)
-        text = " ".join((kept or "").split())
-    if rule.type == "text":
-        return text
-    if not text:
-        raise ValueError(f"cannot read an empty value as {rule.type}")
-    if rule.type == "int":
-        number = _number(text, "int")
-        if number != number.to_integral_value():
-            raise ValueError(f"cannot read {_show(text)} as int: {number} is not a whole number")
-        return int(number)
-    if rule.type == "decimal":
-        return _number(text, "decimal")
-    if rule.type == "date":
-        parsed = _when(text, rule.formats, DATE_FORMATS + DATETIME_FORMATS, "date")
-        return (parsed.astimezone(tz) if parsed.tzinfo is not None else parsed).date()
-    parsed = _when(text, rule.formats, DATETIME_FORMATS + DATE_FORMATS, "datetime")
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=tz)
+def _entries(
+    tree: LexborHTMLParser,
+    key: str,
+    entries: tuple[str | LinkRule, ...],
+    base: _Base,
+    builder: html_requests.Builder,
+    page: Page,
+) -> tuple[list[str], list[Request]]:
+    """The links (first seen first) and requests (by request_hash, first seen first) of the
+    follow or items entries; an entry that cannot be built here is named in page.errors."""
+    if all(isinstance(entry, str) for entry in entries):  # the fast path: links by href
+        return _links(tree, entries, base, builder.check), []  # type: ignore[arg-type]
+    links: dict[str, None] = {}
+    requests: dict[bytes, Request] = {}
+    for index, entry in enumerate(entries):
+        builder.check()
+        if isinstance(entry, str):
+            links.update(dict.fromkeys(_links(tree, (entry,), base, builder.check)))
+            continue
+        try:
+            for found in builder.results(entry):
+                if isinstance(found, str):
+                    links[found] = None
+                else:
+                    requests.setdefault(request_hash(found), found)
+        except html_requests.BuildError as exc:
+            page.errors[f"{key}[{index}]"] = str(exc)
+    return list(links), list(requests.values())
 
 
 def _read(
     tree: LexborHTMLParser, rule: FieldRule, tz: ZoneInfo, base: _Base
-) -> tuple[object, str | None]:
-    """One field's value and problem (None when fine)."""
+) -> tuple[object, str | None, str | None]:
+    """One field's value, problem (None when fine) and raw text."""
     node = tree.css_first(rule.css)
     if node is None:
         raw = None
@@ -247,26 +238,27 @@ def _read(
         raw = node.text()
         why = f"{rule.css!r} is empty"
     if raw is None or not raw.strip():
-        return None, (f"required field {rule.name} not found: {why}" if rule.required else None)
+        problem = f"required field {rule.name} not found: {why}" if rule.required else None
+        return None, problem, raw
     try:
         value = convert(raw, rule, tz)
     except ValueError as exc:
-        return None, str(exc)
+        return None, str(exc), raw
     if value == "":
-        return None, (f"required field {rule.name} is empty" if rule.required else None)
-    return value, None
+        return None, (f"required field {rule.name} is empty" if rule.required else None), raw
+    return value, None, raw
 
 
 def _links(
-    tree: LexborHTMLParser, selectors: tuple[str, ...], base: _Base, clock: _Clock
+    tree: LexborHTMLParser, selectors: tuple[str, ...], base: _Base, check: Callable[[], None]
 ) -> list[str]:
     """Absolute http(s) URLs the selectors point at, without fragments, first seen first."""
     links: dict[str, None] = {}
     for selector in selectors:
-        clock.check()
+        check()
         for count, node in enumerate(tree.css(selector), 1):
             if count % _NODES_PER_CHECK == 0:
-                clock.check()
+                check()
             href = node.attrs.get("href")
             if href is None and (inner := node.css_first("a[href]")) is not None:
                 # A selector may name the cell (td.subject) rather than its <a>.
@@ -351,94 +343,25 @@ def _absolute(href: str | None, base: _Base) -> str | None:
     return url
 
 
-def _decode(html: bytes) -> bytes | str:
-    """Bytes as lexbor should read them: UTF-8 bytes as they are, anything else as text."""
+def _decode(html: bytes) -> tuple[bytes | str, str]:
+    """Bytes as lexbor should read them (UTF-8 bytes as they are, anything else as text), and
+    the codec the page's forms submit in (browsers encode form data in the page's charset)."""
     if html.startswith(codecs.BOM_UTF8):
-        return html[3:]
+        return html[3:], "utf-8"
     if html.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return html.decode("utf-16", "replace")
+        return html.decode("utf-16", "replace"), "utf-8"  # forms never submit UTF-16
     match = _CHARSET.search(html, 0, _CHARSET_SCAN)
     if match is None:
-        return html  # lexbor reads UTF-8 and replaces invalid bytes with U+FFFD
+        return html, "utf-8"  # lexbor reads UTF-8 and replaces invalid bytes with U+FFFD
     label = match.group(1).decode("ascii").lower()
     if label in _KOREAN_LABELS:
-        return html.decode("cp949", "replace")
+        return html.decode("cp949", "replace"), "cp949"
     try:
         info = codecs.lookup(label)
     except LookupError:
-        return html
+        return html, "utf-8"
     # utf-16/32 labels in a byte stream that parsed this far are lies; the standard says UTF-8.
     if not getattr(info, "_is_text_encoding", True) or info.name.startswith("utf"):
-        return html
-    return html.decode(_CODEC_FOR.get(info.name, info.name), "replace")
-
-
-def _show(text: str) -> str:
-    return repr(text if len(text) <= 80 else text[:77] + "...")
-
-
-def _number(text: str, kind: str) -> Decimal:
-    found = _NUMBER.findall(text)
-    if not found:
-        raise ValueError(f"cannot read {_show(text)} as {kind}: no number in it")
-    if len(found) > 1:
-        raise ValueError(
-            f"cannot read {_show(text)} as {kind}: several numbers ({', '.join(found)}); "
-            f"add a regex with one group to pick one"
-        )
-    return Decimal("".join(found[0].replace(",", "").split()))
-
-
-def _when(text: str, formats: tuple[str, ...], defaults: tuple[str, ...], kind: str) -> datetime:
-    """Parse with the rule's formats, else ISO 8601 and then the defaults; naive or aware."""
-    text = text.rstrip(".").rstrip()  # "2026.11.23."
-    if not formats:
-        try:
-            return datetime.fromisoformat(text)
-        except ValueError:
-            pass
-    for fmt in formats or defaults:
-        pattern = _compiled(fmt)
-        try:
-            if pattern is None:
-                # Naive on purpose: convert() localises it in the rules' time zone.
-                return datetime.strptime(text, fmt)  # noqa: DTZ007
-            if match := pattern.fullmatch(text):
-                parts = match.groupdict()
-                return datetime(  # noqa: DTZ001 - naive on purpose, as above
-                    int(parts["Y"]),
-                    int(parts["m"]),
-                    int(parts["d"]),
-                    int(parts.get("H") or 0),
-                    int(parts.get("M") or 0),
-                    int(parts.get("S") or 0),
-                )
-        except ValueError:
-            continue
-    tried = list(formats) if formats else ["ISO 8601", *defaults]
-    raise ValueError(f"cannot read {_show(text)} as {kind} with formats {tried}")
-
-
-@lru_cache(maxsize=1024)
-def _compiled(fmt: str) -> re.Pattern[str] | None:
-    """A regex reading fmt like strptime does, when fmt has only %Y %m %d %H %M %S; else None.
-
-    strptime spends microseconds per format in Python; the numeric formats boards use (and most
-    defaults) are matched this way instead, compiled once per process.
-    """
-    pieces, used = [], set()
-    for piece in re.split(r"(%.)", fmt):
-        if len(piece) == 2 and piece[0] == "%":
-            directive = piece[1]
-            if directive not in _DIRECTIVES or directive in used:
-                return None
-            used.add(directive)
-            pieces.append(_DIRECTIVES[directive])
-        elif "%" in piece:
-            return None
-        else:
-            # As strptime: any run of whitespace in the format matches one or more in the text.
-            pieces.append(r"\s+".join(re.escape(word) for word in re.split(r"\s+", piece)))
-    if not {"Y", "m", "d"} <= used:
-        return None
-    return re.compile("".join(pieces), re.IGNORECASE)
+        return html, "utf-8"
+    codec = _CODEC_FOR.get(info.name, info.name)
+    return html.decode(codec, "replace"), codec

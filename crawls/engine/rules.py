@@ -5,7 +5,9 @@ problem at once in ``RulesError.errors``, keyed by path ("fields.views.type", "f
 API can answer with all of them. ``rules_dump`` gives the canonical JSON form back. Sizes are
 bounded (``Limits``, from the RULES_MAX_* settings) and regexes run on RE2 (``patterns``), so no
 rules can make extraction stall. Shared by the engine, the API and the preview service. The
-checks of single values (a selector, a regex, a date format) are in ``rule_checks``.
+checks of single values (a selector, a regex, a date format) are in ``rule_checks``; the
+object form of follow/items entries (links and requests built from any attribute through a
+pattern) is ``link_rules``. A field may carry a ``map`` (text → text, after its regex).
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.conf import settings
 from selectolax.lexbor import LexborHTMLParser
 
-from crawls.engine import patterns
+from crawls.engine import link_rules, patterns
 from crawls.engine import rule_checks as checks
+from crawls.engine.link_rules import LinkRule
 
 BID_FIELDS: tuple[str, ...] = (
     "title",
@@ -54,7 +57,7 @@ BID_FIELD_TYPES: Mapping[str, tuple[str, ...]] = {
 ROOT = "rules"  # error key for problems with the document as a whole
 
 _TOP_KEYS = ("follow", "items", "fields", "timezone", "ignore_params")
-_FIELD_KEYS = ("css", "attr", "type", "formats", "regex", "required")
+_FIELD_KEYS = ("css", "attr", "type", "formats", "regex", "required", "map")
 _NAME = re.compile(r"[a-z_][a-z0-9_]*")
 _ATTR = re.compile(r"[^\s\"'>/=]+")
 
@@ -68,6 +71,9 @@ class Limits:
     fields: int = 50
     selectors: int = 20  # follow and items, each
     patterns: int = 20  # a source's include_patterns and exclude_patterns, each
+    # Entries of a request template's form/query/headers (and of each JSON object or list in
+    # its body) and of a field's map. Not a setting: 50 is plenty, and bounds the work.
+    entries: int = 50
 
     @classmethod
     def from_settings(cls) -> Limits:
@@ -99,6 +105,8 @@ class FieldRule:
     formats: tuple[str, ...]  # empty: the converter's defaults for the type
     regex: patterns.Regex | None
     required: bool
+    # Text → text after the regex, before the type conversion; unmapped values are kept.
+    map: tuple[tuple[str, str], ...] = ()
 
 
 class FieldMap(Mapping[str, FieldRule]):
@@ -135,8 +143,9 @@ class FieldMap(Mapping[str, FieldRule]):
 class Rules:
     """Validated, normalised extraction rules."""
 
-    follow: tuple[str, ...]
-    items: tuple[str, ...]
+    # A CSS selector (links by href, the fast path) or a LinkRule (crawls.engine.link_rules).
+    follow: tuple[str | LinkRule, ...]
+    items: tuple[str | LinkRule, ...]
     fields: Mapping[str, FieldRule]
     timezone: ZoneInfo
     ignore_params: tuple[str, ...]
@@ -172,22 +181,30 @@ def rules_parse(data: object, *, limits: Limits | None = None) -> Rules:
 def rules_dump(rules: Rules) -> dict:
     """The canonical JSON form of rules: every key present, fields in full."""
     return {
-        "follow": list(rules.follow),
-        "items": list(rules.items),
-        "fields": {
-            name: {
-                "css": rule.css,
-                "attr": rule.attr,
-                "type": rule.type,
-                "formats": list(rule.formats),
-                "regex": rule.regex.pattern if rule.regex is not None else None,
-                "required": rule.required,
-            }
-            for name, rule in rules.fields.items()
-        },
+        "follow": [_entry_dump(entry) for entry in rules.follow],
+        "items": [_entry_dump(entry) for entry in rules.items],
+        "fields": {name: _field_dump(rule) for name, rule in rules.fields.items()},
         "timezone": rules.timezone.key,
         "ignore_params": list(rules.ignore_params),
     }
+
+
+def _entry_dump(entry: str | LinkRule) -> str | dict[str, object]:
+    return entry if isinstance(entry, str) else link_rules.link_dump(entry)
+
+
+def _field_dump(rule: FieldRule) -> dict[str, object]:
+    dumped: dict[str, object] = {
+        "css": rule.css,
+        "attr": rule.attr,
+        "type": rule.type,
+        "formats": list(rule.formats),
+        "regex": rule.regex.pattern if rule.regex is not None else None,
+        "required": rule.required,
+    }
+    if rule.map:  # only when given: the dump of rules without maps stays as it was
+        dumped["map"] = dict(rule.map)
+    return dumped
 
 
 def patterns_check(name: str, values: object, *, limits: Limits | None = None) -> dict[str, str]:
@@ -206,7 +223,7 @@ def patterns_check(name: str, values: object, *, limits: Limits | None = None) -
 
 def _selectors(
     data: Mapping, key: str, probe: LexborHTMLParser, limits: Limits, errors: dict[str, str]
-) -> tuple[str, ...]:
+) -> tuple[str | LinkRule, ...]:
     value = data.get(key)
     if value is None:
         return ()
@@ -216,8 +233,13 @@ def _selectors(
     if len(value) > limits.selectors:
         errors[key] = f"{key} has {len(value)} selectors; at most {limits.selectors} are allowed"
         return ()
-    selectors = []
+    selectors: list[str | LinkRule] = []
     for index, selector in enumerate(value):
+        if isinstance(selector, Mapping):
+            entry = link_rules.link_parse(selector, f"{key}[{index}]", probe, limits, errors)
+            if entry is not None:
+                selectors.append(entry)
+            continue
         problem = checks.selector_problem(selector, probe, limits.selector_length)
         if problem is None:
             selectors.append(selector.strip())
@@ -332,6 +354,8 @@ def _field(
                     f"(the part to keep) and (?:...) for the others"
                 )
 
+    mapping = _map(spec.get("map"), path, limits, errors)
+
     required = spec.get("required", name == "title")
     if not isinstance(required, bool):
         errors[f"{path}.required"] = (
@@ -350,7 +374,38 @@ def _field(
         formats=tuple(formats),
         regex=pattern,
         required=required,
+        map=mapping,
     )
+
+
+def _map(
+    value: object, path: str, limits: Limits, errors: dict[str, str]
+) -> tuple[tuple[str, str], ...]:
+    """A field's map as (text, replacement) pairs, keys with their whitespace collapsed as the
+    values they are compared with."""
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping):
+        errors[f"{path}.map"] = (
+            f"map must be an object of texts to replacements such as "
+            f'{{"공고중": "active"}}, not {checks.kind(value)}'
+        )
+        return ()
+    if len(value) > limits.entries:
+        errors[f"{path}.map"] = (
+            f"map has {len(value)} entries; at most {limits.entries} are allowed"
+        )
+        return ()
+    pairs: dict[str, str] = {}
+    for key, replacement in value.items():
+        where = f"{path}.map.{key}"
+        if not isinstance(replacement, str):
+            errors[where] = f"expected the replacement text, not {checks.kind(replacement)}"
+        elif len(key) > limits.selector_length or len(replacement) > limits.selector_length:
+            errors[where] = f"texts in a map are at most {limits.selector_length} characters"
+        else:
+            pairs[" ".join(key.split())] = replacement
+    return tuple(pairs.items())
 
 
 def _timezone(value: object, errors: dict[str, str]) -> ZoneInfo | None:

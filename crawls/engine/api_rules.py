@@ -49,7 +49,9 @@ _NAME = re.compile(r"[a-z_][a-z0-9_]*")
 _HEADER = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 token
 # Headers the fetcher sets itself: a template must not override them.
 _OWN_HEADERS = frozenset({"host", "content-length", "content-type", "transfer-encoding", "cookie"})
-_PAGE_NAMES = {"page": ("page",), "offset": ("offset",), "cursor": ("cursor",)}
+# The placeholders a pagination style fills (the first is the one it needs); a cursor API's
+# requests are counted too, so {page} may number them.
+_PAGE_NAMES = {"page": ("page",), "offset": ("offset",), "cursor": ("cursor", "page")}
 CURSOR = "{cursor}"
 
 
@@ -405,9 +407,11 @@ class _Parser:
 
     def _needs(self, used: set[str], pagination: Pagination) -> None:
         if "limit" in used and pagination.size is None:
-            self.errors["pagination.size"] = "the request uses {limit}: give pagination.size"
+            self.errors.setdefault(
+                "pagination.size", "the request uses {limit}: give pagination.size"
+            )
         for style, names in _PAGE_NAMES.items():
-            if pagination.style == style and not used & set(names):
+            if pagination.style == style and names[0] not in used:
                 self.errors["request"] = (
                     f"pagination style {style!r} needs a {{{names[0]}}} placeholder in the "
                     f"request (query, form, json or url)"

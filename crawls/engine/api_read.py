@@ -23,8 +23,8 @@ from functools import lru_cache
 from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo
 
-import jmespath.exceptions
-from lxml import etree
+import jmespath.exceptions  # type: ignore[import-untyped]
+from lxml import etree  # type: ignore[import-untyped]
 
 from crawls import bounds
 from crawls.engine import api_rules, extract, rule_checks, urls, xmlsafe
@@ -371,8 +371,8 @@ def _list(raws: list[object], rule: ApiField, tz: ZoneInfo) -> tuple[object, str
 def _convert(raw: object, rule: ApiField, tz: ZoneInfo) -> object:
     """A value of the response as the rule's type: numbers stay exact, text goes through
     extract.convert (regex, then map, then the type)."""
-    numeric = isinstance(raw, int | Decimal) and not isinstance(raw, bool)
-    if numeric and rule.regex is None and not rule.map and rule.type in ("int", "decimal"):
+    plain = rule.regex is None and not rule.map and rule.type in ("int", "decimal")
+    if plain and isinstance(raw, int | Decimal) and not isinstance(raw, bool):
         number = Decimal(raw)
         if rule.type == "decimal":
             return number

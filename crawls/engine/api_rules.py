@@ -21,9 +21,9 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
-import jmespath
-import jmespath.exceptions
-from lxml import etree
+import jmespath  # type: ignore[import-untyped]
+import jmespath.exceptions  # type: ignore[import-untyped]
+from lxml import etree  # type: ignore[import-untyped]
 
 from crawls import bounds
 from crawls.engine import request as requests
@@ -102,7 +102,7 @@ class ApiRules:
     items: str = ""
     key: tuple[str, ...] = ()
     link: str | None = None
-    fields: Mapping[str, ApiField] = field(default_factory=rules.FieldMap)
+    fields: Mapping[str, ApiField] = field(default_factory=dict)  # kept as a rules.FieldMap
     pagination: Pagination = field(default_factory=Pagination)
     error: ErrorEnvelope | None = None
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
@@ -182,7 +182,7 @@ def rules_parse(data: object, *, kind: str, limits: Limits | None = None) -> Api
         items=items or "",
         key=key,
         link=link,
-        fields=rules.FieldMap(fields),
+        fields=fields,
         pagination=pagination,
         error=error,
         timezone=timezone,
@@ -522,7 +522,7 @@ class _Parser:
             type=type_,
             formats=tuple(formats),
             regex=pattern,
-            required=required,
+            required=required is True,
             path=path,
             map=mapping,
         )
@@ -720,7 +720,7 @@ def _sample_fill(text: str) -> str:
 # --- dumping ------------------------------------------------------------------------------------
 
 
-def rules_dump(parsed: ApiRules) -> dict:
+def rules_dump(parsed: ApiRules) -> dict[str, Any]:
     """The canonical JSON form of rules: every key present, fields in full."""
     request = parsed.request
     pagination = parsed.pagination

@@ -13,7 +13,7 @@ from __future__ import annotations
 import codecs
 import re
 
-from lxml import etree
+from lxml import etree  # type: ignore[import-untyped]
 
 _DECLARATION = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
 _KOREAN = frozenset(

@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from crawls.engine import api_read, kinds, xmlsafe
+from crawls.engine import api_read, kinds, sandbox, xmlsafe
 from crawls.engine.api_rules import rules_parse, start_requests
 from crawls.engine.request import Request
 from crawls.engine.rules import Limits
@@ -707,3 +707,24 @@ def test_kinds_read_dispatches_json_and_xml():
 
     assert [r.key for r in page.records] == ["N0/000"]
     assert page.requests == []
+
+
+def test_the_sandbox_child_reads_api_responses_with_pickled_rules():
+    # The child is a fresh interpreter without Django: rules and pages cross as pickles.
+    rules = parse(XML_RULES, "xml")
+    request = first_request(rules)
+    child = sandbox.Sandbox()
+    try:
+        page = child.extract(
+            xml_body(2), url=request.url, rules=rules, budget=10, kill_after=10, request=request
+        )
+        refused = child.extract(
+            BILLION_LAUGHS, url=request.url, rules=rules, budget=10, kill_after=10, request=request
+        )
+    finally:
+        child.close()
+
+    assert [r.key for r in page.records] == ["N0/000", "N1/001"]
+    assert page.records[0].fields["amount"] == Decimal("10000")
+    assert [query_of(r.url)["pageNo"] for r in page.requests] == ["2", "3"]
+    assert refused.errors["response"].startswith("refused XML")

@@ -160,7 +160,7 @@ def test_api_rules_dump_is_canonical_with_every_key():
         },
         "pagination": {
             "style": "none",
-            "start": 1,
+            "start": None,
             "size": None,
             "total": None,
             "max_pages": 1000,
@@ -627,3 +627,39 @@ def test_api_fields_convert_like_html_fields():
     assert amount.path == "presmptPrce"
     assert amount.css == ""
     assert parse(changed(fields={"title": "t", "amount": "a"})).fields["amount"].type == "decimal"
+
+
+@pytest.mark.parametrize(
+    "pagination",
+    [
+        {"style": "none"},
+        {"style": "page", "start": 0, "size": 10},
+        {"style": "offset", "size": 10, "total": "total"},
+        {"style": "next", "next": "links.next", "max_pages": 5},
+        {"style": "cursor", "cursor": "meta.cursor"},
+        {"style": "link"},
+    ],
+)
+def test_api_rules_dump_round_trips_every_pagination_style(pagination):
+    placeholder = {"page": "{page}", "offset": "{offset}", "cursor": "{cursor}"}
+    query = {"p": placeholder[pagination["style"]]} if pagination["style"] in placeholder else {}
+    data = {
+        "request": {"query": query},
+        "items": "data",
+        "key": "id",
+        "fields": {"title": "name"},
+        "pagination": pagination,
+    }
+    rules = parse(data)
+
+    assert parse(rules_dump(rules)) == rules
+    assert rules_dump(rules)["pagination"]["style"] == pagination["style"]
+
+
+def test_api_rules_required_paths_say_what_they_point_at():
+    errors = errors_of(changed(items=None, fields={"title": {"type": "text"}}))
+
+    assert errors["items"].startswith("items is required: a path to the list of items")
+    assert errors["fields.title.path"] == (
+        "path is required: a path to the field's value within each item"
+    )

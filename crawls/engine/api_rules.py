@@ -198,7 +198,8 @@ class _Parser:
     def path(self, where: str, value: object, *, required: bool = False) -> str | None:
         if value is None:
             if required:
-                self.errors[where] = f"{where} is required: a path to {_WHAT.get(where, where)}"
+                name = where.rpartition(".")[2]
+                self.errors[where] = f"{name} is required: a path to {_WHAT.get(name, name)}"
             return None
         problem = path_problem(value, self.kind, self.limits.selector_length)
         if problem is not None:
@@ -577,7 +578,9 @@ class _Parser:
             )
             return Pagination()
         start_default = 1 if style == "page" else 0
-        start = self._whole(f"{where}.start", value.get("start", start_default), 0, 10**9)
+        start = start_default
+        if style in ("page", "offset") and value.get("start") is not None:
+            start = self._whole(f"{where}.start", value["start"], 0, 10**9)
         size = None
         if value.get("size") is not None:
             size = self._whole(f"{where}.size", value["size"], 1, 100_000)
@@ -609,13 +612,13 @@ class _Parser:
             self.errors[f"{where}.size"] = (
                 "total needs size: how many items a page holds, to count the pages"
             )
-        if "start" in value and style not in ("page", "offset"):
+        if value.get("start") is not None and style not in ("page", "offset"):
             self.errors[f"{where}.start"] = "start only applies to pagination style page or offset"
         if len(self.errors) > before:
             return Pagination(style=style)
         return Pagination(
             style=style,
-            start=start if start is not None else start_default,
+            start=start if start is not None else start_default,  # 1 (unused) for other styles
             size=size,
             total=paths.get("total"),
             max_pages=max_pages or MAX_PAGES,
@@ -683,8 +686,8 @@ _WHAT = {
     "next": "next page's URL",
     "cursor": "next page's cursor",
     "when": "the publisher's result code",
+    "path": "the field's value within each item",
 }
-_WHAT["error.when"] = _WHAT["when"]
 
 
 def _allowed_placeholders(pagination: Pagination) -> frozenset[str]:
@@ -750,7 +753,7 @@ def rules_dump(parsed: ApiRules) -> dict[str, Any]:
         },
         "pagination": {
             "style": pagination.style,
-            "start": pagination.start,
+            "start": pagination.start if pagination.style in ("page", "offset") else None,
             "size": pagination.size,
             "total": pagination.total,
             "max_pages": pagination.max_pages,

@@ -574,7 +574,8 @@ def test_next_style_follows_the_next_link_as_a_get():
     page = read(with_links([item(1)], {"next": "?cursor=abc&key=x"}), rules, request=seed)
 
     (following,) = page.requests
-    assert following.url == f"{API}?cursor=abc&key=x"
+    # The key the publisher echoed is put back as its placeholder.
+    assert following.url == f"{API}?cursor=abc&key=%7Bsecret.k%7D"
     assert (following.method, following.body) == ("GET", "")
     assert following.headers == (("X-Key", "{secret.k}"),)
     assert following.context == {"page": 2}
@@ -585,6 +586,8 @@ def test_next_style_follows_the_next_link_as_a_get():
     assert last.requests == []
     assert read(with_links([item(1)], {"next": None}), rules, request=seed).requests == []
     assert read(with_links([item(1)], {"next": seed.url}), rules, request=seed).requests == []
+    echoed = f"{API}?key=REAL-SECRET-VALUE"  # the same page, with the key the fetcher sent
+    assert read(with_links([item(1)], {"next": echoed}), rules, request=seed).requests == []
     assert (
         read(with_links([item(1)], {"next": "javascript:x()"}), rules, request=seed).requests == []
     )

@@ -585,7 +585,12 @@ def test_start_requests_build_form_and_json_bodies():
             request={
                 "url": START,
                 "method": "POST",
-                "json": {"page": "{page}", "size": "{limit}", "q": {"after": "{cursor}"}},
+                "json": {
+                    "page": "{page}",
+                    "size": "{limit}",
+                    "q": {"after": "{cursor}"},
+                    "cursors": ["{cursor}", "x"],
+                },
             },
             pagination={"style": "cursor", "cursor": "next", "size": 20},
         )
@@ -593,7 +598,7 @@ def test_start_requests_build_form_and_json_bodies():
     (seed,) = start_requests(body, [START])
     assert seed.content_type == JSON
     # Number placeholders stay numbers; the first request has no cursor, so no "after".
-    assert json.loads(seed.body) == {"page": 1, "size": 20, "q": {}}
+    assert json.loads(seed.body) == {"page": 1, "size": 20, "q": {}, "cursors": ["x"]}
     assert seed.context == {"page": 1}
 
 

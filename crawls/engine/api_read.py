@@ -513,10 +513,14 @@ def _next(
     else:  # link
         ref = link_next or ""
     target = _absolute(ref, url)
-    if target is None or target in (request.url, urls.canonicalize(url)):
+    if target is None:
+        return []
+    target = api_rules.with_secret_query(rules, target)
+    if target in (request.url, urls.canonicalize(url)):
         return []
     # A next link is a GET of the URL the publisher gave, with the template's headers (an API
-    # key in a header is needed on every page); the query is the publisher's.
+    # key in a header is needed on every page); the query is the publisher's, but for the
+    # template's secret entries (the fetcher resolves them, and the frontier never holds them).
     headers = tuple((name, requests.fill(value, values)) for name, value in rules.request.headers)
     return [Request(target, "GET", headers=headers, context=state)]
 

@@ -829,6 +829,18 @@ def build(
     return Request(url, template.method, body, content_type, headers, dict(context))
 
 
+def with_secret_query(parsed: ApiRules, url: str) -> str:
+    """A publisher's next link with the template's secret-bearing query entries put back as
+    placeholders: a link that echoes the service key must not carry it into the frontier."""
+    secret = [(k, v) for k, v in parsed.request.query if requests.SECRET_PREFIX in v]
+    if not secret:
+        return url
+    names = {name for name, _ in secret}
+    parts = urlsplit(url)
+    kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in names]
+    return urls.canonicalize(urlunsplit(parts._replace(query=urlencode(kept + secret))))
+
+
 def base_of(parsed: ApiRules, request: Request) -> str:
     """The URL a template's request was built on: its own url, else the request's URL without
     the query entries the template sets."""
@@ -861,7 +873,11 @@ def _json_filled(value: object, values: Mapping[str, object]) -> object:
             if not (v == CURSOR and values.get("cursor") is None)
         }
     if isinstance(value, list):
-        return [_json_filled(v, values) for v in value]
+        return [
+            _json_filled(v, values)
+            for v in value
+            if not (v == CURSOR and values.get("cursor") is None)
+        ]
     if isinstance(value, str):
         names = requests.placeholders(value)
         if len(names) == 1 and value == "{" + next(iter(names)) + "}":

@@ -577,8 +577,8 @@ class _Parser:
                 f"style must be one of {', '.join(STYLES)}; not {style!r}"
             )
             return Pagination()
-        start_default = 1 if style == "page" else 0
-        start = start_default
+        start_default = 0 if style == "offset" else 1
+        start: int | None = start_default
         if style in ("page", "offset") and value.get("start") is not None:
             start = self._whole(f"{where}.start", value["start"], 0, 10**9)
         size = None

@@ -686,7 +686,7 @@ def test_read_many_items_without_a_deadline_reads_them_all():
 def test_read_past_its_deadline_stops_between_items_and_names_the_step():
     rules = parse(GOV_RULES)
     body = gov_body([item(i) for i in range(20_000)], total=20_000)
-    deadline = time.monotonic() + 5.0
+    deadline = time.monotonic() + 2.0  # ample to parse 20,000 items
     steps: list[str] = []
 
     def on_step(step: str) -> None:

@@ -27,7 +27,7 @@ import jmespath.exceptions  # type: ignore[import-untyped]
 from lxml import etree  # type: ignore[import-untyped]
 
 from crawls import bounds
-from crawls.engine import api_rules, extract, rule_checks, urls, xmlsafe
+from crawls.engine import api_requests, api_rules, extract, rule_checks, urls, xmlsafe
 from crawls.engine import request as requests
 from crawls.engine.api_rules import ApiField, ApiRules
 from crawls.engine.extract import Page, Record
@@ -474,17 +474,17 @@ def _next(
         if total is not None and size is not None:
             if index != 0:
                 return []  # the first page asked for every page at once
-            last = min(api_rules.pages_for(total, size), pagination.max_pages)
+            last = min(api_requests.pages_for(total, size), pagination.max_pages)
             indexes = range(1, last)
         elif index + 1 < pagination.max_pages:
             indexes = range(index + 1, index + 2)
         else:
             return []
-        base = api_rules.base_of(rules, request)
+        base = api_requests.base_of(rules.request, request)
         made = []
         for i in indexes:
             state: dict[str, object] = {style: pagination.start + i * step}
-            made.append(api_rules.build(rules, base, {**values, **state}, state))
+            made.append(api_requests.build(rules.request, base, {**values, **state}, state))
         return made
 
     number = _int(context.get("page"), 1)
@@ -501,8 +501,8 @@ def _next(
         if not cursor or cursor == context.get("cursor"):
             return []
         state["cursor"] = cursor
-        base = api_rules.base_of(rules, request)
-        return [api_rules.build(rules, base, {**values, **state}, state)]
+        base = api_requests.base_of(rules.request, request)
+        return [api_requests.build(rules.request, base, {**values, **state}, state)]
     if pagination.style == "next":
         assert pagination.next is not None  # noqa: S101 - rules_parse requires it
         try:
@@ -515,7 +515,7 @@ def _next(
     target = _absolute(ref, url)
     if target is None:
         return []
-    target = api_rules.with_secret_query(rules, target)
+    target = api_requests.with_secret_query(rules.request, target)
     if target in (request.url, urls.canonicalize(url)):
         return []
     # A next link is a GET of the URL the publisher gave, with the template's headers (an API

@@ -291,6 +291,19 @@ def test_read_error_envelope_on_an_error_status_and_without_one():
     assert (fine.error, fine.errors, fine.records) == (None, {"response": "HTTP 404"}, [])
 
 
+def test_read_error_envelope_result_codes_as_numbers_or_strings():
+    rules = parse(GOV_RULES)  # ok: ["00"]
+
+    def envelope(code: object) -> bytes:
+        return json.dumps({"response": {"header": {"resultCode": code, "resultMsg": "m"}}}).encode()
+
+    assert read(envelope(0), rules).error is None
+    assert read(envelope("0"), rules).error is None
+    assert read(envelope(" 00 "), rules).error is None
+    assert read(envelope(3), rules).error == "m"
+    assert read(envelope("0a"), rules).error == "m"
+
+
 def test_read_error_envelope_without_ok_values():
     rules = parse(
         changed(GOV_RULES, error={"when": "error.code", "message": ["error.code", "error.text"]})

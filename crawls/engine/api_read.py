@@ -278,7 +278,7 @@ def _publisher_error(doc: _Doc, envelope: api_rules.ErrorEnvelope) -> str | None
         code = _text(doc.one(envelope.when, doc.root))
     except ValueError:
         return None
-    if not code or code in envelope.ok:
+    if not code or any(_same_code(code, ok) for ok in envelope.ok):
         return None
     parts = []
     for path in envelope.message:
@@ -289,6 +289,11 @@ def _publisher_error(doc: _Doc, envelope: api_rules.ErrorEnvelope) -> str | None
     if len(message) > MAX_ERROR_LENGTH:
         message = message[: MAX_ERROR_LENGTH - 3] + "..."
     return message
+
+
+def _same_code(code: str, ok: str) -> bool:
+    """ "00" and 0 are one result code: publishers write it as a string or a number."""
+    return code == ok or (code.isdigit() and ok.isdigit() and int(code) == int(ok))
 
 
 # --- items --------------------------------------------------------------------------------------

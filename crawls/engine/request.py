@@ -64,7 +64,11 @@ class Request:
         return data
 
     @classmethod
-    def from_json(cls, url: str, data: Mapping[str, Any] | None) -> Request:
+    def from_json(cls, url: str, data: Mapping[str, Any] | str | None) -> Request:
+        """The request of a frontier row (`data` as the column gives it: a mapping, or its
+        JSON text when read through a raw cursor)."""
+        if isinstance(data, str):
+            data = json.loads(data)
         if not data:
             return cls(url)
         return cls(

@@ -266,6 +266,11 @@ def bid_list_for_crawl(*, crawl_id: int, limit: int = CRAWL_ITEMS_SHOWN) -> list
     return list(bids.order_by("-id")[:limit])
 
 
+def bid_get_for_user(*, user, bid_id: int) -> Bid:
+    """One of the user's bids with its source's name; Bid.DoesNotExist (→ 404) for any other."""
+    return Bid.objects.visible_to(user).annotate(source_name=F("source__name")).get(pk=bid_id)
+
+
 def source_list_for_workspace(*, workspace_id: int):
     """The workspace's sources by name."""
     return Source.objects.in_workspace(workspace_id).order_by(Lower("name"), "id")

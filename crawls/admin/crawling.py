@@ -246,6 +246,24 @@ class CrawlIdFilter(admin.SimpleListFilter):
         return queryset.filter(selectors.bid_crawl_condition(crawl_id=int(value)))
 
 
+class CurrencyFilter(admin.SimpleListFilter):
+    """`?currency=KRW`: a fixed list of common codes (plus the one asked for), not a DISTINCT
+    over the whole table."""
+
+    title = "currency"
+    parameter_name = "currency"
+    common = ("KRW", "USD", "EUR", "JPY", "CNY", "GBP")
+
+    def lookups(self, request, model_admin):
+        value = (self.value() or "").upper()
+        codes = [*self.common, *([value] if value and value not in self.common else [])]
+        return [(code, code) for code in codes]
+
+    def queryset(self, request, queryset):
+        value = (self.value() or "").upper()
+        return queryset.filter(currency=value) if value else queryset
+
+
 def _crawl_link(row) -> str:
     return change_link(Crawl, row.crawl_id)
 
@@ -289,9 +307,12 @@ class FrontierUrlAdmin(WorkspaceScopedAdmin, BigTableAdmin):
 class BidAdmin(WorkspaceScopedAdmin, BigTableAdmin):
     list_display = [
         "title", "source", "department", "post_date", "amount", "deadline", "changed_at",
+        "status", "currency",
     ]  # fmt: skip
     list_filter = [
         CrawlIdFilter,
+        "status",
+        CurrencyFilter,
         ("source", ScopedRelatedFilter),
         ("workspace", ScopedRelatedFilter),
         ("post_date", admin.DateFieldListFilter),
@@ -299,13 +320,17 @@ class BidAdmin(WorkspaceScopedAdmin, BigTableAdmin):
     ]
     list_select_related = ["source"]
     search_fields = ["title"]
-    search_help_text = "Title contains (any case), or the reference exactly."
+    search_help_text = (
+        "Title contains (any case), or the reference exactly, or a classification code exactly "
+        "(CPV:45000000)."
+    )
     ordering = ["-id"]
     sortable_by = []
-    exclude = ["url_hash"]
+    exclude = ["url_hash", "version"]  # version: the publisher's, internal to the store
     readonly_fields = [
         "workspace", "source", "url", "title", "department", "views", "post_date", "amount",
-        "deadline", "reference", "extra", "content_hash", "etag", "last_modified",
+        "currency", "deadline", "reference", "status", "procurement_method", "classifications",
+        "extra", "content_hash", "etag", "last_modified",
         "first_seen_at", "last_seen_at", "changed_at", "first_crawl", "last_crawl",
         "revisions_link",
     ]  # fmt: skip
@@ -320,7 +345,10 @@ class BidAdmin(WorkspaceScopedAdmin, BigTableAdmin):
         if not term:
             return queryset, False
         by_title = queryset.filter(selectors.bid_search_condition(text=term))
-        return by_title | queryset.filter(reference=term), False
+        found = by_title | queryset.filter(reference=term)
+        if ":" in term and " " not in term:  # a code: exact, served by the codes' GIN index
+            found |= queryset.filter(classifications__contains=[term])
+        return found, False
 
 
 @admin.register(BidRevision)

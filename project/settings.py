@@ -374,6 +374,8 @@ SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
     "drf_spectacular.hooks.postprocess_schema_enums",
     "crawls.api.schema.document_shared_errors",
 ]
+# A bid's status and a crawl's share the field name: the bid's enum gets its own name.
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {"BidStatusEnum": "crawls.models.Bid.Status"}
 MIDDLEWARE = [
     *MIDDLEWARE[:1],  # the request id first: refusals are logged with it
     "project.http.RequestLimitsMiddleware",

@@ -264,3 +264,16 @@ def test_figures_print_an_amounts_currency():
     assert amount(Decimal("1234.5"), "USD") == "1,234.50 USD"
     assert amount(None, "KRW") == ""
     assert amount(Decimal("10"), "") == "10"
+
+
+def test_the_bid_detail_page_costs_a_fixed_number_of_queries(
+    page, seoul, django_assert_max_num_queries
+):
+    bid = new_bid(seoul, currency="KRW", classifications=[f"CPV:{n}" for n in range(40)])
+    bid.save()
+    # Session, user, memberships (the workspace switcher), the bid with its source's name, its
+    # latest changes.
+    with django_assert_max_num_queries(5):
+        response = page.get(reverse("crawls:bid", args=[bid.pk]))
+    assert response.status_code == 200
+    assert text(response).count("<code>CPV:") == 40

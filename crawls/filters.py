@@ -8,8 +8,10 @@ parameters the API takes; invalid values are form errors keyed by the parameter'
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django import forms
+from django.db.models import QuerySet
 from django_filters import rest_framework as filters
 from django_filters.fields import BaseCSVField, IsoDateTimeField
 from django_filters.utils import translate_validation
@@ -91,14 +93,14 @@ CHOICES_HELP = "One or several: repeated (?a=x&a=y) or comma-separated (?a=x,y).
 class ChoicesField(forms.MultipleChoiceField):
     """Several values, repeated (`?status=a&status=b`) or comma-separated (`?status=a,b`)."""
 
-    def to_python(self, value):
+    def to_python(self, value: Any) -> list[str]:
         return [part for item in super().to_python(value) for part in item.split(",") if part]
 
 
 class ChoicesFilter(filters.MultipleChoiceFilter):
     field_class = ChoicesField
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("distinct", False)  # a plain column: DISTINCT would only cost
         super().__init__(*args, **kwargs)
 
@@ -109,8 +111,8 @@ class ChoicesFilter(filters.MultipleChoiceFilter):
 class CurrencyField(forms.CharField):
     """An ISO 4217 code, any case ("krw" → "KRW")."""
 
-    def to_python(self, value):
-        value = super().to_python(value).strip().upper()
+    def to_python(self, value: object) -> str:
+        value = (super().to_python(value) or "").strip().upper()
         if value and not normalize.is_currency(value):
             raise forms.ValidationError("Not an ISO 4217 currency code.", code="invalid")
         return value
@@ -123,8 +125,8 @@ class CurrencyFilter(filters.CharFilter):
 class ClassificationField(forms.CharField):
     """A classification code ("CPV:45000000") or a prefix of one ("CPV:45*")."""
 
-    def to_python(self, value):
-        value = " ".join(super().to_python(value).split())
+    def to_python(self, value: object) -> str:
+        value = " ".join((super().to_python(value) or "").split())
         if not value:
             return value
         prefix = value.removesuffix("*")
@@ -269,7 +271,9 @@ class BidFilter(filters.FilterSet):
     def filter_search(self, queryset, name, value):
         return queryset.filter(selectors.bid_search_condition(text=value))
 
-    def filter_classification(self, queryset, name, value):
+    def filter_classification(
+        self, queryset: QuerySet[Bid], name: str, value: str
+    ) -> QuerySet[Bid]:
         return queryset.filter(selectors.bid_classification_condition(code=value))
 
 

@@ -169,8 +169,9 @@ def bid_filter(data, *, queryset, sources, zone_name: str = "") -> BidFilter:
     form.fields["search"].widget = forms.TextInput(attrs={"type": "search"})
     for name in ("amount_min", "amount_max"):
         form.fields[name].widget.attrs.update(step="any", min="0")
+    statuses = BidFilter.base_filters["status"].extra["choices"]
     form.fields["status"].widget = forms.SelectMultiple(
-        choices=form.fields["status"].choices, attrs={"size": len(form.fields["status"].choices)}
+        choices=statuses, attrs={"size": len(statuses)}
     )
     form.fields["currency"].widget.attrs.update(
         placeholder="KRW", size="4", autocapitalize="characters"

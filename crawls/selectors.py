@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 import zoneinfo
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -105,15 +106,17 @@ class _ElementStartsWith(Lookup):
     lookup_name = "element_starts_with"
     prepare_rhs = False
 
-    def get_db_prep_lookup(self, value, connection):
-        return "%s", [value]
+    def get_db_prep_lookup(
+        self, value: str | int, connection: Any
+    ) -> tuple[str, tuple[str | int, ...]]:
+        return "%s", (value,)
 
-    def as_sql(self, compiler, connection):
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, tuple[str | int, ...]]:
         lhs, lhs_params = self.process_lhs(compiler, connection)
         rhs, rhs_params = self.process_rhs(compiler, connection)
         # lhs and rhs are compiled SQL with placeholders; values travel as parameters.
         sql = f"EXISTS (SELECT 1 FROM unnest({lhs}) AS code WHERE starts_with(code, {rhs}))"  # noqa: S608
-        return sql, [*lhs_params, *rhs_params]
+        return sql, (*lhs_params, *rhs_params)
 
 
 def classification_prefix(code: str) -> str | None:
@@ -266,9 +269,10 @@ def bid_list_for_crawl(*, crawl_id: int, limit: int = CRAWL_ITEMS_SHOWN) -> list
     return list(bids.order_by("-id")[:limit])
 
 
-def bid_get_for_user(*, user, bid_id: int) -> Bid:
+def bid_get_for_user(*, user: Any, bid_id: int) -> Bid:
     """One of the user's bids with its source's name; Bid.DoesNotExist (→ 404) for any other."""
-    return Bid.objects.visible_to(user).annotate(source_name=F("source__name")).get(pk=bid_id)
+    bid: Bid = Bid.objects.visible_to(user).annotate(source_name=F("source__name")).get(pk=bid_id)
+    return bid
 
 
 def source_list_for_workspace(*, workspace_id: int):

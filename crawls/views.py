@@ -347,7 +347,7 @@ def _bid_page(request, place: Place, workspace_id: int, sources: list, zone):
 
 @login_required
 @require_GET
-def bid_detail(request, bid_id: int):
+def bid_detail(request: HttpRequest, bid_id: int) -> HttpResponse:
     """One bid: every column (the procurement ones too) and its latest field changes."""
     place = place_of(request)
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from rest_framework import serializers
 
@@ -56,7 +58,7 @@ class BidsPerDayParams(WindowParams):
     )
 
 
-class ProcurementParams(serializers.Serializer):
+class ProcurementParams(serializers.Serializer[Any]):
     workspace = serializers.IntegerField(
         required=False, min_value=1, help_text="Workspace id (as for the other endpoints)."
     )
@@ -114,12 +116,12 @@ class TopDepartmentsSerializer(WindowAnswerSerializer):
     departments = DepartmentRowSerializer(many=True)
 
 
-class StatusCountSerializer(serializers.Serializer):
+class StatusCountSerializer(serializers.Serializer[Any]):
     status = serializers.ChoiceField(choices=Bid.Status.choices)
     bids = serializers.IntegerField()
 
 
-class CurrencyTotalSerializer(serializers.Serializer):
+class CurrencyTotalSerializer(serializers.Serializer[Any]):
     currency = serializers.CharField(help_text='ISO 4217 code; "" for bids naming none.')
     bids = serializers.IntegerField()
     total_amount = serializers.DecimalField(

@@ -7,6 +7,7 @@ Thin adapters: validate the query parameters (400 naming the field), resolve the
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
@@ -159,7 +160,8 @@ class ProcurementView(AnalyticsView):
     params_class = s.ProcurementParams
     serializer_class = s.ProcurementSerializer
 
-    def compute(self, *, workspace_id, today, days):
+    def compute(self, *, workspace_id: int, today: dt.date, **params: Any) -> dict[str, Any]:
+        days = params["days"]
         answer = selectors.procurement_summary(workspace_id=workspace_id, today=today, days=days)
         return {**_window(today, days), **answer}
 

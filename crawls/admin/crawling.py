@@ -3,8 +3,11 @@ and deleted, crawls started, cancelled and retried through services, as the API 
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib import admin, messages
+from django.db.models import QuerySet
 
 from crawls import events, selectors, services
 from crawls.admin.base import (
@@ -254,12 +257,12 @@ class CurrencyFilter(admin.SimpleListFilter):
     parameter_name = "currency"
     common = ("KRW", "USD", "EUR", "JPY", "CNY", "GBP")
 
-    def lookups(self, request, model_admin):
+    def lookups(self, request: Any, model_admin: Any) -> list[tuple[str, str]]:
         value = (self.value() or "").upper()
         codes = [*self.common, *([value] if value and value not in self.common else [])]
         return [(code, code) for code in codes]
 
-    def queryset(self, request, queryset):
+    def queryset(self, request: Any, queryset: QuerySet[Bid]) -> QuerySet[Bid]:
         value = (self.value() or "").upper()
         return queryset.filter(currency=value) if value else queryset
 

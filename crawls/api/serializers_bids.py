@@ -97,11 +97,11 @@ def _converters(*, for_csv: bool = False) -> list[tuple[str, str, Callable]]:
     def same(value):
         return value
 
-    def text(value):
+    def text(value: str) -> str:
         # Crawled text is untrusted: a cell starting like a formula stays text in spreadsheets.
         return "'" + value if value.startswith(_FORMULA_START) else value
 
-    def joined(values):
+    def joined(values: list[str]) -> str:
         # Codes are "SCHEME:ID" as crawled: untrusted text too.
         return text("; ".join(values))
 

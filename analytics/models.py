@@ -19,6 +19,7 @@ class DepartmentDay(models.Model):
     department = models.CharField(max_length=300, blank=True)
     day = models.DateField()
     bid_count = models.PositiveIntegerField()
+    # Amounts in settings.ANALYTICS_CURRENCY or with no currency (never KRW added to USD).
     total_amount = models.DecimalField(max_digits=24, decimal_places=2, null=True, blank=True)
     max_views = models.PositiveIntegerField(null=True, blank=True)
 

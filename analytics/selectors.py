@@ -3,6 +3,8 @@
 Windows are the last `days` days of posting, `today` included. Bids per day and top departments
 read the read model (DepartmentDay); high-value bids read crawls_bid (their thresholds are
 parameters) through the covering index bid_ws_post_date_cover; crawl health reads crawls_crawl.
+Amounts are added up in one currency (settings.ANALYTICS_CURRENCY, or none named), never KRW to
+USD; procurement_summary sums each currency apart and counts bids by status.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Count, F, Max, Q, Sum
 
@@ -26,6 +29,12 @@ def window_start(*, today: dt.date, days: int) -> dt.date:
     return today - dt.timedelta(days=days - 1)
 
 
+def amount_counts() -> Q:
+    """Bids whose amount analytics adds up: in settings.ANALYTICS_CURRENCY, or in no currency
+    named (a board that prints its local money without saying which)."""
+    return Q(currency__in=["", settings.ANALYTICS_CURRENCY])
+
+
 def high_value_by_department(
     *,
     workspace_id: int,
@@ -35,18 +44,23 @@ def high_value_by_department(
     min_amount: Decimal | None,
     limit: int,
 ) -> list[dict[str, Any]]:
-    """Per department, bids posted in the window with views > min_views or amount > min_amount."""
+    """Per department, bids posted in the window with views > min_views or amount > min_amount;
+    amounts (compared and summed) in ANALYTICS_CURRENCY only (see amount_counts)."""
     condition = Q()
     if min_views is not None:
         condition |= Q(views__gt=min_views)
     if min_amount is not None:
-        condition |= Q(amount__gt=min_amount)
+        condition |= Q(amount__gt=min_amount) & amount_counts()
     rows = (
         Bid.objects.in_workspace(workspace_id)
         .filter(post_date__gte=window_start(today=today, days=days), post_date__lte=today)
         .filter(condition)
         .values("department")
-        .annotate(bids=Count("*"), total_amount=Sum("amount"), max_views=Max("views"))
+        .annotate(
+            bids=Count("*"),
+            total_amount=Sum("amount", filter=amount_counts()),
+            max_views=Max("views"),
+        )
         .order_by("-bids", "department")[:limit]
     )
     return list(rows)
@@ -99,6 +113,35 @@ def top_departments(
         .order_by(F("total_amount").desc(nulls_last=True), "department")[:limit]
     )
     return [dict(row) for row in rows]
+
+
+_PROCUREMENT = """
+SELECT GROUPING(status) = 0 AS by_status, status, currency, count(*), sum(amount)
+FROM crawls_bid
+WHERE workspace_id = %(workspace)s AND post_date BETWEEN %(since)s AND %(until)s
+GROUP BY GROUPING SETS ((status), (currency))
+"""
+
+
+def procurement_summary(*, workspace_id: int, today: dt.date, days: int) -> dict[str, Any]:
+    """Bids posted in the window by status (every status, zeros included), and by currency with
+    the total amount of each (no currency: ""), most bids first. One scan of the window."""
+    since = window_start(today=today, days=days)
+    with connection.cursor() as cursor:
+        cursor.execute(_PROCUREMENT, {"workspace": workspace_id, "since": since, "until": today})
+        rows = cursor.fetchall()
+    statuses = dict.fromkeys(Bid.Status.values, 0)
+    currencies = []
+    for by_status, status, currency, bids, total in rows:
+        if by_status:
+            statuses[status] = bids
+        else:
+            currencies.append({"currency": currency, "bids": bids, "total_amount": total})
+    currencies.sort(key=lambda row: (-row["bids"], row["currency"]))
+    return {
+        "by_status": [{"status": status, "bids": bids} for status, bids in statuses.items()],
+        "by_currency": currencies,
+    }
 
 
 _CRAWL_HEALTH = """

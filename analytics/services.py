@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
 
@@ -81,7 +82,8 @@ _CRAWL_KEYS = """
 _RECOMPUTE = """
     fresh AS (
         SELECT k.source_id, k.department, k.day, count(*) AS bid_count,
-            sum(b.amount) AS total_amount, max(b.views) AS max_views
+            sum(b.amount) FILTER (WHERE b.currency IN ('', %(currency)s)) AS total_amount,
+            max(b.views) AS max_views
         FROM keys k
         JOIN crawls_bid b ON b.workspace_id = %(workspace)s AND b.department = k.department
             AND b.post_date = k.day AND b.source_id = k.source_id
@@ -114,7 +116,8 @@ _REBUILD_DELETE = "DELETE FROM analytics_departmentday WHERE workspace_id = ANY(
 _REBUILD_INSERT = """
 INSERT INTO analytics_departmentday (
     workspace_id, source_id, department, day, bid_count, total_amount, max_views)
-SELECT workspace_id, source_id, department, post_date, count(*), sum(amount), max(views)
+SELECT workspace_id, source_id, department, post_date, count(*),
+    sum(amount) FILTER (WHERE currency IN ('', %(currency)s)), max(views)
 FROM crawls_bid
 WHERE workspace_id = ANY(%(workspaces)s) AND post_date IS NOT NULL
 GROUP BY workspace_id, source_id, department, post_date
@@ -144,7 +147,13 @@ def batch_statement(
 ) -> tuple[str, dict[str, Any]]:
     """The one statement that applies a crawl.items batch, and its parameters."""
     ids = [*new, *changed]
-    params = {"workspace": workspace_id, "crawl": crawl_id, "ids": ids, "changed": list(changed)}
+    params = {
+        "workspace": workspace_id,
+        "crawl": crawl_id,
+        "ids": ids,
+        "changed": list(changed),
+        "currency": settings.ANALYTICS_CURRENCY,
+    }
     return f"WITH {_BATCH_KEYS}, {_RECOMPUTE}", params
 
 
@@ -167,7 +176,7 @@ def summary_apply_items(
 
 def summary_reconcile_crawl(*, workspace_id: int, crawl_id: int) -> int:
     """Recompute every key a crawl touched (its final event: repairs a missed batch event)."""
-    params = {"workspace": workspace_id, "crawl": crawl_id}
+    params = {"workspace": workspace_id, "crawl": crawl_id, "currency": settings.ANALYTICS_CURRENCY}
     with transaction.atomic(), connection.cursor() as cursor:
         _lock_by_index(cursor, workspace_id)
         cursor.execute(f"WITH {_CRAWL_KEYS}, {_RECOMPUTE}", params)
@@ -178,7 +187,7 @@ def summary_reconcile_crawl(*, workspace_id: int, crawl_id: int) -> int:
 
 def summary_rebuild(*, workspace_ids: Sequence[int]) -> int:
     """Replace the read model of these workspaces with a fresh GROUP BY of their bids; rows."""
-    params = {"workspaces": list(workspace_ids)}
+    params = {"workspaces": list(workspace_ids), "currency": settings.ANALYTICS_CURRENCY}
     with transaction.atomic(), connection.cursor() as cursor:
         for workspace_id in sorted(workspace_ids):
             _lock(cursor, workspace_id)

@@ -6,6 +6,7 @@ status 400). Answers come through the same cache as the API's.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -51,8 +52,11 @@ def _answers(workspace_id: int, params: dict) -> dict:
         "crawl-health",
         lambda: selectors.crawl_health(workspace_id=workspace_id, now=timezone.now(), days=days),
     )
+    procurement = get("procurement", lambda: selectors.procurement_summary(**window), limit=None)
     return {
         "since": selectors.window_start(today=today, days=days),
+        "currency": settings.ANALYTICS_CURRENCY,
+        "procurement": procurement,
         "until": today,
         "high": high,
         "high_chart": charts.bars([(r["department"], r["bids"]) for r in high]),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter, defaultdict
 
+from django.conf import settings
 from django.db.models import Count, F, Max, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Lower
 
@@ -22,13 +23,16 @@ def high_value_by_department(*, workspace_id, today, days, min_views, min_amount
     condition = Q()
     if min_views is not None:
         condition |= Q(views__gt=min_views)
+    counted = Q(currency__in=["", settings.ANALYTICS_CURRENCY])  # amounts of one currency
     if min_amount is not None:
-        condition |= Q(amount__gt=min_amount)
+        condition |= Q(amount__gt=min_amount) & counted
     return list(
         Bid.objects.filter(workspace_id=workspace_id, post_date__range=(since, today))
         .filter(condition)
         .values("department")
-        .annotate(bids=Count("id"), total_amount=Sum("amount"), max_views=Max("views"))
+        .annotate(
+            bids=Count("id"), total_amount=Sum("amount", filter=counted), max_views=Max("views")
+        )
         .order_by("-bids", "department")[:limit]
     )
 
@@ -64,7 +68,10 @@ def top_departments(*, workspace_id, today, days, limit):
     return list(
         Bid.objects.filter(workspace_id=workspace_id, post_date__range=(since, today))
         .values("department")
-        .annotate(total_amount=Sum("amount"), bids=Count("id"))
+        .annotate(
+            total_amount=Sum("amount", filter=Q(currency__in=["", settings.ANALYTICS_CURRENCY])),
+            bids=Count("id"),
+        )
         .order_by(F("total_amount").desc(nulls_last=True), "department")[:limit]
     )
 

@@ -8,8 +8,10 @@ parameters the API takes; invalid values are form errors keyed by the parameter'
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django import forms
+from django.db.models import QuerySet
 from django_filters import rest_framework as filters
 from django_filters.fields import BaseCSVField, IsoDateTimeField
 from django_filters.utils import translate_validation
@@ -18,6 +20,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
 from crawls import selectors
+from crawls.engine import normalize
 from crawls.models import ApiToken, Bid, Crawl, CrawlEvent, FrontierUrl, Membership, Source
 
 MAX_LIST_VALUES = 100
@@ -82,6 +85,63 @@ class TextListFilter(ListFilter):
 @extend_schema_field(OpenApiTypes.INT)
 class IntegerFilter(filters.NumberFilter):
     field_class = forms.IntegerField
+
+
+CHOICES_HELP = "One or several: repeated (?a=x&a=y) or comma-separated (?a=x,y)."
+
+
+class ChoicesField(forms.MultipleChoiceField):
+    """Several values, repeated (`?status=a&status=b`) or comma-separated (`?status=a,b`)."""
+
+    def to_python(self, value: Any) -> list[str]:
+        return [part for item in super().to_python(value) for part in item.split(",") if part]
+
+
+class ChoicesFilter(filters.MultipleChoiceFilter):
+    field_class = ChoicesField
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("distinct", False)  # a plain column: DISTINCT would only cost
+        super().__init__(*args, **kwargs)
+
+
+# --- Procurement columns (currency, status, procurement_method, classifications) ------------------
+
+
+class CurrencyField(forms.CharField):
+    """An ISO 4217 code, any case ("krw" → "KRW")."""
+
+    def to_python(self, value: object) -> str:
+        value = (super().to_python(value) or "").strip().upper()
+        if value and not normalize.is_currency(value):
+            raise forms.ValidationError("Not an ISO 4217 currency code.", code="invalid")
+        return value
+
+
+class CurrencyFilter(filters.CharFilter):
+    field_class = CurrencyField
+
+
+class ClassificationField(forms.CharField):
+    """A classification code ("CPV:45000000") or a prefix of one ("CPV:45*")."""
+
+    def to_python(self, value: object) -> str:
+        value = " ".join((super().to_python(value) or "").split())
+        if not value:
+            return value
+        prefix = value.removesuffix("*")
+        if "*" in prefix:
+            raise forms.ValidationError("Only a trailing * is allowed.", code="invalid")
+        if value.endswith("*") and len(prefix) < selectors.CLASSIFICATION_PREFIX_MIN:
+            raise forms.ValidationError(
+                f"A prefix needs at least {selectors.CLASSIFICATION_PREFIX_MIN} characters.",
+                code="invalid",
+            )
+        return value
+
+
+class ClassificationFilter(filters.CharFilter):
+    field_class = ClassificationField
 
 
 class BidFilterForm(forms.Form):
@@ -162,6 +222,31 @@ class BidFilter(filters.FilterSet):
             "`changed` = bids whose fields that crawl changed (it recorded a revision of them)."
         ),
     )
+    currency = CurrencyFilter(
+        field_name="currency",
+        max_length=3,
+        help_text="ISO 4217 code of the amount, any case (`KRW`, `usd`).",
+    )
+    status = ChoicesFilter(
+        choices=Bid.Status.choices,
+        widget=MultipleValuesWidget,
+        help_text="Statuses (any of them matches): " + CHOICES_HELP,
+    )
+    procurement_method = filters.CharFilter(
+        field_name="procurement_method",
+        lookup_expr="iexact",
+        max_length=100,
+        help_text="Procurement method, exactly but any case (OCDS: open, selective, limited, …).",
+    )
+    classification = ClassificationFilter(
+        method="filter_classification",
+        max_length=121,
+        help_text=(
+            'A classification code, matched exactly against a bid\'s codes ("CPV:45000000"), or '
+            'a prefix of one: ending in `*` ("CPV:45*"), or a CPV code shorter than its 8 digits '
+            '("CPV:45", a division). An exact code is served by the codes\' index.'
+        ),
+    )
     search = filters.CharFilter(
         method="filter_search",
         max_length=200,
@@ -186,26 +271,13 @@ class BidFilter(filters.FilterSet):
     def filter_search(self, queryset, name, value):
         return queryset.filter(selectors.bid_search_condition(text=value))
 
+    def filter_classification(
+        self, queryset: QuerySet[Bid], name: str, value: str
+    ) -> QuerySet[Bid]:
+        return queryset.filter(selectors.bid_classification_condition(code=value))
+
 
 # --- Sources, crawls, their event log and frontier (crawls/api/crawls.py) ------------------------
-
-
-CHOICES_HELP = "One or several: repeated (?a=x&a=y) or comma-separated (?a=x,y)."
-
-
-class ChoicesField(forms.MultipleChoiceField):
-    """Several values, repeated (`?status=a&status=b`) or comma-separated (`?status=a,b`)."""
-
-    def to_python(self, value):
-        return [part for item in super().to_python(value) for part in item.split(",") if part]
-
-
-class ChoicesFilter(filters.MultipleChoiceFilter):
-    field_class = ChoicesField
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("distinct", False)  # a plain column: DISTINCT would only cost
-        super().__init__(*args, **kwargs)
 
 
 class SourceFilter(filters.FilterSet):

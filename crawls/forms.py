@@ -242,6 +242,10 @@ BID_FILTER_LABELS = {
     "changed_since": ("New or changed since", ""),
     "crawl": ("Crawl id", "The bids that crawl recorded."),
     "state": ("Found by that crawl as", "Needs a crawl id."),
+    "status": ("Status", "One or several (Ctrl/⌘-click)."),
+    "currency": ("Currency", "ISO 4217 code, e.g. KRW."),
+    "procurement_method": ("Procurement method", "Exactly, any case: open, selective, …"),
+    "classification": ("Classification", "A code (CPV:45000000) or a prefix (CPV:45*)."),
 }
 BID_FILTERS_SHOWN = (
     "search", "source", "department", "post_date_after", "post_date_before", "amount_min",
@@ -264,6 +268,14 @@ def bid_filter(data, *, queryset, sources, zone_name: str = "") -> BidFilter:
     form.fields["search"].widget = forms.TextInput(attrs={"type": "search"})
     for name in ("amount_min", "amount_max"):
         form.fields[name].widget.attrs.update(step="any", min="0")
+    statuses = BidFilter.base_filters["status"].extra["choices"]
+    form.fields["status"].widget = forms.SelectMultiple(
+        choices=statuses, attrs={"size": len(statuses)}
+    )
+    form.fields["currency"].widget.attrs.update(
+        placeholder="KRW", size="4", autocapitalize="characters"
+    )
+    form.fields["classification"].widget.attrs.update(placeholder="CPV:45*")
     form.fields["state"].empty_label = "New or changed"
     form.fields["state"].choices = [("new", "New"), ("changed", "Changed")]
     for name, (label, help_text) in BID_FILTER_LABELS.items():

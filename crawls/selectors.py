@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 import zoneinfo
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -60,8 +61,9 @@ def users_matching(*, username: str | None = None, email: str | None = None) -> 
 # What lists and exports read of a bid (not its hashes and HTTP validators).
 BID_FIELDS = (
     "id", "workspace_id", "source_id", "url", "title", "department", "views", "post_date",
-    "amount", "deadline", "reference", "extra", "first_seen_at", "last_seen_at", "changed_at",
-    "first_crawl_id", "last_crawl_id",
+    "amount", "deadline", "reference", "currency", "status", "procurement_method",
+    "classifications", "extra", "first_seen_at", "last_seen_at", "changed_at", "first_crawl_id",
+    "last_crawl_id",
 )  # fmt: skip
 BID_REVISIONS_SHOWN = 100
 
@@ -90,6 +92,51 @@ class _ContainsIgnoringCase(Lookup):
 def bid_search_condition(*, text: str) -> _ContainsIgnoringCase:
     """Titles containing `text`, any case: the title's trigram index serves 3+ characters."""
     return _ContainsIgnoringCase(F("title"), text)
+
+
+CLASSIFICATION_PREFIX_MIN = 3  # "CPV:4*" is fine; "C*" would match nearly every coded bid
+CPV_CODE_DIGITS = 8
+
+
+class _ElementStartsWith(Lookup):
+    """An element of the array `lhs` starts with the value: `starts_with` over its elements (no
+    LIKE, so no wildcard in the value). No index serves it: the workspace's ordered index and
+    the page's LIMIT bound it."""
+
+    lookup_name = "element_starts_with"
+    prepare_rhs = False
+
+    def get_db_prep_lookup(
+        self, value: str | int, connection: Any
+    ) -> tuple[str, tuple[str | int, ...]]:
+        return "%s", (value,)
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, tuple[str | int, ...]]:
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = self.process_rhs(compiler, connection)
+        # lhs and rhs are compiled SQL with placeholders; values travel as parameters.
+        sql = f"EXISTS (SELECT 1 FROM unnest({lhs}) AS code WHERE starts_with(code, {rhs}))"  # noqa: S608
+        return sql, (*lhs_params, *rhs_params)
+
+
+def classification_prefix(code: str) -> str | None:
+    """The prefix a classification filter asks for, or None for an exact code: "CPV:45*" and a
+    CPV code shorter than its 8 digits ("CPV:45", a division) are prefixes."""
+    if code.endswith("*"):
+        return code[:-1]
+    scheme, _, ident = code.partition(":")
+    if scheme.upper() == "CPV" and ident.isdigit() and len(ident) < CPV_CODE_DIGITS:
+        return code
+    return None
+
+
+def bid_classification_condition(*, code: str) -> Q | Lookup:
+    """Bids with the classification `code` (array containment, served by the GIN index), or
+    with a code starting with its prefix (see classification_prefix)."""
+    prefix = classification_prefix(code)
+    if prefix is None:
+        return Q(classifications__contains=[code])
+    return _ElementStartsWith(F("classifications"), prefix)
 
 
 def bid_crawl_condition(*, crawl_id: int, state: str | None = None) -> Q:
@@ -220,6 +267,12 @@ def bid_list_for_crawl(*, crawl_id: int, limit: int = CRAWL_ITEMS_SHOWN) -> list
     """Bids a crawl found or last saw, newest first."""
     bids = bid_list().filter(Q(last_crawl_id=crawl_id) | Q(first_crawl_id=crawl_id))
     return list(bids.order_by("-id")[:limit])
+
+
+def bid_get_for_user(*, user: Any, bid_id: int) -> Bid:
+    """One of the user's bids with its source's name; Bid.DoesNotExist (→ 404) for any other."""
+    bid: Bid = Bid.objects.visible_to(user).annotate(source_name=F("source__name")).get(pk=bid_id)
+    return bid
 
 
 def source_list_for_workspace(*, workspace_id: int):

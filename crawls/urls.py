@@ -18,6 +18,7 @@ urlpatterns = [
     path("sources/<int:source_id>/", views.source_edit, name="source_edit"),
     path("sources/<int:source_id>/crawl/", views.crawl_start, name="crawl_start"),
     path("bids/", views.bid_list, name="bids"),
+    path("bids/<int:bid_id>/", views.bid_detail, name="bid"),
     path("tokens/", token_views.token_list, name="tokens"),
     path("tokens/<int:token_id>/revoke/", token_views.token_revoke, name="token_revoke"),
 ]

@@ -24,7 +24,7 @@ from rest_framework.request import Request
 from crawls import events, forms, selectors, services, source_examples
 from crawls.api.pagination import KeysetPagination
 from crawls.engine import progress
-from crawls.models import Crawl, Membership, Source
+from crawls.models import Bid, Crawl, Membership, Source
 
 SESSION_WORKSPACE = "workspace_id"
 TRAIL_MAX = 50  # cursors of earlier pages carried in the bids page's links ("Previous")
@@ -369,6 +369,19 @@ def _bid_page(request, place: Place, workspace_id: int, sources: list, zone):
         return render_page(request, "crawls/bid_list.html", place, {**context, "bids": []}, 400)
     context.update(bids=bids, **_bid_links(request, paginator, bids, workspace_id))
     return render_page(request, "crawls/bid_list.html", place, context)
+
+
+@login_required
+@require_GET
+def bid_detail(request: HttpRequest, bid_id: int) -> HttpResponse:
+    """One bid: every column (the procurement ones too) and its latest field changes."""
+    place = place_of(request)
+    try:
+        bid = selectors.bid_get_for_user(user=request.user, bid_id=bid_id)
+    except Bid.DoesNotExist as exc:
+        raise Http404("No such bid of yours.") from exc
+    context = {"bid": bid, "revisions": selectors.bid_revisions(bid=bid, limit=20)}
+    return render_page(request, "crawls/bid_detail.html", place, context)
 
 
 def _flat(detail) -> list[str]:

@@ -256,6 +256,10 @@ CRAWL_EVENT_SUBSCRIBERS: list[str] = [
 # Analytics (docs/analytics.md): how long answers stay cached (0: no cache); the longest window.
 ANALYTICS_CACHE_SECONDS = env.int("ANALYTICS_CACHE_SECONDS", default=300)
 ANALYTICS_MAX_DAYS = env.int("ANALYTICS_MAX_DAYS", default=366)
+# The currency analytics adds amounts up in (ISO 4217): high-value and top-departments sum, and
+# compare with min_amount, only amounts in it or with no currency named (a board's local money);
+# /api/v1/analytics/procurement/ sums every currency apart. Changing it: analytics_rebuild.
+ANALYTICS_CURRENCY = env.str("ANALYTICS_CURRENCY", default="KRW").upper()
 # Notifications (docs/notifications.md): links in emails and webhooks start with NOTIFY_SITE_URL;
 # email goes through Django's backend (console unless EMAIL_BACKEND says otherwise), sent by a
 # task: SMTP errors are retried EMAIL_MAX_ATTEMPTS times in all, after EMAIL_BACKOFF_SECONDS *
@@ -372,6 +376,8 @@ SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
     "drf_spectacular.hooks.postprocess_schema_enums",
     "crawls.api.schema.document_shared_errors",
 ]
+# A bid's status and a crawl's share the field name: the bid's enum gets its own name.
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["BidStatusEnum"] = "crawls.models.Bid.Status"
 MIDDLEWARE = [
     *MIDDLEWARE[:1],  # the request id first: refusals are logged with it
     "project.http.RequestLimitsMiddleware",

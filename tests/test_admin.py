@@ -177,6 +177,35 @@ def test_admin_bid_search_finds_titles_and_references(admin, crawl_a):
     assert ids_listed(admin.get(changelist(Bid), {"q": "no such notice"})) == set()
 
 
+def test_admin_bids_show_and_filter_the_procurement_columns(admin, crawl_a):
+    [road] = add_bids(
+        crawl_a.source,
+        crawl_a,
+        1,
+        currency="KRW",
+        status=Bid.Status.CANCELLED,
+        procurement_method="open",
+        classifications=["CPV:45232410", "UNSPSC:72141000"],
+        version="2026-03-01T00:00:00Z/r1",
+    )
+    [lights] = add_bids(crawl_a.source, crawl_a, 1, currency="MNT", status=Bid.Status.ACTIVE)
+    assert ids_listed(admin.get(changelist(Bid), {"status__exact": "cancelled"})) == {road.pk}
+    assert ids_listed(admin.get(changelist(Bid), {"currency": "KRW"})) == {road.pk}
+    by_rare = admin.get(changelist(Bid), {"currency": "mnt"})
+    assert ids_listed(by_rare) == {lights.pk}
+    assert "?currency=MNT" in by_rare.content.decode()  # offered while chosen
+    assert ids_listed(admin.get(changelist(Bid), {"q": "CPV:45232410"})) == {road.pk}
+    assert ids_listed(admin.get(changelist(Bid), {"q": "CPV:4523"})) == set()  # exact codes
+    listed = admin.get(changelist(Bid), {"status__exact": "cancelled"}).content.decode()
+    assert "Cancelled" in listed
+    assert ">KRW<" in listed
+    page = admin.get(change(Bid, road.pk)).content.decode()
+    for text in ("KRW", "Cancelled", "open", "CPV:45232410", "UNSPSC:72141000"):
+        assert text in page, text
+    assert "2026-03-01T00:00:00Z/r1" not in page  # the publisher's version stays internal
+    assert 'name="status"' not in page  # read-only
+
+
 def test_admin_filters_narrow_the_lists(admin, crawl_a, source_b):
     other = start(source_b)
     add_rows(other, 2)

@@ -51,7 +51,9 @@ def source_of(workspace, name="Board") -> Source:
     )
 
 
-def bid(source, n, *, department="Roads", days_ago=0, views=None, amount=None, post=True):
+def bid(
+    source, n, *, department="Roads", days_ago=0, views=None, amount=None, post=True, **columns
+):
     url = f"https://example.org/{source.pk}/{n}"
     now = timezone.now()
     return Bid.objects.create(
@@ -68,6 +70,7 @@ def bid(source, n, *, department="Roads", days_ago=0, views=None, amount=None, p
         first_seen_at=now,
         last_seen_at=now,
         changed_at=now,
+        **columns,
     )
 
 
@@ -106,6 +109,65 @@ def test_high_value_by_department_counts_views_or_amount_above_the_thresholds(
         workspace_id=workspace_a.pk, today=TODAY, days=10, min_views=40, min_amount=None, limit=10
     )
     assert [(r["department"], r["bids"]) for r in only_views] == [("Roads", 2), ("Water", 2)]
+
+
+def test_amounts_of_other_currencies_are_neither_compared_nor_added(seeded, workspace_a, settings):
+    board, _ = seeded
+    bid(board, 20, department="Roads", views=1, amount="5000", currency="USD")
+    bid(board, 21, department="Roads", views=1, amount="3000", currency="KRW")
+    services.summary_rebuild(workspace_ids=[workspace_a.pk])
+    rows = selectors.high_value_by_department(
+        workspace_id=workspace_a.pk, today=TODAY, days=7, min_views=None,
+        min_amount=Decimal(1000), limit=10,
+    )  # fmt: skip
+    # amount > 1000 in KRW (or none named): bids 2 and 21; the USD 5000 is not "above 1000 won".
+    assert rows == [
+        {"department": "Roads", "bids": 2, "total_amount": Decimal(5000), "max_views": 5}
+    ]
+    top = selectors.top_departments(workspace_id=workspace_a.pk, today=TODAY, days=7, limit=10)
+    assert top[0] == {"department": "Roads", "total_amount": Decimal(5100), "bids": 5}
+    settings.ANALYTICS_CURRENCY = "USD"  # another workspace's money: the rebuild re-sums
+    services.summary_rebuild(workspace_ids=[workspace_a.pk])
+    top = selectors.top_departments(workspace_id=workspace_a.pk, today=TODAY, days=7, limit=10)
+    assert top[0] == {"department": "Roads", "total_amount": Decimal(7100), "bids": 5}
+
+
+def test_a_batch_recomputes_amounts_in_one_currency(seeded, workspace_a):
+    board, _ = seeded
+    crawl = Crawl.objects.create(workspace_id=workspace_a.pk, source=board, status="running")
+    usd = bid(board, 30, department="Parks", amount="70", currency="USD")
+    services.summary_apply_items(
+        workspace_id=workspace_a.pk, crawl_id=crawl.pk, new=[usd.pk], changed=[]
+    )
+    incremental = summary_rows(workspace_id=workspace_a.pk)
+    services.summary_rebuild(workspace_ids=[workspace_a.pk])
+    assert incremental == summary_rows(workspace_id=workspace_a.pk)
+    parks_today = DepartmentDay.objects.get(
+        workspace_id=workspace_a.pk, source=board, department="Parks", day=TODAY
+    )
+    assert (parks_today.bid_count, parks_today.total_amount) == (1, None)
+
+
+def test_procurement_summary_counts_statuses_and_sums_each_currency(
+    seeded, workspace_a, django_assert_num_queries
+):
+    board, portal = seeded
+    bid(board, 40, status="cancelled", currency="USD", amount="10.5")
+    bid(portal, 41, status="cancelled", currency="USD", amount="4", days_ago=3)
+    bid(portal, 42, status="awarded", currency="EUR", amount=None, days_ago=30)  # outside
+    with django_assert_num_queries(1):  # one scan, two groupings
+        answer = selectors.procurement_summary(workspace_id=workspace_a.pk, today=TODAY, days=7)
+    assert answer["by_status"] == [
+        {"status": "active", "bids": 0},
+        {"status": "cancelled", "bids": 2},
+        {"status": "awarded", "bids": 0},
+        {"status": "closed", "bids": 0},
+        {"status": "unknown", "bids": 5},
+    ]
+    assert answer["by_currency"] == [
+        {"currency": "", "bids": 5, "total_amount": Decimal(2410)},
+        {"currency": "USD", "bids": 2, "total_amount": Decimal("14.50")},
+    ]
 
 
 def test_bids_per_day_by_department_and_by_source(seeded, workspace_a, django_assert_num_queries):

@@ -23,6 +23,7 @@ ENDPOINTS = {
     "bids-per-day": "/api/v1/analytics/bids-per-day/",
     "top-departments": "/api/v1/analytics/top-departments/",
     "crawl-health": "/api/v1/analytics/crawl-health/",
+    "procurement": "/api/v1/analytics/procurement/",
 }
 
 
@@ -33,7 +34,7 @@ def _no_stale_answers():
         client.delete(key)
 
 
-def _bid(source, n, department, *, views, amount, days_ago=0):
+def _bid(source, n, department, *, views, amount, days_ago=0, **columns):
     url = f"https://example.org/{source.pk}/{n}"
     now = timezone.now()
     Bid.objects.create(
@@ -41,7 +42,7 @@ def _bid(source, n, department, *, views, amount, days_ago=0):
         url_hash=hashlib.md5(url.encode()).digest(),  # noqa: S324 - an id, not security
         title=f"Notice {n}", department=department, views=views, amount=Decimal(amount),
         post_date=timezone.localdate() - dt.timedelta(days=days_ago), content_hash="x",
-        first_seen_at=now, last_seen_at=now, changed_at=now,
+        first_seen_at=now, last_seen_at=now, changed_at=now, **columns,
     )  # fmt: skip
 
 
@@ -202,6 +203,38 @@ def test_a_cached_answer_costs_no_query_and_a_crawl_batch_refreshes_it(
     assert fresh[0] == {"department": "Parks", "bids": 1, "total_amount": "999.00"}
 
 
+def test_procurement_counts_by_status_and_sums_each_currency_apart(owner_api, data, workspace_a):
+    a, _ = data
+    _bid(a, 5, "Roads", views=1, amount="1000", currency="USD", status="cancelled")
+    _bid(a, 6, "Water", views=1, amount="20", currency="USD", status="awarded")
+    _bid(a, 7, "Water", views=1, amount="4477000000", currency="KRW", status="active")
+    services.summary_rebuild(workspace_ids=[workspace_a.pk])
+    body = owner_api.get("/api/v1/analytics/procurement/", {"days": 7}).json()
+    assert body["by_status"] == [
+        {"status": "active", "bids": 1},
+        {"status": "cancelled", "bids": 1},
+        {"status": "awarded", "bids": 1},
+        {"status": "closed", "bids": 0},
+        {"status": "unknown", "bids": 3},
+    ]
+    assert body["by_currency"] == [
+        {"currency": "", "bids": 3, "total_amount": "350.00"},
+        {"currency": "USD", "bids": 2, "total_amount": "1020.00"},
+        {"currency": "KRW", "bids": 1, "total_amount": "4477000000.00"},
+    ]
+    top = owner_api.get("/api/v1/analytics/top-departments/", {"days": 7}).json()
+    assert top["currency"] == "KRW"
+    # USD amounts are not added to won (or to amounts naming no currency).
+    assert {r["department"]: r["total_amount"] for r in top["departments"]} == {
+        "Water": "4477000050.00",
+        "Roads": "300.00",
+    }
+    high = owner_api.get("/api/v1/analytics/high-value/", {"min_amount": "500", "days": 7})
+    assert high.json()["currency"] == "KRW"
+    assert [(r["department"], r["bids"]) for r in high.json()["departments"]] == [("Water", 1)]
+    assert owner_api.get("/api/v1/analytics/procurement/", {"days": 0}).status_code == 400
+
+
 # --- The page -----------------------------------------------------------------------------------
 
 
@@ -214,6 +247,8 @@ def test_the_dashboard_page_draws_charts_with_tables(client, owner, data):
     assert '<title id="chart-high-title">High-value bids per department</title>' in html
     assert '<desc id="chart-day-desc">' in html
     assert '<th scope="row">Roads</th><td>2</td>' in html
+    assert '<tr data-status="unknown"><th scope="row">Unknown</th><td>3</td></tr>' in html
+    assert '<tr data-currency=""><th scope="row">(none named)</th><td>3</td>' in html
     assert "Harbour" not in html
     assert 'href="/analytics/"' in html  # the nav link
 

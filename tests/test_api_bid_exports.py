@@ -63,6 +63,43 @@ def test_csv_export_has_a_header_korean_text_and_the_lists_filters(
     assert list(rows[0]) == list(api.get("/api/v1/bids/").json()["results"][0])
 
 
+def test_exports_carry_the_procurement_columns(api, owner, source_a):
+    make_bid(
+        source_a,
+        title="하수관로 정비공사",
+        amount=Decimal("4477000000"),
+        currency="KRW",
+        status=Bid.Status.CANCELLED,
+        procurement_method="open",
+        classifications=["CPV:45232410", "UNSPSC:72141000"],
+    )
+    make_bid(source_a, title="Street lights", procurement_method="=cmd()", classifications=[])
+    api.force_authenticate(owner)
+    response = api.get("/api/v1/bids/export/", {"currency": "krw", "status": "cancelled"})
+    rows = list(csv.DictReader(io.StringIO(_read(response).decode("utf-8"))))
+    assert len(rows) == 1
+    assert rows[0]["amount"] == "4477000000.00"
+    assert rows[0]["currency"] == "KRW"
+    assert rows[0]["status"] == "cancelled"
+    assert rows[0]["procurement_method"] == "open"
+    assert rows[0]["classifications"] == "CPV:45232410; UNSPSC:72141000"
+    every = list(csv.DictReader(io.StringIO(_read(api.get("/api/v1/bids/export/")).decode())))
+    lights = next(row for row in every if row["title"] == "Street lights")
+    assert lights["classifications"] == ""
+    assert lights["currency"] == ""
+    assert lights["status"] == "unknown"
+    assert lights["procurement_method"] == "'=cmd()"  # kept as text by spreadsheets
+    response = api.get("/api/v1/bids/export/", {"type": "jsonl", "classification": "CPV:45*"})
+    (line,) = _read(response).decode("utf-8").splitlines()
+    row = json.loads(line)
+    assert row["classifications"] == ["CPV:45232410", "UNSPSC:72141000"]
+    assert (row["currency"], row["status"], row["procurement_method"]) == (
+        "KRW",
+        "cancelled",
+        "open",
+    )
+
+
 def test_jsonl_export_lines_are_the_list_rows(api, owner, workspace_a, workspace_b, source_a):
     join(workspace=workspace_b, user=owner, role=Membership.Role.VIEWER)
     source_b = make_source(workspace_b, "City board")

@@ -110,6 +110,10 @@ def test_list_rows_are_lean_and_retrieve_adds_the_field_history(api, owner, sour
         amount=Decimal("1234500000.00"),
         deadline=dt.datetime(2026, 3, 20, 9, 0, tzinfo=dt.UTC),
         reference="R-2026-0001",
+        currency="KRW",
+        status=Bid.Status.ACTIVE,
+        procurement_method="open",
+        classifications=["CPV:45232410", "UNSPSC:72141000"],
         extra={"attachment": "https://example.org/a.hwp"},
         first_crawl=first,
         last_crawl=second,
@@ -137,8 +141,12 @@ def test_list_rows_are_lean_and_retrieve_adds_the_field_history(api, owner, sour
         "views": 12,
         "post_date": "2026-03-01",
         "amount": "1234500000.00",
+        "currency": "KRW",
         "deadline": "2026-03-20T09:00:00Z",
         "reference": "R-2026-0001",
+        "status": "active",
+        "procurement_method": "open",
+        "classifications": ["CPV:45232410", "UNSPSC:72141000"],
         "extra": {"attachment": "https://example.org/a.hwp"},
         "first_seen_at": "2026-03-02T09:30:00Z",
         "last_seen_at": "2026-03-02T09:30:00Z",
@@ -176,6 +184,10 @@ def test_rows_are_written_as_drf_fields_would_write_them(source_a, zone):
         source_a,
         views=0,
         amount=Decimal("0.5"),
+        currency="USD",
+        status=Bid.Status.CANCELLED,
+        procurement_method="limited",
+        classifications=["CPV:45000000"],
         post_date=dt.date(2026, 12, 31),
         deadline=dt.datetime(2026, 3, 20, 9, 0, 30, 123456, tzinfo=dt.UTC),
         extra={"k": [1, "가"], "n": None},
@@ -297,6 +309,16 @@ def test_crawl_and_state_filters(api, owner, source_a):
         ({"page_size": "201"}, "page_size"),
         ({"page_size": "abc"}, "page_size"),
         ({"cursor": "not-a-cursor"}, "cursor"),
+        ({"currency": "XYZ"}, "currency"),
+        ({"currency": "won"}, "currency"),
+        ({"currency": "KRWX"}, "currency"),
+        ({"status": "open"}, "status"),
+        ({"status": "active,deleted"}, "status"),
+        ({"procurement_method": "x" * 101}, "procurement_method"),
+        ({"classification": "CPV:4*5"}, "classification"),
+        ({"classification": "CP*"}, "classification"),
+        ({"classification": "x" * 122}, "classification"),
+        ({"classification": "CPV\x00"}, "classification"),
     ],
 )
 def test_bad_parameters_answer_400_naming_the_parameter(api, owner, source_a, params, field):
@@ -312,6 +334,8 @@ def test_bad_parameters_answer_400_naming_the_parameter(api, owner, source_a, pa
         ({"views_min": "many"}, "views_min"),
         ({"ordering": "-title"}, "ordering"),
         ({"state": "changed"}, "state"),
+        ({"currency": "ABC"}, "currency"),
+        ({"status": "gone"}, "status"),
     ],
 )
 def test_bad_export_parameters_answer_400_before_streaming(api, owner, source_a, params, field):
@@ -328,9 +352,117 @@ def test_the_filter_set_takes_plain_data_for_saved_searches(source_a):
     filterset = BidFilter(saved, queryset=Bid.objects.all())
     assert filterset.is_valid(), filterset.errors
     assert list(filterset.qs) == [wanted]
+    wanted.status, wanted.currency = Bid.Status.CANCELLED, "KRW"
+    wanted.save(update_fields=["status", "currency"])
+    for status in ("cancelled", "awarded,cancelled", ["cancelled", "closed"]):
+        saved = {"status": status, "currency": "krw", "classification": ""}
+        filterset = BidFilter(saved, queryset=Bid.objects.all())
+        assert filterset.is_valid(), filterset.errors
+        assert list(filterset.qs) == [wanted]
     broken = BidFilter({"views_min": "x", "state": "new"}, queryset=Bid.objects.all())
     assert not broken.is_valid()
     assert set(broken.errors) == {"views_min", "state"}
+
+
+def test_procurement_filters_narrow_the_list(api, owner, source_a):
+    road = make_bid(
+        source_a,
+        currency="KRW",
+        status=Bid.Status.ACTIVE,
+        procurement_method="open",
+        classifications=["CPV:45233140", "UNSPSC:72141000"],
+    )
+    works = make_bid(
+        source_a,
+        currency="KRW",
+        status=Bid.Status.CANCELLED,
+        procurement_method="Limited",
+        classifications=["CPV:45000000"],
+    )
+    lights = make_bid(
+        source_a,
+        currency="USD",
+        status=Bid.Status.AWARDED,
+        procurement_method="open",
+        classifications=["CPV:31520000"],
+    )
+    bare = make_bid(source_a)  # no currency, status unknown, no codes
+    api.force_authenticate(owner)
+
+    def found(**params) -> set[int]:
+        return set(ids(api.get("/api/v1/bids/", params)))
+
+    assert found(currency="KRW") == {road.id, works.id}
+    assert found(currency="usd") == {lights.id}  # any case
+    assert found(currency="EUR") == set()
+    assert found(status="cancelled") == {works.id}
+    assert found(status=["active", "awarded"]) == {road.id, lights.id}  # repeated
+    assert found(status="active,cancelled") == {road.id, works.id}  # comma list
+    assert found(status="unknown") == {bare.id}
+    assert found(procurement_method="OPEN") == {road.id, lights.id}
+    assert found(procurement_method="limited") == {works.id}
+    assert found(procurement_method="limit") == set()  # exact, not a substring
+    assert found(classification="CPV:45000000") == {works.id}  # exact: an element
+    assert found(classification="CPV:45") == {road.id, works.id}  # a CPV prefix (division)
+    assert found(classification="CPV:4500") == {works.id}
+    assert found(classification="CPV:45*") == {road.id, works.id}
+    assert found(classification="CPV:4523*") == {road.id}
+    assert found(classification="UNSPSC:72141000") == {road.id}
+    assert found(classification="UNSPSC:7214") == set()  # not CPV: exact unless *
+    assert found(classification="UNSPSC:7214*") == {road.id}
+    assert found(classification="CPV:45%*") == set()  # LIKE wildcards are literal
+    assert found(currency="KRW", status="active", classification="CPV:45*") == {road.id}
+    assert found(currency="", status="", classification="") == {
+        road.id,
+        works.id,
+        lights.id,
+        bare.id,
+    }
+
+
+def test_procurement_filters_keep_ordering_and_cursor_pages(api, owner, source_a):
+    Bid.objects.bulk_create(
+        new_bid(
+            source_a,
+            views=n,
+            currency="KRW" if n % 2 else "USD",
+            status=Bid.Status.ACTIVE,
+            classifications=[f"CPV:45{n:06d}"],
+        )
+        for n in range(30)
+    )
+    api.force_authenticate(owner)
+    params = {"ordering": "-views", "page_size": 4, "currency": "krw", "classification": "CPV:45*"}
+    response = api.get("/api/v1/bids/", params)
+    seen = []
+    while True:
+        body = response.json()
+        assert response.status_code == 200, body
+        seen += [row["views"] for row in body["results"]]
+        assert {row["currency"] for row in body["results"]} <= {"KRW"}
+        if not body["next"]:
+            break
+        response = api.get(body["next"])
+    assert seen == list(range(29, 0, -2))
+
+
+def test_classification_filters_plans(source_a):
+    Bid.objects.bulk_create(
+        new_bid(source_a, classifications=[f"CPV:{45000000 + n}"], status=Bid.Status.ACTIVE)
+        for n in range(50)
+    )
+
+    def plan(params) -> str:
+        queryset = BidFilter(params, queryset=Bid.objects.all()).qs
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_seqscan = off")  # a tiny table: show what can serve
+            return queryset.order_by().values("id").explain()
+
+    assert "bid_classifications" in plan({"classification": "CPV:45000007"})
+    assert "bid_ws_status" in plan({"status": "cancelled", "workspace": source_a.workspace_id})
+    prefix = BidFilter({"classification": "CPV:45*"}, queryset=Bid.objects.all()).qs
+    assert "starts_with" in str(prefix.query)
+    assert prefix.count() == 50
 
 
 # --- Search --------------------------------------------------------------------------------

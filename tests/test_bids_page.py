@@ -164,3 +164,116 @@ def test_the_page_leaves_the_api_filters_as_they_were(page, seoul):
     assert {name: f.label for name, f in BidFilter().form.fields.items()} == labels
     assert "workspace" in BidFilter.base_filters
     assert BidFilter.base_filters["amount_min"].label is None  # generated, as the API had it
+
+
+# --- Procurement columns ---------------------------------------------------------------------
+
+
+def test_the_table_shows_status_badges_and_amounts_with_their_currency(page, seoul):
+    road, lights = Bid.objects.bulk_create(
+        [
+            new_bid(
+                seoul,
+                amount=Decimal("4477000000"),
+                currency="KRW",
+                status=Bid.Status.CANCELLED,
+                procurement_method="open",
+                classifications=["CPV:45232410", "UNSPSC:72141000"],
+            ),
+            new_bid(seoul, amount=Decimal("1234.5"), currency="", status=Bid.Status.UNKNOWN),
+        ]
+    )
+    response = page.get(reverse("crawls:bids"))
+    row = row_of(response, road)
+    assert ">4,477,000,000 KRW<" in row
+    assert '<span class="badge badge-cancelled" data-status="cancelled">Cancelled</span>' in row
+    assert ">open<" in row
+    assert "<code>CPV:45232410</code>, <code>UNSPSC:72141000</code>" in row
+    assert f'href="{reverse("crawls:bid", args=[road.pk])}"' in row
+    assert ">1,234.50<" in row_of(response, lights)  # no currency: the figure alone
+    assert 'data-status="unknown"' in row_of(response, lights)
+
+
+def test_the_procurement_filters_narrow_the_page_and_sit_behind_more_filters(page, seoul):
+    road, works, lights = Bid.objects.bulk_create(
+        [
+            new_bid(seoul, currency="KRW", status="active", classifications=["CPV:45233140"]),
+            new_bid(seoul, currency="KRW", status="cancelled", procurement_method="Limited"),
+            new_bid(seoul, currency="USD", status="awarded", classifications=["CPV:31520000"]),
+        ]
+    )
+    html = text(page.get(reverse("crawls:bids")))
+    more = html[html.index("<details") : html.index("</details>")]
+    for name, label in [
+        ("status", "Status"),
+        ("currency", "Currency"),
+        ("procurement_method", "Procurement method"),
+        ("classification", "Classification"),
+    ]:
+        assert f'<label for="id_{name}">{label}</label>' in more, name
+    assert re.findall(r'<option value="(\w+)"', more[more.index('name="status"') :])[:5] == [
+        "active",
+        "cancelled",
+        "awarded",
+        "closed",
+        "unknown",
+    ]
+    bids = reverse("crawls:bids")
+    assert set(bid_ids(page.get(bids, {"status": ["active", "awarded"]}))) == {road.pk, lights.pk}
+    assert set(bid_ids(page.get(bids, {"currency": "krw"}))) == {road.pk, works.pk}
+    assert bid_ids(page.get(bids, {"procurement_method": "limited"})) == [works.pk]
+    assert bid_ids(page.get(bids, {"classification": "CPV:45*"})) == [road.pk]
+    response = page.get(bids, {"currency": "KRW", "status": "active"})
+    assert response.context["filters_more_open"] is True
+    csv_link = dict(response.context["exports"])["csv"]
+    assert "currency=KRW" in csv_link
+    assert "status=active" in csv_link
+    wrong = page.get(bids, {"currency": "XXY"})
+    assert wrong.status_code == 400
+    assert "Not an ISO 4217 currency code." in text(wrong)
+
+
+def test_the_bid_detail_page_shows_the_procurement_columns(
+    page, client, seoul, outsider, workspace_b
+):
+    bid = new_bid(
+        seoul,
+        title="하수관로 정비공사",
+        amount=Decimal("4477000000"),
+        currency="KRW",
+        status=Bid.Status.AWARDED,
+        procurement_method="selective",
+        classifications=["CPV:45232410"],
+    )
+    bid.save()
+    html = text(page.get(reverse("crawls:bid", args=[bid.pk])))
+    assert '<dd data-field="amount">4,477,000,000 KRW</dd>' in html
+    assert '<dd data-field="currency">KRW</dd>' in html
+    assert '<dd data-field="status">Awarded</dd>' in html
+    assert '<dd data-field="procurement_method">selective</dd>' in html
+    assert '<dd data-field="classifications"><code>CPV:45232410</code></dd>' in html
+    other = new_bid(make_source(workspace_b))
+    other.save()
+    assert page.get(reverse("crawls:bid", args=[other.pk])).status_code == 404
+    client.force_login(outsider)
+    assert client.get(reverse("crawls:bid", args=[bid.pk])).status_code == 404
+
+
+def test_figures_print_an_amounts_currency():
+    assert amount(Decimal("4477000000.00"), "KRW") == "4,477,000,000 KRW"
+    assert amount(Decimal("1234.5"), "USD") == "1,234.50 USD"
+    assert amount(None, "KRW") == ""
+    assert amount(Decimal("10"), "") == "10"
+
+
+def test_the_bid_detail_page_costs_a_fixed_number_of_queries(
+    page, seoul, django_assert_max_num_queries
+):
+    bid = new_bid(seoul, currency="KRW", classifications=[f"CPV:{n}" for n in range(40)])
+    bid.save()
+    # Session, user, memberships (the workspace switcher), the bid with its source's name, its
+    # latest changes.
+    with django_assert_max_num_queries(5):
+        response = page.get(reverse("crawls:bid", args=[bid.pk]))
+    assert response.status_code == 200
+    assert text(response).count("<code>CPV:") == 40

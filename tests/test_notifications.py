@@ -160,6 +160,57 @@ def test_alert_match_counts_new_and_changed_bids_not_others(
 
 
 @pytest.mark.django_db
+def test_alert_rules_match_on_the_procurement_columns(owner, workspace_a, source_a, on_commit):
+    cancelled = make_rule(workspace_a, owner, name="Cancelled", filter={"status": "cancelled"})
+    works = make_rule(
+        workspace_a,
+        owner,
+        name="Works in won",
+        filter={"currency": "krw", "classification": "CPV:45*", "status": ["active", "awarded"]},
+    )
+    crawl = make_crawl(source_a, owner)
+    withdrawn = make_bid(
+        source_a, status="cancelled", currency="KRW", classifications=["CPV:45000000"]
+    )
+    road = make_bid(source_a, status="active", currency="KRW", classifications=["CPV:45233140"])
+    dollars = make_bid(source_a, status="active", currency="USD", classifications=["CPV:45000000"])
+    lights = make_bid(source_a, status="awarded", currency="KRW", classifications=["CPV:31520000"])
+    with on_commit():
+        items_event(crawl, new=[withdrawn, road, dollars], changed=[lights])
+
+    matched = {
+        (rule_id, bid_id) for rule_id, bid_id in AlertMatch.objects.values_list("rule", "bid")
+    }
+    assert matched == {(cancelled.pk, withdrawn.pk), (works.pk, road.pk)}
+    notification = Notification.objects.get(rule=cancelled)
+    assert notification.count == 1
+    assert notification.link == f"/bids/?status=cancelled&crawl={crawl.pk}"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "filter",
+    [
+        {"status": "deleted"},
+        {"status": ["active", "open"]},
+        {"currency": "XYZ"},
+        {"currency": "won"},
+        {"classification": "CP*"},
+        {"classification": "CPV:4*5"},
+        {"procurement_method": "x" * 101},
+    ],
+)
+def test_alert_rules_refuse_bad_procurement_filters(owner, workspace_a, filter):
+    with pytest.raises(services.ValidationError) as refused:
+        make_rule(workspace_a, owner, filter=filter)
+    (name,) = filter
+    (message,) = refused.value.message_dict["filter"]
+    assert message.startswith(f"{name}: ")
+    assert services.alert_filter_errors(filter=filter).keys() == {name}
+    assert not AlertRule.objects.exists()
+
+
+@pytest.mark.django_db
 def test_alert_match_groups_one_notification_per_rule_per_crawl(
     owner, teammate, workspace_a, source_a, on_commit
 ):
@@ -565,6 +616,16 @@ def test_alert_rule_pages_create_edit_delete(login, owner, viewer, workspace_a, 
     )
     rule.refresh_from_db()
     assert (rule.name, rule.filter, rule.is_active) == ("Bigger", {"views_min": "500"}, False)
+    client.post(
+        reverse("notifications:rule_edit", args=[rule.pk]),
+        {"name": "Cancelled", "status": ["cancelled", "closed"], "currency": "krw"},
+    )
+    rule.refresh_from_db()
+    assert rule.filter == {"status": ["cancelled", "closed"], "currency": "krw"}
+    wrong = client.post(
+        reverse("notifications:rule_edit", args=[rule.pk]), {"name": "X", "currency": "XYZ"}
+    )
+    assert wrong.status_code == 400
     denied = login(viewer).post(reverse("notifications:rule_delete", args=[rule.pk]))
     assert denied.status_code == 403
     login(owner).post(reverse("notifications:rule_delete", args=[rule.pk]))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from rest_framework import serializers
 
 from analytics import selectors
+from crawls.models import Bid
 
 
 class WindowParams(serializers.Serializer):
@@ -55,6 +58,19 @@ class BidsPerDayParams(WindowParams):
     )
 
 
+class ProcurementParams(serializers.Serializer[Any]):
+    workspace = serializers.IntegerField(
+        required=False, min_value=1, help_text="Workspace id (as for the other endpoints)."
+    )
+    days = serializers.IntegerField(
+        required=False,
+        default=30,
+        min_value=1,
+        max_value=settings.ANALYTICS_MAX_DAYS,
+        help_text="The window: the last N days, today included.",
+    )
+
+
 class HealthParams(serializers.Serializer):
     workspace = serializers.IntegerField(
         required=False, min_value=1, help_text="Workspace id (as for the other endpoints)."
@@ -85,11 +101,37 @@ class WindowAnswerSerializer(serializers.Serializer):
 
 
 class HighValueSerializer(WindowAnswerSerializer):
+    currency = serializers.CharField(
+        help_text="The currency of min_amount and the totals (ANALYTICS_CURRENCY): amounts in "
+        "other currencies are neither compared nor added."
+    )
     departments = HighValueRowSerializer(many=True)
 
 
 class TopDepartmentsSerializer(WindowAnswerSerializer):
+    currency = serializers.CharField(
+        help_text="The currency of the totals (ANALYTICS_CURRENCY): amounts in other currencies "
+        "are not added (their bids are counted)."
+    )
     departments = DepartmentRowSerializer(many=True)
+
+
+class StatusCountSerializer(serializers.Serializer[Any]):
+    status = serializers.ChoiceField(choices=Bid.Status.choices)
+    bids = serializers.IntegerField()
+
+
+class CurrencyTotalSerializer(serializers.Serializer[Any]):
+    currency = serializers.CharField(help_text='ISO 4217 code; "" for bids naming none.')
+    bids = serializers.IntegerField()
+    total_amount = serializers.DecimalField(
+        max_digits=24, decimal_places=2, allow_null=True, help_text="In this currency."
+    )
+
+
+class ProcurementSerializer(WindowAnswerSerializer):
+    by_status = StatusCountSerializer(many=True, help_text="Every status, zeros included.")
+    by_currency = CurrencyTotalSerializer(many=True, help_text="Most bids first.")
 
 
 class SeriesSerializer(serializers.Serializer):

@@ -7,7 +7,9 @@ Thin adapters: validate the query parameters (400 naming the field), resolve the
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -96,7 +98,11 @@ class HighValueView(AnalyticsView):
             min_amount=min_amount,
             limit=limit,
         )
-        return {**_window(today, days), "departments": rows}
+        return {
+            **_window(today, days),
+            "currency": settings.ANALYTICS_CURRENCY,
+            "departments": rows,
+        }
 
 
 @extend_schema(
@@ -134,7 +140,30 @@ class TopDepartmentsView(AnalyticsView):
         rows = selectors.top_departments(
             workspace_id=workspace_id, today=today, days=days, limit=limit
         )
-        return {**_window(today, days), "departments": rows}
+        return {
+            **_window(today, days),
+            "currency": settings.ANALYTICS_CURRENCY,
+            "departments": rows,
+        }
+
+
+@extend_schema(
+    tags=["analytics"],
+    parameters=[s.ProcurementParams],
+    responses={200: s.ProcurementSerializer, 400: ERROR, 401: NOT_AUTHENTICATED},
+)
+class ProcurementView(AnalyticsView):
+    """Bids posted in the window by status, and by currency with each currency's total amount
+    (amounts of different currencies are never added together)."""
+
+    name = "procurement"
+    params_class = s.ProcurementParams
+    serializer_class = s.ProcurementSerializer
+
+    def compute(self, *, workspace_id: int, today: dt.date, **params: Any) -> dict[str, Any]:
+        days = params["days"]
+        answer = selectors.procurement_summary(workspace_id=workspace_id, today=today, days=days)
+        return {**_window(today, days), **answer}
 
 
 @extend_schema(

@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
 
 from crawls import events, selectors, services
 from crawls.admin.base import (
@@ -305,6 +306,24 @@ class CrawlIdFilter(admin.SimpleListFilter):
         return queryset.filter(selectors.bid_crawl_condition(crawl_id=int(value)))
 
 
+class CurrencyFilter(admin.SimpleListFilter):
+    """`?currency=KRW`: a fixed list of common codes (plus the one asked for), not a DISTINCT
+    over the whole table."""
+
+    title = "currency"
+    parameter_name = "currency"
+    common = ("KRW", "USD", "EUR", "JPY", "CNY", "GBP")
+
+    def lookups(self, request: Any, model_admin: Any) -> list[tuple[str, str]]:
+        value = (self.value() or "").upper()
+        codes = [*self.common, *([value] if value and value not in self.common else [])]
+        return [(code, code) for code in codes]
+
+    def queryset(self, request: Any, queryset: QuerySet[Bid]) -> QuerySet[Bid]:
+        value = (self.value() or "").upper()
+        return queryset.filter(currency=value) if value else queryset
+
+
 def _crawl_link(row) -> str:
     return change_link(Crawl, row.crawl_id)
 
@@ -348,9 +367,12 @@ class FrontierUrlAdmin(WorkspaceScopedAdmin, BigTableAdmin):
 class BidAdmin(WorkspaceScopedAdmin, BigTableAdmin):
     list_display = [
         "title", "source", "department", "post_date", "amount", "deadline", "changed_at",
+        "status", "currency",
     ]  # fmt: skip
     list_filter = [
         CrawlIdFilter,
+        "status",
+        CurrencyFilter,
         ("source", ScopedRelatedFilter),
         ("workspace", ScopedRelatedFilter),
         ("post_date", admin.DateFieldListFilter),
@@ -358,13 +380,17 @@ class BidAdmin(WorkspaceScopedAdmin, BigTableAdmin):
     ]
     list_select_related = ["source"]
     search_fields = ["title"]
-    search_help_text = "Title contains (any case), or the reference exactly."
+    search_help_text = (
+        "Title contains (any case), or the reference exactly, or a classification code exactly "
+        "(CPV:45000000)."
+    )
     ordering = ["-id"]
     sortable_by = []
-    exclude = ["url_hash"]
+    exclude = ["url_hash", "version"]  # version: the publisher's, internal to the store
     readonly_fields = [
         "workspace", "source", "url", "title", "department", "views", "post_date", "amount",
-        "deadline", "reference", "extra", "content_hash", "etag", "last_modified",
+        "currency", "deadline", "reference", "status", "procurement_method", "classifications",
+        "extra", "content_hash", "etag", "last_modified",
         "first_seen_at", "last_seen_at", "changed_at", "first_crawl", "last_crawl",
         "revisions_link",
     ]  # fmt: skip
@@ -379,7 +405,10 @@ class BidAdmin(WorkspaceScopedAdmin, BigTableAdmin):
         if not term:
             return queryset, False
         by_title = queryset.filter(selectors.bid_search_condition(text=term))
-        return by_title | queryset.filter(reference=term), False
+        found = by_title | queryset.filter(reference=term)
+        if ":" in term and " " not in term:  # a code: exact, served by the codes' GIN index
+            found |= queryset.filter(classifications__contains=[term])
+        return found, False
 
 
 @admin.register(BidRevision)

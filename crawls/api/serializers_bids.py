@@ -14,8 +14,9 @@ from crawls.models import Bid, BidRevision
 
 BID_OUTPUT_FIELDS = [
     "id", "workspace", "source", "source_name", "url", "title", "department", "views",
-    "post_date", "amount", "deadline", "reference", "extra", "first_seen_at", "last_seen_at",
-    "changed_at", "first_crawl", "last_crawl",
+    "post_date", "amount", "currency", "deadline", "reference", "status", "procurement_method",
+    "classifications", "extra", "first_seen_at", "last_seen_at", "changed_at", "first_crawl",
+    "last_crawl",
 ]  # fmt: skip
 
 
@@ -71,7 +72,7 @@ class BidDetailSerializer(BidSerializer):
 
 EXPORT_BLOCK_CHARS = 256 * 1024
 _IDS = {"workspace", "source", "first_crawl", "last_crawl"}
-_TEXT = {"source_name", "url", "title", "department", "reference"}
+_TEXT = {"source_name", "url", "title", "department", "reference", "procurement_method"}
 _MOMENTS = {"deadline", "first_seen_at", "last_seen_at", "changed_at"}
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -96,9 +97,13 @@ def _converters(*, for_csv: bool = False) -> list[tuple[str, str, Callable]]:
     def same(value):
         return value
 
-    def text(value):
+    def text(value: str) -> str:
         # Crawled text is untrusted: a cell starting like a formula stays text in spreadsheets.
         return "'" + value if value.startswith(_FORMULA_START) else value
+
+    def joined(values: list[str]) -> str:
+        # Codes are "SCHEME:ID" as crawled: untrusted text too.
+        return text("; ".join(values))
 
     def json_text(value):
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
@@ -114,6 +119,8 @@ def _converters(*, for_csv: bool = False) -> list[tuple[str, str, Callable]]:
             convert = decimal
         elif for_csv and name in _TEXT:
             convert = text
+        elif for_csv and name == "classifications":
+            convert = joined
         elif for_csv and name == "extra":
             convert = json_text
         else:

@@ -1,7 +1,5 @@
-"""Numbers as the dashboard prints them: thousands separators, no ".00" on whole amounts.
-
-Bids carry no currency yet; when they do, `amount` is the place to print it.
-"""
+"""Numbers as the dashboard prints them: thousands separators, no ".00" on whole amounts, an
+amount's currency code after it ("4,477,000,000 KRW")."""
 
 from __future__ import annotations
 
@@ -13,10 +11,16 @@ register = template.Library()
 
 
 @register.filter
-def amount(value: object) -> str:
-    """492686000.00 → "492,686,000"; 1234.5 → "1,234.50"; None → ""."""
+def amount(value: object, currency: object = "") -> str:
+    """492686000.00 → "492,686,000"; 1234.5 → "1,234.50"; None → ""; with a currency code
+    (`bid.amount|amount:bid.currency`) 4477000000 → "4,477,000,000 KRW"."""
     if value is None or value == "":
         return ""
+    figure = _figure(value)
+    return f"{figure} {currency}" if currency else figure
+
+
+def _figure(value: object) -> str:
     try:
         number = Decimal(str(value))
     except (InvalidOperation, TypeError, ValueError):

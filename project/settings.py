@@ -342,8 +342,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    # Several models have a `kind`: the source's gets a name of its own in the schema.
-    "ENUM_NAME_OVERRIDES": {"SourceKindEnum": "crawls.models.Source.Kind"},
+    # Several models have a `kind` and a `status`: the source's kind and the bid's status get
+    # names of their own in the schema.
+    "ENUM_NAME_OVERRIDES": {
+        "SourceKindEnum": "crawls.models.Source.Kind",
+        "BidStatusEnum": "crawls.models.Bid.Status",
+    },
 }
 
 # --- Request limits ------------------------------------------------------------------------------
@@ -376,8 +380,6 @@ SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
     "drf_spectacular.hooks.postprocess_schema_enums",
     "crawls.api.schema.document_shared_errors",
 ]
-# A bid's status and a crawl's share the field name: the bid's enum gets its own name.
-SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["BidStatusEnum"] = "crawls.models.Bid.Status"
 MIDDLEWARE = [
     *MIDDLEWARE[:1],  # the request id first: refusals are logged with it
     "project.http.RequestLimitsMiddleware",

@@ -27,7 +27,7 @@ import jmespath.exceptions  # type: ignore[import-untyped]
 from lxml import etree  # type: ignore[import-untyped]
 
 from crawls import bounds
-from crawls.engine import api_requests, api_rules, extract, rule_checks, urls, xmlsafe
+from crawls.engine import api_requests, api_rules, extract, rule_checks, urls, values, xmlsafe
 from crawls.engine import request as requests
 from crawls.engine.api_rules import ApiField, ApiRules
 from crawls.engine.extract import Page, Record
@@ -386,12 +386,12 @@ def _convert(raw: object, rule: ApiField, tz: ZoneInfo) -> object:
         return int(number)
     text = _text(raw)
     if not rule.map:
-        return extract.convert(text, rule, tz)
-    kept = extract.convert(text, _as_text(rule), tz)
+        return values.convert(text, rule, tz)
+    kept = values.convert(text, _as_text(rule), tz)
     mapped = _mapping(rule).get(str(kept), kept)
     if rule.type == "text":
         return mapped
-    return extract.convert(str(mapped), _without_regex(rule), tz)
+    return values.convert(str(mapped), _without_regex(rule), tz)
 
 
 @lru_cache(maxsize=1024)

@@ -69,7 +69,7 @@ class Request:
         JSON text when read through a raw cursor)."""
         if isinstance(data, str):
             data = json.loads(data)
-        if not data:
+        if not isinstance(data, Mapping) or not data:
             return cls(url)
         return cls(
             url=url,

@@ -9,6 +9,10 @@ listing pages and 10,000 notices, 10,500 pages) end to end, for
   time from `crawl_start` (create) to `Crawl.finished_at` (succeeded), every bid stored in
   PostgreSQL and checked, the events logged and received from the channel layer. Also the pool
   child's CPU time and peak RSS, and the CPU of the bench database's PostgreSQL backends.
+- Forest on the board's JSON API (`json_items_per_s`): the same notices served 100 a page by
+  the aiohttp demo board behind a key (DEMO_JSON_RULES: page-number pagination with a total),
+  crawled by the same worker and checked alike; compared per stored item with the HTML crawl
+  (`json_vs_html_per_item`, which must not fall below 1). `--no-json` leaves it out.
 - Scrapy: `scrapy runspider bench/crawl_spider.py` writing a JSONL feed, every item checked
   against the board; time from its stats' start_time to finish_time (`elapsed_time_seconds`:
   spider opened to closed, leaving out interpreter and reactor start-up), wall time on stderr.
@@ -324,6 +328,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--server-requests", type=int, default=5000, help="for the raw rate")
     parser.add_argument("--only", choices=("forest", "scrapy"), help="measure one side only")
     parser.add_argument(
+        "--no-json", action="store_true", help="leave out Forest's run of the board's JSON API"
+    )
+    parser.add_argument(
         "--scrapy-setting", action="append", default=[], metavar="NAME=VALUE",
         help="another Scrapy setting (repeatable), for experiments: not stock any more",
     )  # fmt: skip
@@ -359,16 +366,23 @@ class Forest:
     concurrency: int
     pages: int
 
-    def crawl(self, name: str, *, expected_urls=None, expected_pages=None, max_pages=None):
+    def crawl(self, name: str, *, expected_urls=None, expected_pages=None, max_pages=None, **kind):
+        """A crawl of the HTML board; with kind=, start_url=, rules=, secrets=: of that source."""
         return self.module.crawl_once(
-            self.workspace, name=name, start_url=self.start_url, concurrency=self.concurrency,
-            child=self.child, listener=self.listener, expected_urls=expected_urls,
-            expected_pages=expected_pages, max_pages=max_pages or 2 * self.pages,
+            self.workspace, name=name, start_url=kind.pop("start_url", self.start_url),
+            concurrency=self.concurrency, child=self.child, listener=self.listener,
+            expected_urls=expected_urls, expected_pages=expected_pages,
+            max_pages=max_pages or 2 * self.pages, **kind,
         )  # fmt: skip
 
 
 def _forest_start(
-    args, server: Server, pages: int, tmp: Path, cleanup: contextlib.ExitStack
+    args,
+    server: Server,
+    pages: int,
+    tmp: Path,
+    cleanup: contextlib.ExitStack,
+    api: Server | None = None,
 ) -> Forest:
     """A fresh bench database, one Celery worker (one pool child) on a queue of its own."""
     admin_url = os.environ["DATABASE_URL"]
@@ -378,7 +392,9 @@ def _forest_start(
     os.environ.update(
         DATABASE_URL=database_url(admin_url, DATABASE),
         CRAWL_QUEUE=queue,
-        CRAWL_ALLOWLIST=urlsplit(server.base_url).netloc,
+        CRAWL_ALLOWLIST=",".join(
+            urlsplit(s.base_url).netloc for s in (server, api) if s is not None
+        ),
         CRAWL_CONCURRENCY=str(args.concurrency),
     )
     if args.batch_size:
@@ -443,10 +459,35 @@ def _bench(args, board, tmp: Path, cleanup: contextlib.ExitStack) -> dict:
     log(f"server raw rate: {rps:,.0f} requests/s ({args.server_requests} detail pages, "
         f"{concurrency} connections, one aiohttp client: a lower bound)")  # fmt: skip
 
-    forest = None if args.only == "scrapy" else _forest_start(args, server, pages, tmp, cleanup)
+    # The board's JSON API (the same notices, 100 a page, behind a key) is served by the
+    # aiohttp demo board: a second server when the HTML board is nginx's static export.
+    api = None
+    if args.only != "scrapy" and not args.no_json:
+        api = server if nginx is None else aiohttp_board_start(args.pages, tmp)
+        if api is not server:
+            cleanup.callback(stop, api.proc, group=True)
+    forest = (
+        None if args.only == "scrapy" else _forest_start(args, server, pages, tmp, cleanup, api)
+    )
 
-    forest_runs, scrapy_runs = [], []
+    forest_runs, scrapy_runs, json_runs = [], [], []
+    json_expected = (
+        {f"{api.base_url}{t.notice.path}" for t in board.tenders(config)} if api else set()
+    )
+    json_pages = -(-len(json_expected) // board.DEMO_JSON_RULES["pagination"]["size"])
     for run in range(1, args.runs + 1):
+        if forest is not None and api is not None:
+            j = forest.crawl(
+                f"JSON run {run}", kind="json", start_url=f"{api.base_url}{board.API_PATH}",
+                rules=board.DEMO_JSON_RULES, secrets={"api_key": board.DEMO_API_KEY},
+                expected_urls=json_expected, expected_pages=json_pages,
+            )  # fmt: skip
+            json_runs.append(j)
+            log(
+                f"forest JSON run {run}: {j.items} items ({j.pages} API pages) in "
+                f"{j.seconds:.2f} s = {j.items / j.seconds:,.0f} items/s; worker CPU "
+                f"{j.cpu_seconds:.1f} s = {j.cpu_seconds / j.items * 1000:.2f} s/1k items"
+            )
         if forest is not None:
             busy = process_cpu(server_proc)
             f = forest.crawl(f"Run {run}", expected_urls=set(expected), expected_pages=pages)
@@ -491,12 +532,26 @@ def _bench(args, board, tmp: Path, cleanup: contextlib.ExitStack) -> dict:
         return None if value is None else round(value, digits)
 
     forest_rate = median(r.pages / r.seconds for r in forest_runs)
+    html_items_rate = median(r.items / r.seconds for r in forest_runs)
+    json_items_rate = median(r.items / r.seconds for r in json_runs)
     scrapy_rate = median(r.pages / r.seconds for r in scrapy_runs)
     per_1k = 1000 / pages
     return {
         "forest_pages_per_s": rounded(forest_rate),
         "scrapy_pages_per_s": rounded(scrapy_rate),
         "ratio": rounded(forest_rate / scrapy_rate, 2) if forest_rate and scrapy_rate else None,
+        # The same notices read from the board's JSON API (100 a page) vs its HTML pages (one
+        # notice a detail page): per stored item, both persisted and published alike.
+        "json_items_per_s": rounded(json_items_rate),
+        "html_items_per_s": rounded(html_items_rate),
+        "json_vs_html_per_item": (
+            rounded(json_items_rate / html_items_rate, 2)
+            if json_items_rate and html_items_rate
+            else None
+        ),
+        "forest_json_cpu_s_per_1k_items": rounded(
+            median(r.cpu_seconds * 1000 / r.items for r in json_runs), 3
+        ),
         "pages": pages,
         "concurrency": concurrency,
         "forest_cpu_s_per_1k_pages": rounded(

@@ -182,13 +182,19 @@ def crawl_once(
     expected_pages: int | None,
     max_pages: int,
     timeout: float = 1800,
+    kind: str = "html",
+    rules: dict | None = None,
+    secrets: dict | None = None,
 ) -> ForestRun:
-    """Crawl the board once with a new Source; expected_* None: a warm-up, not checked."""
+    """Crawl the board once with a new Source (the HTML board with DEMO_RULES, or `kind` with
+    `rules` and `secrets`); expected_* None: a warm-up, not checked."""
     source = services.source_create(
         workspace=workspace,
         name=name,
+        kind=kind,
         start_urls=[start_url],
-        rules=DEMO_RULES,
+        rules=DEMO_RULES if rules is None else rules,
+        secrets=secrets or {},
         max_depth=1000,  # listing pages link ±5 pages: ~100 hops from page 1 to the last
         max_pages=max_pages,
         concurrency_per_host=concurrency,

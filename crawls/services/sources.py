@@ -293,9 +293,9 @@ def _demo_sources_beside(*, workspace: Workspace, base_url: str) -> None:
                     secrets=secrets,
                     max_pages=5000,
                 )
-        except (ValidationError, NotImplementedError) as exc:
-            # A build whose readers do not take this kind (or these rules) yet: the HTML source
-            # is what the demo needs; say why the other one is missing.
+        except ValidationError as exc:
+            # A deployment that refuses it (its board's address not allowed, say): the HTML
+            # source is what the demo needs; say why the other one is missing.
             logger.warning("demo source %r not created: %s", name, exc)
 
 

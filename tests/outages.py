@@ -349,7 +349,8 @@ class Scenario(threading.Thread):
         try:
             forest = Forest(self.base / "var", self.log)
             # One request at a time, 100 ms apart: a crawl lasts long enough to be cut.
-            (source,) = forest.get("/api/v1/sources/")[2]["results"]
+            sources = forest.get("/api/v1/sources/")[2]["results"]
+            (source,) = [s for s in sources if s["name"] == "Demo board"]
             status, _, body = forest.get(
                 f"/api/v1/sources/{source['id']}/", method="PATCH",
                 body={"concurrency_per_host": 1, "delay_seconds": 0.1},

@@ -247,5 +247,5 @@ def test_manage_py_crawl_url_runs_a_one_off_crawl(celery_worker, workspace_a, bo
     )
 
     refused = Program(python(*command), env=program_env(), log=tmp_path / "b")
-    assert refused.proc.wait(60) == 1
+    assert refused.proc.wait(60) == 2  # a usage error
     assert "--url needs --rules FILE" in refused.output()

@@ -314,3 +314,27 @@ def test_a_secret_never_reaches_the_logs_of_a_preview_or_a_crawl_start(
     assert "key-value-99" not in payloads
     assert "key-value-99" not in caplog.text
     assert title not in caplog.text
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "url", ["http://169.254.169.254/latest/meta-data", "http://127.0.0.1:6379/", "http://10.0.0.1/"]
+)
+def test_an_api_request_aimed_at_an_internal_address_is_refused_at_save(workspace_a, url):
+    api_rules = {
+        "request": {"url": url, "method": "POST", "form": {"page": "{page}"}},
+        "items": "data",
+        "key": "id",
+        "fields": {"title": "title"},
+        "pagination": {"style": "page", "start": 1},
+    }
+    with pytest.raises(ValidationError) as caught:
+        services.source_create(
+            workspace=workspace_a,
+            name="internal",
+            kind="json",
+            start_urls=["https://apis.example.org/bids"],
+            rules=api_rules,
+        )
+    problems = caught.value.message_dict["rules"]
+    assert any(message.startswith("request.url: ") for message in problems)

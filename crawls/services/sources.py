@@ -53,9 +53,11 @@ def source_clean(source: Source) -> None:
         errors["kind"] = [f"must be one of {', '.join(kinds.KINDS)}"]
     elif "rules" not in errors:
         try:
-            kinds.rules_parse(source.kind, source.rules)
+            parsed = kinds.rules_parse(source.kind, source.rules)
         except rules.RulesError as exc:
             errors["rules"] = [f"{path}: {message}" for path, message in exc.errors.items()]
+        else:
+            errors.update(_request_url_errors(parsed, source.start_urls or []))
     secret_errors = secrets_check(source.secrets)
     if secret_errors:
         errors["secrets"] = secret_errors
@@ -148,6 +150,25 @@ def secrets_merge(current: dict[str, str], given: object) -> object:
             value = current[name]
         merged[name] = value
     return merged
+
+
+def _request_url_errors(parsed: kinds.AnyRules, start_urls: list[str]) -> dict[str, list[str]]:
+    """An API's request template may name its own endpoint: it goes through the SSRF guard at
+    save, like the start URLs (and again at every request)."""
+    if kinds.kind_of(parsed) not in (kinds.JSON, kinds.XML):
+        return {}
+    problems = []
+    allowlist = scope.allowlist()
+    try:
+        seeds = kinds.start_requests(parsed, start_urls)
+    except ValueError as exc:
+        return {"rules": [f"request.url: {exc}"]}
+    for seed in seeds:
+        try:
+            guard.check_url(seed.url, allowlist=allowlist)
+        except guard.Refused as refused:
+            problems.append(f"request.url: {seed.url}: {refused.reason}")
+    return {"rules": problems} if problems else {}
 
 
 def _source_bounds_errors(source: Source) -> dict[str, list[str]]:

@@ -9,8 +9,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from crawls.engine import field_rules
 from crawls.engine import rule_checks as checks
-from crawls.engine import rules
 from crawls.engine.api_paths import PathParser
 
 MAX_MAP = 200  # entries of one field's map
@@ -20,7 +20,7 @@ _NAME = re.compile(r"[a-z_][a-z0-9_]*")
 
 
 @dataclass(frozen=True)
-class ApiField(rules.FieldRule):
+class ApiField(field_rules.FieldRule):
     """How to read one field of an item: a path instead of a CSS selector (css stays "")."""
 
     path: str = ""
@@ -79,11 +79,11 @@ class FieldParser(PathParser):
                 )
         path = self.path(f"{where}.path", spec.get("path"), required=True)
 
-        allowed = rules.BID_FIELD_TYPES.get(name)
+        allowed = field_rules.BID_FIELD_TYPES.get(name)
         type_ = spec.get("type", allowed[0] if allowed else "text")
-        if not isinstance(type_, str) or type_ not in rules.TYPES:
+        if not isinstance(type_, str) or type_ not in field_rules.TYPES:
             errors[f"{where}.type"] = (
-                f"{name}.type must be one of {', '.join(rules.TYPES)}; not {type_!r}"
+                f"{name}.type must be one of {', '.join(field_rules.TYPES)}; not {type_!r}"
             )
         elif allowed and type_ not in allowed:
             errors[f"{where}.type"] = f"{name} must be {' or '.join(allowed)}, not {type_!r}"
@@ -95,7 +95,7 @@ class FieldParser(PathParser):
                 f"not {checks.kind(formats)}"
             )
             formats = []
-        elif formats and type_ in rules.TYPES and type_ not in ("date", "datetime"):
+        elif formats and type_ in field_rules.TYPES and type_ not in ("date", "datetime"):
             errors[f"{where}.formats"] = (
                 f"formats only apply to date and datetime fields; {name} is {type_!r}"
             )

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from crawls.engine import api_requests, rules
+from crawls.engine import api_requests, field_rules, rules
 from crawls.engine import rule_checks as checks
 from crawls.engine.api_field_rules import MAX_MAP as MAX_MAP
 from crawls.engine.api_field_rules import ApiField as ApiField
@@ -54,14 +54,14 @@ class ApiRules:
     items: str = ""
     key: tuple[str, ...] = ()
     link: str | None = None
-    fields: Mapping[str, ApiField] = field(default_factory=dict)  # kept as a rules.FieldMap
+    fields: Mapping[str, ApiField] = field(default_factory=dict)  # kept as a field_rules.FieldMap
     pagination: Pagination = field(default_factory=Pagination)
     error: ErrorEnvelope | None = None
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
 
     def __post_init__(self) -> None:
-        if not isinstance(self.fields, rules.FieldMap):
-            object.__setattr__(self, "fields", rules.FieldMap(self.fields))
+        if not isinstance(self.fields, field_rules.FieldMap):
+            object.__setattr__(self, "fields", field_rules.FieldMap(self.fields))
 
 
 # --- parsing ------------------------------------------------------------------------------------

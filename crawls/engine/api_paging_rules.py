@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from crawls.engine import rule_checks as checks
 from crawls.engine.api_paths import WHAT, PathParser
-from crawls.engine.api_requests import MAX_PAGES, Pagination
+from crawls.engine.api_template import MAX_PAGES, Pagination
 
 STYLES = ("page", "offset", "next", "cursor", "link", "none")
 MAX_PAGES_LIMIT = 100_000  # the largest max_pages rules may ask for

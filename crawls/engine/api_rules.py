@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from crawls.engine import api_requests, field_rules, rules
+from crawls.engine import api_requests, api_template, field_rules, rules
 from crawls.engine import rule_checks as checks
 from crawls.engine.api_field_rules import MAX_MAP as MAX_MAP
 from crawls.engine.api_field_rules import ApiField as ApiField
@@ -34,9 +34,9 @@ from crawls.engine.api_paths import XML as XML
 from crawls.engine.api_paths import jmespath_compiled as jmespath_compiled
 from crawls.engine.api_paths import path_problem as path_problem
 from crawls.engine.api_paths import xpath_compiled as xpath_compiled
-from crawls.engine.api_requests import MAX_PAGES as MAX_PAGES
-from crawls.engine.api_requests import Pagination as Pagination
-from crawls.engine.api_requests import RequestTemplate as RequestTemplate
+from crawls.engine.api_template import MAX_PAGES as MAX_PAGES
+from crawls.engine.api_template import Pagination as Pagination
+from crawls.engine.api_template import RequestTemplate as RequestTemplate
 from crawls.engine.request import Request
 from crawls.engine.rules import Limits, RulesError
 
@@ -125,7 +125,7 @@ class _Parser(FieldParser, PagingParser):
     # request ---------------------------------------------------------------------------------
 
     def request(self, value: object, pagination: Pagination) -> RequestTemplate:
-        return api_requests.template_parse(value, pagination, self.limits, self.errors)
+        return api_template.template_parse(value, pagination, self.limits, self.errors)
 
 
 # --- dumping ------------------------------------------------------------------------------------

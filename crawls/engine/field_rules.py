@@ -231,6 +231,7 @@ def _field(
 
     if len(errors) > before:
         return None
+    assert isinstance(css, str)  # noqa: S101 - selector_problem checked it
     return FieldRule(
         name=name,
         css=css.strip(),
@@ -238,7 +239,7 @@ def _field(
         type=type_,
         formats=tuple(formats),
         regex=pattern,
-        required=required,
+        required=required is True,  # a bool: checked above
         map=mapping,
     )
 

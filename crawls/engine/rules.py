@@ -106,7 +106,7 @@ def rules_parse(data: object, *, limits: Limits | None = None) -> Rules:
     return Rules(follow, items, FieldMap(fields), timezone, ignore_params)
 
 
-def rules_dump(rules: Rules) -> dict:
+def rules_dump(rules: Rules) -> dict[str, object]:
     """The canonical JSON form of rules: every key present, fields in full."""
     return {
         "follow": [_entry_dump(entry) for entry in rules.follow],
@@ -136,7 +136,11 @@ def patterns_check(name: str, values: object, *, limits: Limits | None = None) -
 
 
 def _selectors(
-    data: Mapping, key: str, probe: LexborHTMLParser, limits: Limits, errors: dict[str, str]
+    data: Mapping[str, object],
+    key: str,
+    probe: LexborHTMLParser,
+    limits: Limits,
+    errors: dict[str, str],
 ) -> tuple[str | LinkRule, ...]:
     value = data.get(key)
     if value is None:

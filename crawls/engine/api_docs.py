@@ -24,6 +24,8 @@ class Unreadable(ValueError):
 
 
 class JsonDoc:
+    """A JSON document; paths are JMESPath."""
+
     def __init__(self, root: object) -> None:
         self.root = root
 
@@ -64,6 +66,8 @@ class JsonDoc:
 
 
 class XmlDoc:
+    """An XML document; paths are XPath 1.0."""
+
     def __init__(self, root: etree._Element) -> None:
         self.root = root
 
@@ -107,6 +111,7 @@ Doc = JsonDoc | XmlDoc
 
 
 def parse(body: bytes, kind: str) -> Doc:
+    """The body as the rules' kind of document; Unreadable when it is none."""
     if kind == api_paths.XML:
         try:
             return XmlDoc(xmlsafe.parse(body))

@@ -22,6 +22,7 @@ CLASSIFICATIONS = "classifications"  # the field whose list value stays a list
 def record(
     doc: docs.Doc, item: object, rules: ApiRules, url: str
 ) -> tuple[Record | None, str | None]:
+    """The item as a Record; else None and why it is left out."""
     if isinstance(doc, docs.JsonDoc) and not isinstance(item, dict):
         return None, f"the item is {docs.kind_of(item)}, not an object"
     parts = []

@@ -55,6 +55,7 @@ def path_problem(path: object, kind: str, max_length: int) -> str | None:
     return None
 
 
+# What a path leads to, named in the messages about a missing one.
 WHAT = {
     "items": "the list of items (JMESPath for json, XPath for xml)",
     "total": "total item count",

@@ -15,7 +15,8 @@ name → department; tender.value amount and currency; tender.datePublished → 
 in the rules' timezone); tender.tenderPeriod.endDate → deadline; tender.status and the
 release's tag → status; tender.procurementMethod; tender.items' classifications. A bad value
 leaves its field None with an entry in ``Record.errors``. Runs in the sandbox's child (no
-Django settings: the depth bound is MAX_DEPTH, not JSON_MAX_DEPTH).
+Django settings: the depth bound is MAX_DEPTH, not JSON_MAX_DEPTH). This module reads the
+package and merges its releases; ``ocds_mapping`` maps one compiled release to bid fields.
 """
 
 from __future__ import annotations
@@ -24,15 +25,20 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
+from datetime import UTC
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from crawls import bounds
-from crawls.engine import normalize, urls
-from crawls.engine.extract import Page, Record
+from crawls.engine import ocds_mapping as mapping
+from crawls.engine import urls
+from crawls.engine.extract import Page
+from crawls.engine.ocds_mapping import AMOUNT_LIMIT as AMOUNT_LIMIT
+from crawls.engine.ocds_mapping import DESCRIPTION_LENGTH as DESCRIPTION_LENGTH
+from crawls.engine.ocds_mapping import LENGTHS as LENGTHS
+from crawls.engine.ocds_mapping import UTC_ZONE, Json
 from crawls.engine.request import Request
 from crawls.engine.rule_checks import kind as kind_of_value
 from crawls.engine.rules import ROOT, Limits, RulesError
@@ -42,30 +48,11 @@ MAX_PAGES_LIMIT = 100_000  # the most a source may ask for
 # How deep a feed may nest (bounds.text_check_depth): releases sit about 8 levels down and
 # extensions add a few; a feed past this is refused, not parsed.
 MAX_DEPTH = 64
-DESCRIPTION_LENGTH = 2000  # tender.description kept in extra, truncated
-# Bid's column lengths: longer values are cut (the store writes them as they come).
-LENGTHS = {"department": 300, "reference": 200, "procurement_method": 100}
-AMOUNT_LIMIT = Decimal(10) ** 18  # Bid.amount is numeric(20, 2)
 MAX_ERRORS = 50  # problems listed per page (linked releases, releases without an ocid...)
 RESPONSE = "response"  # Page.errors key of problems with the document as a whole
 NEXT = "links.next"
 
-Json = dict[str, Any]  # a JSON object of the feed
-
 _KEYS = ("timezone", "max_pages")
-UTC_ZONE = ZoneInfo("UTC")
-# tender.status codes (OCDS tenderStatus) by the status Forest stores; "complete" depends on
-# whether there are awards.
-_STATUS = {
-    "planning": "active",
-    "planned": "active",
-    "active": "active",
-    "cancelled": "cancelled",
-    "withdrawn": "cancelled",
-    "unsuccessful": "closed",
-}
-_CANCELLATION_TAG = "tenderCancellation"
-_DEAD_AWARDS = frozenset({"cancelled", "unsuccessful"})
 
 
 @dataclass(frozen=True)
@@ -118,26 +105,6 @@ class _OutOfTime(Exception):
         self.step = step
 
 
-@dataclass
-class _Release:
-    """One release to apply: where it was in the document, its sort key."""
-
-    where: str  # "releases[3]", "records[0].releases[1]", "records[2].compiledRelease"
-    data: Json
-    ocid: str
-    when: datetime | None
-    id: str
-    whole: bool = False  # a compiled release: the whole state, not a change
-
-    @property
-    def version(self) -> str:
-        """ "<UTC date>|<id>" (sorts as the dates do); "" without a date: applied first, and
-        never skipped as older than the stored version."""
-        if self.when is None:
-            return ""
-        return f"{self.when.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}|{self.id}"
-
-
 def read(
     body: bytes,
     *,
@@ -174,7 +141,7 @@ def read(
     try:
         enter(RESPONSE)
         releases = _releases(package, page, enter)
-        by_ocid: dict[str, list[_Release]] = {}
+        by_ocid: dict[str, list[mapping.Release]] = {}
         for release in releases:
             by_ocid.setdefault(release.ocid, []).append(release)
         for ocid, group in by_ocid.items():
@@ -183,7 +150,9 @@ def read(
             for release in group:
                 enter(release.where)
                 state = release.data if release.whole else merge(state, release.data)
-                page.records.append(_record(ocid, release, state, rules, url))
+                page.records.append(
+                    mapping.record(ocid, release, state, timezone=rules.timezone, url=url)
+                )
         enter(NEXT)
         _next(package, page, rules=rules, url=url, request=request)
     except _OutOfTime as out:
@@ -223,9 +192,9 @@ def _no_constant(name: str) -> object:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def _releases(package: Json, page: Page, enter: Callable[[str], None]) -> list[_Release]:
+def _releases(package: Json, page: Page, enter: Callable[[str], None]) -> list[mapping.Release]:
     """Every release of the package that can be applied; problems with the others in page.errors."""
-    found: list[_Release] = []
+    found: list[mapping.Release] = []
     if isinstance(package.get("releases"), list):
         for index, data in enumerate(package["releases"]):
             where = f"releases[{index}]"
@@ -240,10 +209,10 @@ def _releases(package: Json, page: Page, enter: Callable[[str], None]) -> list[_
             page.errors[where] = f"a record must be an object, not {kind_of_value(record)}"
             continue
         embedded = []
-        for position, data in enumerate(_list(record.get("releases"))):
+        for position, data in enumerate(mapping.as_list(record.get("releases"))):
             inner = f"{where}.releases[{position}]"
             if isinstance(data, dict) and "ocid" not in data and "url" in data:
-                page.errors[inner] = f"linked release not fetched: {_show(data.get('url'))}"
+                page.errors[inner] = f"linked release not fetched: {mapping.show(data.get('url'))}"
                 continue
             if (release := _release(data, inner, page, ocid=record.get("ocid"))) is not None:
                 embedded.append(release)
@@ -261,7 +230,9 @@ def _releases(package: Json, page: Page, enter: Callable[[str], None]) -> list[_
     return found
 
 
-def _release(data: object, where: str, page: Page, *, ocid: object = None) -> _Release | None:
+def _release(
+    data: object, where: str, page: Page, *, ocid: object = None
+) -> mapping.Release | None:
     if not isinstance(data, dict):
         page.errors[where] = f"a release must be an object, not {kind_of_value(data)}"
         return None
@@ -272,12 +243,12 @@ def _release(data: object, where: str, page: Page, *, ocid: object = None) -> _R
     when = None
     if data.get("date") is not None:
         try:
-            when = _datetime(data["date"], UTC_ZONE).astimezone(UTC)
+            when = mapping.parse_datetime(data["date"], UTC_ZONE).astimezone(UTC)
         except ValueError as exc:
             page.errors[f"{where}.date"] = str(exc)
     ident = data.get("id")
     ident = str(ident) if isinstance(ident, str | int) and not isinstance(ident, bool) else ""
-    return _Release(where=where, data=data, ocid=ocid.strip(), when=when, id=ident)
+    return mapping.Release(where=where, data=data, ocid=ocid.strip(), when=when, id=ident)
 
 
 def merge(state: Mapping[str, Any], release: Mapping[str, Any]) -> Json:
@@ -312,222 +283,9 @@ def _merge_by_id(old: list[Json], new: list[Json]) -> list[Json]:
     return list(by_id.values())
 
 
-_MISSING = object()
-
-
-def _list(value: object) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _get(data: object, *path: str) -> object:
-    """The value at `path` (None for absent or null)."""
-    for key in path:
-        if not isinstance(data, dict):
-            return None
-        data = data.get(key)
-    return data
-
-
-def _record(ocid: str, release: _Release, state: Json, rules: OcdsRules, url: str) -> Record:
-    """The bid fields of `state` (the compiled state after `release`); only those it holds."""
-    fields: dict[str, object] = {}
-    errors: dict[str, str] = {}
-    tender: Json = state["tender"] if isinstance(state.get("tender"), dict) else {}
-    tender_id = _get(tender, "id")
-    if _is_text(tender_id):
-        fields["reference"] = str(tender_id).strip()
-    elif tender or release.whole:
-        fields["reference"] = ocid
-    # else (a planning, award or contract release without a tender): the stored reference
-    # stays, rather than the ocid overwriting a tender.id an earlier page gave.
-    if (title := _get(tender, "title")) is not None:
-        fields["title"] = _text(title, "title", errors)
-    if (department := _department(state)) is not None:
-        fields["department"] = department
-    value = _get(tender, "value")
-    if (amount := _get(value, "amount")) is not None:
-        fields["amount"] = _amount(amount, errors)
-    if (currency := _get(value, "currency")) is not None:
-        code = normalize.currency_code(currency)
-        if code is None:
-            errors["currency"] = f"tender.value.currency {_show(currency)} is not an ISO 4217 code"
-        fields["currency"] = code
-    if (published := _get(tender, "datePublished")) is not None:
-        fields["post_date"] = _when(published, "post_date", rules.timezone, errors, day=True)
-    if (end := _get(tender, "tenderPeriod", "endDate")) is not None:
-        fields["deadline"] = _when(end, "deadline", rules.timezone, errors, day=False)
-    status = _status(state, errors)
-    if status is not _MISSING:
-        fields["status"] = status
-    if (method := _get(tender, "procurementMethod")) is not None:
-        fields["procurement_method"] = _text(method, "procurement_method", errors)
-    items = _get(tender, "items")
-    if isinstance(items, list):
-        found: list[object] = []
-        for item in items:
-            if isinstance(item, dict):
-                found.append(item.get("classification"))
-                extra = item.get("additionalClassifications")
-                found.extend(extra if isinstance(extra, list) else [])
-        fields["classifications"] = normalize.classification_codes([c for c in found if c])
-    for name, length in LENGTHS.items():
-        if isinstance(text := fields.get(name), str):
-            fields[name] = text[:length]
-    fields.update(_extra(ocid, release, state, tender))
-    return Record(
-        key=ocid,
-        fields=fields,
-        errors=errors,
-        url=_notice_url(tender, url),
-        version=release.version,
-        partial=not release.whole,
-    )
-
-
-def _extra(ocid: str, release: _Release, state: Json, tender: Json) -> dict[str, object]:
-    """What else a bid manager reads off a notice, kept in the bid's extra."""
-    extra: dict[str, object] = {"ocid": ocid}
-    if release.id:
-        extra["release_id"] = release.id
-    if release.when is not None:
-        extra["release_date"] = release.when.isoformat()
-    tag = state.get("tag")
-    if isinstance(tag, list):
-        extra["tag"] = [str(t) for t in tag if _is_text(t)]
-    for key, name in (
-        ("description", "description"),
-        ("mainProcurementCategory", "main_procurement_category"),
-        ("procurementMethodDetails", "procurement_method_details"),
-        ("awardCriteria", "award_criteria"),
-    ):
-        value = tender.get(key)
-        if isinstance(value, str) and value.strip():
-            extra[name] = value.strip()[:DESCRIPTION_LENGTH]
-    for path, name in (
-        (("tenderPeriod", "startDate"), "tender_start"),
-        (("enquiryPeriod", "endDate"), "enquiry_deadline"),
-    ):
-        if _is_text(value := _get(tender, *path)):
-            extra[name] = str(value)
-    awards = [a for a in _list(state.get("awards")) if isinstance(a, dict)]
-    suppliers = [
-        s["name"]
-        for award in awards
-        if award.get("status") not in _DEAD_AWARDS
-        for s in _list(award.get("suppliers"))
-        if isinstance(s, dict) and _is_text(s.get("name"))
-    ]
-    if suppliers:
-        extra["suppliers"] = list(dict.fromkeys(suppliers))
-    return extra
-
-
-def _department(state: Json) -> str | None:
-    """The buyer's name, else the procuring entity's (by name, else by id among the parties),
-    else the name of a party with the role buyer, else procuringEntity."""
-    parties = [p for p in _list(state.get("parties")) if isinstance(p, dict)]
-    for reference in (state.get("buyer"), _get(state, "tender", "procuringEntity")):
-        if not isinstance(reference, dict):
-            continue
-        if _is_text(reference.get("name")):
-            return str(reference["name"]).strip()
-        ident = reference.get("id")
-        for party in parties:
-            if ident is not None and party.get("id") == ident and _is_text(party.get("name")):
-                return str(party["name"]).strip()
-    for role in ("buyer", "procuringEntity"):
-        for party in parties:
-            roles = party.get("roles")
-            if isinstance(roles, list) and role in roles and _is_text(party.get("name")):
-                return str(party["name"]).strip()
-    return None
-
-
-def _status(state: Json, errors: dict[str, str]) -> object:
-    """The stored status of the state; _MISSING when it says none."""
-    tag = state.get("tag")
-    if isinstance(tag, list) and _CANCELLATION_TAG in tag:
-        return "cancelled"
-    code = _get(state, "tender", "status")
-    if code is None:
-        return _MISSING
-    if code == "complete":
-        awards = [a for a in _list(state.get("awards")) if isinstance(a, dict)]
-        live = [a for a in awards if a.get("status") not in _DEAD_AWARDS]
-        return "awarded" if live else "closed"
-    if isinstance(code, str) and code in _STATUS:
-        return _STATUS[code]
-    errors["status"] = f"tender.status {_show(code)} is not an OCDS tender status"
-    return None
-
-
-def _text(value: object, name: str, errors: dict[str, str]) -> str | None:
-    if _is_text(value):
-        return " ".join(str(value).split())
-    errors[name] = f"expected text, not {kind_of_value(value)}"
-    return None
-
-
-def _is_text(value: object) -> bool:
-    return isinstance(value, str | int) and not isinstance(value, bool) and str(value).strip() != ""
-
-
-def _amount(value: object, errors: dict[str, str]) -> Decimal | None:
-    try:
-        if isinstance(value, bool):
-            raise InvalidOperation
-        number = Decimal(value.replace(",", "").strip()) if isinstance(value, str) else value
-        if not isinstance(number, Decimal | int):
-            raise InvalidOperation
-        number = Decimal(number)
-        if not number.is_finite():
-            raise InvalidOperation
-    except (InvalidOperation, ValueError):
-        errors["amount"] = f"tender.value.amount {_show(value)} is not a number"
-        return None
-    if abs(number) >= AMOUNT_LIMIT:
-        errors["amount"] = f"tender.value.amount {number} is too large"
-        return None
-    return number
-
-
-def _when(
-    value: object, name: str, tz: ZoneInfo, errors: dict[str, str], *, day: bool
-) -> date | datetime | None:
-    try:
-        moment = _datetime(value, tz)
-    except ValueError as exc:
-        errors[name] = str(exc)
-        return None
-    return moment.astimezone(tz).date() if day else moment
-
-
-def _datetime(value: object, tz: ZoneInfo) -> datetime:
-    """An aware datetime from an ISO 8601 date or date-time (naive ones in `tz`)."""
-    if not isinstance(value, str):
-        raise ValueError(f"expected an ISO 8601 date, not {kind_of_value(value)}")
-    try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise ValueError(f"cannot read {_show(value)} as an ISO 8601 date") from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=tz)
-
-
-def _notice_url(tender: Json, url: str) -> str:
-    """The tender notice's web page (tender.documents of type tenderNotice), if any."""
-    for document in _list(_get(tender, "documents")):
-        if isinstance(document, dict) and document.get("documentType") == "tenderNotice":
-            link = document.get("url")
-            if isinstance(link, str) and link.strip():
-                absolute = urljoin(url, link.strip())
-                if urlsplit(absolute).scheme in ("http", "https"):
-                    return absolute
-    return ""
-
-
 def _next(package: Json, page: Page, *, rules: OcdsRules, url: str, request: Request) -> None:
     """The next page of the feed (links.next), up to rules.max_pages."""
-    target = _get(package, "links", "next")
+    target = mapping.get(package, "links", "next")
     if target is None:
         return
     if not isinstance(target, str) or not target.strip():
@@ -540,7 +298,7 @@ def _next(package: Json, page: Page, *, rules: OcdsRules, url: str, request: Req
         return
     absolute = urljoin(url, target.strip())
     if urlsplit(absolute).scheme not in ("http", "https"):
-        page.errors[NEXT] = f"not a web URL: {_show(target)}"
+        page.errors[NEXT] = f"not a web URL: {mapping.show(target)}"
         return
     try:
         canonical = urls.canonicalize(absolute)
@@ -550,8 +308,3 @@ def _next(package: Json, page: Page, *, rules: OcdsRules, url: str, request: Req
     if canonical == request.url:
         return
     page.requests.append(Request(canonical, context={"page": number + 1}))
-
-
-def _show(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."

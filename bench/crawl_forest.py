@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import queue
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -152,6 +153,21 @@ def _cpu(proc: psutil.Process) -> float:
     return times.user + times.system
 
 
+def idle_wait(child: psutil.Process, *, timeout: float = 120) -> float:
+    """Wait until the worker's pool child is idle (no CPU over half a second): the work a
+    finished crawl's subscribers do after its `finished_at` (the analytics read model's
+    reconcile, alert matching) is not charged to the next run. Seconds waited."""
+    start = time.monotonic()
+    before = _cpu(child)
+    while time.monotonic() - start < timeout:
+        time.sleep(0.5)
+        now = _cpu(child)
+        if now - before < 0.02:
+            break
+        before = now
+    return time.monotonic() - start
+
+
 def _postgres_backends() -> dict[int, float]:
     """CPU seconds so far of the bench database's other backends (the worker's connections)."""
     with connection.cursor() as cursor:
@@ -200,6 +216,10 @@ def crawl_once(
         concurrency_per_host=concurrency,
         obey_robots=True,
     )
+    tail = idle_wait(child)
+    if tail > 2:
+        print(f"  (waited {tail:.1f} s for the worker to finish the last crawl's subscribers)",
+              file=sys.stderr, flush=True)  # fmt: skip
     resettable = _peak_reset(child)
     cpu_before = _cpu(child)
     postgres_before = _postgres_backends()

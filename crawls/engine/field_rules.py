@@ -9,15 +9,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from selectolax.lexbor import LexborHTMLParser
 
 from crawls.engine import patterns
 from crawls.engine import rule_checks as checks
-
-if TYPE_CHECKING:  # only for annotations: rules imports this module
-    from crawls.engine.rules import Limits
+from crawls.engine.rule_limits import Limits
 
 BID_FIELDS: tuple[str, ...] = (
     "title",

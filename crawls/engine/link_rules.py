@@ -19,15 +19,13 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from selectolax.lexbor import LexborHTMLParser
 
 from crawls.engine import patterns, request
 from crawls.engine import rule_checks as checks
-
-if TYPE_CHECKING:  # only for annotations: rules imports this module
-    from crawls.engine.rules import Limits
+from crawls.engine.rule_limits import Limits
 
 LINK_KEYS = ("css", "attr", "regex", "request")
 REQUEST_KEYS = ("method", "url", "from_form", "form", "query", "json", "headers")

@@ -11,6 +11,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 from django.shortcuts import redirect
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from crawls import forms as crawl_forms
@@ -174,7 +175,14 @@ def _rule_form(request, place: Place, *, workspace_id: int, rule: AlertRule | No
         data = services.filter_querydict(rule.filter) if rule is not None else None
         filters = _filter_form(data, workspace_id)
         status = 200
-    context = {"form": form, "filters": filters, "rule": rule, "can_write": can_write}
+    feeds = list(selectors.feed_token_list(rule=rule).filter(revoked_at=None)) if rule else []
+    context = {
+        "form": form,
+        "filters": filters,
+        "rule": rule,
+        "can_write": can_write,
+        "feeds": feeds,
+    }
     return render_page(request, "notifications/rule_form.html", place, context, status=status)
 
 
@@ -189,3 +197,33 @@ def alert_rule_delete(request, rule_id: int):
     services.alert_rule_delete(rule=rule)
     messages.success(request, f"Alert rule “{rule.name}” deleted.")
     return redirect("notifications:rules")
+
+
+@login_required
+@require_POST
+def alert_rule_feed_create(request, rule_id: int):
+    """A new feed URL of the rule, shown once in a message; any member who sees the rule."""
+    place = place_of(request)
+    rule = _rule_of(request, place, rule_id)
+    _token, raw = services.feed_token_create(rule=rule, user=request.user)
+    atom = request.build_absolute_uri(reverse("notifications:feed_atom", args=[raw]))
+    rss = request.build_absolute_uri(reverse("notifications:feed_rss", args=[raw]))
+    messages.success(request, f"Feed URLs (shown once, keep them secret): Atom {atom} — RSS {rss}")
+    return redirect("notifications:rule_edit", rule_id=rule.pk)
+
+
+@login_required
+@require_POST
+def alert_rule_feed_revoke(request, rule_id: int, feed_id: int):
+    """Revoke a feed URL: its creator, or a member who may change the rule."""
+    place = place_of(request)
+    rule = _rule_of(request, place, rule_id)
+    token = selectors.feed_token_list(rule=rule).filter(pk=feed_id).first()
+    if token is None:
+        raise Http404("No such feed of this rule.")
+    membership = place.membership(rule.workspace_id)
+    if token.created_by_id != request.user.pk and not (membership and membership.can_write):
+        raise PermissionDenied("Viewers can revoke only the feeds they made.")
+    services.feed_token_revoke(token=token)
+    messages.success(request, f"Feed {token.prefix}… revoked.")
+    return redirect("notifications:rule_edit", rule_id=rule.pk)

@@ -10,6 +10,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.request import Request
 from rest_framework.response import Response
 
 from crawls.api.auth import request_token, require_role
@@ -161,7 +162,7 @@ class AlertRuleViewSet(ScopedViewSetMixin, viewsets.ModelViewSet):
     # --- Feed tokens: /alert-rules/{id}/feeds/ ---------------------------------------------------
 
     @property
-    def write_roles(self):
+    def write_roles(self) -> tuple[str, ...]:
         """Any member who sees a rule may make it a feed (a feed shows what they see)."""
         if self.action in ("feeds", "feed_revoke"):
             return tuple(Membership.Role)
@@ -183,13 +184,16 @@ class AlertRuleViewSet(ScopedViewSetMixin, viewsets.ModelViewSet):
         ),
     )
     @action(detail=True, methods=["get", "post"], pagination_class=None)
-    def feeds(self, request, pk=None):
+    def feeds(self, request: Request, pk: str | None = None) -> Response:
         """List (GET) or create (POST) the rule's feed tokens."""
         rule = self.get_object()
         if request.method == "GET":
             tokens = selectors.feed_token_list(rule=rule)
             return Response(FeedTokenSerializer(tokens, many=True).data)
-        token, raw = services.feed_token_create(rule=rule, user=request.user)
+        user_id = request.user.pk
+        if user_id is None:  # IsAuthenticated let nobody anonymous in: this narrows the type
+            raise exceptions.NotAuthenticated()
+        token, raw = services.feed_token_create(rule=rule, user_id=user_id)
         context = {**self.get_serializer_context(), "raw": raw}
         return Response(
             FeedTokenCreatedSerializer(token, context=context).data,
@@ -205,7 +209,7 @@ class AlertRuleViewSet(ScopedViewSetMixin, viewsets.ModelViewSet):
         ),
     )
     @action(detail=True, methods=["delete"], url_path=r"feeds/(?P<feed_id>[0-9]+)")
-    def feed_revoke(self, request, pk=None, feed_id=None):
+    def feed_revoke(self, request: Request, pk: str | None = None, feed_id: str = "") -> Response:
         rule = self.get_object()
         token = selectors.feed_token_list(rule=rule).filter(pk=feed_id).first()
         if token is None:

@@ -7,29 +7,49 @@ API's anonymous rate (API_RATE_CALLER); over it: 429 with Retry-After. Three que
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.syndication.views import Feed
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import reverse
-from django.utils.feedgenerator import Atom1Feed, Rss201rev2Feed
+from django.utils.feedgenerator import Atom1Feed, Rss201rev2Feed, SyndicationFeed
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+from rest_framework.request import Request
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
 from crawls.api.throttles import limiter, parse_rate
 from crawls.models import Bid
 from notifications import selectors
-from notifications.models import FeedToken
+from notifications.models import AlertRule
+from notifications.selectors import FeedEntry
 
 THROTTLE_SCOPE = "feed"
 
 
-def _throttled(request) -> HttpResponse | None:
+@dataclass
+class RuleFeed:
+    """What one request of a feed shows: the token's rule and its entries."""
+
+    rule: AlertRule
+    entries: list[FeedEntry]
+
+
+if TYPE_CHECKING:  # django-stubs make Feed generic; Django's own class is not subscriptable
+    FeedBase = Feed[FeedEntry, RuleFeed]
+else:
+    FeedBase = Feed
+
+
+def _throttled(request: HttpRequest) -> HttpResponse | None:
     """429 when the client's address went over the anonymous API rate; None: go on."""
     item = parse_rate(api_settings.DEFAULT_THROTTLE_RATES["caller"])
-    ident = BaseThrottle().get_ident(request)
+    ident = BaseThrottle().get_ident(Request(request))  # as the API counts anonymous callers
     if limiter().hit(item, THROTTLE_SCOPE, ident):
         return None
     reset = limiter().get_window_stats(item, THROTTLE_SCOPE, ident).reset_time
@@ -38,11 +58,11 @@ def _throttled(request) -> HttpResponse | None:
     return response
 
 
-def _value(value) -> str:
+def _value(value: object) -> str:
     return "—" if value in (None, "") else str(value)
 
 
-def changes_text(changes: dict) -> list[str]:
+def changes_text(changes: dict[str, Any]) -> list[str]:
     """A revision's {field: [old, new]} as "field: old → new" lines, by field name."""
     return [
         f"{field}: {_value(pair[0])} → {_value(pair[1])}"
@@ -58,46 +78,46 @@ def amount_text(bid: Bid) -> str:
     return f"{bid.amount:,} {bid.currency}".strip()
 
 
-class RuleRssFeed(Feed):
+class RuleRssFeed(FeedBase):
     """RSS 2.0 of the bids an alert rule's filter matches, newest changed first."""
 
-    feed_type = Rss201rev2Feed
+    feed_type: type[SyndicationFeed] = Rss201rev2Feed
 
-    def __call__(self, request, *args, **kwargs):
+    def __call__(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         return _throttled(request) or super().__call__(request, *args, **kwargs)
 
-    def get_object(self, request, token: str) -> FeedToken:
+    def get_object(self, request: HttpRequest, token: str) -> RuleFeed:
         found = selectors.feed_token_find(raw=token)
         if found is None:
             raise Http404("No such feed.")
-        found.bids = selectors.feed_bids(rule=found.rule)
-        return found
+        return RuleFeed(rule=found.rule, entries=selectors.feed_bids(rule=found.rule))
 
-    def title(self, obj: FeedToken) -> str:
+    def title(self, obj: RuleFeed) -> str:
         return f"Forest — {obj.rule.name}"
 
-    def link(self, obj: FeedToken) -> str:
-        return reverse("notifications:rule_edit", args=[obj.rule_id])
+    def link(self, obj: RuleFeed) -> str:
+        return reverse("notifications:rule_edit", args=[obj.rule.pk])
 
-    def description(self, obj: FeedToken) -> str:
+    def description(self, obj: RuleFeed) -> str:
         return f"New and changed bids matching the alert rule “{obj.rule.name}”."
 
-    def items(self, obj: FeedToken) -> list[Bid]:
-        return obj.bids
+    def items(self, obj: RuleFeed) -> list[FeedEntry]:
+        return obj.entries
 
-    def item_title(self, bid: Bid) -> str:
-        return bid.title
+    def item_title(self, item: FeedEntry) -> str:
+        return item.bid.title
 
-    def item_link(self, bid: Bid) -> str:
-        return reverse("crawls:bid", args=[bid.pk])
+    def item_link(self, item: FeedEntry) -> str:
+        return reverse("crawls:bid", args=[item.bid.pk])
 
-    def item_guid(self, bid: Bid) -> str:
+    def item_guid(self, item: FeedEntry) -> str:
         # One entry per bid and change: a change is news again to the reader.
-        return f"urn:forest:bid:{bid.pk}:{bid.changed_at.isoformat()}"
+        return f"urn:forest:bid:{item.bid.pk}:{item.bid.changed_at.isoformat()}"
 
     item_guid_is_permalink = False
 
-    def item_description(self, bid: Bid) -> str:
+    def item_description(self, item: FeedEntry) -> SafeString:
+        bid = item.bid
         fields = [
             ("Department", _value(bid.department)),
             ("Amount", amount_text(bid)),
@@ -105,21 +125,21 @@ class RuleRssFeed(Feed):
             ("Status", bid.get_status_display()),
             ("Notice", bid.url),
         ]
-        lines = changes_text(bid.last_changes) or ["New bid (no change recorded yet)."]
+        lines = changes_text(item.changes) or ["New bid (no change recorded yet)."]
         return format_html(
             "<p>{}</p><p>What changed:</p><ul>{}</ul>",
             format_html_join("", "{}: {}<br>", fields),
             format_html_join("", "<li>{}</li>", ((line,) for line in lines)),
         )
 
-    def item_pubdate(self, bid: Bid):
-        return bid.changed_at
+    def item_pubdate(self, item: FeedEntry) -> dt.datetime:
+        return item.bid.changed_at
 
-    def item_updateddate(self, bid: Bid):
-        return bid.changed_at
+    def item_updateddate(self, item: FeedEntry) -> dt.datetime:
+        return item.bid.changed_at
 
-    def item_categories(self, bid: Bid) -> list[str]:
-        return [bid.department] if bid.department else []
+    def item_categories(self, item: FeedEntry) -> list[str]:
+        return [item.bid.department] if item.bid.department else []
 
 
 class RuleAtomFeed(RuleRssFeed):
@@ -127,5 +147,5 @@ class RuleAtomFeed(RuleRssFeed):
 
     feed_type = Atom1Feed
 
-    def subtitle(self, obj: FeedToken) -> str:
+    def subtitle(self, obj: RuleFeed) -> str:
         return self.description(obj)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from typing import Any, NamedTuple
 
 from django.db.models import F, QuerySet
 from django.http import QueryDict
@@ -80,7 +81,7 @@ def feed_token_find(*, raw: str) -> FeedToken | None:
     rule's workspace; else None (unknown, revoked and orphaned alike). One query."""
     if len(raw) <= FEED_PREFIX_LENGTH:
         return None
-    token = (
+    token: FeedToken | None = (
         FeedToken.objects.select_related("rule")
         .filter(
             prefix=raw[:FEED_PREFIX_LENGTH],
@@ -95,9 +96,14 @@ def feed_token_find(*, raw: str) -> FeedToken | None:
     return token
 
 
-def feed_bids(*, rule: AlertRule, limit: int = FEED_MAX_ENTRIES) -> list[Bid]:
+class FeedEntry(NamedTuple):
+    bid: Bid
+    changes: dict[str, Any]  # its latest revision's {field: [old, new]}; {}: none yet
+
+
+def feed_bids(*, rule: AlertRule, limit: int = FEED_MAX_ENTRIES) -> list[FeedEntry]:
     """The bids of the rule's workspace its filter matches, newest changed first, each with
-    `last_changes` (its latest revision's {field: [old, new]}, {} if none). Two queries."""
+    what its latest revision changed. Two queries."""
     base = Bid.objects.filter(workspace_id=rule.workspace_id)
     filterset = BidFilter(QueryDict(urlencode(rule.filter, doseq=True)), queryset=base)
     if not filterset.is_valid():  # saved before BidFilter changed: never widen it silently
@@ -109,7 +115,5 @@ def feed_bids(*, rule: AlertRule, limit: int = FEED_MAX_ENTRIES) -> list[Bid]:
         .distinct("bid_id")
         .values_list("bid_id", "changes")
     )
-    changes = dict(latest) if bids else {}
-    for bid in bids:
-        bid.last_changes = changes.get(bid.pk, {})
-    return bids
+    changes: dict[int, dict[str, Any]] = dict(latest) if bids else {}
+    return [FeedEntry(bid, changes.get(bid.pk, {})) for bid in bids]

@@ -93,7 +93,7 @@ class AlertRuleCreatedSerializer(AlertRuleSerializer):
         fields = [*AlertRuleSerializer.Meta.fields, "webhook_secret"]
 
 
-class FeedTokenSerializer(serializers.ModelSerializer):
+class FeedTokenSerializer(serializers.ModelSerializer[FeedToken]):
     is_active = serializers.BooleanField(read_only=True)
 
     class Meta:
@@ -114,7 +114,7 @@ class FeedTokenCreatedSerializer(FeedTokenSerializer):
 
     def _url(self, name: str) -> str:
         path = reverse(name, args=[self.context["raw"]])
-        return self.context["request"].build_absolute_uri(path)
+        return str(self.context["request"].build_absolute_uri(path))
 
     def get_atom_url(self, obj: FeedToken) -> str:
         return self._url("notifications:feed_atom")

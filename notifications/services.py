@@ -134,7 +134,7 @@ def alert_rule_delete(*, rule: AlertRule) -> None:
 # --- Feed tokens ------------------------------------------------------------------------------
 
 
-def feed_token_create(*, rule: AlertRule, user) -> tuple[FeedToken, str]:
+def feed_token_create(*, rule: AlertRule, user_id: int) -> tuple[FeedToken, str]:
     """A new secret for the rule's feeds, made by a member who sees the rule (the caller checks);
     the plain token is returned once."""
     prefix = secrets.token_hex(FEED_PREFIX_LENGTH // 2)
@@ -142,7 +142,7 @@ def feed_token_create(*, rule: AlertRule, user) -> tuple[FeedToken, str]:
     token = FeedToken.objects.create(
         workspace_id=rule.workspace_id,
         rule=rule,
-        created_by=user,
+        created_by_id=user_id,
         prefix=prefix,
         key_hash=feed_token_hash(raw),
     )

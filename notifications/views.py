@@ -9,7 +9,7 @@ from django import forms as django_forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -201,11 +201,14 @@ def alert_rule_delete(request, rule_id: int):
 
 @login_required
 @require_POST
-def alert_rule_feed_create(request, rule_id: int):
+def alert_rule_feed_create(request: HttpRequest, rule_id: int) -> HttpResponse:
     """A new feed URL of the rule, shown once in a message; any member who sees the rule."""
     place = place_of(request)
     rule = _rule_of(request, place, rule_id)
-    _token, raw = services.feed_token_create(rule=rule, user=request.user)
+    user_id = request.user.pk
+    if user_id is None:  # login_required let nobody anonymous in: this narrows the type
+        raise PermissionDenied("Sign in first.")
+    _token, raw = services.feed_token_create(rule=rule, user_id=user_id)
     atom = request.build_absolute_uri(reverse("notifications:feed_atom", args=[raw]))
     rss = request.build_absolute_uri(reverse("notifications:feed_rss", args=[raw]))
     messages.success(request, f"Feed URLs (shown once, keep them secret): Atom {atom} — RSS {rss}")
@@ -214,7 +217,7 @@ def alert_rule_feed_create(request, rule_id: int):
 
 @login_required
 @require_POST
-def alert_rule_feed_revoke(request, rule_id: int, feed_id: int):
+def alert_rule_feed_revoke(request: HttpRequest, rule_id: int, feed_id: int) -> HttpResponse:
     """Revoke a feed URL: its creator, or a member who may change the rule."""
     place = place_of(request)
     rule = _rule_of(request, place, rule_id)

@@ -66,7 +66,7 @@ def roads(source_a, source_b, teammate, workspace_a):
     make_bid(source_a, title="Bridge inspection")  # not a road
     make_bid(source_b, title="Road works in Busan")  # another workspace
     rule = make_rule(workspace_a, teammate)
-    token, raw = services.feed_token_create(rule=rule, user=teammate)
+    token, raw = services.feed_token_create(rule=rule, user_id=teammate.pk)
     return {"rule": rule, "bids": [repair, paving], "token": token, "raw": raw}
 
 
@@ -143,7 +143,7 @@ def test_feed_token_unknown_revoked_or_orphaned_answers_404(roads, api, owner, t
     assert client.get(atom).status_code == 404
     assert client.get(rss).status_code == 404
     # A token made by someone who left the workspace stops with their membership.
-    other, raw = services.feed_token_create(rule=roads["rule"], user=owner)
+    other, raw = services.feed_token_create(rule=roads["rule"], user_id=owner.pk)
     assert client.get(feed_paths(raw)[0]).status_code == 200
     Membership.objects.filter(workspace_id=other.workspace_id, user=owner).delete()
     assert client.get(feed_paths(raw)[0]).status_code == 404
@@ -226,7 +226,7 @@ def test_feed_api_of_another_workspace_answers_404(
     api, teammate, outsider, workspace_a, workspace_b
 ):
     rule = make_rule(workspace_a, teammate)
-    token, _raw = services.feed_token_create(rule=rule, user=teammate)
+    token, _raw = services.feed_token_create(rule=rule, user_id=teammate.pk)
     feeds = f"{API}/alert-rules/{rule.pk}/feeds/"
     client = api(outsider)
     assert client.get(feeds).status_code == 404
@@ -244,7 +244,7 @@ def test_feed_api_of_another_workspace_answers_404(
 
 def test_feed_api_needs_authentication(api, teammate, workspace_a):
     rule = make_rule(workspace_a, teammate)
-    token, _raw = services.feed_token_create(rule=rule, user=teammate)
+    token, _raw = services.feed_token_create(rule=rule, user_id=teammate.pk)
     feeds = f"{API}/alert-rules/{rule.pk}/feeds/"
     assert api.get(feeds).status_code == 401
     assert api.post(feeds).status_code == 401

@@ -276,3 +276,19 @@ def test_rule_page_makes_shows_and_revokes_feed_urls(teammate, viewer, workspace
     token.refresh_from_db()
     assert token.revoked_at is not None
     assert f"<code>{token.prefix}…</code>" not in client.get(page).content.decode()
+
+
+def test_feed_api_list_query_budget(api, teammate, workspace_a, django_assert_num_queries):
+    rule = make_rule(workspace_a, teammate)
+    client = api(teammate)
+    feeds = f"{API}/alert-rules/{rule.pk}/feeds/"
+    for _ in range(2):
+        services.feed_token_create(rule=rule, user_id=teammate.pk)
+    # 1. the rule, scoped to the caller's workspaces, 2. the caller's role in its workspace,
+    # 3. its feed tokens.
+    with django_assert_num_queries(3):
+        assert len(client.get(feeds).json()) == 2
+    for _ in range(5):
+        services.feed_token_create(rule=rule, user_id=teammate.pk)
+    with django_assert_num_queries(3):
+        assert len(client.get(feeds).json()) == 7

@@ -12,6 +12,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from crawls import forms as crawl_forms
@@ -22,6 +23,8 @@ from notifications import selectors, services
 from notifications.models import AlertRule
 
 PAGE_SIZE = 100
+# The feed just made (its rule and URLs), until the rule page after the redirect shows it.
+SESSION_NEW_FEED = "new_feed"
 
 
 class RuleForm(django_forms.Form):
@@ -176,14 +179,21 @@ def _rule_form(request, place: Place, *, workspace_id: int, rule: AlertRule | No
         filters = _filter_form(data, workspace_id)
         status = 200
     feeds = list(selectors.feed_token_list(rule=rule).filter(revoked_at=None)) if rule else []
+    new_feed = request.session.pop(SESSION_NEW_FEED, None) if request.method == "GET" else None
+    if new_feed is not None and (rule is None or new_feed.get("rule") != rule.pk):
+        new_feed = None
     context = {
         "form": form,
         "filters": filters,
         "rule": rule,
         "can_write": can_write,
         "feeds": feeds,
+        "new_feed": new_feed,
     }
-    return render_page(request, "notifications/rule_form.html", place, context, status=status)
+    response = render_page(request, "notifications/rule_form.html", place, context, status=status)
+    if new_feed is not None:
+        add_never_cache_headers(response)  # the feed's secret URLs: shown once, kept by no cache
+    return response
 
 
 @login_required
@@ -202,16 +212,19 @@ def alert_rule_delete(request, rule_id: int):
 @login_required
 @require_POST
 def alert_rule_feed_create(request: HttpRequest, rule_id: int) -> HttpResponse:
-    """A new feed URL of the rule, shown once in a message; any member who sees the rule."""
+    """A new feed URL of the rule, shown once on its page; any member who sees the rule."""
     place = place_of(request)
     rule = _rule_of(request, place, rule_id)
     user_id = request.user.pk
     if user_id is None:  # login_required let nobody anonymous in: this narrows the type
         raise PermissionDenied("Sign in first.")
-    _token, raw = services.feed_token_create(rule=rule, user_id=user_id)
-    atom = request.build_absolute_uri(reverse("notifications:feed_atom", args=[raw]))
-    rss = request.build_absolute_uri(reverse("notifications:feed_rss", args=[raw]))
-    messages.success(request, f"Feed URLs (shown once, keep them secret): Atom {atom} — RSS {rss}")
+    token, raw = services.feed_token_create(rule=rule, user_id=user_id)
+    request.session[SESSION_NEW_FEED] = {
+        "rule": rule.pk,
+        "prefix": token.prefix,
+        "atom": request.build_absolute_uri(reverse("notifications:feed_atom", args=[raw])),
+        "rss": request.build_absolute_uri(reverse("notifications:feed_rss", args=[raw])),
+    }
     return redirect("notifications:rule_edit", rule_id=rule.pk)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 import xml.etree.ElementTree as ET
 from decimal import Decimal
 
@@ -265,7 +266,10 @@ def test_rule_page_makes_shows_and_revokes_feed_urls(teammate, viewer, workspace
     text = made.content.decode()
     assert "http://testserver/feeds/" in text
     assert f"<code>{token.prefix}…</code>" in text
-    assert "Feed URLs (shown once" in text
+    assert "they are shown this once" in text
+    shown = re.search(r'id="new-feed-atom" type="text" value="http://testserver([^"]+)"', text)
+    assert Client().get(shown.group(1)).status_code == 200
+    assert made["Cache-Control"].startswith("max-age=0")
     again = client.get(page).content.decode()
     assert "http://testserver/feeds/" not in again  # shown once
     viewing = Client()

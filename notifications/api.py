@@ -10,6 +10,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.request import Request
 from rest_framework.response import Response
 
 from crawls.api.auth import request_token, require_role
@@ -21,6 +22,8 @@ from notifications.models import Notification
 from notifications.serializers import (
     AlertRuleCreatedSerializer,
     AlertRuleSerializer,
+    FeedTokenCreatedSerializer,
+    FeedTokenSerializer,
     NotificationSerializer,
     ReadAllSerializer,
     UnreadCountSerializer,
@@ -154,4 +157,69 @@ class AlertRuleViewSet(ScopedViewSetMixin, viewsets.ModelViewSet):
 
     def destroy(self, request, *args, **kwargs):
         services.alert_rule_delete(rule=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    # --- Feed tokens: /alert-rules/{id}/feeds/ ---------------------------------------------------
+
+    @property
+    def write_roles(self) -> tuple[str, ...]:
+        """Any member who sees a rule may make it a feed (a feed shows what they see)."""
+        if self.action in ("feeds", "feed_revoke"):
+            return tuple(Membership.Role)
+        return Membership.WRITER_ROLES
+
+    @extend_schema(
+        methods=["GET"],
+        request=None,
+        responses={200: FeedTokenSerializer(many=True), **error_responses(401, 404)},
+        description="The rule's feed tokens (prefixes only), revoked ones too, newest first.",
+    )
+    @extend_schema(
+        methods=["POST"],
+        request=None,
+        responses={201: FeedTokenCreatedSerializer, **error_responses(401, 404)},
+        description=(
+            "A new secret feed URL of the rule, Atom and RSS: the URLs are returned here only. "
+            "Any member who sees the rule may make one."
+        ),
+    )
+    @action(detail=True, methods=["get", "post"], pagination_class=None)
+    def feeds(self, request: Request, pk: str | None = None) -> Response:
+        """List (GET) or create (POST) the rule's feed tokens."""
+        rule = self.get_object()
+        if request.method == "GET":
+            tokens = selectors.feed_token_list(rule=rule)
+            return Response(FeedTokenSerializer(tokens, many=True).data)
+        user_id = request.user.pk
+        if user_id is None:  # IsAuthenticated let nobody anonymous in: this narrows the type
+            raise exceptions.NotAuthenticated()
+        token, raw = services.feed_token_create(rule=rule, user_id=user_id)
+        context = {**self.get_serializer_context(), "raw": raw}
+        return Response(
+            FeedTokenCreatedSerializer(token, context=context).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+    @extend_schema(
+        request=None,
+        responses={204: None, **error_responses(401, 403, 404)},
+        description=(
+            "Revoke a feed token: its URLs answer 404 from now on. Its creator, or a member who "
+            "may change the rule (not a viewer), may revoke it."
+        ),
+    )
+    @action(detail=True, methods=["delete"], url_path=r"feeds/(?P<feed_id>[0-9]+)")
+    def feed_revoke(self, request: Request, pk: str | None = None, feed_id: str = "") -> Response:
+        rule = self.get_object()
+        token = selectors.feed_token_list(rule=rule).filter(pk=feed_id).first()
+        if token is None:
+            raise exceptions.NotFound("No such feed token of this rule.")
+        if token.created_by_id != request.user.pk:
+            require_role(
+                request,
+                rule.workspace_id,
+                Membership.WRITER_ROLES,
+                "Viewers can revoke only the feed tokens they made.",
+            )
+        services.feed_token_revoke(token=token)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -3,6 +3,8 @@ deliveries."""
 
 from __future__ import annotations
 
+import hashlib
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -180,3 +182,36 @@ class EmailDelivery(Delivery):
 
     def __str__(self) -> str:
         return f"Email {self.pk} to {self.to} ({self.status})"
+
+
+FEED_PREFIX_LENGTH = 8  # hex characters at the start of a feed token: its public part
+
+
+def feed_token_hash(raw: str) -> str:
+    """What a feed token is stored as (never in clear): its SHA-256."""
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class FeedToken(WorkspaceOwned):
+    """A secret in the URL of an alert rule's Atom and RSS feeds (feed readers send no headers):
+    shown once, stored as its SHA-256, revocable. docs/notifications.md, "Feeds"."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="feed_tokens")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    prefix = models.CharField(max_length=12, unique=True, help_text="Identifies the token.")
+    key_hash = models.CharField(max_length=64, help_text="SHA-256 of the whole token.")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"Feed {self.prefix}… of rule {self.rule_id}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

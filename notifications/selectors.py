@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+import hmac
+from typing import Any, NamedTuple
 
-from crawls.models import Crawl, Membership
-from notifications.models import AlertRule, Notification
+from django.db.models import F, QuerySet
+from django.http import QueryDict
+from django.utils.http import urlencode
+
+from crawls.filters import BidFilter
+from crawls.models import Bid, BidRevision, Crawl, Membership
+from notifications.models import (
+    FEED_PREFIX_LENGTH,
+    AlertRule,
+    FeedToken,
+    Notification,
+    feed_token_hash,
+)
+
+FEED_MAX_ENTRIES = 50
 
 
 def notification_list_for_user(*, user) -> QuerySet[Notification]:
@@ -55,3 +69,51 @@ def crawl_outcome_recipients(*, crawl: Crawl, succeeded: bool) -> list[int]:
         return []
     managers = members.filter(role__in=Membership.MANAGER_ROLES).order_by("user_id")
     return list(managers.values_list("user_id", flat=True))
+
+
+def feed_token_list(*, rule: AlertRule) -> QuerySet[FeedToken]:
+    """The rule's feed tokens, revoked ones too, newest first."""
+    return FeedToken.objects.filter(rule=rule).order_by("-id")
+
+
+def feed_token_find(*, raw: str) -> FeedToken | None:
+    """The active token `raw` names, with its rule, while its creator is an active member of the
+    rule's workspace; else None (unknown, revoked and orphaned alike). One query."""
+    if len(raw) <= FEED_PREFIX_LENGTH:
+        return None
+    token: FeedToken | None = (
+        FeedToken.objects.select_related("rule")
+        .filter(
+            prefix=raw[:FEED_PREFIX_LENGTH],
+            revoked_at=None,
+            created_by__is_active=True,
+            created_by__memberships__workspace_id=F("workspace_id"),
+        )
+        .first()
+    )
+    if token is None or not hmac.compare_digest(token.key_hash, feed_token_hash(raw)):
+        return None
+    return token
+
+
+class FeedEntry(NamedTuple):
+    bid: Bid
+    changes: dict[str, Any]  # its latest revision's {field: [old, new]}; {}: none yet
+
+
+def feed_bids(*, rule: AlertRule, limit: int = FEED_MAX_ENTRIES) -> list[FeedEntry]:
+    """The bids of the rule's workspace its filter matches, newest changed first, each with
+    what its latest revision changed. Two queries."""
+    base = Bid.objects.filter(workspace_id=rule.workspace_id)
+    filterset = BidFilter(QueryDict(urlencode(rule.filter, doseq=True)), queryset=base)
+    if not filterset.is_valid():  # saved before BidFilter changed: never widen it silently
+        return []
+    bids = list(filterset.qs.order_by("-changed_at", "-id")[:limit])
+    latest = (
+        BidRevision.objects.filter(bid_id__in=[bid.pk for bid in bids])
+        .order_by("bid_id", "-changed_at", "-id")
+        .distinct("bid_id")
+        .values_list("bid_id", "changes")
+    )
+    changes: dict[int, dict[str, Any]] = dict(latest) if bids else {}
+    return [FeedEntry(bid, changes.get(bid.pk, {})) for bid in bids]

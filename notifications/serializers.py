@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from django.urls import reverse
 from rest_framework import serializers
 
 from crawls.api.auth import workspaces_of
 from notifications import services, webhooks
-from notifications.models import AlertRule, Notification
+from notifications.models import AlertRule, FeedToken, Notification
 
 
 class NotificationSerializer(serializers.ModelSerializer):
@@ -90,3 +91,33 @@ class AlertRuleCreatedSerializer(AlertRuleSerializer):
 
     class Meta(AlertRuleSerializer.Meta):
         fields = [*AlertRuleSerializer.Meta.fields, "webhook_secret"]
+
+
+class FeedTokenSerializer(serializers.ModelSerializer[FeedToken]):
+    is_active = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = FeedToken
+        fields = ["id", "rule", "prefix", "created_by", "created_at", "revoked_at", "is_active"]
+        read_only_fields = fields
+
+
+class FeedTokenCreatedSerializer(FeedTokenSerializer):
+    atom_url = serializers.SerializerMethodField(
+        help_text="The Atom 1.0 feed; the secret is in it. Shown here only: keep it."
+    )
+    rss_url = serializers.SerializerMethodField(help_text="The RSS 2.0 feed (same secret).")
+
+    class Meta(FeedTokenSerializer.Meta):
+        fields = [*FeedTokenSerializer.Meta.fields, "atom_url", "rss_url"]
+        read_only_fields = fields
+
+    def _url(self, name: str) -> str:
+        path = reverse(name, args=[self.context["raw"]])
+        return str(self.context["request"].build_absolute_uri(path))
+
+    def get_atom_url(self, obj: FeedToken) -> str:
+        return self._url("notifications:feed_atom")
+
+    def get_rss_url(self, obj: FeedToken) -> str:
+        return self._url("notifications:feed_rss")

@@ -21,7 +21,14 @@ from crawls import events, realtime
 from crawls.filters import BidFilter
 from crawls.models import Bid, Crawl, CrawlEvent
 from notifications import emails, selectors, webhooks
-from notifications.models import AlertMatch, AlertRule, Notification
+from notifications.models import (
+    FEED_PREFIX_LENGTH,
+    AlertMatch,
+    AlertRule,
+    FeedToken,
+    Notification,
+    feed_token_hash,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +129,34 @@ def alert_rule_update(*, rule: AlertRule, **changes) -> AlertRule:
 def alert_rule_delete(*, rule: AlertRule) -> None:
     """Delete a rule; its notifications stay (without the rule)."""
     rule.delete()
+
+
+# --- Feed tokens ------------------------------------------------------------------------------
+
+
+def feed_token_create(*, rule: AlertRule, user_id: int) -> tuple[FeedToken, str]:
+    """A new secret for the rule's feeds, made by a member who sees the rule (the caller checks);
+    the plain token is returned once."""
+    prefix = secrets.token_hex(FEED_PREFIX_LENGTH // 2)
+    raw = f"{prefix}{secrets.token_urlsafe(32)}"
+    token = FeedToken.objects.create(
+        workspace_id=rule.workspace_id,
+        rule=rule,
+        created_by_id=user_id,
+        prefix=prefix,
+        key_hash=feed_token_hash(raw),
+    )
+    return token, raw
+
+
+def feed_token_revoke(*, token: FeedToken) -> FeedToken:
+    """Revoke a feed token: its URLs answer 404 from now on (revoked already: unchanged)."""
+    now = timezone.now()
+    if FeedToken.objects.filter(pk=token.pk, revoked_at=None).update(revoked_at=now):
+        token.revoked_at = now
+    else:
+        token.refresh_from_db(fields=["revoked_at"])
+    return token
 
 
 # --- Matching crawl batches --------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from notifications import views
+from notifications import feeds, views
 
 app_name = "notifications"
 
@@ -14,4 +14,12 @@ urlpatterns = [
     path("alerts/new/", views.alert_rule_create, name="rule_create"),
     path("alerts/<int:rule_id>/", views.alert_rule_edit, name="rule_edit"),
     path("alerts/<int:rule_id>/delete/", views.alert_rule_delete, name="rule_delete"),
+    path("alerts/<int:rule_id>/feeds/", views.alert_rule_feed_create, name="rule_feed_create"),
+    path(
+        "alerts/<int:rule_id>/feeds/<int:feed_id>/revoke/",
+        views.alert_rule_feed_revoke,
+        name="rule_feed_revoke",
+    ),
+    path("feeds/<str:token>/atom/", feeds.RuleAtomFeed(), name="feed_atom"),
+    path("feeds/<str:token>/rss/", feeds.RuleRssFeed(), name="feed_rss"),
 ]

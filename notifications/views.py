@@ -9,8 +9,10 @@ from django import forms as django_forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from crawls import forms as crawl_forms
@@ -21,6 +23,8 @@ from notifications import selectors, services
 from notifications.models import AlertRule
 
 PAGE_SIZE = 100
+# The feed just made (its rule and URLs), until the rule page after the redirect shows it.
+SESSION_NEW_FEED = "new_feed"
 
 
 class RuleForm(django_forms.Form):
@@ -174,8 +178,22 @@ def _rule_form(request, place: Place, *, workspace_id: int, rule: AlertRule | No
         data = services.filter_querydict(rule.filter) if rule is not None else None
         filters = _filter_form(data, workspace_id)
         status = 200
-    context = {"form": form, "filters": filters, "rule": rule, "can_write": can_write}
-    return render_page(request, "notifications/rule_form.html", place, context, status=status)
+    feeds = list(selectors.feed_token_list(rule=rule).filter(revoked_at=None)) if rule else []
+    new_feed = request.session.pop(SESSION_NEW_FEED, None) if request.method == "GET" else None
+    if new_feed is not None and (rule is None or new_feed.get("rule") != rule.pk):
+        new_feed = None
+    context = {
+        "form": form,
+        "filters": filters,
+        "rule": rule,
+        "can_write": can_write,
+        "feeds": feeds,
+        "new_feed": new_feed,
+    }
+    response = render_page(request, "notifications/rule_form.html", place, context, status=status)
+    if new_feed is not None:
+        add_never_cache_headers(response)  # the feed's secret URLs: shown once, kept by no cache
+    return response
 
 
 @login_required
@@ -189,3 +207,39 @@ def alert_rule_delete(request, rule_id: int):
     services.alert_rule_delete(rule=rule)
     messages.success(request, f"Alert rule “{rule.name}” deleted.")
     return redirect("notifications:rules")
+
+
+@login_required
+@require_POST
+def alert_rule_feed_create(request: HttpRequest, rule_id: int) -> HttpResponse:
+    """A new feed URL of the rule, shown once on its page; any member who sees the rule."""
+    place = place_of(request)
+    rule = _rule_of(request, place, rule_id)
+    user_id = request.user.pk
+    if user_id is None:  # login_required let nobody anonymous in: this narrows the type
+        raise PermissionDenied("Sign in first.")
+    token, raw = services.feed_token_create(rule=rule, user_id=user_id)
+    request.session[SESSION_NEW_FEED] = {
+        "rule": rule.pk,
+        "prefix": token.prefix,
+        "atom": request.build_absolute_uri(reverse("notifications:feed_atom", args=[raw])),
+        "rss": request.build_absolute_uri(reverse("notifications:feed_rss", args=[raw])),
+    }
+    return redirect("notifications:rule_edit", rule_id=rule.pk)
+
+
+@login_required
+@require_POST
+def alert_rule_feed_revoke(request: HttpRequest, rule_id: int, feed_id: int) -> HttpResponse:
+    """Revoke a feed URL: its creator, or a member who may change the rule."""
+    place = place_of(request)
+    rule = _rule_of(request, place, rule_id)
+    token = selectors.feed_token_list(rule=rule).filter(pk=feed_id).first()
+    if token is None:
+        raise Http404("No such feed of this rule.")
+    membership = place.membership(rule.workspace_id)
+    if token.created_by_id != request.user.pk and not (membership and membership.can_write):
+        raise PermissionDenied("Viewers can revoke only the feeds they made.")
+    services.feed_token_revoke(token=token)
+    messages.success(request, f"Feed {token.prefix}… revoked.")
+    return redirect("notifications:rule_edit", rule_id=rule.pk)

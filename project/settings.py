@@ -13,6 +13,7 @@ from urllib.parse import unquote
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from psycopg_pool.base import AttemptWithBackoff
 
 from project.logs import default_format, logging_config
 
@@ -109,6 +110,10 @@ def database_config(url: str) -> dict[str, Any]:
         "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),
     }
     config["CONN_HEALTH_CHECKS"] = True  # with a pool: ConnectionPool.check_connection
+    # While PostgreSQL is away the pool tries a new connection every second or so, not with
+    # psycopg_pool's doubling backoff (1, 2, 4 … 128 s: after a few minutes' outage the API kept
+    # answering 503 for a minute or more after the database was back).
+    AttemptWithBackoff.DELAY_BACKOFF = env.float("DB_POOL_RETRY_BACKOFF", default=1.0)
     config["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default="test_forest")}
     return config
 

@@ -263,16 +263,24 @@ def _assert_recovered(forest: Forest, crawl_id: int, follower: Follower) -> None
 
 
 def _progress_within(forest: Forest, crawl_id: int, seconds: float) -> None:
-    """The crawl moves again within `seconds` of the part coming back."""
-    before = forest.crawl(crawl_id)
-    _wait_for(
-        lambda: (
-            (crawl := forest.crawl(crawl_id))["pages_done"] > before["pages_done"]
-            or crawl["status"] != "running"
-        ),
-        what="the crawl to move again",
-        timeout=seconds,
-    )
+    """The crawl moves again within `seconds` of the part coming back (the API may answer 503
+    for the moment the web process's pool takes to reconnect)."""
+    seen: list[dict] = []
+
+    def reading() -> dict | None:
+        status, _, body = forest.get(f"/api/v1/crawls/{crawl_id}/")
+        return body if status == 200 else None
+
+    def moved() -> bool:
+        crawl = reading()
+        if crawl is None:
+            return False
+        if not seen:
+            seen.append(crawl)
+            return crawl["status"] != "running"
+        return crawl["pages_done"] > seen[0]["pages_done"] or crawl["status"] != "running"
+
+    _wait_for(moved, what="the crawl to move again", timeout=seconds)
 
 
 def redis_killed_for_10_seconds_mid_crawl(forest: Forest) -> None:

@@ -368,6 +368,22 @@ class Bid(WorkspaceOwned):
             ),
             # Substring search (ILIKE '%…%') on titles, Korean included.
             GinIndex(fields=["title"], opclasses=["gin_trgm_ops"], name="bid_title_trgm"),
+            # Finding notices (docs/query-plans.md): deadline orderings, soonest or latest first
+            # (nulls last both ways, so two indexes), and `extra` key:value containment. The
+            # full-text and trigram indexes of `q` are on an expression: migration 0008 (SQL).
+            models.Index(
+                F("workspace"),
+                F("deadline").asc(nulls_last=True),
+                F("id").asc(),
+                name="bid_ws_deadline",
+            ),
+            models.Index(
+                F("workspace"),
+                F("deadline").desc(nulls_last=True),
+                F("id").desc(),
+                name="bid_ws_deadline_desc",
+            ),
+            GinIndex(fields=["extra"], opclasses=["jsonb_path_ops"], name="bid_extra"),
         ]
 
     def __str__(self) -> str:

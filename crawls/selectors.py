@@ -249,6 +249,9 @@ def bid_revisions(*, bid: Bid, limit: int = BID_REVISIONS_SHOWN) -> list[BidRevi
 
 
 BID_EXPORT_CHUNK = 2000
+# Orderings whose indexes are partial (a value; no value): their pages read the bids without a
+# value apart, by id (KeysetPagination.keyset_nulls_apart).
+NULLS_APART_FIELDS = frozenset({"deadline"})
 
 
 def bid_rows_in_order(
@@ -308,7 +311,9 @@ def _keyset_walk(rows, field: str, chunk_size: int, ascending: bool = False) -> 
         )
         chunk = None  # one chunk in memory at a time, not two while the next is read
         chunk = list(present.filter(after)[:chunk_size])
-    missing = rows.filter(**{f"{field}__isnull": True}).order_by(*order)
+    missing = rows.filter(**{f"{field}__isnull": True})
+    # Nulls by id alone where the field's indexes are partial (bid_ws_no_deadline serves that).
+    missing = missing.order_by(*(order[1:] if field in NULLS_APART_FIELDS else order))
     chunk = list(missing[:chunk_size])
     while chunk:
         yield from chunk

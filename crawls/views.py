@@ -324,6 +324,7 @@ class _BidPages:
     def __init__(self, field: str, *, ascending: bool = False):
         self.keyset_ordering = (field, "id")
         self.keyset_ascending = ascending
+        self.keyset_nulls_apart = field in selectors.NULLS_APART_FIELDS
 
 
 @login_required

@@ -98,6 +98,8 @@ class BidViewSet(ScopedViewSetMixin, viewsets.ReadOnlyModelViewSet):
         self.order_field = ordering_field(request)
         self.keyset_ordering = (self.order_field, "id")
         self.keyset_ascending = ordering_ascending(request)
+        # The deadline indexes are partial (values apart from nulls): see KeysetPagination.
+        self.keyset_nulls_apart = self.order_field in selectors.NULLS_APART_FIELDS
 
     def perform_content_negotiation(self, request, force=False):
         # An export is a file whatever the Accept header says (errors stay JSON).

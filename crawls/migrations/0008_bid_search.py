@@ -28,11 +28,15 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='bid',
-            index=models.Index(models.F('workspace'), models.OrderBy(models.F('deadline'), nulls_last=True), models.OrderBy(models.F('id')), name='bid_ws_deadline'),
+            index=models.Index(models.F('workspace'), models.OrderBy(models.F('deadline'), nulls_last=True), models.OrderBy(models.F('id')), condition=models.Q(('deadline__isnull', False)), name='bid_ws_deadline'),
         ),
         migrations.AddIndex(
             model_name='bid',
-            index=models.Index(models.F('workspace'), models.OrderBy(models.F('deadline'), descending=True, nulls_last=True), models.OrderBy(models.F('id'), descending=True), name='bid_ws_deadline_desc'),
+            index=models.Index(models.F('workspace'), models.OrderBy(models.F('deadline'), descending=True, nulls_last=True), models.OrderBy(models.F('id'), descending=True), condition=models.Q(('deadline__isnull', False)), name='bid_ws_deadline_desc'),
+        ),
+        migrations.AddIndex(
+            model_name='bid',
+            index=models.Index(condition=models.Q(('deadline__isnull', True)), fields=['workspace', 'id'], name='bid_ws_no_deadline'),
         ),
         migrations.AddIndex(
             model_name='bid',

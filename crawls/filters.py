@@ -170,10 +170,14 @@ class SearchFilter(filters.CharFilter):
     field_class = SearchField
 
 
+class DaysFilter(filters.Filter):
+    field_class = forms.IntegerField
+
+
 class RepeatedValuesWidget(forms.TextInput):
     """Several values, repeated only (`?x=a&x=b`): a value may hold commas."""
 
-    def value_from_datadict(self, data, files, name):
+    def value_from_datadict(self, data: Any, files: Any, name: str) -> list[str] | None:
         if name not in data:
             return None
         raw = data.getlist(name) if hasattr(data, "getlist") else data[name]
@@ -185,10 +189,8 @@ class ExtraPairsField(forms.Field):
 
     widget = RepeatedValuesWidget
 
-    def to_python(self, value: object) -> list[tuple[str, str]]:
-        values = value or []
-        if isinstance(values, str):
-            values = [values]
+    def to_python(self, value: Any) -> list[tuple[str, str]]:
+        values: list[Any] = [value] if isinstance(value, str) else list(value or [])
         if len(values) > selectors.EXTRA_FILTERS_MAX:
             raise forms.ValidationError(
                 f"At most {selectors.EXTRA_FILTERS_MAX} extra filters.", code="too_many"
@@ -213,11 +215,10 @@ class ExtraPairsField(forms.Field):
 MAX_EXTRA_VALUE = 300
 
 
-@extend_schema_field({"type": "array", "items": {"type": "string", "pattern": "^[^:]+:.*$"}})
 class ExtraFilter(filters.Filter):
     field_class = ExtraPairsField
 
-    def filter(self, qs, value):
+    def filter(self, qs: QuerySet[Bid], value: list[tuple[str, str]]) -> QuerySet[Bid]:
         if not value:
             return qs
         return qs.filter(selectors.bid_extra_condition(pairs=value))
@@ -227,11 +228,11 @@ class DeadlineBoundField(UtcDateTimeField):
     """An ISO 8601 time, or a date: the start of that day (`after`) or its end (`before`), in
     the server's time zone."""
 
-    def __init__(self, *args, end_of_day: bool = False, **kwargs):
+    def __init__(self, *args: Any, end_of_day: bool = False, **kwargs: Any) -> None:
         self.end_of_day = end_of_day
         super().__init__(*args, **kwargs)
 
-    def to_python(self, value):
+    def to_python(self, value: Any) -> Any:
         if isinstance(value, str) and DATE_ONLY.fullmatch(value.strip()):
             try:
                 day = dt.date.fromisoformat(value.strip())
@@ -241,15 +242,20 @@ class DeadlineBoundField(UtcDateTimeField):
             if self.end_of_day:
                 start = dt.datetime.combine(day, dt.time.max)
             return timezone.make_aware(start).astimezone(dt.UTC)
-        return super().to_python(value)
+        return super().to_python(value)  # type: ignore[no-untyped-call]
 
 
 DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
-@extend_schema_field(OpenApiTypes.DATETIME)
 class DeadlineFilter(filters.Filter):
     field_class = DeadlineBoundField
+
+
+def documented(filter_: Any, schema: dict[str, Any]) -> Any:
+    """`filter_` with its OpenAPI schema, described by its help text (a schema given to
+    drf-spectacular replaces what it would infer, the description included)."""
+    return extend_schema_field({**schema, "description": filter_.extra["help_text"]})(filter_)
 
 
 class BidFilterForm(forms.Form):
@@ -364,42 +370,58 @@ class BidFilter(filters.FilterSet):
         ),
     )
 
-    q = SearchFilter(
-        method="filter_q",
-        max_length=SEARCH_MAX_LENGTH,
-        help_text=(
-            f"Words (at most {selectors.SEARCH_TERMS_MAX}) to find in the title, department, "
-            "reference and the text values of `extra`: a bid matches when it holds every word, "
-            "as a whole word (full text) or as part of a word, any case (Korean compounds "
-            "included)."
+    q = documented(
+        SearchFilter(
+            method="filter_q",
+            max_length=SEARCH_MAX_LENGTH,
+            help_text=(
+                f"Words (at most {selectors.SEARCH_TERMS_MAX}) to find in the title, department, "
+                "reference and the text values of `extra`: a bid matches when it holds every word, "
+                "as a whole word (full text) or as part of a word, any case (Korean compounds "
+                "included)."
+            ),
         ),
+        {"type": "string", "maxLength": SEARCH_MAX_LENGTH},
     )
-    extra = ExtraFilter(
-        help_text=(
-            "`key:value`: bids whose `extra` has this top-level key with this string value, "
-            f"exactly. Repeat for several (all must hold; at most {selectors.EXTRA_FILTERS_MAX})."
-            " The key runs to the first colon: letters, digits, `_ . -`."
+    extra = documented(
+        ExtraFilter(
+            help_text=(
+                "`key:value`: bids whose `extra` has this top-level key with this string "
+                "value, exactly. Repeat for several (all must hold; at most "
+                f"{selectors.EXTRA_FILTERS_MAX}). The key runs to the first colon: letters, "
+                "digits, `_ . -`."
+            ),
         ),
+        {"type": "array", "items": {"type": "string", "pattern": "^[^:]+:.*$"}},
     )
-    deadline_after = DeadlineFilter(
-        field_name="deadline",
-        lookup_expr="gte",
-        help_text="Deadline at or after this ISO 8601 time, or a date (from its start).",
-    )
-    deadline_before = DeadlineFilter(
-        field_name="deadline",
-        lookup_expr="lte",
-        end_of_day=True,
-        help_text="Deadline at or before this ISO 8601 time, or a date (to its end).",
-    )
-    closing_within_days = IntegerFilter(
-        method="filter_closing_within_days",
-        min_value=0,
-        max_value=CLOSING_WITHIN_DAYS_MAX,
-        help_text=(
-            "Deadline between now and now + this many days (0 to "
-            f"{CLOSING_WITHIN_DAYS_MAX}): bids still open that close soon."
+    deadline_after = documented(
+        DeadlineFilter(
+            field_name="deadline",
+            lookup_expr="gte",
+            help_text="Deadline at or after this ISO 8601 time, or a date (from its start).",
         ),
+        {"type": "string", "format": "date-time"},
+    )
+    deadline_before = documented(
+        DeadlineFilter(
+            field_name="deadline",
+            lookup_expr="lte",
+            end_of_day=True,
+            help_text="Deadline at or before this ISO 8601 time, or a date (to its end).",
+        ),
+        {"type": "string", "format": "date-time"},
+    )
+    closing_within_days = documented(
+        DaysFilter(
+            method="filter_closing_within_days",
+            min_value=0,
+            max_value=CLOSING_WITHIN_DAYS_MAX,
+            help_text=(
+                "Deadline between now and now + this many days (0 to "
+                f"{CLOSING_WITHIN_DAYS_MAX}): bids still open that close soon."
+            ),
+        ),
+        {"type": "integer", "minimum": 0, "maximum": CLOSING_WITHIN_DAYS_MAX},
     )
 
     class Meta:
@@ -407,10 +429,12 @@ class BidFilter(filters.FilterSet):
         fields = []
         form = BidFilterForm
 
-    def filter_q(self, queryset, name, value):
+    def filter_q(self, queryset: QuerySet[Bid], name: str, value: str) -> QuerySet[Bid]:
         return queryset.filter(selectors.bid_fulltext_condition(text=value))
 
-    def filter_closing_within_days(self, queryset, name, value):
+    def filter_closing_within_days(
+        self, queryset: QuerySet[Bid], name: str, value: int
+    ) -> QuerySet[Bid]:
         now = timezone.now()
         return queryset.filter(deadline__gte=now, deadline__lte=now + dt.timedelta(days=value))
 

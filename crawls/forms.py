@@ -232,7 +232,7 @@ class SourceSelect(forms.Select):
 class ExtraLinesWidget(forms.Textarea):
     """The `extra` filter's key:value pairs, one a line (the API repeats the parameter)."""
 
-    def value_from_datadict(self, data, files, name):
+    def value_from_datadict(self, data: Any, files: Any, name: str) -> list[str] | None:
         raw = data.getlist(name) if hasattr(data, "getlist") else data.get(name)
         if raw is None:
             return None
@@ -240,7 +240,7 @@ class ExtraLinesWidget(forms.Textarea):
         lines = (line.strip() for value in values for line in str(value).splitlines())
         return [line for line in lines if line]
 
-    def format_value(self, value):
+    def format_value(self, value: Any) -> Any:
         if isinstance(value, list | tuple):
             return "\n".join(str(v) for v in value)
         return super().format_value(value)

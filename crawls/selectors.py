@@ -111,8 +111,17 @@ class SearchDocument(Func):
     def __init__(self) -> None:
         super().__init__(F("title"), F("department"), F("reference"), F("extra"))
 
-    def as_sql(self, compiler, connection, **extra_context):
-        parts, params = [], []
+    def as_sql(  # type: ignore[override]  # Func's and BaseExpression's stubs disagree
+        self,
+        compiler: Any,
+        connection: Any,
+        function: str | None = None,
+        template: str | None = None,
+        arg_joiner: str | None = None,
+        **extra_context: Any,
+    ) -> tuple[str, tuple[Any, ...]]:
+        parts: list[str] = []
+        params: list[Any] = []
         for expression in self.source_expressions:
             sql, part_params = compiler.compile(expression)
             parts.append(sql)
@@ -123,7 +132,7 @@ class SearchDocument(Func):
             f"({title} || ' ' || {department}::text || ' ' || {reference}::text || ' ' || "
             f"COALESCE(jsonb_path_query_array({extra}, '{path}'::jsonpath)::text, ''))"
         )
-        return sql, params
+        return sql, tuple(params)
 
 
 def search_terms(text: str) -> list[str]:
@@ -162,7 +171,7 @@ class _Matches(Lookup):
     lookup_name = "matches"
     prepare_rhs = False
 
-    def as_sql(self, compiler, connection):
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
         lhs, lhs_params = self.process_lhs(compiler, connection)
         rhs, rhs_params = self.process_rhs(compiler, connection)
         return f"{lhs} @@ {rhs}", [*lhs_params, *rhs_params]
@@ -289,12 +298,14 @@ def _descending_key(row: dict, field: str) -> tuple:
     return (value is not None, value if value is not None else 0, row["id"])
 
 
-def _ascending_key(row: dict, field: str) -> tuple:
+def _ascending_key(row: dict[str, Any], field: str) -> tuple[Any, ...]:
     value = row[field]
     return (value is None, value if value is not None else 0, row["id"])
 
 
-def _keyset_walk(rows, field: str, chunk_size: int, ascending: bool = False) -> Iterator[dict]:
+def _keyset_walk(
+    rows: Any, field: str, chunk_size: int, ascending: bool = False
+) -> Iterator[dict[str, Any]]:
     direction = "asc" if ascending else "desc"
     order = (getattr(F(field), direction)(nulls_last=True), getattr(F("id"), direction)())
     beyond, reach, id_beyond = ("gt", "gte", "id__gt") if ascending else ("lt", "lte", "id__lt")

@@ -5,6 +5,8 @@ Read-only for everyone: bids are written by crawls. Filters live in crawls.filte
 
 from __future__ import annotations
 
+from typing import Any
+
 from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIRequest
 from django.http import StreamingHttpResponse
@@ -59,7 +61,7 @@ def ordering_field(request) -> str:
     return ORDERINGS[raw]
 
 
-def ordering_ascending(request) -> bool:
+def ordering_ascending(request: Any) -> bool:
     """Whether the (valid) ordering asked for runs ascending (`deadline`)."""
     return (request.query_params.get("ordering") or DEFAULT_ORDERING) in ASCENDING_ORDERINGS
 

@@ -8,10 +8,12 @@ parameters the API takes; invalid values are form errors keyed by the parameter'
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from django import forms
 from django.db.models import QuerySet
+from django.utils import timezone
 from django_filters import rest_framework as filters
 from django_filters.fields import BaseCSVField, IsoDateTimeField
 from django_filters.utils import translate_validation
@@ -144,6 +146,118 @@ class ClassificationFilter(filters.CharFilter):
     field_class = ClassificationField
 
 
+# --- Finding notices: `q`, `extra`, deadlines -----------------------------------------------------
+
+SEARCH_MAX_LENGTH = 400
+CLOSING_WITHIN_DAYS_MAX = 365
+
+
+class SearchField(forms.CharField):
+    """Words to find (at most SEARCH_TERMS_MAX of them), whitespace-separated."""
+
+    def to_python(self, value: object) -> str:
+        value = super().to_python(value) or ""
+        if "\x00" in value:
+            raise forms.ValidationError("Null characters are not allowed.", code="invalid")
+        if len(selectors.search_terms(value)) > selectors.SEARCH_TERMS_MAX:
+            raise forms.ValidationError(
+                f"At most {selectors.SEARCH_TERMS_MAX} words.", code="too_many"
+            )
+        return value
+
+
+class SearchFilter(filters.CharFilter):
+    field_class = SearchField
+
+
+class DaysFilter(filters.Filter):
+    field_class = forms.IntegerField
+
+
+class RepeatedValuesWidget(forms.TextInput):
+    """Several values, repeated only (`?x=a&x=b`): a value may hold commas."""
+
+    def value_from_datadict(self, data: Any, files: Any, name: str) -> list[str] | None:
+        if name not in data:
+            return None
+        raw = data.getlist(name) if hasattr(data, "getlist") else data[name]
+        return [str(value) for value in (raw if isinstance(raw, list) else [raw]) if value != ""]
+
+
+class ExtraPairsField(forms.Field):
+    """`key:value` pairs: the key (letters, digits, `_ . -`, up to 64) up to the first colon."""
+
+    widget = RepeatedValuesWidget
+
+    def to_python(self, value: Any) -> list[tuple[str, str]]:
+        values: list[Any] = [value] if isinstance(value, str) else list(value or [])
+        if len(values) > selectors.EXTRA_FILTERS_MAX:
+            raise forms.ValidationError(
+                f"At most {selectors.EXTRA_FILTERS_MAX} extra filters.", code="too_many"
+            )
+        pairs = []
+        for item in values:
+            key, colon, wanted = str(item).partition(":")
+            if not colon or not re.fullmatch(selectors.EXTRA_KEY_PATTERN, key):
+                raise forms.ValidationError(
+                    "Give key:value, the key of letters, digits, _ . - (up to 64).",
+                    code="invalid",
+                )
+            if len(wanted) > MAX_EXTRA_VALUE or "\x00" in wanted:
+                raise forms.ValidationError(
+                    f"A value of at most {MAX_EXTRA_VALUE} characters, without nulls.",
+                    code="invalid",
+                )
+            pairs.append((key, wanted))
+        return pairs
+
+
+MAX_EXTRA_VALUE = 300
+
+
+class ExtraFilter(filters.Filter):
+    field_class = ExtraPairsField
+
+    def filter(self, qs: QuerySet[Bid], value: list[tuple[str, str]]) -> QuerySet[Bid]:
+        if not value:
+            return qs
+        return qs.filter(selectors.bid_extra_condition(pairs=value))
+
+
+class DeadlineBoundField(UtcDateTimeField):
+    """An ISO 8601 time, or a date: the start of that day (`after`) or its end (`before`), in
+    the server's time zone."""
+
+    def __init__(self, *args: Any, end_of_day: bool = False, **kwargs: Any) -> None:
+        self.end_of_day = end_of_day
+        super().__init__(*args, **kwargs)
+
+    def to_python(self, value: Any) -> Any:
+        if isinstance(value, str) and DATE_ONLY.fullmatch(value.strip()):
+            try:
+                day = dt.date.fromisoformat(value.strip())
+            except ValueError as exc:
+                raise forms.ValidationError("Not a date.", code="invalid") from exc
+            start = dt.datetime.combine(day, dt.time.min)
+            if self.end_of_day:
+                start = dt.datetime.combine(day, dt.time.max)
+            return timezone.make_aware(start).astimezone(dt.UTC)
+        return super().to_python(value)  # type: ignore[no-untyped-call]
+
+
+DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+class DeadlineFilter(filters.Filter):
+    field_class = DeadlineBoundField
+
+
+def documented(filter_: Any, schema: dict[str, Any]) -> Any:
+    """`filter_` with its OpenAPI schema, described by its help text (a schema given to
+    drf-spectacular replaces what it would infer, the description included)."""
+    return extend_schema_field({**schema, "description": filter_.extra["help_text"]})(filter_)
+
+
 class BidFilterForm(forms.Form):
     def clean(self):
         data = super().clean()
@@ -256,10 +370,73 @@ class BidFilter(filters.FilterSet):
         ),
     )
 
+    q = documented(
+        SearchFilter(
+            method="filter_q",
+            max_length=SEARCH_MAX_LENGTH,
+            help_text=(
+                f"Words (at most {selectors.SEARCH_TERMS_MAX}) to find in the title, department, "
+                "reference and the text values of `extra`: a bid matches when it holds every word, "
+                "as a whole word (full text) or as part of a word, any case (Korean compounds "
+                "included)."
+            ),
+        ),
+        {"type": "string", "maxLength": SEARCH_MAX_LENGTH},
+    )
+    extra = documented(
+        ExtraFilter(
+            help_text=(
+                "`key:value`: bids whose `extra` has this top-level key with this string "
+                "value, exactly. Repeat for several (all must hold; at most "
+                f"{selectors.EXTRA_FILTERS_MAX}). The key runs to the first colon: letters, "
+                "digits, `_ . -`."
+            ),
+        ),
+        {"type": "array", "items": {"type": "string", "pattern": "^[^:]+:.*$"}},
+    )
+    deadline_after = documented(
+        DeadlineFilter(
+            field_name="deadline",
+            lookup_expr="gte",
+            help_text="Deadline at or after this ISO 8601 time, or a date (from its start).",
+        ),
+        {"type": "string", "format": "date-time"},
+    )
+    deadline_before = documented(
+        DeadlineFilter(
+            field_name="deadline",
+            lookup_expr="lte",
+            end_of_day=True,
+            help_text="Deadline at or before this ISO 8601 time, or a date (to its end).",
+        ),
+        {"type": "string", "format": "date-time"},
+    )
+    closing_within_days = documented(
+        DaysFilter(
+            method="filter_closing_within_days",
+            min_value=0,
+            max_value=CLOSING_WITHIN_DAYS_MAX,
+            help_text=(
+                "Deadline between now and now + this many days (0 to "
+                f"{CLOSING_WITHIN_DAYS_MAX}): bids still open that close soon."
+            ),
+        ),
+        {"type": "integer", "minimum": 0, "maximum": CLOSING_WITHIN_DAYS_MAX},
+    )
+
     class Meta:
         model = Bid
         fields = []
         form = BidFilterForm
+
+    def filter_q(self, queryset: QuerySet[Bid], name: str, value: str) -> QuerySet[Bid]:
+        return queryset.filter(selectors.bid_fulltext_condition(text=value))
+
+    def filter_closing_within_days(
+        self, queryset: QuerySet[Bid], name: str, value: int
+    ) -> QuerySet[Bid]:
+        now = timezone.now()
+        return queryset.filter(deadline__gte=now, deadline__lte=now + dt.timedelta(days=value))
 
     def filter_crawl(self, queryset, name, value):
         state = self.form.cleaned_data.get("state")

@@ -18,6 +18,8 @@ BID_ORDERINGS = [
     ("-post_date", "Newest post first"),
     ("-views", "Most viewed"),
     ("-amount", "Largest amount"),
+    ("deadline", "Deadline, soonest first"),
+    ("-deadline", "Deadline, latest first"),
 ]
 
 
@@ -227,6 +229,23 @@ class SourceSelect(forms.Select):
         return MultipleValuesWidget().value_from_datadict(data, files, name)
 
 
+class ExtraLinesWidget(forms.Textarea):
+    """The `extra` filter's key:value pairs, one a line (the API repeats the parameter)."""
+
+    def value_from_datadict(self, data: Any, files: Any, name: str) -> list[str] | None:
+        raw = data.getlist(name) if hasattr(data, "getlist") else data.get(name)
+        if raw is None:
+            return None
+        values = raw if isinstance(raw, list) else [raw]
+        lines = (line.strip() for value in values for line in str(value).splitlines())
+        return [line for line in lines if line]
+
+    def format_value(self, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return "\n".join(str(v) for v in value)
+        return super().format_value(value)
+
+
 # The bids page's filter form: the API's BidFilter with short labels. The first ones are shown,
 # the others sit behind "More filters" (a <details>).
 BID_FILTER_LABELS = {
@@ -246,6 +265,11 @@ BID_FILTER_LABELS = {
     "currency": ("Currency", "ISO 4217 code, e.g. KRW."),
     "procurement_method": ("Procurement method", "Exactly, any case: open, selective, …"),
     "classification": ("Classification", "A code (CPV:45000000) or a prefix (CPV:45*)."),
+    "q": ("Find words", "In title, department, reference and extra fields; parts of words too."),
+    "extra": ("Extra fields", "key:value, one a line (all must hold)."),
+    "deadline_after": ("Deadline from", ""),
+    "deadline_before": ("Deadline until", ""),
+    "closing_within_days": ("Closing within days", "Deadline between now and this many days."),
 }
 BID_FILTERS_SHOWN = (
     "search", "source", "department", "post_date_after", "post_date_before", "amount_min",
@@ -266,6 +290,10 @@ def bid_filter(data, *, queryset, sources, zone_name: str = "") -> BidFilter:
         form.fields[name].widget = forms.DateInput(attrs={"type": "date"})
     form.fields["changed_since"].widget = forms.DateTimeInput(attrs={"type": "datetime-local"})
     form.fields["search"].widget = forms.TextInput(attrs={"type": "search"})
+    form.fields["q"].widget = forms.TextInput(attrs={"type": "search"})
+    form.fields["extra"].widget = ExtraLinesWidget(attrs={"rows": 2})
+    for name in ("deadline_after", "deadline_before"):
+        form.fields[name].widget = forms.DateTimeInput(attrs={"type": "datetime-local"})
     for name in ("amount_min", "amount_max"):
         form.fields[name].widget.attrs.update(step="any", min="0")
     statuses = BidFilter.base_filters["status"].extra["choices"]

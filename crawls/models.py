@@ -7,7 +7,7 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.db import models
-from django.db.models import F
+from django.db.models import F, Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -368,6 +368,31 @@ class Bid(WorkspaceOwned):
             ),
             # Substring search (ILIKE '%…%') on titles, Korean included.
             GinIndex(fields=["title"], opclasses=["gin_trgm_ops"], name="bid_title_trgm"),
+            # Finding notices (docs/query-plans.md): deadline orderings, soonest or latest first
+            # (two indexes: nulls last both ways), partial on a deadline, the nulls (by id) on
+            # their own (pages read them apart: KeysetPagination.keyset_nulls_apart); and
+            # `extra` key:value containment. The full-text and trigram indexes of `q` are on an
+            # expression: migration 0008 (SQL).
+            models.Index(
+                F("workspace"),
+                F("deadline").asc(nulls_last=True),
+                F("id").asc(),
+                name="bid_ws_deadline",
+                condition=Q(deadline__isnull=False),
+            ),
+            models.Index(
+                F("workspace"),
+                F("deadline").desc(nulls_last=True),
+                F("id").desc(),
+                name="bid_ws_deadline_desc",
+                condition=Q(deadline__isnull=False),
+            ),
+            models.Index(
+                fields=["workspace", "id"],
+                name="bid_ws_no_deadline",
+                condition=Q(deadline__isnull=True),
+            ),
+            GinIndex(fields=["extra"], opclasses=["jsonb_path_ops"], name="bid_extra"),
         ]
 
     def __str__(self) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import F, Lookup, Q
+from django.db.models import F, Func, Lookup, Q, TextField, Value
 from django.db.models.functions import Lower
 
 from crawls.models import (
@@ -94,6 +94,102 @@ def bid_search_condition(*, text: str) -> _ContainsIgnoringCase:
     return _ContainsIgnoringCase(F("title"), text)
 
 
+# --- Finding notices: full text (`q`), `extra` keys ----------------------------------------------
+
+# A bid's searchable text: title, department, reference and the string values of `extra` (at any
+# depth). The SQL of the indexes bid_search_fts and bid_search_trgm (migration 0008_bid_search):
+# keep both identical, or PostgreSQL will not match the query's expression to the index.
+SEARCH_EXTRA_PATH = 'strict $.** ? (@.type() == "string")'
+SEARCH_TERMS_MAX = 8
+
+
+class SearchDocument(Func):
+    """`title || ' ' || department || ' ' || reference || ' ' || <extra's strings as JSON>`."""
+
+    output_field = TextField()
+
+    def __init__(self) -> None:
+        super().__init__(F("title"), F("department"), F("reference"), F("extra"))
+
+    def as_sql(  # type: ignore[override]  # Func's and BaseExpression's stubs disagree
+        self,
+        compiler: Any,
+        connection: Any,
+        function: str | None = None,
+        template: str | None = None,
+        arg_joiner: str | None = None,
+        **extra_context: Any,
+    ) -> tuple[str, tuple[Any, ...]]:
+        parts: list[str] = []
+        params: list[Any] = []
+        for expression in self.source_expressions:
+            sql, part_params = compiler.compile(expression)
+            parts.append(sql)
+            params.extend(part_params)
+        title, department, reference, extra = parts
+        path = SEARCH_EXTRA_PATH.replace("'", "''")
+        sql = (
+            f"({title} || ' ' || {department}::text || ' ' || {reference}::text || ' ' || "
+            f"COALESCE(jsonb_path_query_array({extra}, '{path}'::jsonpath)::text, ''))"
+        )
+        return sql, tuple(params)
+
+
+def search_terms(text: str) -> list[str]:
+    """The words of a search, as typed (whitespace-separated)."""
+    return text.split()
+
+
+def bid_fulltext_condition(*, text: str) -> Q:
+    """Bids whose title, department, reference or `extra` strings hold every word of `text`:
+    as whole words (full text, `simple` configuration: bid_search_fts) or as parts of words,
+    any case (trigrams: bid_search_trgm; Korean words are found inside compounds)."""
+    terms = search_terms(text)
+    if not terms:
+        return Q()
+    document = SearchDocument()
+    words = Q(
+        _Matches(
+            Func(document, template=_TSVECTOR, output_field=TextField()),
+            Func(Value(" ".join(terms)), template=_TSQUERY, output_field=TextField()),
+        )
+    )
+    parts = Q()
+    for term in terms:
+        parts &= Q(_ContainsIgnoringCase(document, term))
+    return words | parts
+
+
+# The configuration as a constant of the SQL: the index's expression names it the same way.
+_TSVECTOR = "to_tsvector('simple'::regconfig, %(expressions)s)"
+_TSQUERY = "plainto_tsquery('simple'::regconfig, %(expressions)s)"
+
+
+class _Matches(Lookup):
+    """`tsvector @@ tsquery`."""
+
+    lookup_name = "matches"
+    prepare_rhs = False
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = self.process_rhs(compiler, connection)
+        return f"{lhs} @@ {rhs}", [*lhs_params, *rhs_params]
+
+
+EXTRA_KEY_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}$"
+EXTRA_FILTERS_MAX = 5
+
+
+def bid_extra_condition(*, pairs: Iterable[tuple[str, str]]) -> Q:
+    """Bids whose `extra` has each key with this string value (`extra @> {"key": "value"}`,
+    served by the GIN index bid_extra)."""
+    condition = Q()
+    for key, value in pairs:
+        condition &= Q(extra__contains={key: value})
+    return condition
+
+
 CLASSIFICATION_PREFIX_MIN = 3  # "CPV:4*" is fine; "C*" would match nearly every coded bid
 CPV_CODE_DIGITS = 8
 
@@ -162,25 +258,38 @@ def bid_revisions(*, bid: Bid, limit: int = BID_REVISIONS_SHOWN) -> list[BidRevi
 
 
 BID_EXPORT_CHUNK = 2000
+# Orderings whose indexes are partial (a value; no value): their pages read the bids without a
+# value apart, by id (KeysetPagination.keyset_nulls_apart).
+NULLS_APART_FIELDS = frozenset({"deadline"})
 
 
 def bid_rows_in_order(
-    *, queryset, field: str, workspace_ids=None, chunk_size: int = BID_EXPORT_CHUNK
+    *,
+    queryset,
+    field: str,
+    workspace_ids=None,
+    chunk_size: int = BID_EXPORT_CHUNK,
+    ascending: bool = False,
 ) -> Iterator[dict]:
-    """Every bid of `queryset` as a dict, by `field` descending (nulls last) then id descending.
+    """Every bid of `queryset` as a dict, by `field` descending (nulls last) then id descending;
+    or both ascending (still nulls last) with `ascending`.
 
     Read in keyset chunks: constant memory, no transaction or server-side cursor held between
     chunks, and each chunk an index range scan where an index (workspace, field DESC NULLS LAST,
-    id DESC) exists. Rows inserted meanwhile appear or not, but no row is read twice or missed
-    (while its `field` does not change). Several workspaces are walked one by one and merged,
-    since one index walk orders a single workspace only.
+    id DESC) exists (or ascending, for `ascending`). Rows inserted meanwhile appear or not, but
+    no row is read twice or missed (while its `field` does not change). Several workspaces are
+    walked one by one and merged, since one index walk orders a single workspace only.
     """
     rows = queryset.values(*BID_FIELDS, "source_name")
     workspace_ids = list(workspace_ids or [])
     if len(workspace_ids) <= 1:
-        return _keyset_walk(rows, field, chunk_size)
+        return _keyset_walk(rows, field, chunk_size, ascending)
     size = max(100, chunk_size // len(workspace_ids))
-    walks = [_keyset_walk(rows.filter(workspace_id=w), field, size) for w in workspace_ids]
+    walks = [
+        _keyset_walk(rows.filter(workspace_id=w), field, size, ascending) for w in workspace_ids
+    ]
+    if ascending:
+        return heapq.merge(*walks, key=lambda row: _ascending_key(row, field))
     return heapq.merge(*walks, key=lambda row: _descending_key(row, field), reverse=True)
 
 
@@ -189,8 +298,17 @@ def _descending_key(row: dict, field: str) -> tuple:
     return (value is not None, value if value is not None else 0, row["id"])
 
 
-def _keyset_walk(rows, field: str, chunk_size: int) -> Iterator[dict]:
-    order = (F(field).desc(nulls_last=True), F("id").desc())
+def _ascending_key(row: dict[str, Any], field: str) -> tuple[Any, ...]:
+    value = row[field]
+    return (value is None, value if value is not None else 0, row["id"])
+
+
+def _keyset_walk(
+    rows: Any, field: str, chunk_size: int, ascending: bool = False
+) -> Iterator[dict[str, Any]]:
+    direction = "asc" if ascending else "desc"
+    order = (getattr(F(field), direction)(nulls_last=True), getattr(F("id"), direction)())
+    beyond, reach, id_beyond = ("gt", "gte", "id__gt") if ascending else ("lt", "lte", "id__lt")
     present = rows.filter(**{f"{field}__isnull": False}).order_by(*order)
     chunk = list(present[:chunk_size])
     while chunk:
@@ -199,12 +317,14 @@ def _keyset_walk(rows, field: str, chunk_size: int) -> Iterator[dict]:
             break
         value, last_id = chunk[-1][field], chunk[-1]["id"]
         # The redundant `field <= value` is what makes this an index range, not a filter.
-        after = Q(**{f"{field}__lte": value}) & (
-            Q(**{f"{field}__lt": value}) | Q(**{field: value, "id__lt": last_id})
+        after = Q(**{f"{field}__{reach}": value}) & (
+            Q(**{f"{field}__{beyond}": value}) | Q(**{field: value, id_beyond: last_id})
         )
         chunk = None  # one chunk in memory at a time, not two while the next is read
         chunk = list(present.filter(after)[:chunk_size])
-    missing = rows.filter(**{f"{field}__isnull": True}).order_by(*order)
+    missing = rows.filter(**{f"{field}__isnull": True})
+    # Nulls by id alone where the field's indexes are partial (bid_ws_no_deadline serves that).
+    missing = missing.order_by(*(order[1:] if field in NULLS_APART_FIELDS else order))
     chunk = list(missing[:chunk_size])
     while chunk:
         yield from chunk
@@ -212,7 +332,7 @@ def _keyset_walk(rows, field: str, chunk_size: int) -> Iterator[dict]:
             break
         last_id = chunk[-1]["id"]
         chunk = None
-        chunk = list(missing.filter(id__lt=last_id)[:chunk_size])
+        chunk = list(missing.filter(**{id_beyond: last_id})[:chunk_size])
 
 
 # --- Dashboard (added with crawls/views.py) -------------------------------------------------------

@@ -319,10 +319,12 @@ def _preview(form: forms.SourceForm, *, stored_secrets: dict) -> dict | None:
 class _BidPages:
     """What KeysetPagination reads of a view: the ordering of the API's bid list."""
 
-    keyset_nullable = frozenset({"post_date", "views", "amount"})
+    keyset_nullable = frozenset({"post_date", "views", "amount", "deadline"})
 
-    def __init__(self, field: str):
+    def __init__(self, field: str, *, ascending: bool = False):
         self.keyset_ordering = (field, "id")
+        self.keyset_ascending = ascending
+        self.keyset_nulls_apart = field in selectors.NULLS_APART_FIELDS
 
 
 @login_required
@@ -362,7 +364,7 @@ def _bid_page(request, place: Place, workspace_id: int, sources: list, zone):
         bids = paginator.paginate_queryset(
             filterset.qs.values(*selectors.BID_FIELDS, "source_name"),
             Request(request),
-            _BidPages(ordering.lstrip("-")),
+            _BidPages(ordering.lstrip("-"), ascending=not ordering.startswith("-")),
         )
     except ApiValidationError as error:
         messages.error(request, "; ".join(_flat(error.detail)))

@@ -5,6 +5,8 @@ Read-only for everyone: bids are written by crawls. Filters live in crawls.filte
 
 from __future__ import annotations
 
+from typing import Any
+
 from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIRequest
 from django.http import StreamingHttpResponse
@@ -30,7 +32,14 @@ from crawls.api.serializers_bids import BidDetailSerializer, BidSerializer, expo
 from crawls.filters import BidFilter
 
 # ?ordering= → the column ordered by (descending, nulls last, then id descending).
-ORDERINGS = {"-post_date": "post_date", "-views": "views", "-amount": "amount"}
+ORDERINGS = {
+    "-post_date": "post_date",
+    "-views": "views",
+    "-amount": "amount",
+    "deadline": "deadline",
+    "-deadline": "deadline",
+}
+ASCENDING_ORDERINGS = frozenset({"deadline"})  # soonest deadline first (still nulls last)
 DEFAULT_ORDERING = "-post_date"
 EXPORT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
 
@@ -39,7 +48,8 @@ ORDERING_PARAMETER = OpenApiParameter(
     str,
     enum=list(ORDERINGS),
     default=DEFAULT_ORDERING,
-    description="Newest post first (default), most viewed, or largest amount; ties by id. "
+    description="Newest post first (default), most viewed, largest amount, soonest deadline "
+    "(`deadline`) or latest deadline (`-deadline`); ties by id (ascending with `deadline`). "
     "Bids without the value come last.",
 )
 
@@ -49,6 +59,11 @@ def ordering_field(request) -> str:
     if raw not in ORDERINGS:
         raise ValidationError({"ordering": [f"must be one of {', '.join(ORDERINGS)}"]})
     return ORDERINGS[raw]
+
+
+def ordering_ascending(request: Any) -> bool:
+    """Whether the (valid) ordering asked for runs ascending (`deadline`)."""
+    return (request.query_params.get("ordering") or DEFAULT_ORDERING) in ASCENDING_ORDERINGS
 
 
 @extend_schema(tags=["bids"])
@@ -84,6 +99,9 @@ class BidViewSet(ScopedViewSetMixin, viewsets.ReadOnlyModelViewSet):
         super().initial(request, *args, **kwargs)
         self.order_field = ordering_field(request)
         self.keyset_ordering = (self.order_field, "id")
+        self.keyset_ascending = ordering_ascending(request)
+        # The deadline indexes are partial (values apart from nulls): see KeysetPagination.
+        self.keyset_nulls_apart = self.order_field in selectors.NULLS_APART_FIELDS
 
     def perform_content_negotiation(self, request, force=False):
         # An export is a file whatever the Accept header says (errors stay JSON).
@@ -143,7 +161,10 @@ class BidViewSet(ScopedViewSetMixin, viewsets.ReadOnlyModelViewSet):
         if chosen is not None:
             workspace_ids = [w for w in workspace_ids if w == chosen]
         rows = selectors.bid_rows_in_order(
-            queryset=queryset, field=self.order_field, workspace_ids=workspace_ids
+            queryset=queryset,
+            field=self.order_field,
+            workspace_ids=workspace_ids,
+            ascending=self.keyset_ascending,
         )
         blocks = export_blocks(rows, kind)
         # Under ASGI a sync iterator would be read whole before sending: hand it an async one.

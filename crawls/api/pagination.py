@@ -63,6 +63,9 @@ class KeysetPagination(pagination.BasePagination):
     A nullable first field sorts NULLS LAST: the cursor then moves from the non-null rows into
     the null ones, ordered by id. A view's `keyset_ascending = True` turns every field ascending
     (still NULLS LAST); its cursors are not valid in the descending order, nor the reverse.
+    A view's `keyset_nulls_apart = True` reads the two ranges apart from the first page on (one
+    more query when the values do not fill it), the nulls ordered by id alone, so that indexes
+    partial on `field IS [NOT] NULL` serve every page.
     """
 
     cursor_query_param = "cursor"
@@ -89,14 +92,28 @@ class KeysetPagination(pagination.BasePagination):
         ]
         queryset = queryset.order_by(*order)
         limit = self.page_size + 1
-        if position is None:
+        first = self.fields[0]
+        apart = first in self.nullable and bool(getattr(view, "keyset_nulls_apart", False))
+        # The trailing nulls: by the later fields alone when apart (all nulls, the first field
+        # orders nothing there, and an index partial on it being null serves that order).
+        nulls = queryset.filter(**{f"{first}__isnull": True})
+        if apart:
+            nulls = nulls.order_by(*order[1:])
+        if position is None and apart:
+            # The values and the trailing nulls as two ranges from the first page on: each is
+            # then served by an index partial on the field being (not) null.
+            rows = list(queryset.filter(**{f"{first}__isnull": False})[:limit])
+            if len(rows) < limit:
+                rows += list(nulls[: limit - len(rows)])
+        elif position is None:
             rows = list(queryset[:limit])
+        elif position[0] is None:
+            rows = list((nulls if apart else queryset).filter(self._after(position))[:limit])
         else:
             rows = list(queryset.filter(self._after(position))[:limit])
-            first = self.fields[0]
-            if first in self.nullable and position[0] is not None and len(rows) < limit:
+            if first in self.nullable and len(rows) < limit:
                 # The trailing nulls are a range of their own: read when the values run out.
-                rows += list(queryset.filter(**{f"{first}__isnull": True})[: limit - len(rows)])
+                rows += list(nulls[: limit - len(rows)])
         self.has_next = len(rows) > self.page_size
         self.rows = rows[: self.page_size]
         return self.rows

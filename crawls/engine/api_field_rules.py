@@ -23,8 +23,7 @@ _NAME = re.compile(r"[a-z_][a-z0-9_]*")
 class ApiField(field_rules.FieldRule):
     """How to read one field of an item: a path instead of a CSS selector (css stays "")."""
 
-    path: str = ""
-    map: tuple[tuple[str, str], ...] = ()  # after the regex; unmapped values are kept
+    path: str = ""  # (its map, after the regex, is FieldRule's)
 
 
 class FieldParser(PathParser):

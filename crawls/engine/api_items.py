@@ -5,10 +5,7 @@ type, regex and map, the notice's link. Pure Python (no Django).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
-from dataclasses import replace
 from decimal import Decimal
-from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from crawls.engine import api_docs as docs
@@ -98,7 +95,7 @@ def _list(raws: list[object], rule: ApiField, tz: ZoneInfo) -> tuple[object, str
 
 def _convert(raw: object, rule: ApiField, tz: ZoneInfo) -> object:
     """A value of the response as the rule's type: numbers stay exact, text goes through
-    extract.convert (regex, then map, then the type)."""
+    values.convert like an HTML field's."""
     plain = rule.regex is None and not rule.map and rule.type in ("int", "decimal")
     if plain and isinstance(raw, int | Decimal) and not isinstance(raw, bool):
         number = Decimal(raw)
@@ -107,26 +104,4 @@ def _convert(raw: object, rule: ApiField, tz: ZoneInfo) -> object:
         if number != number.to_integral_value():
             raise ValueError(f"cannot read {raw} as int: it is not a whole number")
         return int(number)
-    text = docs.text(raw)
-    if not rule.map:
-        return values.convert(text, rule, tz)
-    kept = values.convert(text, _as_text(rule), tz)
-    mapped = _mapping(rule).get(str(kept), kept)
-    if rule.type == "text":
-        return mapped
-    return values.convert(str(mapped), _without_regex(rule), tz)
-
-
-@lru_cache(maxsize=1024)
-def _as_text(rule: ApiField) -> ApiField:
-    return replace(rule, type="text", formats=())
-
-
-@lru_cache(maxsize=1024)
-def _without_regex(rule: ApiField) -> ApiField:
-    return replace(rule, regex=None)
-
-
-@lru_cache(maxsize=1024)
-def _mapping(rule: ApiField) -> Mapping[str, str]:
-    return dict(rule.map)
+    return values.convert(docs.text(raw), rule, tz)  # regex, then map, then the type

@@ -14,7 +14,7 @@ import jmespath.exceptions  # type: ignore[import-untyped]
 from lxml import etree  # type: ignore[import-untyped]
 
 from crawls.engine import rule_checks as checks
-from crawls.engine.rules import Limits
+from crawls.engine.rule_limits import Limits
 
 JSON, XML = "json", "xml"
 

@@ -17,7 +17,7 @@ from crawls import bounds
 from crawls.engine import request as requests
 from crawls.engine import rule_checks as checks
 from crawls.engine import urls
-from crawls.engine.rules import Limits
+from crawls.engine.rule_limits import Limits
 
 MAX_PAGES = 1000  # pagination.max_pages unless the rules say otherwise
 MAX_JSON_BODY_DEPTH = 8  # nesting of a request's JSON body template
@@ -25,7 +25,6 @@ CURSOR = "{cursor}"
 REQUEST_KEYS = ("url", "method", "query", "form", "json", "headers")
 _HEADER = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 token
 # Headers the fetcher sets itself: a template must not override them.
-_OWN_HEADERS = frozenset({"host", "content-length", "content-type", "transfer-encoding", "cookie"})
 # The placeholders a pagination style fills (the first is the one it needs); a cursor API's
 # requests are counted too, so {page} may number them.
 _PAGE_NAMES = {"page": ("page",), "offset": ("offset",), "cursor": ("cursor", "page")}
@@ -111,7 +110,7 @@ class _TemplateParser:
         for name, _ in headers:
             if not _HEADER.fullmatch(name):
                 errors[f"request.headers.{name}"] = f"{name!r} is not a valid header name"
-            elif name.lower() in _OWN_HEADERS:
+            elif name.lower() in requests.OWN_HEADERS:
                 errors[f"request.headers.{name}"] = (
                     f"{name} is set by the crawler; it cannot be given in rules"
                 )

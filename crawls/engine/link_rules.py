@@ -31,11 +31,7 @@ LINK_KEYS = ("css", "attr", "regex", "request")
 REQUEST_KEYS = ("method", "url", "from_form", "form", "query", "json", "headers")
 TEXT_ATTR = "text"  # attr "text": the element's text rather than an attribute
 MAX_GROUPS = 9
-# Headers the fetcher owns: the connection's (Host, Content-Length and friends), the body's
-# type (set by form/json), and cookies (a source's session is the fetcher's business).
-FORBIDDEN_HEADERS = frozenset(
-    {"host", "content-length", "transfer-encoding", "connection", "content-type", "cookie"}
-)
+FORBIDDEN_HEADERS = request.OWN_HEADERS  # the fetcher's own: rules may not set them
 _ATTR = re.compile(r"[^\s\"'>/=]+")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 token
 _GROUP = re.compile(r"\d")

@@ -30,6 +30,11 @@ FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
 # {name}, {1}, {secret.NAME}; "{{" and "}}" stand for literal braces.
 PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?|\d)\}")
+# Headers the fetcher owns, which rules may not set: the connection's, the body's type (set by a
+# form or JSON body) and cookies.
+OWN_HEADERS = frozenset(
+    {"host", "content-length", "transfer-encoding", "connection", "content-type", "cookie"}
+)
 SECRET_PREFIX = "secret."  # noqa: S105 - a placeholder prefix, not a secret
 
 

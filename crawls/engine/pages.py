@@ -77,14 +77,9 @@ class Pages:
                 payload["status"] = response.status
             result.url_events.append((event_type, payload))
 
-        if not response.ok:
-            if response.body and self.kind != kinds.HTML:
-                # An API says why in its error envelope (a wrong service key): read it.
-                page = self._read(claimed, response, is_item=False, fail=None)
-                if page is not None and page.error:
-                    result.publisher_error = redact(page.error, self.secrets)
-                    fail("publisher", result.publisher_error)
-                    return
+        # An API's error answer may say why in its error envelope (a wrong service key).
+        envelope = not response.ok and bool(response.body) and self.kind != kinds.HTML
+        if not response.ok and not envelope:
             fail(response.error_class or "fetch", response.error)
             return
         if response.not_modified:
@@ -92,12 +87,15 @@ class Pages:
             result.outcomes.append(frontier.Outcome(claimed.id, "done", 304, ""))
             return
         is_item = claimed.kind == "item"
-        page = self._read(claimed, response, is_item=is_item, fail=fail)
-        if page is None:
-            return
-        if page.error:
+        page = self._read(claimed, response, is_item=is_item, fail=None if envelope else fail)
+        if page is not None and page.error:
             result.publisher_error = redact(page.error, self.secrets)
             fail("publisher", result.publisher_error)
+            return
+        if envelope:
+            fail(response.error_class or "fetch", response.error)
+            return
+        if page is None:
             return
         if is_item:
             if page.fields is None or "title" in page.errors or not page.fields.get("title"):

@@ -416,8 +416,6 @@ def _preview(
 
     async def fetch_one():
         async with Fetcher(fetch_settings) as fetcher:
-            if kind == kinds.HTML and first.is_plain_get:
-                return await fetcher.get(first.url)
             return await fetcher.fetch(first)
 
     response = asyncio.run(fetch_one())

@@ -30,11 +30,14 @@ RESUMED = "crawl.resumed"
 SUCCEEDED = "crawl.succeeded"
 FAILED = "crawl.failed"
 CANCELLED = "crawl.cancelled"
+DEGRADED = "crawl.degraded"  # completed, extracting worse than before (payload: the report)
 CANCEL_REQUESTED = "crawl.cancel_requested"
-ITEMS = "crawl.items"  # ids of the bids a batch created or changed
+# ids of the bids a batch created or changed ({"new": [...], "changed": [...]}); a complete
+# crawl's end adds the bids it marked removed ({"removed": [...]}: each has a revision too)
+ITEMS = "crawl.items"
 PAGE_ERROR = "page.error"
 URL_REFUSED = "url.refused"
-FINAL_TYPES = frozenset({SUCCEEDED, FAILED, CANCELLED})
+FINAL_TYPES = frozenset({SUCCEEDED, FAILED, CANCELLED, DEGRADED})
 
 MESSAGE_TYPE = "crawl.event"  # the consumers' handler: crawl_event
 

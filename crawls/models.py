@@ -7,7 +7,7 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import F, JSONField, Q, Value
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -150,6 +150,10 @@ class Source(WorkspaceOwned):
     overlap_policy = models.CharField(
         max_length=5, choices=OverlapPolicy.choices, default=OverlapPolicy.SKIP
     )
+    # Overrides of the quality thresholds (settings.QUALITY_THRESHOLDS; docs/quality.md).
+    quality_thresholds = models.JSONField(
+        default=dict, blank=True, db_default=Value({}, JSONField())
+    )
     retry_max = models.PositiveSmallIntegerField(default=2)
     retry_backoff_seconds = models.PositiveIntegerField(default=60)
     time_limit_seconds = models.PositiveIntegerField(default=3600)
@@ -173,9 +177,11 @@ class Crawl(WorkspaceOwned):
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
+        # Completed, but it extracted worse than the source's recent crawls (docs/quality.md).
+        DEGRADED = "degraded", "Degraded"
 
     ACTIVE = (Status.QUEUED, Status.RUNNING)
-    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.DEGRADED)
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="crawls")
     source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="crawls")
@@ -198,6 +204,12 @@ class Crawl(WorkspaceOwned):
     errors = models.JSONField(default=dict, blank=True, help_text="Error count by class.")
     error = models.TextField(blank=True)
     event_seq = models.PositiveBigIntegerField(default=0, editable=False)
+    # Extraction quality (crawls.engine.quality, docs/quality.md): counters gathered batch by
+    # batch while the crawl runs, then the report it ended with (figures, medians, breaches).
+    quality = models.JSONField(default=dict, blank=True, db_default=Value({}, JSONField()))
+    # Links left out because the crawl reached max_pages or max_depth: such a crawl did not see
+    # the whole board, so it marks no bid removed (crawls.engine.presence).
+    capped = models.BooleanField(default=False, db_default=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -316,6 +328,10 @@ class Bid(WorkspaceOwned):
     last_modified = models.CharField(max_length=64, blank=True)
     first_seen_at = models.DateTimeField()
     last_seen_at = models.DateTimeField()
+    # Presence (crawls.engine.presence): complete crawls in a row that did not see the bid, and
+    # when it was marked removed (None: live).
+    missed_crawls = models.PositiveSmallIntegerField(default=0, db_default=0)
+    removed_at = models.DateTimeField(null=True, blank=True)
     changed_at = models.DateTimeField()
     first_crawl = models.ForeignKey(
         Crawl, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -393,6 +409,11 @@ class Bid(WorkspaceOwned):
                 condition=Q(deadline__isnull=True),
             ),
             GinIndex(fields=["extra"], opclasses=["jsonb_path_ops"], name="bid_extra"),
+            models.Index(
+                fields=["workspace", "id"],
+                name="bid_ws_removed",
+                condition=Q(removed_at__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -434,6 +455,24 @@ class CrawlEvent(WorkspaceOwned):
 
     def __str__(self) -> str:
         return f"{self.crawl_id}#{self.sequence} {self.type}"
+
+
+class SubscriberCursor(models.Model):
+    """How far one crawl-event subscriber got in one crawl's log (crawls.subscribers): the
+    events after `position` are delivered to it again until it takes them."""
+
+    subscriber = models.CharField(max_length=200, help_text="Its dotted path in settings.")
+    crawl = models.ForeignKey(Crawl, on_delete=models.CASCADE, related_name="+")
+    position = models.PositiveBigIntegerField(default=0, help_text="Last sequence taken.")
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["subscriber", "crawl"], name="subscribercursor_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subscriber} at {self.crawl_id}#{self.position}"
 
 
 class ApiToken(WorkspaceOwned):

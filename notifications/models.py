@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -13,8 +14,27 @@ from django.utils import timezone
 from crawls.models import Bid, Crawl, Workspace, WorkspaceOwned
 
 
+def _default_conditions() -> list[str]:
+    return ["new", "changed"]
+
+
 class AlertRule(WorkspaceOwned):
-    """A saved bid filter of one user: new or changed bids matching it notify that user."""
+    """A saved bid filter of one user and what they care about in the bids it matches (its
+    conditions: new, changed, removed...; deadline reminders), delivered at once or in digests.
+    docs/notifications.md."""
+
+    class Condition(models.TextChoices):
+        NEW = "new", "New bid"
+        CHANGED = "changed", "Changed (any field, or the fields named)"
+        REMOVED = "removed", "Removed from the board"
+        CANCELLED = "cancelled", "Cancelled"
+        AMOUNT_CHANGED = "amount_changed", "Amount changed by at least the percentage"
+        DEADLINE_MOVED = "deadline_moved", "Deadline moved"
+
+    class Delivery(models.TextChoices):
+        IMMEDIATE = "immediate", "Immediately"
+        HOURLY = "hourly", "Hourly digest"
+        DAILY = "daily", "Daily digest"
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="alert_rules")
     owner = models.ForeignKey(
@@ -25,6 +45,27 @@ class AlertRule(WorkspaceOwned):
     webhook_url = models.URLField(max_length=2000, blank=True)
     webhook_secret = models.CharField(max_length=64, editable=False)
     email = models.EmailField(blank=True)
+    conditions = ArrayField(
+        models.CharField(max_length=20, choices=Condition.choices),
+        default=_default_conditions,
+        help_text="What makes a bid matching the filter news (Condition values).",
+    )
+    changed_fields = ArrayField(
+        models.CharField(max_length=100),
+        default=list,
+        blank=True,
+        help_text="Condition 'changed': only these fields (empty: any field).",
+    )
+    amount_change_pct = models.DecimalField(
+        max_digits=7, decimal_places=2, null=True, blank=True,
+        help_text="Condition 'amount_changed': the least change, in percent.",
+    )  # fmt: skip
+    remind_days = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Remind when a deadline is within this many days."
+    )
+    delivery = models.CharField(max_length=10, choices=Delivery.choices, default=Delivery.IMMEDIATE)
+    digest_sent_at = models.DateTimeField(null=True, blank=True, editable=False)
+    channels = models.ManyToManyField("Channel", blank=True, related_name="rules")
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
@@ -34,6 +75,11 @@ class AlertRule(WorkspaceOwned):
         indexes = [
             models.Index(
                 fields=["workspace"], name="alertrule_ws_active", condition=Q(is_active=True)
+            ),
+            models.Index(
+                fields=["remind_days"],
+                name="alertrule_reminding",
+                condition=Q(is_active=True, remind_days__isnull=False),
             ),
         ]
 
@@ -46,6 +92,9 @@ class Notification(WorkspaceOwned):
         CRAWL_SUCCEEDED = "crawl_succeeded", "Crawl succeeded"
         CRAWL_FAILED = "crawl_failed", "Crawl failed"
         ALERT_MATCHED = "alert_matched", "Alert rule matched"
+        ALERT_DIGEST = "alert_digest", "Alert digest"
+        REMINDER = "reminder", "Deadline reminder"
+        CRAWL_DEGRADED = "crawl_degraded", "Crawl degraded"
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="notifications")
     recipient = models.ForeignKey(
@@ -85,7 +134,7 @@ class Notification(WorkspaceOwned):
             models.UniqueConstraint(
                 fields=["recipient", "crawl", "kind"],
                 name="notification_unique_crawl_outcome",
-                condition=Q(kind__in=["crawl_succeeded", "crawl_failed"]),
+                condition=Q(kind__in=["crawl_succeeded", "crawl_failed", "crawl_degraded"]),
             ),
         ]
 
@@ -94,21 +143,78 @@ class Notification(WorkspaceOwned):
 
 
 class AlertMatch(models.Model):
-    """A bid a rule matched in a crawl: the ledger that makes matching idempotent."""
+    """A bid a rule matched in a crawl: the ledger that makes matching idempotent. `reasons`
+    names the conditions met, `changes` what changed ({field: [old, new]}); a digest rule's
+    matches wait with digested_at None until its digest goes out."""
 
     rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="+")
     crawl = models.ForeignKey(Crawl, on_delete=models.CASCADE, related_name="+")
     bid = models.ForeignKey(Bid, on_delete=models.CASCADE, related_name="+")
     is_new = models.BooleanField()
+    reasons = ArrayField(models.CharField(max_length=20), default=list, blank=True)
+    changes = models.JSONField(default=dict, blank=True)
+    digested_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["rule", "crawl", "bid"], name="alertmatch_unique"),
         ]
+        indexes = [
+            models.Index(
+                fields=["rule", "id"], name="alertmatch_undigested", condition=Q(digested_at=None)
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"rule {self.rule_id} crawl {self.crawl_id} bid {self.bid_id}"
+
+
+class Reminder(models.Model):
+    """A deadline reminder sent: once per bid per rule per deadline (a moved deadline reminds
+    again), whatever how often the reminder job runs."""
+
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="+")
+    bid = models.ForeignKey(Bid, on_delete=models.CASCADE, related_name="+")
+    deadline = models.DateTimeField()
+    notification = models.ForeignKey(
+        "Notification", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["rule", "bid", "deadline"], name="reminder_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"rule {self.rule_id} bid {self.bid_id} deadline {self.deadline:%Y-%m-%d}"
+
+
+class Channel(WorkspaceOwned):
+    """A notification channel of one user through Apprise (Slack, Discord, Telegram, Teams,
+    ntfy, Matrix...). The Apprise URL holds secrets: write-only, shown as `display` only."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="channels")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="channels"
+    )
+    name = models.CharField(max_length=200)
+    url = models.TextField(editable=False, help_text="The Apprise URL (secret, write-only).")
+    service = models.CharField(max_length=40, editable=False, help_text="Apprise scheme.")
+    display = models.CharField(max_length=300, editable=False, help_text="The URL, redacted.")
+    crawl_problems = models.BooleanField(
+        default=False, help_text="Also tell of failed and degraded crawls (owners and admins)."
+    )
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.service})"
 
 
 class DeliveryStatus(models.TextChoices):
@@ -182,6 +288,27 @@ class EmailDelivery(Delivery):
 
     def __str__(self) -> str:
         return f"Email {self.pk} to {self.to} ({self.status})"
+
+
+class ChannelDelivery(Delivery):
+    """One message to an Apprise channel, retried with backoff until it succeeds or goes dead."""
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="deliveries")
+    title = models.CharField(max_length=400)
+    body = models.TextField()
+
+    class Meta(Delivery.Meta):
+        verbose_name_plural = "channel deliveries"
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                name="channeldelivery_due",
+                condition=Q(status__in=["pending", "failed"]),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Channel delivery {self.pk} to {self.channel_id} ({self.status})"
 
 
 FEED_PREFIX_LENGTH = 8  # hex characters at the start of a feed token: its public part

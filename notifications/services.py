@@ -20,7 +20,8 @@ from django.utils.http import urlencode
 from crawls import events, realtime
 from crawls.filters import BidFilter
 from crawls.models import Bid, Crawl, CrawlEvent
-from notifications import emails, selectors, webhooks
+from notifications import fanout, selectors, webhooks
+from notifications.fanout import absolute
 from notifications.models import (
     FEED_PREFIX_LENGTH,
     AlertMatch,
@@ -218,8 +219,9 @@ def _match_insert(
     table = AlertMatch._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} (rule_id, crawl_id, bid_id, is_new, created_at) "  # noqa: S608 - our table, our SQL
-            f"SELECT %s, %s, m.id, m.id = ANY(%s), %s FROM ({sql}) AS m(id) "
+            f"INSERT INTO {table} "  # noqa: S608 - our table, our SQL
+            "(rule_id, crawl_id, bid_id, is_new, reasons, changes, created_at) "
+            f"SELECT %s, %s, m.id, m.id = ANY(%s), '{{}}', '{{}}', %s FROM ({sql}) AS m(id) "
             "ON CONFLICT (rule_id, crawl_id, bid_id) DO NOTHING RETURNING bid_id, is_new",
             [rule.pk, crawl_id, list(new), timezone.now(), *params],
         )
@@ -251,28 +253,22 @@ def _alert_notify(*, rule: AlertRule, crawl_id: int, inserted: list[tuple[int, b
     notification.updated_at = timezone.now()
     notification.save()
     _push_on_commit(notification)
-    if created and rule.email:
-        emails.email_delivery_create(
-            notification=notification,
-            to=rule.email,
-            subject=f"[Forest] {notification.title}",
-            body=f"{notification.body}\n\n{absolute(notification.link)}\n",
-        )
-    if rule.webhook_url:
-        payload = {
-            "event": "alert.matched",
-            "workspace": rule.workspace_id,
-            "rule": {"id": rule.pk, "name": rule.name},
-            "crawl": crawl_id,
-            "notification": notification.pk,
-            "count": notification.count,
-            "batch": {
-                "new": [bid for bid, is_new in inserted if is_new],
-                "changed": [bid for bid, is_new in inserted if not is_new],
-            },
-            "link": absolute(notification.link),
-        }
-        webhooks.webhook_delivery_create(rule=rule, notification=notification, payload=payload)
+    payload = {
+        "event": "alert.matched",
+        "workspace": rule.workspace_id,
+        "rule": {"id": rule.pk, "name": rule.name},
+        "crawl": crawl_id,
+        "notification": notification.pk,
+        "count": notification.count,
+        "batch": {
+            "new": [bid for bid, is_new in inserted if is_new],
+            "changed": [bid for bid, is_new in inserted if not is_new],
+        },
+        "link": absolute(notification.link),
+    }
+    fanout.alert_fanout(
+        rule=rule, notification=notification, created=created, webhook_payload=payload
+    )
     return notification
 
 
@@ -308,6 +304,8 @@ def crawl_outcome_notify(*, crawl_id: int, succeeded: bool) -> list[Notification
             )
             if created:
                 _push_on_commit(notification)
+                if not succeeded:
+                    fanout.crawl_problem_fanout(notification=notification)
                 created_ones.append(notification)
     return created_ones
 
@@ -341,11 +339,6 @@ def notification_mark_all_read(*, user, workspace_id: int | None = None) -> int:
 
 
 # --- Delivery: live push ----------------------------------------------------------------------
-
-
-def absolute(link: str) -> str:
-    """A dashboard link as emails and webhooks give it (NOTIFY_SITE_URL in front)."""
-    return f"{settings.NOTIFY_SITE_URL.rstrip('/')}{link}"
 
 
 def notification_message(notification: Notification) -> dict:

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from crawls import events
-from crawls.engine import frontier, progress
+from crawls.engine import frontier, presence, progress, quality
 from crawls.models import Crawl
 
 logger = logging.getLogger(__name__)
@@ -67,14 +67,32 @@ def crawl_finish(crawl: Crawl, status: str, *, owner: str | None, error: str = "
         locked.pages_failed = totals.get("failed", 0)
         if status == Crawl.Status.SUCCEEDED and locked.pages_done == 0:
             status, error = Crawl.Status.FAILED, error or "no page could be fetched"
+        if status == Crawl.Status.SUCCEEDED:
+            assessment = quality.crawl_assess(locked)
+            locked.quality = assessment.report
+            if assessment.degraded:
+                status = Crawl.Status.DEGRADED
+                error = "; ".join(assessment.reasons)
+            elif not locked.capped:
+                presence.crawl_removals(locked)
         locked.status = status
         locked.error = error
         locked.finished_at = timezone.now()
-        locked.save(update_fields=["status", "error", "finished_at", "pages_done", "pages_failed"])
+        locked.save(
+            update_fields=[
+                "status",
+                "error",
+                "finished_at",
+                "pages_done",
+                "pages_failed",
+                "quality",
+            ]
+        )
         final_type = {
             Crawl.Status.SUCCEEDED: events.SUCCEEDED,
             Crawl.Status.FAILED: events.FAILED,
             Crawl.Status.CANCELLED: events.CANCELLED,
+            Crawl.Status.DEGRADED: events.DEGRADED,
         }[status]
         events.event_append(
             crawl_id=crawl.pk,

@@ -4,6 +4,7 @@ deliveries."""
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
@@ -65,7 +66,9 @@ class AlertRule(WorkspaceOwned):
     )
     delivery = models.CharField(max_length=10, choices=Delivery.choices, default=Delivery.IMMEDIATE)
     digest_sent_at = models.DateTimeField(null=True, blank=True, editable=False)
-    channels = models.ManyToManyField("Channel", blank=True, related_name="rules")
+    channels: models.ManyToManyField[Channel, Any] = models.ManyToManyField(
+        "Channel", blank=True, related_name="rules"
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)

@@ -9,13 +9,14 @@ for a crawl about to succeed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from crawls.models import Crawl
 
 
 @dataclass(frozen=True, slots=True)
 class Assessment:
-    report: dict = field(default_factory=dict)  # stored in Crawl.quality
+    report: dict[str, Any] = field(default_factory=dict)  # stored in Crawl.quality
     reasons: tuple[str, ...] = ()  # the thresholds breached; empty: the crawl succeeded
 
     @property

@@ -1,9 +1,10 @@
 """Celery adapters of notifications: each takes ids and calls one service. Services enqueue
-these by name (webhooks.DELIVER_TASK, emails.SEND_TASK): nothing imports this module back."""
+these by name (webhooks.DELIVER_TASK, emails.SEND_TASK, channels.SEND_TASK): nothing imports
+this module back."""
 
 from celery import shared_task
 
-from notifications import emails, webhooks
+from notifications import channels, emails, webhooks
 
 
 @shared_task(name="notifications.webhook_deliver")
@@ -34,3 +35,18 @@ def email_send_task(delivery_id: int) -> float | None:
 def email_sweep_task() -> list[int]:
     """Re-enqueue overdue alert emails (beat, every EMAIL_SWEEP_INTERVAL seconds)."""
     return emails.email_sweep()
+
+
+@shared_task(name="notifications.channel_send")
+def channel_send_task(delivery_id: int) -> float | None:
+    """One attempt of an Apprise channel message; schedules the next one after a failure."""
+    retry_in = channels.channel_send(delivery_id=delivery_id)
+    if retry_in is not None:
+        channel_send_task.apply_async((delivery_id,), countdown=retry_in)
+    return retry_in
+
+
+@shared_task(name="notifications.channel_sweep")
+def channel_sweep_task() -> list[int]:
+    """Re-enqueue overdue channel deliveries (beat, every CHANNEL_SWEEP_INTERVAL seconds)."""
+    return channels.channel_sweep()

@@ -429,3 +429,28 @@ LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 # decides for its children, whose output goes through pipes.
 LOG_FORMAT = env.str("LOG_FORMAT", default=default_format(debug=DEBUG, stream=sys.stderr))
 LOGGING = logging_config(level=LOG_LEVEL, fmt=LOG_FORMAT)
+
+# --- i13-channels ---
+# Apprise channels (docs/notifications.md, "Channels"): the schemes users may save (no local or
+# OS plugins: desktop, syslog, file...), a timeout per connect and read, retries like webhooks
+# (CHANNEL_MAX_ATTEMPTS in all, after CHANNEL_BACKOFF_SECONDS * 2^(n-1), capped), then dead.
+CHANNEL_SERVICES = env.list(
+    "CHANNEL_SERVICES",
+    default=[
+        "slack", "discord", "tgram", "workflow", "workflows", "ntfy", "ntfys",
+        "matrix", "matrixs", "json", "jsons", "form", "forms",
+    ],
+)  # fmt: skip
+CHANNEL_TIMEOUT_SECONDS = env.float("CHANNEL_TIMEOUT_SECONDS", default=10.0)
+CHANNEL_MAX_ATTEMPTS = env.int("CHANNEL_MAX_ATTEMPTS", default=6)
+CHANNEL_BACKOFF_SECONDS = env.float("CHANNEL_BACKOFF_SECONDS", default=30.0)
+CHANNEL_BACKOFF_MAX_SECONDS = env.float("CHANNEL_BACKOFF_MAX_SECONDS", default=3600.0)
+CHANNEL_SWEEP_GRACE_SECONDS = env.float("CHANNEL_SWEEP_GRACE_SECONDS", default=120.0)
+CELERY_BEAT_SCHEDULE["notifications-channel-sweep"] = {
+    "task": "notifications.channel_sweep",
+    "schedule": env.float("CHANNEL_SWEEP_INTERVAL", default=60.0),
+}
+# Apprise's own log lines may quote a URL's secrets: they go nowhere but to the capture that
+# channels.channel_send redacts into last_error.
+LOGGING["handlers"]["null"] = {"class": "logging.NullHandler"}
+LOGGING["loggers"]["apprise"] = {"handlers": ["null"], "level": "WARNING", "propagate": False}

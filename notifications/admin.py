@@ -1,4 +1,4 @@
-"""Admin of notifications, alert rules, webhook and email deliveries (scoped like crawls' admin).
+"""Admin of notifications, alert rules, channels and their deliveries (scoped like crawls' admin).
 
 Notifications and deliveries are written by the matcher: read-only, bounded changelists. Alert
 rules are edited here but validated by the services (the API's rules). Secrets are never shown.
@@ -14,7 +14,14 @@ from django.contrib import admin
 from crawls.admin.base import BigTableAdmin, ScopedRelatedFilter, WorkspaceScopedAdmin
 from crawls.forms import BoundedJSONField
 from notifications import services, webhooks
-from notifications.models import AlertRule, EmailDelivery, Notification, WebhookDelivery
+from notifications.models import (
+    AlertRule,
+    Channel,
+    ChannelDelivery,
+    EmailDelivery,
+    Notification,
+    WebhookDelivery,
+)
 
 
 class AlertRuleForm(forms.ModelForm):
@@ -80,4 +87,30 @@ class EmailDeliveryAdmin(_ScopedBigTable):
     list_display = ["pk", "to", "subject", "status", "attempts", "next_attempt_at"]
     list_filter = ["status", ("workspace", ScopedRelatedFilter)]
     raw_id_fields = ["notification"]
+    list_per_page = 50
+
+
+@admin.register(Channel)
+class ChannelAdmin(WorkspaceScopedAdmin):
+    """Channels are added through the API or the dashboard (their URL is judged there and never
+    shown): here only the redacted display, and the flags."""
+
+    fields = ["workspace", "owner", "name", "service", "display", "crawl_problems", "is_active"]
+    readonly_fields = ["workspace", "owner", "service", "display"]
+    list_display = ["name", "service", "display", "owner", "workspace", "is_active"]
+    list_filter = ["service", "is_active", ("workspace", ScopedRelatedFilter)]
+    list_select_related = ["workspace", "owner"]
+    search_fields = ["name"]
+    list_per_page = 50
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(ChannelDelivery)
+class ChannelDeliveryAdmin(_ScopedBigTable):
+    list_display = ["pk", "channel", "title", "status", "attempts", "next_attempt_at"]
+    list_filter = ["status", ("workspace", ScopedRelatedFilter)]
+    list_select_related = ["channel"]
+    raw_id_fields = ["channel", "notification"]
     list_per_page = 50

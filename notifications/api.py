@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.db import transaction
 from django.urls import reverse
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -17,7 +18,7 @@ from crawls.api.auth import request_token, require_role
 from crawls.api.base import ScopedViewSetMixin
 from crawls.api.schema import error_responses
 from crawls.models import Membership
-from notifications import selectors, services
+from notifications import channels, selectors, services
 from notifications.models import Notification
 from notifications.serializers import (
     AlertRuleCreatedSerializer,
@@ -134,9 +135,13 @@ class AlertRuleViewSet(ScopedViewSetMixin, viewsets.ModelViewSet):
         require_role(
             request, workspace.pk, Membership.WRITER_ROLES, "Viewers cannot create alert rules."
         )
-        rule = services.alert_rule_create(
-            workspace_id=workspace.pk, owner=request.user, **serializer.validated_data
-        )
+        rule_channels = serializer.validated_data.pop("channels", None)
+        with transaction.atomic():
+            rule = services.alert_rule_create(
+                workspace_id=workspace.pk, owner=request.user, **serializer.validated_data
+            )
+            if rule_channels is not None:
+                channels.alert_rule_channels_set(rule=rule, channels=rule_channels)
         location = request.build_absolute_uri(reverse("alertrule-detail", args=[rule.pk]))
         return Response(
             AlertRuleCreatedSerializer(rule, context=self.get_serializer_context()).data,
@@ -152,7 +157,11 @@ class AlertRuleViewSet(ScopedViewSetMixin, viewsets.ModelViewSet):
         workspace = changes.pop("workspace", None)
         if workspace is not None and workspace.pk != rule.workspace_id:
             raise exceptions.ValidationError({"workspace": ["a rule cannot change workspace"]})
-        rule = services.alert_rule_update(rule=rule, **changes)
+        rule_channels = changes.pop("channels", None)
+        with transaction.atomic():
+            rule = services.alert_rule_update(rule=rule, **changes)
+            if rule_channels is not None:
+                channels.alert_rule_channels_set(rule=rule, channels=rule_channels)
         return Response(self.get_serializer(rule).data)
 
     def destroy(self, request, *args, **kwargs):

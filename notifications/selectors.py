@@ -14,6 +14,8 @@ from crawls.models import Bid, BidRevision, Crawl, Membership
 from notifications.models import (
     FEED_PREFIX_LENGTH,
     AlertRule,
+    Channel,
+    ChannelDelivery,
     FeedToken,
     Notification,
     feed_token_hash,
@@ -117,3 +119,18 @@ def feed_bids(*, rule: AlertRule, limit: int = FEED_MAX_ENTRIES) -> list[FeedEnt
     )
     changes: dict[int, dict[str, Any]] = dict(latest) if bids else {}
     return [FeedEntry(bid, changes.get(bid.pk, {})) for bid in bids]
+
+
+# --- Channels ------------------------------------------------------------------------------------
+
+CHANNEL_DELIVERIES_SHOWN = 50
+
+
+def channel_list_for_user(*, user) -> QuerySet[Channel]:
+    """The user's own channels (the caller scopes them to workspaces)."""
+    return Channel.objects.filter(owner=user)
+
+
+def channel_delivery_list(*, channel: Channel) -> list[ChannelDelivery]:
+    """A channel's latest deliveries, newest first."""
+    return list(channel.deliveries.order_by("-id")[:CHANNEL_DELIVERIES_SHOWN])

@@ -7,7 +7,7 @@ from rest_framework import serializers
 
 from crawls.api.auth import workspaces_of
 from notifications import services, webhooks
-from notifications.models import AlertRule, FeedToken, Notification
+from notifications.models import AlertRule, Channel, ChannelDelivery, FeedToken, Notification
 
 
 class NotificationSerializer(serializers.ModelSerializer):
@@ -46,12 +46,24 @@ class WorkspaceField(serializers.PrimaryKeyRelatedField):
         return workspaces_of(self.context.get("request"))
 
 
+class ChannelIdsField(serializers.PrimaryKeyRelatedField):
+    """Channels of the caller's workspaces (the service checks owner, workspace, active)."""
+
+    def get_queryset(self):
+        return Channel.objects.filter(workspace__in=workspaces_of(self.context.get("request")))
+
+
 class AlertRuleSerializer(serializers.ModelSerializer):
     workspace = WorkspaceField()
     filter = serializers.JSONField(
         required=False,
         help_text='Bid filter parameters as GET /bids/ takes them, e.g. {"search": "road", '
         '"views_min": 10}; not workspace, crawl or state.',
+    )
+    channels = ChannelIdsField(
+        many=True,
+        required=False,
+        help_text="Apprise channels (ids) to tell too: the rule owner's own active channels.",
     )
 
     class Meta:
@@ -64,6 +76,7 @@ class AlertRuleSerializer(serializers.ModelSerializer):
             "filter",
             "webhook_url",
             "email",
+            "channels",
             "is_active",
             "created_at",
             "updated_at",
@@ -121,3 +134,51 @@ class FeedTokenCreatedSerializer(FeedTokenSerializer):
 
     def get_rss_url(self, obj: FeedToken) -> str:
         return self._url("notifications:feed_rss")
+
+
+# --- Channels ------------------------------------------------------------------------------------
+
+
+class ChannelDeliverySerializer(serializers.ModelSerializer[ChannelDelivery]):
+    class Meta:
+        model = ChannelDelivery
+        fields = [
+            "id",
+            "channel",
+            "notification",
+            "title",
+            "status",
+            "attempts",
+            "last_error",
+            "next_attempt_at",
+            "created_at",
+            "delivered_at",
+        ]
+        read_only_fields = fields
+
+
+class ChannelSerializer(serializers.ModelSerializer[Channel]):
+    workspace = WorkspaceField()
+    url = serializers.CharField(
+        write_only=True,
+        max_length=2000,
+        help_text="The Apprise URL, e.g. ntfys://ntfy.example.org/topic. Write-only: it holds "
+        "secrets; `display` shows it redacted.",
+    )
+
+    class Meta:
+        model = Channel
+        fields = [
+            "id",
+            "workspace",
+            "owner",
+            "name",
+            "url",
+            "service",
+            "display",
+            "crawl_problems",
+            "is_active",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "owner", "service", "display", "created_at", "updated_at"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 import apprise
 from apprise.plugins.base import NotifyBase
@@ -123,7 +124,7 @@ def secret_pieces(url: str, display: str) -> list[str]:
     """The pieces of `url` that its redacted display does not show: what must never be told."""
     _, _, rest = url.partition("://")
     pieces = {p for p in _PIECES.split(rest) if len(p) >= SECRET_MIN_LENGTH}
-    shown = set(_PIECES.split(display.partition("://")[2]))
+    shown = set(_PIECES.split(unquote(display.partition("://")[2])))
     return sorted(pieces - shown, key=len, reverse=True)
 
 

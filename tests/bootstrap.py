@@ -52,3 +52,12 @@ os.environ["EMAIL_BACKEND"] = "django.core.mail.backends.smtp.EmailBackend"
 os.environ["EMAIL_HOST"], os.environ["EMAIL_PORT"] = os.environ["TEST_SMTP_SERVER"].split(":")
 os.environ["EMAIL_BACKOFF_SECONDS"] = "0.2"
 os.environ["EMAIL_MAX_ATTEMPTS"] = "3"
+
+# The Apprise channel tests' receiver (tests/test_notification_channels.py): allowlisted like the
+# webhook receiver, channel retries fast, in this process and in every worker the tests start.
+with socket.socket() as _sock:
+    _sock.bind(("127.0.0.1", 0))
+    os.environ["TEST_CHANNEL_RECEIVER"] = f"127.0.0.1:{_sock.getsockname()[1]}"
+os.environ["CRAWL_ALLOWLIST"] += f",{os.environ['TEST_CHANNEL_RECEIVER']}"
+os.environ["CHANNEL_BACKOFF_SECONDS"] = "0.2"
+os.environ["CHANNEL_MAX_ATTEMPTS"] = "3"

@@ -42,8 +42,8 @@ def notification_unread_count(*, user_id: int, workspace_id: int | None = None) 
 
 
 def alert_rule_list() -> QuerySet[AlertRule]:
-    """Every rule; the caller scopes it (api.auth.scoped, or a workspace filter)."""
-    return AlertRule.objects.all()
+    """Every rule with its channel ids; the caller scopes it (api.auth.scoped, or a filter)."""
+    return AlertRule.objects.prefetch_related("channels")
 
 
 def alert_rules_to_match(*, workspace_id: int) -> list[AlertRule]:

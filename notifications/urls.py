@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from notifications import feeds, views
+from notifications import channel_views, feeds, views
 
 app_name = "notifications"
 
@@ -20,6 +20,9 @@ urlpatterns = [
         views.alert_rule_feed_revoke,
         name="rule_feed_revoke",
     ),
+    path("channels/", channel_views.channel_list, name="channels"),
+    path("channels/<int:channel_id>/delete/", channel_views.channel_delete, name="channel_delete"),
+    path("channels/<int:channel_id>/test/", channel_views.channel_test, name="channel_test"),
     path("feeds/<str:token>/atom/", feeds.RuleAtomFeed(), name="feed_atom"),
     path("feeds/<str:token>/rss/", feeds.RuleRssFeed(), name="feed_rss"),
 ]

@@ -448,3 +448,26 @@ def test_admin_shows_the_display_never_the_url(owner, workspace_a, client):
         assert page.status_code == 200
         assert channel.display in page.content.decode()
         assert "s3cr3t-pw" not in page.content.decode()
+
+
+# --- Dashboard -----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_channels_page_adds_tests_and_deletes(owner, workspace_a, client, sent_tasks):
+    client.force_login(owner)
+    page = reverse("notifications:channels")
+    refused = client.post(page, {"name": "Home", "url": "json://192.168.1.1/"})
+    assert refused.status_code == 400
+    assert "refused" in refused.content.decode()
+    assert not Channel.objects.exists()
+    url = SERVICE_URLS["matrixs"]
+    assert client.post(page, {"name": "Room", "url": url}).status_code == 302
+    channel = Channel.objects.get()
+    listed = client.get(page).content.decode()
+    assert channel.display in listed
+    assert "s3cr3t-pw" not in listed
+    client.post(reverse("notifications:channel_test", args=[channel.pk]))
+    assert ChannelDelivery.objects.get().title == channels.TEST_TITLE
+    client.post(reverse("notifications:channel_delete", args=[channel.pk]))
+    assert not Channel.objects.exists()

@@ -10,6 +10,7 @@ import secrets
 
 from django import forms
 from django.contrib import admin
+from django.http import HttpRequest
 
 from crawls.admin.base import BigTableAdmin, ScopedRelatedFilter, WorkspaceScopedAdmin
 from crawls.forms import BoundedJSONField
@@ -103,7 +104,7 @@ class ChannelAdmin(WorkspaceScopedAdmin):
     search_fields = ["name"]
     list_per_page = 50
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
 

@@ -3,6 +3,9 @@ and each channel's recent deliveries. The URL is write-only (docs/notifications.
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.db.models import QuerySet
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import exceptions, status, viewsets
@@ -29,7 +32,7 @@ from notifications.serializers import ChannelDeliverySerializer, ChannelSerializ
     destroy=extend_schema(responses={204: None, **error_responses(401, 404)}),
 )
 @extend_schema(tags=["channels"])
-class ChannelViewSet(ScopedViewSetMixin, viewsets.ModelViewSet):
+class ChannelViewSet(ScopedViewSetMixin, viewsets.ModelViewSet[Channel]):  # type: ignore[misc]
     """The caller's own notification channels (Slack, Discord, Telegram, Teams, ntfy, Matrix...
     through Apprise). Any member may keep channels: they are the member's own."""
 
@@ -37,12 +40,12 @@ class ChannelViewSet(ScopedViewSetMixin, viewsets.ModelViewSet):
     keyset_ordering = ("id",)
     write_roles = tuple(Membership.Role)  # one's own channels: no change to the workspace
 
-    def base_queryset(self):
+    def base_queryset(self) -> QuerySet[Channel]:
         if getattr(self, "swagger_fake_view", False):
             return Channel.objects.none()
         return selectors.channel_list_for_user(user=self.request.user)
 
-    def create(self, request: Request, *args, **kwargs) -> Response:
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
@@ -55,7 +58,9 @@ class ChannelViewSet(ScopedViewSetMixin, viewsets.ModelViewSet):
             headers={"Location": location},
         )
 
-    def update(self, request: Request, *args, partial: bool = False, **kwargs) -> Response:
+    def update(
+        self, request: Request, *args: Any, partial: bool = False, **kwargs: Any
+    ) -> Response:
         channel = self.get_object()
         serializer = self.get_serializer(channel, data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
@@ -66,7 +71,7 @@ class ChannelViewSet(ScopedViewSetMixin, viewsets.ModelViewSet):
         channel = channels.channel_update(channel=channel, **changes)
         return Response(self.get_serializer(channel).data)
 
-    def destroy(self, request: Request, *args, **kwargs) -> Response:
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         channels.channel_delete(channel=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 

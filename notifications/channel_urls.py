@@ -43,7 +43,8 @@ class ChannelURL:
     @property
     def display(self) -> str:
         """Apprise's privacy form of the URL (secrets masked), without its option query."""
-        return str(self.plugin.url(privacy=True)).split("?", 1)[0][:300]
+        url: str = self.plugin.url(privacy=True)  # type: ignore[no-untyped-call]
+        return url.split("?", 1)[0][:300]
 
 
 def channel_allowlist() -> guard.Allowlist:

@@ -13,6 +13,7 @@ import functools
 import logging
 import threading
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -40,7 +41,7 @@ def _checked(url: str) -> channel_urls.ChannelURL:
 def channel_create(
     *,
     workspace_id: int,
-    owner,
+    owner: Any,
     name: str,
     url: str,
     crawl_problems: bool = False,
@@ -60,7 +61,7 @@ def channel_create(
     )
 
 
-def channel_update(*, channel: Channel, **changes) -> Channel:
+def channel_update(*, channel: Channel, **changes: Any) -> Channel:
     """Change a channel's name, URL (judged again), crawl_problems or active flag."""
     fields = set()
     for name, value in changes.items():

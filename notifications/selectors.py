@@ -126,7 +126,7 @@ def feed_bids(*, rule: AlertRule, limit: int = FEED_MAX_ENTRIES) -> list[FeedEnt
 CHANNEL_DELIVERIES_SHOWN = 50
 
 
-def channel_list_for_user(*, user) -> QuerySet[Channel]:
+def channel_list_for_user(*, user: Any) -> QuerySet[Channel]:
     """The user's own channels (the caller scopes them to workspaces)."""
     return Channel.objects.filter(owner=user)
 

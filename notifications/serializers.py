@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.db.models import QuerySet
 from django.urls import reverse
 from rest_framework import serializers
 
@@ -46,11 +47,11 @@ class WorkspaceField(serializers.PrimaryKeyRelatedField):
         return workspaces_of(self.context.get("request"))
 
 
-class ChannelIdsField(serializers.PrimaryKeyRelatedField):
+class ChannelIdsField(serializers.PrimaryKeyRelatedField[Channel]):
     """Channels of the caller's workspaces (the service checks owner, workspace, active)."""
 
-    def get_queryset(self):
-        return Channel.objects.filter(workspace__in=workspaces_of(self.context.get("request")))
+    def get_queryset(self) -> QuerySet[Channel]:
+        return Channel.objects.filter(workspace__in=workspaces_of(self.context.get("request")))  # type: ignore[no-untyped-call]
 
 
 class AlertRuleSerializer(serializers.ModelSerializer):

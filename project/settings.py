@@ -429,3 +429,11 @@ LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 # decides for its children, whose output goes through pipes.
 LOG_FORMAT = env.str("LOG_FORMAT", default=default_format(debug=DEBUG, stream=sys.stderr))
 LOGGING = logging_config(level=LOG_LEVEL, fmt=LOG_FORMAT)
+
+# --- i13-presence ---------------------------------------------------------------------------------
+
+# A bid not seen by this many complete crawls of its source in a row is marked removed
+# (crawls.engine.presence, docs/crawling.md "Removed notices").
+BID_REMOVED_AFTER_CRAWLS = env.int("BID_REMOVED_AFTER_CRAWLS", default=2)
+if BID_REMOVED_AFTER_CRAWLS < 1:
+    raise ImproperlyConfigured("BID_REMOVED_AFTER_CRAWLS must be at least 1")

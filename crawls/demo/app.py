@@ -2,8 +2,9 @@
 
 Pages come pre-rendered from crawls.demo.data, so serving one is a dict lookup plus conditional
 GET. Besides the board: /_control/epoch (switch epochs for re-crawl tests),
-/_control/takedown (crawls.demo.takedown), the JSON API, XML service, OCDS feed and eGov board (crawls.demo.routes) and, when the config asks for them,
-the /hostile/ endpoints that the crawler's security tests aim at.
+/_control/takedown (crawls.demo.takedown), the JSON API, XML service, OCDS feed and eGov board
+(crawls.demo.routes) and, when the config asks for them, the /hostile/ endpoints that the
+crawler's security tests aim at.
 """
 
 from __future__ import annotations

@@ -62,7 +62,8 @@ class Added:
 
 def frontier_add(*, crawl_id: int, workspace_id: int, links: Sequence[Link], room: int) -> int:
     """Insert the links the crawl has not seen, at most `room` of them; return how many."""
-    return frontier_extend(crawl_id=crawl_id, workspace_id=workspace_id, links=links, room=room).count
+    added = frontier_extend(crawl_id=crawl_id, workspace_id=workspace_id, links=links, room=room)
+    return added.count
 
 
 def frontier_extend(

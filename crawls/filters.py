@@ -453,7 +453,7 @@ class BidFilter(filters.FilterSet):
     def filter_state(self, queryset, name, value):
         return queryset  # applied with `crawl` (filter_crawl)
 
-    def filter_presence(self, queryset, name, value):
+    def filter_presence(self, queryset: QuerySet[Bid], name: str, value: str) -> QuerySet[Bid]:
         return queryset.filter(removed_at__isnull=value == "live")
 
     def filter_search(self, queryset, name, value):

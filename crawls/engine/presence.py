@@ -12,12 +12,12 @@ Statements are set-based (a source may have a million bids): one per batch, two 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
 
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
-from psycopg.types.json import Jsonb
 
 from crawls import events
 from crawls.models import Crawl, FrontierUrl
@@ -62,7 +62,7 @@ def crawl_removals(crawl: Crawl) -> list[int]:
                 RETURNING b.id, b.workspace_id, b.removed_at
             ), revisions AS (
                 INSERT INTO crawls_bidrevision (workspace_id, bid_id, crawl_id, changes, changed_at)
-                SELECT workspace_id, id, %(crawl)s, %(changes)s, %(now)s
+                SELECT workspace_id, id, %(crawl)s, %(changes)s::jsonb, %(now)s
                 FROM missed WHERE removed_at IS NOT NULL
             )
             SELECT id FROM missed WHERE removed_at IS NOT NULL ORDER BY id
@@ -72,7 +72,7 @@ def crawl_removals(crawl: Crawl) -> list[int]:
                 "now": now,
                 "source": crawl.source_id,
                 "crawl": crawl.pk,
-                "changes": Jsonb(REMOVED),
+                "changes": json.dumps(REMOVED),
             },
         )
         removed = [row[0] for row in cursor.fetchall()]
@@ -117,7 +117,7 @@ def bids_seen(
                 RETURNING id, workspace_id
             ), revisions AS (
                 INSERT INTO crawls_bidrevision (workspace_id, bid_id, crawl_id, changes, changed_at)
-                SELECT workspace_id, id, %(crawl)s, %(changes)s, %(now)s FROM back
+                SELECT workspace_id, id, %(crawl)s, %(changes)s::jsonb, %(now)s FROM back
             )
             SELECT id FROM back ORDER BY id
             """,
@@ -125,7 +125,7 @@ def bids_seen(
                 "source": source_id,
                 "hashes": list(url_hashes),
                 "crawl": crawl_id,
-                "changes": Jsonb(BACK),
+                "changes": json.dumps(BACK),
                 "now": now,
             },
         )

@@ -336,6 +336,14 @@ class BidFilter(filters.FilterSet):
             "`changed` = bids whose fields that crawl changed (it recorded a revision of them)."
         ),
     )
+    presence = filters.ChoiceFilter(
+        choices=[("live", "live"), ("removed", "removed")],
+        method="filter_presence",
+        help_text=(
+            "`live` = bids the source still shows; `removed` = bids complete crawls no longer "
+            "saw (`removed_at` set; docs/crawling.md, Removed notices). Empty: both."
+        ),
+    )
     currency = CurrencyFilter(
         field_name="currency",
         max_length=3,
@@ -444,6 +452,9 @@ class BidFilter(filters.FilterSet):
 
     def filter_state(self, queryset, name, value):
         return queryset  # applied with `crawl` (filter_crawl)
+
+    def filter_presence(self, queryset: QuerySet[Bid], name: str, value: str) -> QuerySet[Bid]:
+        return queryset.filter(removed_at__isnull=value == "live")
 
     def filter_search(self, queryset, name, value):
         return queryset.filter(selectors.bid_search_condition(text=value))

@@ -306,6 +306,10 @@ def bid_filter(data, *, queryset, sources, zone_name: str = "") -> BidFilter:
     form.fields["classification"].widget.attrs.update(placeholder="CPV:45*")
     form.fields["state"].empty_label = "New or changed"
     form.fields["state"].choices = [("new", "New"), ("changed", "Changed")]
+    presence: Any = form.fields["presence"]  # django-filter's ChoiceField
+    presence.label, presence.empty_label = "Live or removed", "Both"
+    presence.choices = [("live", "Live"), ("removed", "Removed")]
+    presence.help_text = "Removed: no longer on the source's board."
     for name, (label, help_text) in BID_FILTER_LABELS.items():
         form.fields[name].label = label
         form.fields[name].help_text = help_text

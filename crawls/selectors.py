@@ -63,7 +63,7 @@ BID_FIELDS = (
     "id", "workspace_id", "source_id", "url", "title", "department", "views", "post_date",
     "amount", "deadline", "reference", "currency", "status", "procurement_method",
     "classifications", "extra", "first_seen_at", "last_seen_at", "changed_at", "first_crawl_id",
-    "last_crawl_id",
+    "last_crawl_id", "missed_crawls", "removed_at",
 )  # fmt: skip
 BID_REVISIONS_SHOWN = 100
 

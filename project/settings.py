@@ -454,3 +454,11 @@ CELERY_BEAT_SCHEDULE["notifications-channel-sweep"] = {
 # channels.channel_send redacts into last_error.
 LOGGING["handlers"]["null"] = {"class": "logging.NullHandler"}
 LOGGING["loggers"]["apprise"] = {"handlers": ["null"], "level": "WARNING", "propagate": False}
+
+# --- i13-presence ---------------------------------------------------------------------------------
+
+# A bid not seen by this many complete crawls of its source in a row is marked removed
+# (crawls.engine.presence, docs/crawling.md "Removed notices").
+BID_REMOVED_AFTER_CRAWLS = env.int("BID_REMOVED_AFTER_CRAWLS", default=2)
+if BID_REMOVED_AFTER_CRAWLS < 1:
+    raise ImproperlyConfigured("BID_REMOVED_AFTER_CRAWLS must be at least 1")

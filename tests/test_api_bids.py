@@ -153,6 +153,8 @@ def test_list_rows_are_lean_and_retrieve_adds_the_field_history(api, owner, sour
         "changed_at": "2026-03-02T09:30:00Z",
         "first_crawl": first.id,
         "last_crawl": second.id,
+        "missed_crawls": 0,
+        "removed_at": None,
     }
     detail = api.get(f"/api/v1/bids/{bid.id}/")
     assert detail.json() == {

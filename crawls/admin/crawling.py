@@ -324,6 +324,21 @@ class CurrencyFilter(admin.SimpleListFilter):
         return queryset.filter(currency=value) if value else queryset
 
 
+class PresenceFilter(admin.SimpleListFilter):
+    """`?presence=live|removed`: bids the source still shows, or those marked removed."""
+
+    title = "presence"
+    parameter_name = "presence"
+
+    def lookups(self, request: Any, model_admin: Any) -> list[tuple[str, str]]:
+        return [("live", "Live"), ("removed", "Removed")]
+
+    def queryset(self, request: Any, queryset: QuerySet[Bid]) -> QuerySet[Bid]:
+        if self.value() in ("live", "removed"):
+            return queryset.filter(removed_at__isnull=self.value() == "live")
+        return queryset
+
+
 def _crawl_link(row) -> str:
     return change_link(Crawl, row.crawl_id)
 
@@ -373,6 +388,7 @@ class BidAdmin(WorkspaceScopedAdmin, BigTableAdmin):
         CrawlIdFilter,
         "status",
         CurrencyFilter,
+        PresenceFilter,
         ("source", ScopedRelatedFilter),
         ("workspace", ScopedRelatedFilter),
         ("post_date", admin.DateFieldListFilter),
@@ -392,7 +408,7 @@ class BidAdmin(WorkspaceScopedAdmin, BigTableAdmin):
         "currency", "deadline", "reference", "status", "procurement_method", "classifications",
         "extra", "content_hash", "etag", "last_modified",
         "first_seen_at", "last_seen_at", "changed_at", "first_crawl", "last_crawl",
-        "revisions_link",
+        "missed_crawls", "removed_at", "revisions_link",
     ]  # fmt: skip
 
     @admin.display(description="revisions")

@@ -16,7 +16,7 @@ BID_OUTPUT_FIELDS = [
     "id", "workspace", "source", "source_name", "url", "title", "department", "views",
     "post_date", "amount", "currency", "deadline", "reference", "status", "procurement_method",
     "classifications", "extra", "first_seen_at", "last_seen_at", "changed_at", "first_crawl",
-    "last_crawl",
+    "last_crawl", "missed_crawls", "removed_at",
 ]  # fmt: skip
 
 
@@ -73,7 +73,7 @@ class BidDetailSerializer(BidSerializer):
 EXPORT_BLOCK_CHARS = 256 * 1024
 _IDS = {"workspace", "source", "first_crawl", "last_crawl"}
 _TEXT = {"source_name", "url", "title", "department", "reference", "procurement_method"}
-_MOMENTS = {"deadline", "first_seen_at", "last_seen_at", "changed_at"}
+_MOMENTS = {"deadline", "first_seen_at", "last_seen_at", "changed_at", "removed_at"}
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 

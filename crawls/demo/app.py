@@ -1,9 +1,10 @@
 """The demo board over HTTP (aiohttp.web), and its export as static files.
 
 Pages come pre-rendered from crawls.demo.data, so serving one is a dict lookup plus conditional
-GET. Besides the board: /_control/epoch (switch epochs for re-crawl tests), the JSON API, XML
-service, OCDS feed and eGov board (crawls.demo.routes) and, when the config asks for them,
-the /hostile/ endpoints that the crawler's security tests aim at.
+GET. Besides the board: /_control/epoch (switch epochs for re-crawl tests),
+/_control/takedown (crawls.demo.takedown), the JSON API, XML service, OCDS feed and eGov board
+(crawls.demo.routes) and, when the config asks for them, the /hostile/ endpoints that the
+crawler's security tests aim at.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from crawls.demo import routes
+from crawls.demo import routes, takedown
 from crawls.demo.data import PDF_BYTES, BoardConfig, render_site
 from crawls.demo.serving import BOARD, Board, not_modified, origin
 
@@ -238,6 +239,7 @@ def make_app(config: BoardConfig) -> web.Application:
     router = app.router
     router.add_get("/_control/epoch", _control_epoch)
     router.add_post("/_control/epoch", _control_epoch)
+    takedown.add_routes(router)
     if config.hostile:
         router.add_get("/hostile/", _hostile_index)
         router.add_get("/hostile/redirect", _redirect)

@@ -256,9 +256,11 @@ def notices(config: BoardConfig, epoch: int = 0) -> list[Notice]:
 
 
 @lru_cache(maxsize=4)
-def _listing(config: BoardConfig, epoch: int) -> tuple[tuple[Entry, ...], ...]:
+def _listing(
+    config: BoardConfig, epoch: int, hidden: frozenset[int] = frozenset()
+) -> tuple[tuple[Entry, ...], ...]:
     every = config.duplicate_every
-    listed = _notices(config, epoch)
+    listed = [n for n in _notices(config, epoch) if n.id not in hidden]  # hidden: taken down
     # Epoch 0 fills exactly listing_pages * per_page slots.
     slots = config.listing_pages * config.per_page + NEW_PER_EPOCH * epoch
     entries: list[Entry] = []
@@ -663,17 +665,23 @@ PDF_BYTES = (
 
 
 def render_site(
-    config: BoardConfig, epoch: int = 0, *, static: bool = False, origin: str | None = None
+    config: BoardConfig,
+    epoch: int = 0,
+    *,
+    static: bool = False,
+    origin: str | None = None,
+    hidden: frozenset[int] = frozenset(),
 ) -> dict[str, Page]:
     """Every page of the board in `epoch`, keyed by path.
 
     static: for files served as they are (no request to take a host from): no absolute-URL
     links, page 1 only at /notices/page/1, and robots.txt and the sitemap built on `origin`
-    (absolute paths when it is None).
+    (absolute paths when it is None). hidden: ids of notices taken down (crawls.demo.takedown):
+    not listed, their pages not found.
     """
-    listed = _notices(config, epoch)
+    listed = tuple(n for n in _notices(config, epoch) if n.id not in hidden)
     by_id = {n.id: n for n in listed}
-    pages = _listing(config, epoch)
+    pages = _listing(config, epoch, hidden)
     now = epoch_time(epoch)
     home = _page_href(1, static=static)
     base = ORIGIN if origin is None and not static else (origin or "").rstrip("/")

@@ -4,6 +4,7 @@ origin, and conditional GET."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -23,16 +24,26 @@ class Board:
         self.epoch = 0
         self.pages: dict[str, Page] = render_site(config, 0)
         self.failed_once: set[str] = set()
+        self.hidden: frozenset[int] = frozenset()  # notices taken down (crawls.demo.takedown)
         self._switching = asyncio.Lock()
 
     async def set_epoch(self, epoch: int) -> None:
         if not 0 <= epoch <= MAX_EPOCH:
             raise ValueError(f"epoch must be between 0 and {MAX_EPOCH}")
         async with self._switching:
-            if epoch != self.epoch:
+            if epoch != self.epoch or self.hidden:
                 # Rendering a big board takes a while: keep serving the current epoch meanwhile.
                 pages = await asyncio.to_thread(render_site, self.config, epoch)
-                self.pages, self.epoch = pages, epoch
+                self.pages, self.epoch, self.hidden = pages, epoch, frozenset()
+
+    async def take_down(self, ids: frozenset[int]) -> None:
+        """Show the current epoch without the notices `ids` (until the epoch is set again)."""
+        async with self._switching:
+            if ids != self.hidden:
+                pages = await asyncio.to_thread(
+                    functools.partial(render_site, self.config, self.epoch, hidden=ids)
+                )
+                self.pages, self.hidden = pages, ids
 
     def fail_once(self, key: str) -> bool:
         """True the first time `key` (a flaky page) is asked for on this server."""

@@ -52,24 +52,47 @@ class Pending:
     leased: int  # held by a live lease
 
 
+@dataclass(frozen=True, slots=True)
+class Added:
+    count: int  # links inserted
+    # Links the crawl left out: new ones beyond the room (max_pages), and links refused only
+    # for their depth (max_depth) that the crawl does not hold at a lower depth.
+    left_out: int
+
+
 def frontier_add(*, crawl_id: int, workspace_id: int, links: Sequence[Link], room: int) -> int:
     """Insert the links the crawl has not seen, at most `room` of them; return how many."""
-    if not links or room <= 0:
-        return 0
+    added = frontier_extend(crawl_id=crawl_id, workspace_id=workspace_id, links=links, room=room)
+    return added.count
+
+
+def frontier_extend(
+    *,
+    crawl_id: int,
+    workspace_id: int,
+    links: Sequence[Link],
+    room: int,
+    too_deep: Sequence[bytes] = (),
+) -> Added:
+    """Insert the links the crawl has not seen, at most `room` of them; count what was left
+    out, `too_deep` (URL hashes the scope refused only for their depth) included."""
+    if not links and not too_deep:
+        return Added(0, 0)
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT url_hash FROM crawls_frontierurl WHERE crawl_id = %s AND url_hash = ANY(%s)",
-            [crawl_id, [link.url_hash for link in links]],
+            [crawl_id, [link.url_hash for link in links] + list(too_deep)],
         )
         known = {bytes(row[0]) for row in cursor.fetchall()}
-        fresh: dict[bytes, Link] = {}
+        unseen: dict[bytes, Link] = {}
         for link in links:
-            if link.url_hash not in known and link.url_hash not in fresh:
-                fresh[link.url_hash] = link
-                if len(fresh) == room:
-                    break
+            if link.url_hash not in known:
+                unseen.setdefault(link.url_hash, link)
+        fresh = dict(list(unseen.items())[: max(room, 0)])
+        left_out = len(unseen) - len(fresh)
+        left_out += len({h for h in too_deep if h not in known and h not in unseen})
         if not fresh:
-            return 0
+            return Added(0, left_out)
         cursor.execute(
             """
             INSERT INTO crawls_frontierurl
@@ -90,7 +113,7 @@ def frontier_add(*, crawl_id: int, workspace_id: int, links: Sequence[Link], roo
                 [_request_json(link.request) for link in fresh.values()],
             ],
         )
-        return cursor.rowcount
+        return Added(cursor.rowcount, left_out)
 
 
 def frontier_give_up(*, crawl_id: int, max_attempts: int) -> list[str]:

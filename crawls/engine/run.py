@@ -266,12 +266,14 @@ class _Runner:
                 not_modified=result.not_modified,
                 now=now,
             )
-            added = frontier.frontier_add(
+            extended = frontier.frontier_extend(
                 crawl_id=crawl.pk,
                 workspace_id=crawl.workspace_id,
                 links=result.links,
                 room=self.source.max_pages - locked.pages_total,
+                too_deep=self.pages.scope.too_deep_hashes(),
             )
+            added = extended.count
             finished = frontier.frontier_finish(owner=self.owner, outcomes=result.outcomes)
             if finished < len(result.outcomes):
                 # Our lease ran out and another worker took some URLs: its results count.
@@ -289,8 +291,11 @@ class _Runner:
                 items_unchanged=F("items_unchanged") + stored.unchanged,
                 errors=dict(errors),
                 heartbeat_at=now,
+                # Links left out (max_pages, max_depth): no bid is marked removed after it.
+                **({"capped": True} if extended.left_out else {}),
             )
             self._emit(result, stored)
+        self.pages.scope.too_deep.clear()
 
     def _emit(self, result: BatchResult, stored: store.Stored) -> None:
         crawl = self.crawl

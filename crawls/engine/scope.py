@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.conf import settings
 from yarl import URL
 
-from crawls.engine import guard, kinds, patterns
+from crawls.engine import guard, kinds, patterns, urls
 from crawls.engine.fetch import FetchSettings
 from crawls.models import Source
 
@@ -27,10 +27,22 @@ class Scope:
         self.include = _compiled("include_patterns", source.include_patterns)
         self.exclude = _compiled("exclude_patterns", source.exclude_patterns)
         self.max_depth = source.max_depth
+        # URLs refused only for their depth, until the run has stored its batch: a crawl that
+        # left links out did not see the whole board (crawls.engine.presence).
+        self.too_deep: set[str] = set()
 
     def allows(self, url: str, depth: int) -> bool:
         if depth > self.max_depth:
+            if self._allows(url):
+                self.too_deep.add(url)
             return False
+        return self._allows(url)
+
+    def too_deep_hashes(self) -> list[bytes]:
+        """The URL hashes of the links refused only for their depth."""
+        return [urls.url_hash(url) for url in sorted(self.too_deep)]
+
+    def _allows(self, url: str) -> bool:
         host = (URL(url).host or "").lower()
         if not any(host == h or (h.startswith(".") and host.endswith(h)) for h in self.hosts):
             return False

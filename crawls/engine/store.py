@@ -3,7 +3,8 @@
 One call per batch, a handful of statements whatever the batch size: lock the batch's existing
 bids, insert new and rewrite changed ones with one INSERT … SELECT FROM unnest(…) ON CONFLICT DO
 UPDATE (about 5 times less CPU than bulk_create and its thousands of placeholders), touch the
-unchanged ones with one UPDATE, and record field-level revisions of the changed ones.
+unchanged ones with one UPDATE, and record field-level revisions of the changed ones. A bid
+seen starts its misses again and, when it was removed, is live again (crawls.engine.presence).
 
 A batch may hold several versions of one bid (an OCDS feed's releases of one ocid): they are
 applied in turn, oldest first, each a revision. A version older than the stored one (Bid.version)
@@ -21,7 +22,7 @@ from decimal import Decimal
 from django.db import connection
 from psycopg.types.json import Jsonb
 
-from crawls.engine import normalize, urls
+from crawls.engine import normalize, presence, urls
 from crawls.engine.rules import BID_FIELDS
 from crawls.models import Bid, BidRevision
 
@@ -116,6 +117,16 @@ def bids_store(
     # A bid new in this batch and changed by a later round of it is new, once.
     stored.changed = [pk for pk in dict.fromkeys(stored.changed) if pk not in set(stored.new)]
     stored.new = list(dict.fromkeys(stored.new))
+    # Seen: misses start again; a removed bid is live again, and changed (its revision says so).
+    back = presence.bids_seen(
+        crawl_id=crawl_id,
+        source_id=source_id,
+        url_hashes=list(dict.fromkeys([*(i.url_hash for i in items), *not_modified])),
+        now=now,
+    )
+    unchanged_back = [pk for pk in back if pk not in set(stored.changed)]
+    stored.changed.extend(unchanged_back)
+    stored.unchanged -= len(unchanged_back)
     return stored
 
 

@@ -43,7 +43,8 @@ class _Outcome(enum.Enum):
 @functools.cache
 def subscriber_load(path: str) -> Subscriber:
     """The subscriber function named by a dotted path."""
-    return import_string(path)
+    subscriber: Subscriber = import_string(path)
+    return subscriber
 
 
 def subscribers_deliver(crawl_id: int, *, paths: Iterable[str] | None = None) -> dict[str, int]:

@@ -1,9 +1,12 @@
 """The crawl-event subscription point of analytics (settings.CRAWL_EVENT_SUBSCRIBERS).
 
 crawl.items: recompute the batch's keys of the read model. A final event (succeeded, failed,
-cancelled): recompute every key the crawl touched, repairing a batch event this process missed
-(it runs after commit, so a crash right then loses it). Either bumps the workspace's cache
-generation. What no event repairs, `manage.py analytics_rebuild` does.
+cancelled, degraded): recompute every key the crawl touched (bids stored with no event of
+their own). Either bumps the workspace's cache generation. Events come at least once and in
+order (crawls/subscribers.py): every write recomputes whole keys, so a second delivery changes
+nothing, and a failure must raise (Redis refusing the cache bump raises from the cache) so that
+the event stays behind this subscriber's position and is taken again. What no event repairs,
+`manage.py analytics_rebuild` does.
 """
 
 from __future__ import annotations

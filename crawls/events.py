@@ -2,9 +2,10 @@
 
 Each event gets the next sequence number of its crawl (a counter on the crawl row, so sequences
 are gapless and ordered per crawl). After the transaction commits, the event goes to the
-channel layer groups of its crawl and workspace, and to the subscribers named in
+channel layer groups of its crawl and workspace, and the subscribers named in
 settings.CRAWL_EVENT_SUBSCRIBERS (how notifications and analytics react to crawls without
-crawls importing them).
+crawls importing them) take the crawl's log from their positions (crawls.subscribers:
+at least once, in order).
 """
 
 from __future__ import annotations
@@ -12,11 +13,9 @@ from __future__ import annotations
 import functools
 import logging
 
-from django.conf import settings
 from django.db import connection, transaction
-from django.utils.module_loading import import_string
 
-from crawls import realtime
+from crawls import realtime, subscribers
 from crawls.models import CrawlEvent
 
 logger = logging.getLogger(__name__)
@@ -78,18 +77,14 @@ def event_message(event: CrawlEvent) -> dict:
     }
 
 
-@functools.cache
-def _subscribers() -> tuple:
-    return tuple(import_string(path) for path in settings.CRAWL_EVENT_SUBSCRIBERS)
-
-
 def _after_commit(event: CrawlEvent) -> None:
     realtime.publish(
         [realtime.crawl_group(event.crawl_id), realtime.workspace_group(event.workspace_id)],
         event_message(event),
     )
-    for subscriber in _subscribers():
-        try:
-            subscriber(event)
-        except Exception:
-            logger.exception("crawl event subscriber %r failed on %s", subscriber, event)
+    # Every subscriber takes what it has not taken of the crawl's log, this event included;
+    # what fails here stays behind its position for the next delivery or beat's catch-up.
+    try:
+        subscribers.subscribers_deliver(event.crawl_id)
+    except Exception:  # never into the committer
+        logger.exception("delivery of %s to the subscribers failed", event)

@@ -226,6 +226,8 @@ class Crawl(WorkspaceOwned):
                 name="crawl_active",
                 condition=models.Q(status__in=["queued", "running"]),
             ),
+            # The subscribers' catch-up reads the crawls finished lately (crawls.subscribers).
+            models.Index(fields=["finished_at"], name="crawl_finished"),
         ]
 
     def __str__(self) -> str:

@@ -8,7 +8,7 @@ from billiard.process import current_process
 from celery import shared_task, signals
 from django.conf import settings
 
-from crawls import services
+from crawls import services, subscribers
 from crawls.engine import run, shutdown
 
 # A re-enqueue outlasts a short broker restart (about a minute); past that the sweep sends it.
@@ -44,6 +44,14 @@ def crawl_scheduled_task(source_id: int) -> int | None:
 def crawl_sweep_task() -> list[int]:
     """Re-enqueue crawls whose workers died (run by beat every CRAWL_SWEEP_INTERVAL)."""
     return services.crawl_sweep()
+
+
+@shared_task(name="crawls.subscribers_catch_up")
+def subscribers_catch_up_task() -> int:
+    """Redeliver the crawl events subscribers have not taken (beat, every
+    SUBSCRIBER_CATCH_UP_SECONDS); events taken."""
+    taken = subscribers.subscribers_catch_up()
+    return sum(sum(counts.values()) for counts in taken.values())
 
 
 # --- Stopping workers hand their crawls back (crawls/engine/shutdown.py) -------------------------

@@ -462,3 +462,17 @@ LOGGING["loggers"]["apprise"] = {"handlers": ["null"], "level": "WARNING", "prop
 BID_REMOVED_AFTER_CRAWLS = env.int("BID_REMOVED_AFTER_CRAWLS", default=2)
 if BID_REMOVED_AFTER_CRAWLS < 1:
     raise ImproperlyConfigured("BID_REMOVED_AFTER_CRAWLS must be at least 1")
+
+# --- i13-subs: at-least-once delivery of crawl events to subscribers (crawls/subscribers.py) ---
+# Each subscriber keeps its position in each crawl's log and catches up (docs/architecture.md,
+# "Events and subscribers"). The list can come from the environment (comma-separated dotted
+# paths: tests put a fault subscriber first). Beat's catch-up runs every
+# SUBSCRIBER_CATCH_UP_SECONDS over the crawls active or finished within
+# SUBSCRIBER_CATCH_UP_WINDOW_SECONDS (older ones are never replayed, e.g. after an upgrade).
+CRAWL_EVENT_SUBSCRIBERS = env.list("CRAWL_EVENT_SUBSCRIBERS", default=CRAWL_EVENT_SUBSCRIBERS)
+SUBSCRIBER_CATCH_UP_SECONDS = env.float("SUBSCRIBER_CATCH_UP_SECONDS", default=5.0)
+SUBSCRIBER_CATCH_UP_WINDOW_SECONDS = env.int("SUBSCRIBER_CATCH_UP_WINDOW_SECONDS", default=6 * 3600)
+CELERY_BEAT_SCHEDULE["crawls-subscribers-catch-up"] = {
+    "task": "crawls.subscribers_catch_up",
+    "schedule": SUBSCRIBER_CATCH_UP_SECONDS,
+}

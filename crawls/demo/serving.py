@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from datetime import datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 from aiohttp import web
 
@@ -23,16 +25,24 @@ class Board:
         self.epoch = 0
         self.pages: dict[str, Page] = render_site(config, 0)
         self.failed_once: set[str] = set()
+        self.redesigned = False  # crawls.demo.redesign: the detail pages' new markup
         self._switching = asyncio.Lock()
 
     async def set_epoch(self, epoch: int) -> None:
         if not 0 <= epoch <= MAX_EPOCH:
             raise ValueError(f"epoch must be between 0 and {MAX_EPOCH}")
         async with self._switching:
-            if epoch != self.epoch:
+            if epoch != self.epoch or self.redesigned:  # setting the epoch ends a redesign
                 # Rendering a big board takes a while: keep serving the current epoch meanwhile.
                 pages = await asyncio.to_thread(render_site, self.config, epoch)
-                self.pages, self.epoch = pages, epoch
+                self.pages, self.epoch, self.redesigned = pages, epoch, False
+
+    async def set_redesign(self, on: bool, transform: Callable[[dict[str, Page]], Any]) -> None:
+        """Serve the epoch's pages through `transform` (crawls.demo.redesign), or as they are."""
+        async with self._switching:
+            if on != self.redesigned:
+                pages = await asyncio.to_thread(render_site, self.config, self.epoch)
+                self.pages, self.redesigned = (transform(pages) if on else pages), on
 
     def fail_once(self, key: str) -> bool:
         """True the first time `key` (a flaky page) is asked for on this server."""

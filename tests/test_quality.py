@@ -1,0 +1,186 @@
+"""Extraction quality (docs/quality.md): the report's checks, per-source thresholds, and real
+crawls of the demo board through a worker: its redesign ends a crawl degraded and tells the
+workspace's managers; a normal re-crawl succeeds."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections import Counter
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from crawls import services as crawl_services
+from crawls.engine import quality
+from crawls.models import Crawl
+from notifications.models import EmailDelivery, Notification
+from tests.crawling import wait_for_crawl
+from tests.processes import http_get, wait_until
+
+DEFAULTS = {
+    "coverage_drop_points": 20.0,
+    "items_ratio_min": 0.5,
+    "required_failure_pct": 5.0,
+    "empty_item_page_pct": 10.0,
+    "min_history": 1,
+}
+LOST = (
+    "amount",
+    "attachment",
+    "currency",
+    "deadline",
+    "department",
+    "post_date",
+    "reference",
+    "views",
+)
+
+
+def counts(items=10, pages=10, empty=0, required=0, **present):
+    found: Counter[str] = Counter(items_read=items, item_pages=pages)
+    found.update(empty_item_pages=empty, required_failures=required)
+    for name, n in present.items():
+        found[quality.FIELD + name] = n
+    return found
+
+
+def past(items=10, **coverage):
+    return {"items": items, "coverage": coverage}
+
+
+# --- The report ----------------------------------------------------------------------------------
+
+
+def test_report_without_history_runs_only_the_history_free_checks():
+    report = quality.report_build(counts(title=10, department=0), [], DEFAULTS)
+    assert report["coverage"] == {"department": 0.0, "title": 1.0}
+    assert report["history"] == {"crawls": 0, "items_median": None, "coverage_median": {}}
+    assert report["breaches"] == []
+
+
+def test_report_coverage_drop_names_the_field_and_the_median():
+    history = [past(department=1.0, title=1.0), past(department=0.9, title=1.0)]
+    report = quality.report_build(counts(title=10, department=6), history, DEFAULTS)
+    assert [b["field"] for b in report["breaches"]] == ["department"]
+    assert report["breaches"][0]["message"] == "department coverage 60% (recent median 95%)"
+    fine = quality.report_build(counts(title=10, department=8), history, DEFAULTS)
+    assert fine["breaches"] == []  # 80% is not more than 20 points below 95%
+
+
+def test_report_items_below_half_the_median_breach():
+    history = [past(items=40), past(items=50), past(items=60)]
+    report = quality.report_build(counts(items=24, pages=24), history, DEFAULTS)
+    assert [b["check"] for b in report["breaches"]] == ["items_ratio"]
+    assert report["breaches"][0]["message"] == "24 items (recent median 50, at least 25 expected)"
+    assert quality.report_build(counts(items=25, pages=25), history, DEFAULTS)["breaches"] == []
+
+
+def test_report_required_failures_and_empty_pages_over_their_share():
+    report = quality.report_build(counts(items=90, pages=100, empty=10, required=6), [], DEFAULTS)
+    assert [b["check"] for b in report["breaches"]] == ["required_failure"]
+    worse = quality.report_build(counts(items=80, pages=100, empty=20, required=5), [], DEFAULTS)
+    assert [b["check"] for b in worse["breaches"]] == ["empty_item_page"]
+
+
+def test_report_null_threshold_and_min_history_turn_checks_off():
+    history = [past(items=50, department=1.0)]
+    off = {**DEFAULTS, "coverage_drop_points": None, "items_ratio_min": None}
+    assert quality.report_build(counts(items=5, department=0), history, off)["breaches"] == []
+    later = {**DEFAULTS, "min_history": 2}
+    assert quality.report_build(counts(items=5, department=0), history, later)["breaches"] == []
+
+
+def test_thresholds_errors_name_the_key():
+    assert quality.thresholds_errors({"coverage_drop_points": 30, "min_history": None}) == {}
+    errors = quality.thresholds_errors(
+        {"colour": 1, "items_ratio_min": 2, "min_history": 1.5, "required_failure_pct": True}
+    )
+    assert sorted(errors) == [
+        "quality_thresholds.colour",
+        "quality_thresholds.items_ratio_min",
+        "quality_thresholds.min_history",
+        "quality_thresholds.required_failure_pct",
+    ]
+    assert "between 0 and 1" in errors["quality_thresholds.items_ratio_min"]
+
+
+@pytest.mark.django_db
+def test_source_update_refuses_bad_thresholds(source_a):
+    with pytest.raises(ValidationError) as raised:
+        crawl_services.source_update(source=source_a, quality_thresholds={"colour": 1})
+    assert "quality_thresholds.colour" in raised.value.message_dict["quality_thresholds"][0]
+    crawl_services.source_update(source=source_a, quality_thresholds={"items_ratio_min": 0.8})
+    source_a.refresh_from_db()
+    assert source_a.quality_thresholds == {"items_ratio_min": 0.8}
+
+
+# --- End to end: the demo board redesigned ----------------------------------------------------
+
+
+def redesign(board, on: bool) -> None:
+    request = urllib.request.Request(
+        f"{board.base_url}/_control/redesign",
+        data=json.dumps({"on": on}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - the local board
+        assert json.load(response)["on"] is on
+
+
+@pytest.mark.django_db(transaction=True)
+def test_redesigned_board_ends_degraded_and_tells_managers_then_recovers(
+    celery_worker, owner, admin_user, teammate, demo_source, board
+):
+    owner.email = "olivia@example.org"
+    owner.save(update_fields=["email"])
+
+    def crawl():
+        return wait_for_crawl(crawl_services.crawl_start(source=demo_source, user=owner))
+
+    first = crawl()
+    assert first.status == "succeeded", first.error
+    report = first.quality
+    assert report["items"] == first.items_new > 0
+    assert report["coverage"]["title"] == report["coverage"]["department"] == 1.0
+    assert report["breaches"] == [] and report["history"]["crawls"] == 0
+    second = crawl()  # mostly 304s: seen, not in the coverage
+    assert second.status == "succeeded", second.error
+    assert second.quality["items"] == report["items"]
+    assert second.quality["history"]["crawls"] == 1
+
+    redesign(board, on=True)
+    degraded = crawl()
+    assert degraded.status == "degraded"
+    assert degraded.quality["history"]["crawls"] == 2
+    assert degraded.quality["coverage"]["title"] == 1.0
+    breached = {b["field"] for b in degraded.quality["breaches"]}
+    assert breached == set(LOST)
+    assert "department coverage 0% (recent median 100%)" in degraded.error
+    assert degraded.items_changed > 0  # what it read is stored
+
+    notified = Notification.objects.filter(crawl=degraded, kind="crawl_degraded")
+    wait_until(lambda: notified.count() == 2, what="crawl_degraded notifications", timeout=30)
+    assert sorted(n.recipient.username for n in notified) == ["ada", "olivia"]
+    assert all("department coverage 0%" in n.body for n in notified)
+    assert notified.first().link == f"/crawls/{degraded.pk}/"
+    mails = EmailDelivery.objects.filter(notification__in=notified)
+    assert sorted(mails.values_list("to", flat=True)) == ["ada@example.org", "olivia@example.org"]
+
+    assert http_get(f"{board.base_url}/_control/epoch?set=0")[0] == 200  # ends the redesign
+    recovered = crawl()
+    assert recovered.status == "succeeded", recovered.error
+    assert recovered.quality["history"]["crawls"] == 2  # the degraded crawl is not history
+    assert recovered.quality["coverage"]["department"] == 1.0
+
+    crawl_services.source_update(
+        source=demo_source, quality_thresholds={"coverage_drop_points": None}
+    )
+    redesign(board, on=True)
+    tolerated = crawl()
+    assert tolerated.status == "succeeded", tolerated.error
+    assert tolerated.quality["coverage"]["department"] == 0.0
+    assert tolerated.quality["thresholds"]["coverage_drop_points"] is None
+    assert not Notification.objects.filter(crawl=tolerated, kind="crawl_degraded").exists()
+    assert Crawl.objects.filter(source=demo_source, status="degraded").count() == 1

@@ -10,6 +10,8 @@ from collections import Counter
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.urls import reverse
+from django.utils import timezone
 
 from crawls import services as crawl_services
 from crawls.engine import quality
@@ -185,3 +187,108 @@ def test_redesigned_board_ends_degraded_and_tells_managers_then_recovers(
     assert tolerated.quality["thresholds"]["coverage_drop_points"] is None
     assert not Notification.objects.filter(crawl=tolerated, kind="crawl_degraded").exists()
     assert Crawl.objects.filter(source=demo_source, status="degraded").count() == 1
+
+
+# --- API and pages -------------------------------------------------------------------------------
+
+
+def reported(source, status, **report):
+    """A finished crawl of `source` with a quality report (as crawl_assess leaves it)."""
+    full = {
+        "items": 10,
+        "items_read": 10,
+        "not_modified": 0,
+        "coverage": {"title": 1.0, "department": 1.0},
+        "item_pages": 10,
+        "empty_item_pages": 0,
+        "required_failures": 0,
+        "errors_by_field": {},
+        "history": {"crawls": 0, "items_median": None, "coverage_median": {}},
+        "thresholds": DEFAULTS,
+        "breaches": [],
+        **report,
+    }
+    return Crawl.objects.create(
+        workspace=source.workspace,
+        source=source,
+        status=status,
+        quality=full,
+        error="; ".join(b["message"] for b in full["breaches"]),
+        finished_at=timezone.now(),
+    )
+
+
+DEPARTMENT_LOST = {
+    "coverage": {"title": 1.0, "department": 0.0},
+    "history": {"crawls": 1, "items_median": 10, "coverage_median": {"department": 1.0}},
+    "breaches": [
+        {
+            "check": "coverage_drop",
+            "field": "department",
+            "value": 0.0,
+            "limit": 0.8,
+            "message": "department coverage 0% (recent median 100%)",
+        }
+    ],
+}
+
+
+@pytest.mark.django_db
+def test_api_quality_trend_and_crawl_report_scoped_to_the_workspace(
+    api, owner, outsider, source_a, django_assert_num_queries
+):
+    good = reported(source_a, "succeeded")
+    bad = reported(source_a, "degraded", **DEPARTMENT_LOST)
+    Crawl.objects.create(workspace=source_a.workspace, source=source_a, status="failed")
+    client = api(owner)
+    # the source (in the caller's workspaces), the caller's role there, the trend
+    with django_assert_num_queries(3):
+        response = client.get(f"/api/v1/sources/{source_a.pk}/quality/")
+    assert response.status_code == 200
+    rows = response.json()
+    assert [(r["id"], r["status"], r["items"]) for r in rows] == [
+        (good.pk, "succeeded", 10),
+        (bad.pk, "degraded", 10),
+    ]
+    assert rows[1]["coverage"] == {"title": 1.0, "department": 0.0}
+    assert rows[1]["mean_coverage"] == 0.5
+    assert [
+        r["id"] for r in client.get(f"/api/v1/sources/{source_a.pk}/quality/?limit=1").json()
+    ] == [bad.pk]
+    assert client.get(f"/api/v1/sources/{source_a.pk}/quality/?limit=0").status_code == 400
+    detail = client.get(f"/api/v1/crawls/{bad.pk}/").json()
+    assert detail["quality"]["breaches"][0]["field"] == "department"
+    assert [c["id"] for c in client.get("/api/v1/crawls/?status=degraded").json()["results"]] == [
+        bad.pk
+    ]
+    assert client.post(f"/api/v1/crawls/{bad.pk}/cancel/").status_code == 409
+    assert api(outsider).get(f"/api/v1/sources/{source_a.pk}/quality/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_api_source_thresholds_are_validated_and_stored(api, owner, source_a):
+    client = api(owner)
+    url = f"/api/v1/sources/{source_a.pk}/"
+    bad = client.patch(url, {"quality_thresholds": {"items_ratio_min": 3}}, format="json")
+    assert bad.status_code == 400
+    assert "quality_thresholds.items_ratio_min" in json.dumps(bad.json())
+    good = client.patch(url, {"quality_thresholds": {"items_ratio_min": 0.8}}, format="json")
+    assert good.status_code == 200
+    assert good.json()["quality_thresholds"] == {"items_ratio_min": 0.8}
+
+
+@pytest.mark.django_db
+def test_pages_show_the_report_and_the_trend(client, owner, source_a):
+    good = reported(source_a, "succeeded")
+    bad = reported(source_a, "degraded", **DEPARTMENT_LOST)
+    client.force_login(owner)
+    page = client.get(reverse("crawls:crawl", args=[bad.pk])).content.decode()
+    assert "department coverage 0% (recent median 100%)" in page
+    assert '<tr class="breached"><th scope="row">department</th>' in page
+    assert "Degraded" in page
+    quiet = client.get(reverse("crawls:crawl", args=[good.pk])).content.decode()
+    assert "Every check passed." in quiet
+    source_page = client.get(reverse("crawls:source_edit", args=[source_a.pk])).content.decode()
+    assert "data-quality-trend" in source_page
+    assert f'data-degraded="{bad.pk}"' in source_page
+    assert f'data-degraded="{good.pk}"' not in source_page

@@ -540,7 +540,8 @@ def _bench(args, board, tmp: Path, cleanup: contextlib.ExitStack) -> dict:
             peer_runs.append(p)
             log(
                 f"forest run {run} without quality collection: {p.pages} pages in "
-                f"{p.seconds:.2f} s = {p.pages / p.seconds:,.0f} pages/s"
+                f"{p.seconds:.2f} s = {p.pages / p.seconds:,.0f} pages/s; worker CPU "
+                f"{p.cpu_seconds:.1f} s = {p.cpu_seconds / p.pages * 1000:.2f} s/1k pages"
             )
         if args.only != "forest":
             busy = process_cpu(server_proc)
@@ -584,6 +585,16 @@ def _bench(args, board, tmp: Path, cleanup: contextlib.ExitStack) -> dict:
             rounded((peer_rate / forest_rate - 1) * 100, 1) if peer_rate and forest_rate else None
         ),
         "forest_no_quality_pages_per_s": rounded(peer_rate),
+        # The same in the worker's CPU per page, steadier than rates on a shared machine.
+        "quality_overhead_cpu_pct": rounded(
+            (median(r.cpu_seconds / r.pages for r in forest_runs) or 0)
+            / (median(r.cpu_seconds / r.pages for r in peer_runs) or 1)
+            * 100
+            - 100
+            if peer_runs
+            else None,
+            1,
+        ),
         # The same notices read from the board's JSON API (100 a page) vs its HTML pages (one
         # notice a detail page): per stored item, both persisted and published alike.
         "json_items_per_s": rounded(json_items_rate),

@@ -270,7 +270,7 @@ def _source_form(request, place: Place, *, workspace_id: int, source: Source | N
         )
     else:
         form = forms.SourceForm()
-    context = {
+    context: dict[str, Any] = {
         "form": form,
         "source": source,
         "preview": preview,
@@ -279,7 +279,8 @@ def _source_form(request, place: Place, *, workspace_id: int, source: Source | N
     }
     if source is not None:
         trend = quality_report.quality_trend(source=source)
-        context.update(trend=trend, chart=quality_report.trend_chart(trend))
+        context["trend"] = trend
+        context["chart"] = quality_report.trend_chart(trend)
     status = 400 if form.is_bound and form.errors else 200
     return render_page(request, "crawls/source_form.html", place, context, status=status)
 

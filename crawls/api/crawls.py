@@ -28,6 +28,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.request import Request
 from rest_framework.response import Response
 
 from crawls import quality_report, services
@@ -250,7 +251,7 @@ class SourceViewSet(
         responses={200: QualityTrendSerializer(many=True), **error_responses(400, 401, 404)},
     )
     @action(detail=True, methods=["get"])
-    def quality(self, request, pk=None):
+    def quality(self, request: Request, pk: str | None = None) -> Response:
         """The quality trend of the source's last crawls that ended with a report (succeeded or
         degraded), oldest first (docs/quality.md)."""
         limit = request.query_params.get("limit", str(quality_report.TREND_CRAWLS))

@@ -169,7 +169,7 @@ class PreviewResultSerializer(serializers.Serializer):
     )
 
 
-class QualityTrendSerializer(serializers.Serializer):
+class QualityTrendSerializer(serializers.Serializer[Any]):
     """GET /sources/{id}/quality/: one crawl of the trend (docs/quality.md)."""
 
     id = serializers.IntegerField()

@@ -445,3 +445,5 @@ QUALITY_THRESHOLDS = {
     "empty_item_page_pct": env.float("QUALITY_EMPTY_ITEM_PAGE_PCT", default=10.0),
     "min_history": env.int("QUALITY_MIN_HISTORY", default=1),
 }
+# The crawl status is in two components (Crawl, QualityTrend): one name for its enum.
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["CrawlStatusEnum"] = "crawls.models.Crawl.Status"

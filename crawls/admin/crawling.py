@@ -68,6 +68,9 @@ class SourceForm(forms.ModelForm):
     def clean_kind(self) -> str:
         return self.cleaned_data.get("kind") or Source.Kind.HTML
 
+    def clean_quality_thresholds(self) -> object:
+        return self.cleaned_data.get("quality_thresholds") or {}  # blank: the defaults
+
     def clean_secrets_text(self) -> dict[str, str]:
         """The source's secrets after the lines written here (NAME=VALUE sets, NAME= removes)."""
         secrets = dict(self.instance.secrets or {})

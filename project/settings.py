@@ -444,6 +444,12 @@ QUALITY_THRESHOLDS = {
     "required_failure_pct": env.float("QUALITY_REQUIRED_FAILURE_PCT", default=5.0),
     "empty_item_page_pct": env.float("QUALITY_EMPTY_ITEM_PAGE_PCT", default=10.0),
     "min_history": env.int("QUALITY_MIN_HISTORY", default=1),
+    # The two share checks (%) judge only crawls that tried at least this many items.
+    "min_items": env.int("QUALITY_MIN_ITEMS", default=20),
 }
 # The crawl status is in two components (Crawl, QualityTrend): one name for its enum.
-SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["CrawlStatusEnum"] = "crawls.models.Crawl.Status"
+_enum_names: dict[str, Any] = {**SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]}  # type: ignore[dict-item]
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
+    **_enum_names,
+    "CrawlStatusEnum": "crawls.models.Crawl.Status",
+}

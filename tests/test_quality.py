@@ -26,6 +26,7 @@ DEFAULTS = {
     "required_failure_pct": 5.0,
     "empty_item_page_pct": 10.0,
     "min_history": 1,
+    "min_items": 20,
 }
 LOST = (
     "amount",
@@ -83,6 +84,11 @@ def test_report_required_failures_and_empty_pages_over_their_share():
     assert [b["check"] for b in report["breaches"]] == ["required_failure"]
     worse = quality.report_build(counts(items=80, pages=100, empty=20, required=5), [], DEFAULTS)
     assert [b["check"] for b in worse["breaches"]] == ["empty_item_page"]
+    assert worse["breaches"][0]["message"] == (
+        "20% of item pages gave no item (20 of 100; at most 10% allowed)"
+    )
+    few = quality.report_build(counts(items=2, pages=3, empty=1, required=1), [], DEFAULTS)
+    assert few["breaches"] == []  # fewer than min_items pages: too few to judge a share
 
 
 def test_report_null_threshold_and_min_history_turn_checks_off():

@@ -36,7 +36,9 @@ LIMITS: dict[str, tuple[float, float]] = {
     "required_failure_pct": (0, 100),
     "empty_item_page_pct": (0, 100),
     "min_history": (1, 50),
+    "min_items": (1, 1_000_000),
 }
+WHOLE = ("min_history", "min_items")
 
 
 # --- Counting (engine/pages.py, per page) ---------------------------------------------------------
@@ -110,7 +112,7 @@ def thresholds_errors(value: object) -> dict[str, str]:
         if given is None:
             continue  # the check is off for this source
         low, high = LIMITS[key]
-        whole = key == "min_history"
+        whole = key in WHOLE
         if isinstance(given, bool) or not isinstance(given, int if whole else int | float):
             errors[where] = f"{key} must be a {'whole number' if whole else 'number'} or null"
         elif not low <= given <= high:
@@ -242,14 +244,15 @@ def _checks(report: dict[str, Any], thresholds: Mapping[str, Any]) -> list[dict[
             )
     # API records left out are not in item_pages: they count beside the items read.
     tried = report["item_pages"] or report["items_read"] + report["required_failures"]
+    noun = "item pages" if report["item_pages"] else "items"
     for check, figure, what in (
         ("required_failure_pct", report["required_failures"], "failed a required field"),
         ("empty_item_page_pct", report["empty_item_pages"], "gave no item"),
     ):
         limit = thresholds.get(check)
         base = tried if check == "required_failure_pct" else report["item_pages"]
-        if limit is None or not base:
-            continue
+        if limit is None or not base or base < (thresholds.get("min_items") or 1):
+            continue  # a handful of pages says little: one stalled page of 3 is 33%
         value = round(figure * 100 / base, 2)
         if value > limit:
             breaches.append(
@@ -257,7 +260,7 @@ def _checks(report: dict[str, Any], thresholds: Mapping[str, Any]) -> list[dict[
                     "check": check.removesuffix("_pct"),
                     "value": value,
                     "limit": limit,
-                    "message": f"{value:g}% of item pages {what} ({figure} of {base}; "
+                    "message": f"{value:g}% of {noun} {what} ({figure} of {base}; "
                     f"at most {limit:g}% allowed)",
                 }
             )

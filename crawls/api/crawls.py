@@ -250,7 +250,7 @@ class SourceViewSet(
         parameters=[OpenApiParameter("limit", int, description="Crawls, 1 to 100 (default 20).")],
         responses={200: QualityTrendSerializer(many=True), **error_responses(400, 401, 404)},
     )
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
     def quality(self, request: Request, pk: str | None = None) -> Response:
         """The quality trend of the source's last crawls that ended with a report (succeeded or
         degraded), oldest first (docs/quality.md)."""

@@ -14,8 +14,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from crawls import services as crawl_services
+from crawls.demo.board import DEMO_RULES
 from crawls.engine import quality
-from crawls.models import Crawl
+from crawls.models import Crawl, Source
 from notifications.models import EmailDelivery, Notification
 from tests.crawling import wait_for_crawl
 from tests.processes import http_get, wait_until
@@ -298,3 +299,33 @@ def test_pages_show_the_report_and_the_trend(client, owner, source_a):
     assert "data-quality-trend" in source_page
     assert f'data-degraded="{bad.pk}"' in source_page
     assert f'data-degraded="{good.pk}"' not in source_page
+
+
+@pytest.mark.django_db
+def test_dashboard_source_form_edits_thresholds(client, owner, workspace_a):
+    client.force_login(owner)
+    data = {
+        "name": "Gangnam board",
+        "start_urls": "https://board.example.org/notices",
+        "max_depth": 10,
+        "max_pages": 100,
+        "concurrency_per_host": 4,
+        "delay_seconds": 0,
+        "schedule_timezone": "UTC",
+        "overlap_policy": "skip",
+        "rules": json.dumps(DEMO_RULES),
+    }
+    bad = client.post(
+        reverse("crawls:source_create"), {**data, "quality_thresholds": '{"min_history": 0}'}
+    )
+    assert bad.status_code == 400
+    assert "quality_thresholds.min_history" in bad.context["form"].errors["quality_thresholds"][0]
+    good = client.post(
+        reverse("crawls:source_create"), {**data, "quality_thresholds": '{"min_history": 3}'}
+    )
+    assert good.status_code == 302
+    source = Source.objects.get(name="Gangnam board")
+    assert source.quality_thresholds == {"min_history": 3}
+    client.post(reverse("crawls:source_edit", args=[source.pk]), data)  # blank: the defaults
+    source.refresh_from_db()
+    assert source.quality_thresholds == {}

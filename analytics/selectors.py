@@ -145,13 +145,16 @@ def procurement_summary(*, workspace_id: int, today: dt.date, days: int) -> dict
 
 
 _CRAWL_HEALTH = """
-SELECT s.id, s.name, a.crawls, a.succeeded, a.finished, a.pages, a.seconds, e.errors,
+SELECT s.id, s.name, a.crawls, a.succeeded, a.degraded, a.finished, a.pages, a.seconds, e.errors,
     last.finished_at
 FROM crawls_source s
 CROSS JOIN LATERAL (
     SELECT count(*) AS crawls,
         count(*) FILTER (WHERE c.status = 'succeeded') AS succeeded,
-        count(*) FILTER (WHERE c.status IN ('succeeded', 'failed', 'cancelled')) AS finished,
+        -- degraded: completed but suspicious (docs/quality.md): finished, not a success
+        count(*) FILTER (WHERE c.status = 'degraded') AS degraded,
+        count(*) FILTER (WHERE c.status IN ('succeeded', 'failed', 'cancelled', 'degraded'))
+            AS finished,
         coalesce(sum(c.pages_done + c.pages_failed) FILTER (WHERE c.finished_at IS NOT NULL
             AND c.started_at IS NOT NULL), 0) AS pages,
         coalesce(sum(extract(epoch FROM c.finished_at - c.started_at)), 0) AS seconds
@@ -186,7 +189,18 @@ def crawl_health(*, workspace_id: int, now: dt.datetime, days: int) -> list[dict
         cursor.execute(_CRAWL_HEALTH, params)
         rows = cursor.fetchall()
     answer = []
-    for pk, name, crawls, succeeded, finished, pages, seconds, errors, last_success in rows:
+    for (
+        pk,
+        name,
+        crawls,
+        succeeded,
+        degraded,
+        finished,
+        pages,
+        seconds,
+        errors,
+        last_success,
+    ) in rows:
         errors = json.loads(errors) if isinstance(errors, str) else errors  # jsonb as text
         answer.append(
             {
@@ -194,6 +208,7 @@ def crawl_health(*, workspace_id: int, now: dt.datetime, days: int) -> list[dict
                 "source_name": name,
                 "crawls": crawls,
                 "succeeded": succeeded,
+                "degraded": degraded,
                 "finished": finished,
                 "success_rate": round(succeeded / finished, 4) if finished else None,
                 "pages_per_second": round(float(pages) / float(seconds), 2) if seconds else None,

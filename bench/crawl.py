@@ -13,6 +13,9 @@ listing pages and 10,000 notices, 10,500 pages) end to end, for
   the aiohttp demo board behind a key (DEMO_JSON_RULES: page-number pagination with a total),
   crawled by the same worker and checked alike; compared per stored item with the HTML crawl
   (`json_vs_html_per_item`, which must not fall below 1). `--no-json` leaves it out.
+- Forest without quality collection (`quality_overhead_pct`): the same HTML crawl by a second
+  worker (its own queue, QUALITY_COLLECT=false), alternating with the first; the overhead is
+  (median rate without / median rate with - 1) * 100 (docs/quality.md; at most 5).
 - Scrapy: `scrapy runspider bench/crawl_spider.py` writing a JSONL feed, every item checked
   against the board; time from its stats' start_time to finish_time (`elapsed_time_seconds`:
   spider opened to closed, leaving out interpreter and reactor start-up), wall time on stderr.
@@ -365,15 +368,29 @@ class Forest:
     start_url: str
     concurrency: int
     pages: int
+    # The quality peer: a worker with QUALITY_COLLECT=false on a queue of its own.
+    peer_child: psutil.Process | None = None
+    peer_queue: str = ""
 
-    def crawl(self, name: str, *, expected_urls=None, expected_pages=None, max_pages=None, **kind):
-        """A crawl of the HTML board; with kind=, start_url=, rules=, secrets=: of that source."""
-        return self.module.crawl_once(
-            self.workspace, name=name, start_url=kind.pop("start_url", self.start_url),
-            concurrency=self.concurrency, child=self.child, listener=self.listener,
-            expected_urls=expected_urls, expected_pages=expected_pages,
-            max_pages=max_pages or 2 * self.pages, **kind,
-        )  # fmt: skip
+    def crawl(
+        self, name: str, *, expected_urls=None, expected_pages=None, max_pages=None, peer=False,
+        **kind,
+    ):  # fmt: skip
+        """A crawl of the HTML board; with kind=, start_url=, rules=, secrets=: of that source;
+        peer: by the worker that collects no quality counters."""
+        queue = django_settings.CRAWL_QUEUE
+        if peer:
+            django_settings.CRAWL_QUEUE = self.peer_queue
+        try:
+            return self.module.crawl_once(
+                self.workspace, name=name, start_url=kind.pop("start_url", self.start_url),
+                concurrency=self.concurrency, listener=self.listener,
+                child=self.peer_child if peer else self.child,
+                expected_urls=expected_urls, expected_pages=expected_pages,
+                max_pages=max_pages or 2 * self.pages, **kind,
+            )  # fmt: skip
+        finally:
+            django_settings.CRAWL_QUEUE = queue
 
 
 def _forest_start(
@@ -407,15 +424,36 @@ def _forest_start(
 
     args.batch_size = django_settings.CRAWL_BATCH_SIZE  # what the worker will use
 
+    child = _worker_start(crawl_forest, queue, tmp, cleanup)
+    peer_queue = f"{queue}-peer"
+    peer_child = _worker_start(
+        crawl_forest, peer_queue, tmp, cleanup, CRAWL_QUEUE=peer_queue, QUALITY_COLLECT="false"
+    )
+    workspace = crawl_forest.workspace_create()
+    listener = crawl_forest.EventListener(workspace.pk)
+    cleanup.callback(listener.close)
+    log(f"forest: CRAWL_BATCH_SIZE={args.batch_size}")
+    forest = Forest(
+        crawl_forest, workspace, child, listener, server.start_url, args.concurrency, pages,
+        peer_child, peer_queue,
+    )  # fmt: skip
+    # A long-lived worker has its modules imported and its caches warm.
+    forest.crawl("Warm-up", max_pages=300)
+    forest.crawl("Peer warm-up", max_pages=300, peer=True)
+    return forest
+
+
+def _worker_start(crawl_forest, queue: str, tmp: Path, cleanup, **env: str) -> psutil.Process:
+    """One Celery worker (one pool child) on `queue`; its pool child."""
     nodename = f"{queue}@{socket.gethostname()}"
-    with (tmp / "worker.log").open("wb") as output:
+    with (tmp / f"{queue}.log").open("wb") as output:
         worker = subprocess.Popen(
             [
                 sys.executable, "-m", "celery", "-A", "project", "worker", "-P", "prefork",
                 "-c", "1", "-Q", queue, "-n", nodename, "-l", "INFO",
             ],
             cwd=ROOT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
             stdin=subprocess.DEVNULL,
             stdout=output,
             stderr=subprocess.STDOUT,
@@ -424,16 +462,8 @@ def _forest_start(
     cleanup.callback(crawl_forest.queue_delete, queue)
     cleanup.callback(stop, worker, group=True)
     child = crawl_forest.worker_wait(nodename, psutil.Process(worker.pid))
-    workspace = crawl_forest.workspace_create()
-    listener = crawl_forest.EventListener(workspace.pk)
-    cleanup.callback(listener.close)
-    log(f"forest: worker {nodename} (pool child {child.pid}), CRAWL_BATCH_SIZE={args.batch_size}")
-    forest = Forest(
-        crawl_forest, workspace, child, listener, server.start_url, args.concurrency, pages
-    )
-    # A long-lived worker has its modules imported and its caches warm.
-    forest.crawl("Warm-up", max_pages=300)
-    return forest
+    log(f"forest: worker {nodename} (pool child {child.pid}) {' '.join(env) or ''}")
+    return child
 
 
 def _bench(args, board, tmp: Path, cleanup: contextlib.ExitStack) -> dict:
@@ -470,7 +500,7 @@ def _bench(args, board, tmp: Path, cleanup: contextlib.ExitStack) -> dict:
         None if args.only == "scrapy" else _forest_start(args, server, pages, tmp, cleanup, api)
     )
 
-    forest_runs, scrapy_runs, json_runs = [], [], []
+    forest_runs, scrapy_runs, json_runs, peer_runs = [], [], [], []
     json_expected = (
         {f"{api.base_url}{t.notice.path}" for t in board.tenders(config)} if api else set()
     )
@@ -504,6 +534,15 @@ def _bench(args, board, tmp: Path, cleanup: contextlib.ExitStack) -> dict:
                 f"server CPU {busy:.1f} s; {f.items} bids stored; "
                 f"events {f.events_logged} logged, {f.events_received} received"
             )
+            p = forest.crawl(
+                f"Peer run {run}", expected_urls=set(expected), expected_pages=pages, peer=True
+            )
+            peer_runs.append(p)
+            log(
+                f"forest run {run} without quality collection: {p.pages} pages in "
+                f"{p.seconds:.2f} s = {p.pages / p.seconds:,.0f} pages/s; worker CPU "
+                f"{p.cpu_seconds:.1f} s = {p.cpu_seconds / p.pages * 1000:.2f} s/1k pages"
+            )
         if args.only != "forest":
             busy = process_cpu(server_proc)
             s = scrapy_once(
@@ -535,11 +574,27 @@ def _bench(args, board, tmp: Path, cleanup: contextlib.ExitStack) -> dict:
     html_items_rate = median(r.items / r.seconds for r in forest_runs)
     json_items_rate = median(r.items / r.seconds for r in json_runs)
     scrapy_rate = median(r.pages / r.seconds for r in scrapy_runs)
+    peer_rate = median(r.pages / r.seconds for r in peer_runs)
     per_1k = 1000 / pages
     return {
         "forest_pages_per_s": rounded(forest_rate),
         "scrapy_pages_per_s": rounded(scrapy_rate),
         "ratio": rounded(forest_rate / scrapy_rate, 2) if forest_rate and scrapy_rate else None,
+        # What the quality counters cost: the same crawl without them (docs/quality.md).
+        "quality_overhead_pct": (
+            rounded((peer_rate / forest_rate - 1) * 100, 1) if peer_rate and forest_rate else None
+        ),
+        "forest_no_quality_pages_per_s": rounded(peer_rate),
+        # The same in the worker's CPU per page, steadier than rates on a shared machine.
+        "quality_overhead_cpu_pct": rounded(
+            (median(r.cpu_seconds / r.pages for r in forest_runs) or 0)
+            / (median(r.cpu_seconds / r.pages for r in peer_runs) or 1)
+            * 100
+            - 100
+            if peer_runs
+            else None,
+            1,
+        ),
         # The same notices read from the board's JSON API (100 a page) vs its HTML pages (one
         # notice a detail page): per stored item, both persisted and published alike.
         "json_items_per_s": rounded(json_items_rate),

@@ -128,6 +128,12 @@ class SourceForm(forms.Form):
         choices=Source.OverlapPolicy.choices, initial=Source.OverlapPolicy.SKIP
     )
     rules = RulesField(help_text="Extraction rules as JSON (see docs/crawling.md).")
+    quality_thresholds = BoundedJSONField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false", "class": "code"}),
+        help_text='Overrides of the quality checks, e.g. {"coverage_drop_points": 30}; '
+        "null turns a check off (docs/quality.md).",
+    )
     preview_url = forms.URLField(
         required=False,
         max_length=2048,
@@ -164,6 +170,9 @@ class SourceForm(forms.Form):
                 strip=False,
                 widget=SecretInput(),
             )
+
+    def clean_quality_thresholds(self) -> object:
+        return self.cleaned_data.get("quality_thresholds") or {}
 
     def clean_kind(self) -> str:
         return self.cleaned_data.get("kind") or Source.Kind.HTML

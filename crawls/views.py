@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from rest_framework.exceptions import ValidationError as ApiValidationError
 from rest_framework.request import Request
 
-from crawls import events, forms, selectors, services, source_examples
+from crawls import events, forms, quality_report, selectors, services, source_examples
 from crawls.api.pagination import KeysetPagination
 from crawls.engine import progress
 from crawls.models import Bid, Crawl, Membership, Source
@@ -174,6 +174,8 @@ def crawl_detail(request, crawl_id: int):
             crawl=crawl, limit=50, types=(events.PAGE_ERROR, events.URL_REFUSED)
         ),
         "bids": selectors.bid_list_for_crawl(crawl_id=crawl.pk),
+        "report": crawl.quality or {},
+        "quality_rows": quality_report.report_rows(crawl.quality or {}),
     }
     return render_page(request, "crawls/crawl_detail.html", place, context)
 
@@ -268,13 +270,17 @@ def _source_form(request, place: Place, *, workspace_id: int, source: Source | N
         )
     else:
         form = forms.SourceForm()
-    context = {
+    context: dict[str, Any] = {
         "form": form,
         "source": source,
         "preview": preview,
         "can_write": can_write,
         "rules_examples": source_examples.RULES_EXAMPLES,
     }
+    if source is not None:
+        trend = quality_report.quality_trend(source=source)
+        context["trend"] = trend
+        context["chart"] = quality_report.trend_chart(trend)
     status = 400 if form.is_bound and form.errors else 200
     return render_page(request, "crawls/source_form.html", place, context, status=status)
 

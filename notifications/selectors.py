@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from typing import Any, NamedTuple
 
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.http import QueryDict
 from django.utils.http import urlencode
 
@@ -71,6 +71,16 @@ def crawl_outcome_recipients(*, crawl: Crawl, succeeded: bool) -> list[int]:
         return []
     managers = members.filter(role__in=Membership.MANAGER_ROLES).order_by("user_id")
     return list(managers.values_list("user_id", flat=True))
+
+
+def crawl_degraded_recipients(*, crawl: Crawl) -> list[int]:
+    """Who hears of a degraded crawl: the workspace's owners and admins, and its creator while
+    a member."""
+    members = Membership.objects.filter(workspace_id=crawl.workspace_id, user__is_active=True)
+    managers = Q(role__in=Membership.MANAGER_ROLES)
+    if crawl.created_by_id is not None:
+        managers |= Q(user_id=crawl.created_by_id)
+    return list(members.filter(managers).order_by("user_id").values_list("user_id", flat=True))
 
 
 def feed_token_list(*, rule: AlertRule) -> QuerySet[FeedToken]:

@@ -20,7 +20,7 @@ from django.utils.http import urlencode
 from crawls import events, realtime
 from crawls.filters import BidFilter
 from crawls.models import Bid, Crawl, CrawlEvent
-from notifications import fanout, selectors, webhooks
+from notifications import emails, fanout, selectors, webhooks
 from notifications.fanout import absolute
 from notifications.models import (
     FEED_PREFIX_LENGTH,
@@ -275,22 +275,32 @@ def _alert_notify(*, rule: AlertRule, crawl_id: int, inserted: list[tuple[int, b
 # --- Crawl outcomes ----------------------------------------------------------------------------
 
 
-def crawl_outcome_notify(*, crawl_id: int, succeeded: bool) -> list[Notification]:
-    """Tell a finished crawl's recipients (selectors.crawl_outcome_recipients) once each."""
+def crawl_outcome_notify(
+    *, crawl_id: int, succeeded: bool, degraded: bool = False
+) -> list[Notification]:
+    """Tell a finished crawl's recipients (selectors.crawl_outcome_recipients) once each. A
+    degraded crawl (docs/quality.md) is told to its managers and creator, by email too."""
     crawl = Crawl.objects.select_related("source").filter(pk=crawl_id).first()
     if crawl is None:
         return []
-    kind = Notification.Kind.CRAWL_SUCCEEDED if succeeded else Notification.Kind.CRAWL_FAILED
-    if succeeded:
-        title = f"Crawl of {crawl.source.name} succeeded"
-        body = f"{crawl.items_new} new, {crawl.items_changed} changed bids."
+    if degraded:
+        kind = Notification.Kind.CRAWL_DEGRADED
+        title = f"Crawl of {crawl.source.name} degraded"
+        body = crawl.error or "The crawl extracted worse than its source's recent crawls."
+        recipients = selectors.crawl_degraded_recipients(crawl=crawl)
     else:
-        title = f"Crawl of {crawl.source.name} failed"
-        body = crawl.error or "The crawl failed."
+        kind = Notification.Kind.CRAWL_SUCCEEDED if succeeded else Notification.Kind.CRAWL_FAILED
+        if succeeded:
+            title = f"Crawl of {crawl.source.name} succeeded"
+            body = f"{crawl.items_new} new, {crawl.items_changed} changed bids."
+        else:
+            title = f"Crawl of {crawl.source.name} failed"
+            body = crawl.error or "The crawl failed."
+        recipients = selectors.crawl_outcome_recipients(crawl=crawl, succeeded=succeeded)
     link = reverse("crawls:crawl", args=[crawl.pk])
     created_ones = []
     with transaction.atomic():
-        for user_id in selectors.crawl_outcome_recipients(crawl=crawl, succeeded=succeeded):
+        for user_id in recipients:
             notification, created = Notification.objects.get_or_create(
                 kind=kind,
                 recipient_id=user_id,
@@ -304,10 +314,24 @@ def crawl_outcome_notify(*, crawl_id: int, succeeded: bool) -> list[Notification
             )
             if created:
                 _push_on_commit(notification)
-                if not succeeded:
+                if degraded:
+                    _email_recipient(notification)
+                if not succeeded or degraded:
                     fanout.crawl_problem_fanout(notification=notification)
                 created_ones.append(notification)
     return created_ones
+
+
+def _email_recipient(notification: Notification) -> None:
+    """The notification by email to its recipient's address, when they have one."""
+    to = notification.recipient.email
+    if to:
+        emails.email_delivery_create(
+            notification=notification,
+            to=to,
+            subject=f"[Forest] {notification.title}",
+            body=f"{notification.body}\n\n{absolute(notification.link)}\n",
+        )
 
 
 # --- Reading -----------------------------------------------------------------------------------

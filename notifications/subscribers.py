@@ -21,5 +21,7 @@ def crawl_event(event: CrawlEvent) -> None:
         services.alert_match_crawl(crawl_id=event.crawl_id, workspace_id=event.workspace_id)
         if event.type != events.CANCELLED:
             services.crawl_outcome_notify(
-                crawl_id=event.crawl_id, succeeded=event.type == events.SUCCEEDED
+                crawl_id=event.crawl_id,
+                succeeded=event.type == events.SUCCEEDED,
+                degraded=event.type == events.DEGRADED,
             )

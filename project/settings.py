@@ -352,6 +352,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "SourceKindEnum": "crawls.models.Source.Kind",
         "BidStatusEnum": "crawls.models.Bid.Status",
+        # The crawl status is in two components (Crawl, QualityTrend): one name for its enum.
+        "CrawlStatusEnum": "crawls.models.Crawl.Status",
     },
 }
 
@@ -475,4 +477,22 @@ SUBSCRIBER_CATCH_UP_WINDOW_SECONDS = env.int("SUBSCRIBER_CATCH_UP_WINDOW_SECONDS
 CELERY_BEAT_SCHEDULE["crawls-subscribers-catch-up"] = {
     "task": "crawls.subscribers_catch_up",
     "schedule": SUBSCRIBER_CATCH_UP_SECONDS,
+}
+
+# --- i13-quality ---------------------------------------------------------------------------------
+
+# Extraction quality (crawls.engine.quality, docs/quality.md). QUALITY_COLLECT=false turns the
+# per-batch counters off (the crawl benchmark's peer run); every crawl then ends without checks.
+QUALITY_COLLECT = env.bool("QUALITY_COLLECT", default=True)
+# The report compares a crawl with the last this-many crawls of its source that succeeded.
+QUALITY_HISTORY_CRAWLS = env.int("QUALITY_HISTORY_CRAWLS", default=5)
+# Defaults of the checks; Source.quality_thresholds overrides them one by one (null: check off).
+QUALITY_THRESHOLDS = {
+    "coverage_drop_points": env.float("QUALITY_COVERAGE_DROP_POINTS", default=20.0),
+    "items_ratio_min": env.float("QUALITY_ITEMS_RATIO_MIN", default=0.5),
+    "required_failure_pct": env.float("QUALITY_REQUIRED_FAILURE_PCT", default=5.0),
+    "empty_item_page_pct": env.float("QUALITY_EMPTY_ITEM_PAGE_PCT", default=10.0),
+    "min_history": env.int("QUALITY_MIN_HISTORY", default=1),
+    # The two share checks (%) judge only crawls that tried at least this many items.
+    "min_items": env.int("QUALITY_MIN_ITEMS", default=20),
 }

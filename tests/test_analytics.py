@@ -216,13 +216,14 @@ def test_crawl_health_per_source(seeded, workspace_a, django_assert_num_queries)
     crawl(board, "succeeded", pages=20, seconds=30, created=start - dt.timedelta(hours=1))
     last = crawl(board, "succeeded", pages=100, seconds=10, errors={"http_4xx": 2})
     crawl(board, "failed", pages=0, seconds=10, errors={"http_4xx": 1, "timeout": 3})
+    crawl(board, "degraded", pages=30, seconds=10)  # finished, not a success (docs/quality.md)
     crawl(board, "running", pages=7, seconds=0, finished=False)
     with django_assert_num_queries(1):
         rows = selectors.crawl_health(workspace_id=workspace_a.pk, now=NOW, days=30)
     assert [r["source_name"] for r in rows] == ["Board", "Portal"]
     assert rows[0] == {
-        "source": board.pk, "source_name": "Board", "crawls": 4, "succeeded": 2, "finished": 3,
-        "success_rate": 0.6667, "pages_per_second": 2.4,  # 120 pages in 50 s
+        "source": board.pk, "source_name": "Board", "crawls": 5, "succeeded": 2, "degraded": 1,
+        "finished": 4, "success_rate": 0.5, "pages_per_second": 2.5,  # 150 pages in 60 s
         "errors": {"timeout": 3, "http_4xx": 3}, "last_success_at": last.finished_at,
     }  # fmt: skip
     assert rows[1]["crawls"] == 0

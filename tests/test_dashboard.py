@@ -511,7 +511,7 @@ def test_page_query_budgets_do_not_grow_with_rows(
         "/": 8,  # latest crawls with source names, 3 counts (sources, bids, running), sources
         reverse("crawls:crawl", args=[crawl.pk]): 7,  # crawl + source, log, page errors, items
         reverse("crawls:sources"): 4,  # sources
-        reverse("crawls:source_edit", args=[source_a.pk]): 4,  # the source
+        reverse("crawls:source_edit", args=[source_a.pk]): 5,  # the source, its quality trend
         reverse("crawls:bids"): 5,  # sources (the filter's choices), one page of bids
         reverse("crawls:bids") + "?department=Roads&search=Notice&page_size=5": 5,
         # the items fragment has no switcher: session, user, crawl + source, items

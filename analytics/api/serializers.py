@@ -153,6 +153,9 @@ class SourceHealthSerializer(serializers.Serializer):
     source_name = serializers.CharField()
     crawls = serializers.IntegerField()
     succeeded = serializers.IntegerField()
+    degraded = serializers.IntegerField(
+        help_text="Completed but degraded (docs/quality.md): finished, not succeeded."
+    )
     finished = serializers.IntegerField()
     success_rate = serializers.FloatField(allow_null=True, help_text="Succeeded / finished.")
     pages_per_second = serializers.FloatField(allow_null=True)

@@ -68,6 +68,9 @@ class SourceForm(forms.ModelForm):
     def clean_kind(self) -> str:
         return self.cleaned_data.get("kind") or Source.Kind.HTML
 
+    def clean_quality_thresholds(self) -> object:
+        return self.cleaned_data.get("quality_thresholds") or {}  # blank: the defaults
+
     def clean_secrets_text(self) -> dict[str, str]:
         """The source's secrets after the lines written here (NAME=VALUE sets, NAME= removes)."""
         secrets = dict(self.instance.secrets or {})
@@ -132,6 +135,7 @@ class SourceAdmin(WorkspaceScopedAdmin):
             "concurrency_per_host", "delay_seconds", "obey_robots", "user_agent",
         ]}),
         ("Extraction", {"fields": ["kind", "rules", "secrets_text"]}),
+        ("Quality", {"fields": ["quality_thresholds"]}),
         ("Run policy", {"fields": [
             "schedule_cron", "schedule_timezone", "periodic_task", "overlap_policy",
             "retry_max", "retry_backoff_seconds", "time_limit_seconds",
@@ -213,7 +217,7 @@ class CrawlAdmin(WorkspaceScopedAdmin):
     fields = [
         "source_link", "workspace", "status", "cancel_requested", "attempt", "created_by",
         "pages_done", "pages_failed", "pages_total", "items_new", "items_changed",
-        "items_unchanged", "errors", "error", "event_seq", "created_at", "started_at",
+        "items_unchanged", "errors", "error", "quality", "event_seq", "created_at", "started_at",
         "finished_at", "deadline_at", "heartbeat_at", "events_link", "bids_link",
     ]  # fmt: skip
     readonly_fields = fields
@@ -270,7 +274,7 @@ class CrawlAdmin(WorkspaceScopedAdmin):
 EVENT_TYPES = (
     events.QUEUED, events.STARTED, events.PROGRESS, events.ITEMS, events.RETRYING,
     events.RESUMED, events.CANCEL_REQUESTED, events.SUCCEEDED, events.FAILED, events.CANCELLED,
-    events.PAGE_ERROR, events.URL_REFUSED,
+    events.DEGRADED, events.PAGE_ERROR, events.URL_REFUSED,
 )  # fmt: skip
 
 

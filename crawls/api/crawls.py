@@ -28,9 +28,10 @@ from drf_spectacular.utils import (
 )
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.request import Request
 from rest_framework.response import Response
 
-from crawls import services
+from crawls import quality_report, services
 from crawls.api.auth import WorkspaceRolePermission, require_role, scoped
 from crawls.api.base import ScopedViewSetMixin
 from crawls.api.errors import envelope
@@ -42,6 +43,7 @@ from crawls.api.serializers_crawls import (
     FrontierUrlSerializer,
     PreviewResultSerializer,
     PreviewSerializer,
+    QualityTrendSerializer,
     SourceCreateSerializer,
     SourcePreviewSerializer,
     SourceSerializer,
@@ -244,6 +246,20 @@ class SourceViewSet(
             raise exceptions.ValidationError({"url": [f"refused: {error['message']}"]})
         return Response(preview)
 
+    @extend_schema(
+        parameters=[OpenApiParameter("limit", int, description="Crawls, 1 to 100 (default 20).")],
+        responses={200: QualityTrendSerializer(many=True), **error_responses(400, 401, 404)},
+    )
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
+    def quality(self, request: Request, pk: str | None = None) -> Response:
+        """The quality trend of the source's last crawls that ended with a report (succeeded or
+        degraded), oldest first (docs/quality.md)."""
+        limit = request.query_params.get("limit", str(quality_report.TREND_CRAWLS))
+        if not limit.isdigit() or not 1 <= int(limit) <= quality_report.TREND_MAX:
+            raise exceptions.ValidationError({"limit": ["a whole number from 1 to 100"]})
+        trend = quality_report.quality_trend(source=self.get_object(), limit=int(limit))
+        return Response(QualityTrendSerializer(trend, many=True).data)
+
     @extend_schema(request=None, responses=_started(401, 403, 404))
     @action(detail=True, methods=["post"])
     def crawl(self, request, pk=None):
@@ -317,7 +333,8 @@ class CrawlViewSet(
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         """Cancel: at once when queued; when running, after the page being read and one commit.
-        Cancelling a cancelled crawl is a no-op (200); a succeeded or failed one answers 409."""
+        Cancelling a cancelled crawl is a no-op (200); a succeeded, degraded or failed one
+        answers 409."""
         crawl = services.crawl_cancel(crawl=self.get_object())
         data = self.get_serializer(crawl).data
         if crawl.status == Crawl.Status.CANCELLED:

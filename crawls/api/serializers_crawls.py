@@ -169,6 +169,19 @@ class PreviewResultSerializer(serializers.Serializer):
     )
 
 
+class QualityTrendSerializer(serializers.Serializer[Any]):
+    """GET /sources/{id}/quality/: one crawl of the trend (docs/quality.md)."""
+
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=Crawl.Status.choices)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    items = serializers.IntegerField(help_text="Items seen (read, or answered not modified).")
+    coverage = serializers.DictField(
+        child=serializers.FloatField(), help_text="Field → share of the items read with it."
+    )
+    mean_coverage = serializers.FloatField(allow_null=True)
+
+
 # --- Crawls ----------------------------------------------------------------------------------
 
 
@@ -184,7 +197,7 @@ class CrawlSerializer(serializers.ModelSerializer):
             "id", "workspace", "source", "source_name", "status", "is_active",
             "cancel_requested", "attempt", "created_by", "pages_done", "pages_failed",
             "pages_total", "items_new", "items_changed", "items_unchanged", "errors", "error",
-            "created_at", "started_at", "finished_at", "deadline_at", "heartbeat_at",
+            "quality", "created_at", "started_at", "finished_at", "deadline_at", "heartbeat_at",
             "websocket_url", "stream_url",
         ]  # fmt: skip
         read_only_fields = fields

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from crawls.demo import routes, takedown
+from crawls.demo import redesign, routes, takedown
 from crawls.demo.data import PDF_BYTES, BoardConfig, render_site
 from crawls.demo.serving import BOARD, Board, not_modified, origin
 
@@ -240,6 +240,7 @@ def make_app(config: BoardConfig) -> web.Application:
     router.add_get("/_control/epoch", _control_epoch)
     router.add_post("/_control/epoch", _control_epoch)
     takedown.add_routes(router)
+    redesign.add_routes(router)
     if config.hostile:
         router.add_get("/hostile/", _hostile_index)
         router.add_get("/hostile/redirect", _redirect)

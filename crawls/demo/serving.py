@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
+from collections.abc import Callable
 from datetime import datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 from aiohttp import web
 
@@ -25,25 +27,40 @@ class Board:
         self.pages: dict[str, Page] = render_site(config, 0)
         self.failed_once: set[str] = set()
         self.hidden: frozenset[int] = frozenset()  # notices taken down (crawls.demo.takedown)
+        self.redesigned = False  # crawls.demo.redesign: the detail pages' new markup
+        self._transform: Callable[[dict[str, Page]], Any] | None = None
         self._switching = asyncio.Lock()
 
     async def set_epoch(self, epoch: int) -> None:
         if not 0 <= epoch <= MAX_EPOCH:
             raise ValueError(f"epoch must be between 0 and {MAX_EPOCH}")
         async with self._switching:
-            if epoch != self.epoch or self.hidden:
-                # Rendering a big board takes a while: keep serving the current epoch meanwhile.
+            if epoch != self.epoch or self.hidden or self.redesigned:
+                # Setting the epoch ends a takedown and a redesign. Rendering a big board takes a
+                # while: keep serving the current epoch meanwhile.
                 pages = await asyncio.to_thread(render_site, self.config, epoch)
-                self.pages, self.epoch, self.hidden = pages, epoch, frozenset()
+                self.pages, self.epoch = pages, epoch
+                self.hidden, self.redesigned, self._transform = frozenset(), False, None
 
     async def take_down(self, ids: frozenset[int]) -> None:
         """Show the current epoch without the notices `ids` (until the epoch is set again)."""
         async with self._switching:
             if ids != self.hidden:
-                pages = await asyncio.to_thread(
-                    functools.partial(render_site, self.config, self.epoch, hidden=ids)
-                )
-                self.pages, self.hidden = pages, ids
+                self.hidden = ids
+                await self._rerender()
+
+    async def set_redesign(self, on: bool, transform: Callable[[dict[str, Page]], Any]) -> None:
+        """Serve the epoch's pages through `transform` (crawls.demo.redesign), or as they are."""
+        async with self._switching:
+            if on != self.redesigned:
+                self.redesigned, self._transform = on, (transform if on else None)
+                await self._rerender()
+
+    async def _rerender(self) -> None:
+        """The current epoch's pages, without the hidden notices, redesigned when it is on."""
+        render = functools.partial(render_site, self.config, self.epoch, hidden=self.hidden)
+        pages = await asyncio.to_thread(render)
+        self.pages = self._transform(pages) if self._transform is not None else pages
 
     def fail_once(self, key: str) -> bool:
         """True the first time `key` (a flaky page) is asked for on this server."""

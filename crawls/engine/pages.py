@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 
 from crawls import events
-from crawls.engine import extract, frontier, guard, kinds, sandbox, store, urls
+from crawls.engine import extract, frontier, guard, kinds, quality, sandbox, store, urls
 from crawls.engine.fetch import Response
 from crawls.engine.request import Request, item_hash, redact, request_hash
 from crawls.engine.scope import Scope, allowlist
@@ -30,6 +30,7 @@ class BatchResult:
     not_modified: list[bytes] = field(default_factory=list)
     links: list[frontier.Link] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
+    quality: Counter[str] = field(default_factory=Counter)  # crawls.engine.quality's counters
     url_events: list[tuple[str, dict[str, object]]] = field(default_factory=list)
     last_url: str = ""
     # The publisher's error (an API's error envelope): the crawl fails with it once stored.
@@ -56,6 +57,9 @@ class Pages:
         self.sandbox = sandbox.Sandbox()
         self.extract_budget = settings.CRAWL_EXTRACT_BUDGET_SECONDS
         self.extract_kill_after = settings.CRAWL_EXTRACT_KILL_GRACE
+        self.collect = settings.QUALITY_COLLECT
+        fields = getattr(parsed, "fields", None) or {}
+        self.required = frozenset(name for name, rule in fields.items() if rule.required)
 
     def close(self) -> None:
         self.sandbox.close()
@@ -84,6 +88,8 @@ class Pages:
             return
         if response.not_modified:
             result.not_modified.append(claimed.url_hash)
+            if self.collect:
+                result.quality[quality.NOT_MODIFIED] += 1
             result.outcomes.append(frontier.Outcome(claimed.id, "done", 304, ""))
             return
         is_item = claimed.kind == "item"
@@ -96,9 +102,22 @@ class Pages:
             fail(response.error_class or "fetch", response.error)
             return
         if page is None:
+            if is_item and self.collect:
+                result.quality[quality.ITEM_PAGES] += 1
+                result.quality[quality.EMPTY_ITEM_PAGES] += 1
             return
         if is_item:
-            if page.fields is None or "title" in page.errors or not page.fields.get("title"):
+            fields = page.fields
+            gave = fields is not None and "title" not in page.errors and bool(fields.get("title"))
+            if self.collect:
+                quality.count_item_page(
+                    result.quality,
+                    fields=fields,
+                    errors=page.errors,
+                    required=self.required,
+                    gave_item=gave,
+                )
+            if not gave or fields is None:
                 fail("extract", "; ".join(f"{k}: {v}" for k, v in page.errors.items()) or "empty")
                 return
             if claimed.request.is_plain_get:
@@ -110,8 +129,8 @@ class Pages:
                 store.Item(
                     url=bid_url,
                     url_hash=bid_hash,
-                    fields=page.fields,
-                    content_hash=urls.content_hash(page.fields),
+                    fields=fields,
+                    content_hash=urls.content_hash(fields),
                     etag=response.etag,
                     last_modified=response.last_modified,
                 )
@@ -189,9 +208,14 @@ class Pages:
                 )
                 if record.errors:
                     result.errors["extract_field"] += len(record.errors)
+                if self.collect:
+                    quality.count_item(result.quality, record.fields)
+                    quality.count_errors(result.quality, record.errors)
         if self.kind != kinds.HTML and page.errors:
             # Items left out (no key, a required field missing), a body that is not JSON...
             result.errors["extract"] += len(page.errors)
+            if self.collect:
+                quality.count_left_out(result.quality, page.errors)
             shown = "; ".join(f"{k}: {v}" for k, v in list(page.errors.items())[:5])
             shown = redact(shown, self.secrets)
             result.url_events.append(

@@ -20,7 +20,7 @@ def crawl_progress(crawl: Crawl, *, now: dt.datetime | None = None) -> dict[str,
     """The figures of a crawl row, as JSON-ready values (None where not known yet)."""
     processed = crawl.pages_done + crawl.pages_failed
     remaining = max(crawl.pages_total - processed, 0)
-    if crawl.status == Crawl.Status.SUCCEEDED:
+    if crawl.status in (Crawl.Status.SUCCEEDED, Crawl.Status.DEGRADED):  # both completed
         percent = 100
     elif crawl.pages_total:
         percent = min(100, round(100 * processed / crawl.pages_total))

@@ -32,6 +32,7 @@ from crawls.engine import (
     kinds,
     lifecycle,
     progress,
+    quality,
     rules,
     shutdown,
     store,
@@ -256,7 +257,9 @@ class _Runner:
         with transaction.atomic():
             # The crawl row lock orders concurrent workers' batches (counters, max_pages).
             locked = (
-                Crawl.objects.select_for_update().only("pages_total", "errors").get(pk=crawl.pk)
+                Crawl.objects.select_for_update()
+                .only("pages_total", "errors", "quality")
+                .get(pk=crawl.pk)
             )
             stored = store.bids_store(
                 crawl_id=crawl.pk,
@@ -290,6 +293,7 @@ class _Runner:
                 items_changed=F("items_changed") + len(stored.changed),
                 items_unchanged=F("items_unchanged") + stored.unchanged,
                 errors=dict(errors),
+                quality=quality.counts_merge(locked.quality, result.quality),
                 heartbeat_at=now,
                 # Links left out (max_pages, max_depth): no bid is marked removed after it.
                 **({"capped": True} if extended.left_out else {}),

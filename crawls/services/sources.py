@@ -20,7 +20,7 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from crawls import bounds
 from crawls.demo import board as demo_board
-from crawls.engine import guard, kinds, rules, sandbox, scope, store
+from crawls.engine import guard, kinds, quality, rules, sandbox, scope, store
 from crawls.engine import request as requests
 from crawls.engine.fetch import Fetcher
 from crawls.models import Crawl, Source, Workspace
@@ -32,7 +32,7 @@ SOURCE_FIELDS = (
     "name", "start_urls", "allowed_hosts", "max_depth", "max_pages", "include_patterns",
     "exclude_patterns", "concurrency_per_host", "delay_seconds", "obey_robots", "user_agent",
     "rules", "schedule_cron", "schedule_timezone", "overlap_policy", "retry_max",
-    "retry_backoff_seconds", "time_limit_seconds", "kind", "secrets",
+    "retry_backoff_seconds", "time_limit_seconds", "kind", "secrets", "quality_thresholds",
 )  # fmt: skip
 
 # A source's secrets (service keys): names as {secret.NAME} placeholders write them.
@@ -91,6 +91,8 @@ def source_clean(source: Source) -> None:
         errors["concurrency_per_host"] = ["must be between 1 and 64"]
     if source.delay_seconds < 0:
         errors["delay_seconds"] = ["must not be negative"]
+    if threshold_errors := quality.thresholds_errors(source.quality_thresholds):
+        errors["quality_thresholds"] = [f"{k}: {m}" for k, m in threshold_errors.items()]
     if errors:
         raise ValidationError(errors)
 

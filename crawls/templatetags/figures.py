@@ -41,3 +41,18 @@ def count(value: object) -> str:
         return f"{int(str(value)):,}"
     except (TypeError, ValueError):
         return str(value)
+
+
+@register.filter
+def percent(value: object) -> str:
+    """A share (0.95) as a percentage ("95%"): the quality report's coverage."""
+    try:
+        return f"{float(value) * 100:.0f}%"  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return ""
+
+
+@register.filter
+def get_item(mapping: object, key: str) -> object:
+    """mapping[key], or None: a report's figures by field name."""
+    return mapping.get(key) if isinstance(mapping, dict) else None

@@ -15,12 +15,16 @@ from crawls.engine import kinds
 from crawls.models import Crawl, CrawlEvent, Source, Workspace
 
 BAR = 30
+# --wait's exit status: 0 succeeded, 1 failed or cancelled (or refused), 2 bad arguments or
+# rules, 3 degraded: completed, but it extracted worse than its source's recent crawls.
+EXIT_DEGRADED = 3
 
 
 class Command(BaseCommand):
     help = (
         "Start a crawl of a source (by id or name), or a one-off crawl of --url with --rules. "
-        "With --wait, follow its events with a progress bar until it finishes."
+        "With --wait, follow its events with a progress bar until it finishes; exit status 0 "
+        "succeeded, 1 failed or cancelled, 3 degraded (docs/quality.md)."
     )
 
     def add_arguments(self, parser):
@@ -67,6 +71,8 @@ class Command(BaseCommand):
         self.stdout.write(f"crawl {crawl.pk} of {target.name!r} queued")
         if wait:
             status = self._follow(crawl)
+            if status == Crawl.Status.DEGRADED:
+                sys.exit(EXIT_DEGRADED)  # completed, but worse than its recent crawls
             if status != Crawl.Status.SUCCEEDED:
                 sys.exit(1)
 

@@ -2,7 +2,7 @@
 // Pages are complete without this module; it follows the WebSocket streams (docs/live.md)
 // and updates elements marked with data-* attributes. No inline script, no dependencies.
 
-const FINAL = new Set(["crawl.succeeded", "crawl.failed", "crawl.cancelled"]);
+const FINAL = new Set(["crawl.succeeded", "crawl.failed", "crawl.cancelled", "crawl.degraded"]);
 const STATUS_AFTER = {
   "crawl.queued": "queued",
   "crawl.started": "running",
@@ -11,6 +11,7 @@ const STATUS_AFTER = {
   "crawl.succeeded": "succeeded",
   "crawl.failed": "failed",
   "crawl.cancelled": "cancelled",
+  "crawl.degraded": "degraded",
 };
 const STATUS_LABEL = {
   queued: "Queued",
@@ -18,6 +19,7 @@ const STATUS_LABEL = {
   succeeded: "Succeeded",
   failed: "Failed",
   cancelled: "Cancelled",
+  degraded: "Degraded",
 };
 const COUNTERS = [
   "pages_done",
@@ -32,7 +34,7 @@ const ERRORS_MAX = 200; // page errors kept in their list
 const REFUSED = new Set([4401, 4403, 4404]); // not signed in, not yours: retrying won't help
 const BACKOFF_MAX = 30000;
 
-const isFinal = (status) => ["succeeded", "failed", "cancelled"].includes(status);
+const isFinal = (status) => ["succeeded", "failed", "cancelled", "degraded"].includes(status);
 
 function socketUrl(path) {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";

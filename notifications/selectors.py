@@ -22,6 +22,15 @@ from notifications.models import (
 FEED_MAX_ENTRIES = 50
 
 
+def filter_querydict(filter: dict) -> QueryDict:
+    """A saved filter as the query string the API would have received."""
+    data = QueryDict(mutable=True)
+    for name, value in filter.items():
+        values = value if isinstance(value, list) else [value]
+        data.setlist(name, [str(v) for v in values])
+    return data
+
+
 def notification_list_for_user(*, user) -> QuerySet[Notification]:
     """The user's own notifications, newest first (the caller scopes them to workspaces)."""
     return Notification.objects.filter(recipient=user)

@@ -65,6 +65,19 @@ def alert_rules_to_match(*, workspace_id: int) -> list[AlertRule]:
     )
 
 
+def alert_rules_reminding() -> list[AlertRule]:
+    """Active rules with deadline reminders whose owner is still a member of their workspace
+    (the partial index alertrule_reminding)."""
+    return list(
+        AlertRule.objects.filter(
+            is_active=True,
+            remind_days__isnull=False,
+            owner__is_active=True,
+            owner__memberships__workspace_id=F("workspace_id"),
+        ).order_by("id")
+    )
+
+
 def crawl_outcome_recipients(*, crawl: Crawl, succeeded: bool) -> list[int]:
     """Who hears of a crawl's end: its creator (if still a member); for a failure without one,
     the workspace's owners and admins. A success without a creator (scheduled) tells nobody."""

@@ -3,7 +3,7 @@ these by name (webhooks.DELIVER_TASK, emails.SEND_TASK): nothing imports this mo
 
 from celery import shared_task
 
-from notifications import emails, webhooks
+from notifications import digests, emails, reminders, webhooks
 
 
 @shared_task(name="notifications.webhook_deliver")
@@ -34,3 +34,15 @@ def email_send_task(delivery_id: int) -> float | None:
 def email_sweep_task() -> list[int]:
     """Re-enqueue overdue alert emails (beat, every EMAIL_SWEEP_INTERVAL seconds)."""
     return emails.email_sweep()
+
+
+@shared_task(name="notifications.digest_send")
+def digest_send_task() -> list[int]:
+    """Send the due hourly and daily digests (beat, every DIGEST_SEND_INTERVAL seconds)."""
+    return digests.digest_send()
+
+
+@shared_task(name="notifications.reminders_send")
+def reminders_send_task() -> list[int]:
+    """Remind rules of deadlines due soon, once each (beat, every REMINDERS_SEND_INTERVAL s)."""
+    return reminders.reminders_send()

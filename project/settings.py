@@ -429,3 +429,15 @@ LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 # decides for its children, whose output goes through pipes.
 LOG_FORMAT = env.str("LOG_FORMAT", default=default_format(debug=DEBUG, stream=sys.stderr))
 LOGGING = logging_config(level=LOG_LEVEL, fmt=LOG_FORMAT)
+
+# --- i13-alerts ---
+# Alert digests and deadline reminders (docs/notifications.md): how often beat sends the due
+# hourly/daily digests, and looks for deadlines within the rules' remind_days.
+CELERY_BEAT_SCHEDULE["notifications-digest-send"] = {
+    "task": "notifications.digest_send",
+    "schedule": env.float("DIGEST_SEND_INTERVAL", default=300.0),
+}
+CELERY_BEAT_SCHEDULE["notifications-reminders-send"] = {
+    "task": "notifications.reminders_send",
+    "schedule": env.float("REMINDERS_SEND_INTERVAL", default=900.0),
+}

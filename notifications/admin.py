@@ -33,7 +33,7 @@ class AlertRuleForm(forms.ModelForm):
         errors = services.alert_filter_errors(filter=cleaned.get("filter", {}))
         for name, messages in errors.items():
             self.add_error("filter", f"{name}: {' '.join(messages)}")
-        options = {name: cleaned.get(name) for name in services.RULE_OPTIONS}
+        options = {name: self.cleaned_data.get(name) for name in services.RULE_OPTIONS}
         for name, messages in conditions.rule_option_errors(**options).items():
             self.add_error(name if name in self.fields else None, messages)
         url = cleaned.get("webhook_url")

@@ -77,10 +77,10 @@ def rule_option_errors(
     return errors
 
 
-def changes_merged(revisions: Iterable[Mapping[str, list]]) -> dict[str, list]:
+def changes_merged(revisions: Iterable[Mapping[str, list[Any]]]) -> dict[str, list[Any]]:
     """One bid's revisions of one crawl, oldest first, as one {field: [first old, last new]};
     a field that came back to its old value drops out."""
-    merged: dict[str, list] = {}
+    merged: dict[str, list[Any]] = {}
     for changes in revisions:
         for name, (old, new) in changes.items():
             merged[name] = [merged[name][0] if name in merged else old, new]
@@ -96,7 +96,7 @@ def _decimal(value: Any) -> Decimal | None:
         return None
 
 
-def amount_moved(rule: AlertRule, pair: list) -> bool:
+def amount_moved(rule: AlertRule, pair: list[Any]) -> bool:
     """|new - old| / |old| * 100 >= the rule's percentage (any change without one). A null or
     zero old amount has no base to compare with, and a null new amount is no amount: neither
     counts (condition `changed` with changed_fields ["amount"] hears of them)."""
@@ -109,7 +109,7 @@ def amount_moved(rule: AlertRule, pair: list) -> bool:
 
 
 def reasons_for(
-    rule: AlertRule, *, is_new: bool, is_removed: bool, changes: Mapping[str, list] | None
+    rule: AlertRule, *, is_new: bool, is_removed: bool, changes: Mapping[str, list[Any]] | None
 ) -> list[str]:
     """The conditions of `rule` a bid meets in a batch: new (found by the crawl), removed (the
     crawl marked it so), or, for a changed bid, changed / cancelled / amount_changed /
@@ -117,10 +117,10 @@ def reasons_for(
     changed but no revision of this crawl says what - condition `changed` without fields)."""
     wanted = set(rule.conditions)
     if is_new:
-        return [Condition.NEW] if Condition.NEW in wanted else []
+        return [Condition.NEW.value] if Condition.NEW in wanted else []
     if is_removed:
-        return [Condition.REMOVED] if Condition.REMOVED in wanted else []
-    reasons = []
+        return [Condition.REMOVED.value] if Condition.REMOVED in wanted else []
+    reasons: list[str] = []
     fields = {
         name
         for name, pair in (changes or {}).items()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from django.db import connection, transaction
 from django.urls import reverse
@@ -28,7 +29,7 @@ from notifications.models import AlertMatch, AlertRule, Notification
 
 logger = logging.getLogger(__name__)
 
-Candidates = dict[int, tuple[list[str], dict]]  # bid id -> (reasons, changes)
+Candidates = dict[int, tuple[list[str], dict[str, Any]]]  # bid id -> (reasons, changes)
 
 
 def alert_match_batch(
@@ -98,11 +99,11 @@ def alert_match_crawl(*, crawl_id: int, workspace_id: int) -> list[Notification]
     )
 
 
-def _crawl_changes(*, crawl_id: int, ids: list[int]) -> dict[int, dict]:
+def _crawl_changes(*, crawl_id: int, ids: list[int]) -> dict[int, dict[str, Any]]:
     """What the crawl's revisions changed of each bid ({field: [old, new]}), one query."""
     if not ids:
         return {}
-    revisions: dict[int, list[dict]] = defaultdict(list)
+    revisions: dict[int, list[dict[str, Any]]] = defaultdict(list)
     rows = (
         BidRevision.objects.filter(crawl_id=crawl_id, bid_id__in=ids)
         .order_by("changed_at", "id")
@@ -119,7 +120,7 @@ def _candidates(
     new: list[int],
     changed: list[int],
     removed: list[int],
-    changes: dict[int, dict],
+    changes: dict[int, dict[str, Any]],
 ) -> Candidates:
     """The batch's bids that meet one of the rule's conditions, before its filter."""
     found: Candidates = {}
@@ -139,7 +140,7 @@ def _candidates(
     return found
 
 
-def _filter_sql(rule: AlertRule, ids: Iterable[int], *, presence: bool) -> tuple[str, list]:
+def _filter_sql(rule: AlertRule, ids: Iterable[int], *, presence: bool) -> tuple[str, list[Any]]:
     """SELECT id of the bids among `ids` the rule's filter selects (without its presence
     parameters when `presence` is False); ("", []) when the saved filter no longer validates."""
     saved = rule.filter
@@ -161,7 +162,8 @@ def _match_insert(
     fields, presence filters aside); the bid ids inserted, in order."""
     present = [pk for pk in candidates if pk not in removed]
     gone = [pk for pk in candidates if pk in removed]
-    wheres, params = [], []
+    wheres: list[str] = []
+    params: list[Any] = []
     for ids, presence in ((present, True), (gone, False)):
         if ids:
             sql, found = _filter_sql(rule, ids, presence=presence)
@@ -196,7 +198,7 @@ def _match_insert(
         return sorted(pk for (pk,) in cursor.fetchall())
 
 
-def bids_link(*, filter: dict, crawl_id: int) -> str:
+def bids_link(*, filter: dict[str, Any], crawl_id: int) -> str:
     """The dashboard's bids page with the rule's filter and the crawl."""
     query = urlencode({**filter, "crawl": crawl_id}, doseq=True)
     return f"{reverse('crawls:bids')}?{query}"
@@ -206,6 +208,7 @@ def _alert_notify(
     *, rule: AlertRule, crawl_id: int, items: list[messages.Item], new: set[int]
 ) -> Notification:
     """The rule's one notification of the crawl, grown by this batch's matches."""
+    notification: Notification
     notification, created = Notification.objects.select_for_update().get_or_create(
         kind=Notification.Kind.ALERT_MATCHED,
         rule=rule,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 from django.db import transaction
 
@@ -13,7 +14,7 @@ from notifications.models import Notification
 MESSAGE_TYPE = "notification.message"  # NotificationConsumer.notification_message
 
 
-def notification_message(notification: Notification) -> dict:
+def notification_message(notification: Notification) -> dict[str, Any]:
     """The wire form of a notification (WebSocket; the API's NotificationSerializer agrees)."""
     return {
         "id": notification.pk,

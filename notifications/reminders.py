@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Any
 
 from django.db import connection, transaction
 from django.urls import reverse
@@ -36,7 +37,7 @@ def reminders_send(*, now: dt.datetime | None = None) -> list[int]:
     return sent
 
 
-def reminder_statement(*, rule: AlertRule, now: dt.datetime) -> tuple[str, list] | None:
+def reminder_statement(*, rule: AlertRule, now: dt.datetime) -> tuple[str, list[Any]] | None:
     """The rule's INSERT ... SELECT (None: its saved filter no longer validates)."""
     assert rule.remind_days is not None  # noqa: S101 - alert_rules_reminding's promise
     base = Bid.objects.filter(

@@ -22,7 +22,7 @@ from notifications.models import (
 FEED_MAX_ENTRIES = 50
 
 
-def filter_querydict(filter: dict) -> QueryDict:
+def filter_querydict(filter: dict[str, Any]) -> QueryDict:
     """A saved filter as the query string the API would have received."""
     data = QueryDict(mutable=True)
     for name, value in filter.items():

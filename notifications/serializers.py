@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.urls import reverse
 from rest_framework import serializers
 
@@ -82,7 +84,7 @@ class AlertRuleSerializer(serializers.ModelSerializer):
                             "365); null: no reminders."},
         }  # fmt: skip
 
-    def validate(self, attrs):
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         given = {name: attrs[name] for name in services.RULE_OPTIONS if name in attrs}
         errors = conditions.rule_option_errors(**given)
         if errors:

@@ -5,6 +5,8 @@ Plain function views over selectors and services; every page works without JavaS
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms as django_forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -30,11 +32,11 @@ SESSION_NEW_FEED = "new_feed"
 class CommaListField(django_forms.CharField):
     """A list of names typed comma-separated."""
 
-    def prepare_value(self, value):
+    def prepare_value(self, value: Any) -> Any:
         return ", ".join(value) if isinstance(value, list) else value
 
-    def to_python(self, value) -> list[str]:  # type: ignore[override]
-        text = super().to_python(value)
+    def to_python(self, value: Any) -> list[str]:  # type: ignore[override]
+        text = super().to_python(value) or ""
         return [name.strip() for name in text.split(",") if name.strip()]
 
 
@@ -77,8 +79,8 @@ class RuleForm(django_forms.Form):
     )
 
     def clean_conditions(self) -> list[str]:
-        default = [AlertRule.Condition.NEW, AlertRule.Condition.CHANGED]
-        return self.cleaned_data["conditions"] or default
+        default = [AlertRule.Condition.NEW.value, AlertRule.Condition.CHANGED.value]
+        return list(self.cleaned_data["conditions"]) or default
 
     def clean_delivery(self) -> str:
         return self.cleaned_data["delivery"] or AlertRule.Delivery.IMMEDIATE

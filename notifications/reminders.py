@@ -9,6 +9,8 @@ The beat task notifications.reminders_send runs this."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import json
 import logging
 from typing import Any
 
@@ -37,27 +39,54 @@ def reminders_send(*, now: dt.datetime | None = None) -> list[int]:
     return sent
 
 
-def reminder_statement(*, rule: AlertRule, now: dt.datetime) -> tuple[str, list[Any]] | None:
-    """The rule's INSERT ... SELECT (None: its saved filter no longer validates)."""
-    assert rule.remind_days is not None  # noqa: S101 - alert_rules_reminding's promise
+# Stand-ins for the window's bounds in a rule's compiled statement, replaced at each run.
+_FROM = dt.datetime(1901, 1, 1, tzinfo=dt.UTC)
+_TO = dt.datetime(1902, 2, 2, tzinfo=dt.UTC)
+# Filters relative to the time they are compiled at: never reused from the cache.
+_TIME_RELATIVE = frozenset({"closing_within_days"})
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled(
+    rule_id: int, workspace_id: int, filter_json: str
+) -> tuple[str, tuple[Any, ...], int, int] | None:
+    """A rule's INSERT ... SELECT with the window's bounds as stand-ins, and their positions
+    among the parameters: building a BidFilter costs more than the statement, and beat's worker
+    runs the same rules every few minutes (a changed rule has another key)."""
     base = Bid.objects.filter(
-        workspace_id=rule.workspace_id,
-        deadline__gte=now,
-        deadline__lte=now + dt.timedelta(days=rule.remind_days),
-        removed_at=None,
+        workspace_id=workspace_id, deadline__gte=_FROM, deadline__lte=_TO, removed_at=None
     ).exclude(status=Bid.Status.CANCELLED)
-    filterset = BidFilter(selectors.filter_querydict(rule.filter), queryset=base)
+    filterset = BidFilter(selectors.filter_querydict(json.loads(filter_json)), queryset=base)
     if not filterset.is_valid():  # saved before BidFilter changed: never widen it silently
-        logger.warning("alert rule %s has an invalid filter: %s", rule.pk, filterset.errors)
+        logger.warning("alert rule %s has an invalid filter: %s", rule_id, filterset.errors)
         return None
     sql, params = filterset.qs.order_by().values_list("pk", "deadline").query.sql_with_params()
     table = Reminder._meta.db_table
-    return (
+    statement = (
         f"INSERT INTO {table} (rule_id, bid_id, deadline, created_at) "  # noqa: S608 - ours
         f"SELECT %s, m.id, m.deadline, %s FROM ({sql}) AS m(id, deadline) "
-        "ON CONFLICT (rule_id, bid_id, deadline) DO NOTHING RETURNING id, bid_id, deadline",
-        [rule.pk, now, *params],
+        "ON CONFLICT (rule_id, bid_id, deadline) DO NOTHING RETURNING id, bid_id, deadline"
     )
+    values = (rule_id, None, *params)
+    return statement, values, values.index(_FROM), values.index(_TO)
+
+
+def reminder_statement(*, rule: AlertRule, now: dt.datetime) -> tuple[str, list[Any]] | None:
+    """The rule's INSERT ... SELECT at `now` (None: its saved filter no longer validates)."""
+    assert rule.remind_days is not None  # noqa: S101 - alert_rules_reminding's promise
+    key = json.dumps(rule.filter, sort_keys=True)
+    if _TIME_RELATIVE & set(rule.filter):
+        found = _compiled.__wrapped__(rule.pk, rule.workspace_id, key)
+    else:
+        found = _compiled(rule.pk, rule.workspace_id, key)
+    if found is None:
+        return None
+    statement, values, start, end = found
+    params = list(values)
+    params[1] = now
+    params[start] = now
+    params[end] = now + dt.timedelta(days=rule.remind_days)
+    return statement, params
 
 
 def reminder_insert(*, rule: AlertRule, now: dt.datetime) -> list[tuple[int, int, dt.datetime]]:

@@ -101,7 +101,11 @@ def _setup(args, *, loaded: bool):
     from crawls import services  # noqa: PLC0415 - after django.setup()
     from crawls.models import Source, Workspace  # noqa: PLC0415 - after django.setup()
     from notifications import services as notify  # noqa: PLC0415 - after django.setup()
-    from notifications.models import AlertRule, Reminder  # noqa: PLC0415 - after django.setup()
+    from notifications.models import (  # noqa: PLC0415 - after django.setup()
+        AlertRule,
+        Notification,
+        Reminder,
+    )
 
     user, _ = get_user_model().objects.get_or_create(username="bench")
     workspaces = list(Workspace.objects.filter(slug__startswith="bench").order_by("id"))
@@ -135,6 +139,7 @@ def _setup(args, *, loaded: bool):
         log(f"loaded {args.rows:,} bids in {time.perf_counter() - started:.1f} s")
     Reminder.objects.all().delete()
     AlertRule.objects.all().delete()
+    Notification.objects.filter(kind=Notification.Kind.REMINDER).delete()
     rules = [
         notify.alert_rule_create(
             workspace_id=workspaces[n % WORKSPACES].pk,
@@ -158,7 +163,7 @@ def _bench(args, *, loaded: bool) -> dict:
     from django.db import connection  # noqa: PLC0415 - after django.setup()
 
     from notifications import reminders  # noqa: PLC0415 - after django.setup()
-    from notifications.models import Notification, Reminder  # noqa: PLC0415 - after setup
+    from notifications.models import Reminder  # noqa: PLC0415 - after django.setup()
 
     rules, now = _setup(args, loaded=loaded)
     plan = _explain(reminders, rules, now=now, connection=connection)
@@ -193,7 +198,7 @@ def _bench(args, *, loaded: bool) -> dict:
         "ratio": round(naive / forest, 1),
         "first_run_s": round(first_run_s, 3),
         "first_run_reminders": first_reminders,
-        "first_run_notifications": Notification.objects.filter(kind="reminder").count(),
+        "first_run_notifications": len(first),
         "inserted_per_run": inserted,
         "rows": args.rows,
         "rules": len(rules),

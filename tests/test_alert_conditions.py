@@ -20,7 +20,7 @@ from crawls import services as crawl_services
 from crawls.engine import urls
 from crawls.engine.store import Item, bids_store
 from crawls.models import Bid, BidRevision, Crawl
-from notifications import matching, services, subscribers
+from notifications import matching, messages, services, subscribers
 from notifications.models import (
     AlertMatch,
     AlertRule,
@@ -28,7 +28,9 @@ from notifications.models import (
     Notification,
     WebhookDelivery,
 )
+from tests.crawling import wait_for_crawl
 from tests.factories import make_source
+from tests.processes import http_get
 
 API = "/api/v1"
 DEADLINE = dt.datetime(2027, 1, 15, 9, 0, tzinfo=dt.UTC)
@@ -338,3 +340,40 @@ def test_alert_rule_form_saves_conditions_and_delivery(client, owner, workspace_
         assert list(bad.context["form"].errors) == [field]
     rule.refresh_from_db()
     assert rule.remind_days == 3
+
+
+# --- Real crawls of the demo board through the worker ------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_alert_conditions_on_a_recrawl_of_the_demo_board(celery_worker, owner, demo_source, board):
+    """The board at epoch 1 changes notices: the rule for changes hears of exactly the bids the
+    crawl's revisions changed, with their changes, and the rule for new ones of none of them."""
+    changes = rule_of(
+        demo_source.workspace, owner, name="Changes", filter={}, conditions=["changed"]
+    )
+    new_only = rule_of(demo_source.workspace, owner, name="New", filter={}, conditions=["new"])
+    first = wait_for_crawl(crawl_services.crawl_start(source=demo_source, user=owner))
+    assert first.status == "succeeded", first.error
+    assert AlertMatch.objects.filter(rule=new_only, crawl=first).count() == first.items_new
+    assert not AlertMatch.objects.filter(rule=changes, crawl=first).exists()
+
+    assert http_get(f"{board.base_url}/_control/epoch?set=1")[0] == 200
+    second = wait_for_crawl(crawl_services.crawl_start(source=demo_source, user=owner))
+    assert second.status == "succeeded", second.error
+    revised = dict(BidRevision.objects.filter(crawl=second).values_list("bid_id", "changes"))
+    assert revised
+    found = dict(
+        AlertMatch.objects.filter(rule=changes, crawl=second).values_list("bid_id", "changes")
+    )
+    assert found == revised
+    reasons = AlertMatch.objects.filter(rule=changes, crawl=second).values_list(
+        "reasons", flat=True
+    )
+    assert all(r == ["changed"] for r in reasons)
+    new_matches = AlertMatch.objects.filter(rule=new_only, crawl=second).count()
+    assert new_matches == second.items_new
+    body = Notification.objects.get(rule=changes, crawl=second).body
+    listed = AlertMatch.objects.filter(rule=changes, crawl=second).order_by("id").first()
+    assert f"(#{listed.bid_id}) [changed]" in body
+    assert messages.change_lines(listed.changes)[0] in body  # "field: old -> new"

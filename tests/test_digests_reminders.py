@@ -238,3 +238,16 @@ def test_digest_and_reminder_jobs_are_scheduled_by_beat():
     assert schedule["notifications.digest_send"] == 300.0
     assert schedule["notifications.reminders_send"] == 900.0
     assert {"notifications.digest_send", "notifications.reminders_send"} <= set(celery_app.tasks)
+
+
+@pytest.mark.django_db
+def test_reminders_follow_a_changed_filter(owner, workspace_a, soon, sent_tasks):
+    rule = rule_of(workspace_a, owner, remind_days=2)
+    reminders.reminders_send()
+    assert reminded() == set()  # the roads close in 3 days or later
+    services.alert_rule_update(rule=rule, filter={"search": "park"})
+    reminders.reminders_send()
+    assert reminded() == {(rule.pk, soon["not a road"].pk)}
+    services.alert_rule_update(rule=rule, filter={"closing_within_days": 4}, remind_days=7)
+    reminders.reminders_send()
+    assert reminded() == {(rule.pk, soon[name].pk) for name in ("not a road", "in 3 days")}

@@ -37,23 +37,28 @@ DEADLINE = dt.datetime(2027, 1, 15, 9, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture
-def board(workspace_a):
+def notice_board(workspace_a):
     return make_source(workspace_a, "Board")
 
 
 @pytest.fixture
-def crawl_batch(board, django_capture_on_commit_callbacks, sent_tasks):
+def crawl_batch(notice_board, django_capture_on_commit_callbacks, sent_tasks):
     """crawl_batch(bids) -> the crawl: a new crawl of the board stores `bids` ({number: fields})
     as the engine does and appends its crawl.items event; the subscriber runs on commit."""
 
     def run(bids: dict[int, dict], *, removed: list[int] = ()) -> Crawl:
-        Crawl.objects.filter(source=board, status__in=Crawl.ACTIVE).update(status="succeeded")
-        crawl = crawl_services.crawl_start(source=board, workers=0)
+        Crawl.objects.filter(source=notice_board, status__in=Crawl.ACTIVE).update(
+            status="succeeded"
+        )
+        crawl = crawl_services.crawl_start(source=notice_board, workers=0)
         with django_capture_on_commit_callbacks(execute=True):
             stored = bids_store(
-                crawl_id=crawl.pk, source_id=board.pk, workspace_id=board.workspace_id,
-                items=[item(n, fields) for n, fields in bids.items()], now=timezone.now(),
-            )  # fmt: skip
+                crawl_id=crawl.pk,
+                source_id=notice_board.pk,
+                workspace_id=notice_board.workspace_id,
+                items=[item(n, fields) for n, fields in bids.items()],
+                now=timezone.now(),
+            )
             events.event_append(
                 crawl_id=crawl.pk, workspace_id=crawl.workspace_id, type=events.ITEMS,
                 payload={"new": stored.new, "changed": stored.changed, "removed": list(removed)},
@@ -161,15 +166,15 @@ def test_alert_condition_deadline_moved_needs_a_deadline_before_and_after(
 
 @pytest.mark.django_db
 def test_alert_condition_removed_matches_removed_bids_by_their_last_fields(
-    owner, workspace_a, crawl_batch, board
+    owner, workspace_a, crawl_batch, notice_board
 ):
     removed = rule_of(workspace_a, owner, conditions=["removed"])
     changes_only = rule_of(workspace_a, owner, name="Changes", conditions=["changed"])
     crawl_batch({1: {}, 2: {"title": "Park benches"}})
     gone = [bid(1).pk, bid(2).pk]
     # What crawls.engine.presence records for a bid no longer on the board.
-    Crawl.objects.filter(source=board).update(status="succeeded")
-    crawl = crawl_services.crawl_start(source=board, workers=0)
+    Crawl.objects.filter(source=notice_board).update(status="succeeded")
+    crawl = crawl_services.crawl_start(source=notice_board, workers=0)
     Bid.objects.filter(pk__in=gone).update(removed_at=timezone.now())
     BidRevision.objects.bulk_create(
         BidRevision(

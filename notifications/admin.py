@@ -14,7 +14,7 @@ from django.http import HttpRequest
 
 from crawls.admin.base import BigTableAdmin, ScopedRelatedFilter, WorkspaceScopedAdmin
 from crawls.forms import BoundedJSONField
-from notifications import services, webhooks
+from notifications import conditions, services, webhooks
 from notifications.models import (
     AlertRule,
     Channel,
@@ -31,13 +31,19 @@ class AlertRuleForm(forms.ModelForm):
 
     class Meta:
         model = AlertRule
-        fields = ["workspace", "owner", "name", "filter", "webhook_url", "email", "is_active"]
+        fields = [
+            "workspace", "owner", "name", "filter", "webhook_url", "email", "is_active",
+            *services.RULE_OPTIONS,
+        ]  # fmt: skip
 
     def clean(self):
         cleaned = super().clean()
         errors = services.alert_filter_errors(filter=cleaned.get("filter", {}))
         for name, messages in errors.items():
             self.add_error("filter", f"{name}: {' '.join(messages)}")
+        options = {name: self.cleaned_data.get(name) for name in services.RULE_OPTIONS}
+        for name, messages in conditions.rule_option_errors(**options).items():
+            self.add_error(name if name in self.fields else None, messages)
         url = cleaned.get("webhook_url")
         refusal = webhooks.webhook_url_refusal(url=url) if url else None
         if refusal:
@@ -48,8 +54,8 @@ class AlertRuleForm(forms.ModelForm):
 @admin.register(AlertRule)
 class AlertRuleAdmin(WorkspaceScopedAdmin):
     form = AlertRuleForm
-    list_display = ["name", "workspace", "owner", "is_active", "created_at"]
-    list_filter = ["is_active", ("workspace", ScopedRelatedFilter)]
+    list_display = ["name", "workspace", "owner", "delivery", "is_active", "created_at"]
+    list_filter = ["is_active", "delivery", ("workspace", ScopedRelatedFilter)]
     list_select_related = ["workspace", "owner"]
     raw_id_fields = ["owner"]
     search_fields = ["name"]

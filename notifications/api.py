@@ -120,7 +120,8 @@ class NotificationViewSet(
 )
 @extend_schema(tags=["alert-rules"])
 class AlertRuleViewSet(ScopedViewSetMixin, viewsets.ModelViewSet):
-    """Saved bid filters that notify their owner of new or changed bids; viewers only read."""
+    """Saved bid filters that notify their owner of what they care about (conditions, digests,
+    deadline reminders); viewers only read."""
 
     serializer_class = AlertRuleSerializer
     keyset_ordering = ("id",)

@@ -24,6 +24,15 @@ from notifications.models import (
 FEED_MAX_ENTRIES = 50
 
 
+def filter_querydict(filter: dict[str, Any]) -> QueryDict:
+    """A saved filter as the query string the API would have received."""
+    data = QueryDict(mutable=True)
+    for name, value in filter.items():
+        values = value if isinstance(value, list) else [value]
+        data.setlist(name, [str(v) for v in values])
+    return data
+
+
 def notification_list_for_user(*, user) -> QuerySet[Notification]:
     """The user's own notifications, newest first (the caller scopes them to workspaces)."""
     return Notification.objects.filter(recipient=user)
@@ -54,6 +63,19 @@ def alert_rules_to_match(*, workspace_id: int) -> list[AlertRule]:
             is_active=True,
             owner__memberships__workspace_id=workspace_id,
             owner__is_active=True,
+        ).order_by("id")
+    )
+
+
+def alert_rules_reminding() -> list[AlertRule]:
+    """Active rules with deadline reminders whose owner is still a member of their workspace
+    (the partial index alertrule_reminding)."""
+    return list(
+        AlertRule.objects.filter(
+            is_active=True,
+            remind_days__isnull=False,
+            owner__is_active=True,
+            owner__memberships__workspace_id=F("workspace_id"),
         ).order_by("id")
     )
 

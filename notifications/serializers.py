@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import QuerySet
 from django.urls import reverse
 from rest_framework import serializers
 
 from crawls.api.auth import workspaces_of
-from notifications import services, webhooks
+from notifications import conditions, services, webhooks
 from notifications.models import AlertRule, Channel, ChannelDelivery, FeedToken, Notification
 
 
@@ -79,10 +81,29 @@ class AlertRuleSerializer(serializers.ModelSerializer):
             "email",
             "channels",
             "is_active",
+            # What the rule cares about, how it is delivered (docs/notifications.md).
+            *services.RULE_OPTIONS,
             "created_at",
             "updated_at",
         ]
         read_only_fields = ["id", "owner", "created_at", "updated_at"]
+        extra_kwargs = {
+            "conditions": {"help_text": "new, changed, removed, cancelled, amount_changed, "
+                           "deadline_moved (default: new and changed)."},
+            "changed_fields": {"help_text": "Condition `changed`: only these bid fields "
+                               "(columns, `removed`, `extra.<key>`); empty: any."},
+            "amount_change_pct": {"help_text": "Condition `amount_changed`: the least change "
+                                  "in percent (above 0, at most 10000); null: any change."},
+            "remind_days": {"help_text": "Remind of deadlines within this many days (1 to "
+                            "365); null: no reminders."},
+        }  # fmt: skip
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        given = {name: attrs[name] for name in services.RULE_OPTIONS if name in attrs}
+        errors = conditions.rule_option_errors(**given)
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
 
     def validate_filter(self, value):
         errors = services.alert_filter_errors(filter=value)

@@ -1,6 +1,7 @@
-"""Notification writes: alert rules, matching committed crawl batches, crawl outcomes, reading,
-live push. Each write is one transaction; pushes run on commit, emails (emails.py) and webhooks
-(webhooks.py) are stored rows whose tasks are enqueued on commit. docs/notifications.md.
+"""Notification writes: alert rules, crawl outcomes, reading. Each write is one transaction;
+pushes (push.py) run on commit, emails (emails.py) and webhooks (webhooks.py) are stored rows
+whose tasks are enqueued on commit. Matching crawl batches is matching.py (re-exported here),
+digests digests.py, deadline reminders reminders.py. docs/notifications.md.
 """
 
 from __future__ import annotations
@@ -11,20 +12,16 @@ import secrets
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
-from django.http import QueryDict
+from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import urlencode
 
-from crawls import events, realtime
 from crawls.filters import BidFilter
-from crawls.models import Bid, Crawl, CrawlEvent
-from notifications import emails, fanout, selectors, webhooks
+from crawls.models import Bid, Crawl
+from notifications import conditions, emails, fanout, matching, push, selectors, webhooks
 from notifications.fanout import absolute
 from notifications.models import (
     FEED_PREFIX_LENGTH,
-    AlertMatch,
     AlertRule,
     FeedToken,
     Notification,
@@ -33,21 +30,20 @@ from notifications.models import (
 
 logger = logging.getLogger(__name__)
 
-MESSAGE_TYPE = "notification.message"  # NotificationConsumer.notification_message
 # Implied by the rule (its workspace) or by the match (the crawl): not saved in a filter, not
 # shown in the dashboard's rule form (views._filter_form).
 RESERVED_FILTERS = frozenset({"workspace", "crawl", "state"})
 
+# Re-exported: their homes are matching.py, push.py and selectors.py.
+alert_match_batch = matching.alert_match_batch
+alert_match_crawl = matching.alert_match_crawl
+bids_link = matching.bids_link
+filter_querydict = selectors.filter_querydict
+notification_message = push.notification_message
+notification_push = push.notification_push
+_push_on_commit = push.push_on_commit
+
 # --- Alert rules ---------------------------------------------------------------------------------
-
-
-def filter_querydict(filter: dict) -> QueryDict:
-    """A saved filter as the query string the API would have received."""
-    data = QueryDict(mutable=True)
-    for name, value in filter.items():
-        values = value if isinstance(value, list) else [value]
-        data.setlist(name, [str(v) for v in values])
-    return data
 
 
 def alert_filter_errors(*, filter) -> dict[str, list[str]]:
@@ -77,8 +73,13 @@ def alert_filter_errors(*, filter) -> dict[str, list[str]]:
     return {}
 
 
-def _alert_rule_clean(*, filter, webhook_url: str) -> None:
+# What a rule cares about and how it is delivered (conditions.py; docs/notifications.md).
+RULE_OPTIONS = ("conditions", "changed_fields", "amount_change_pct", "remind_days", "delivery")
+
+
+def _alert_rule_clean(*, filter, webhook_url: str, options: dict | None = None) -> None:
     errors: dict[str, list[str]] = {}
+    errors.update(conditions.rule_option_errors(**(options or {})))
     filter_errors = alert_filter_errors(filter=filter)
     if filter_errors:
         errors["filter"] = [f"{name}: {' '.join(m)}" for name, m in filter_errors.items()]
@@ -98,9 +99,16 @@ def alert_rule_create(
     webhook_url: str = "",
     email: str = "",
     is_active: bool = True,
+    **options,
 ) -> AlertRule:
-    """Save a rule with a fresh webhook secret (shown once to its creator)."""
-    _alert_rule_clean(filter=filter, webhook_url=webhook_url)
+    """Save a rule with a fresh webhook secret (shown once to its creator); `options` are
+    RULE_OPTIONS (the model's defaults when left out)."""
+    unknown = set(options) - set(RULE_OPTIONS)
+    if unknown:
+        raise ValidationError({name: ["not a rule field"] for name in sorted(unknown)})
+    _alert_rule_clean(filter=filter, webhook_url=webhook_url, options=options)
+    if "conditions" in options:
+        options["conditions"] = list(dict.fromkeys(options["conditions"]))
     return AlertRule.objects.create(
         workspace_id=workspace_id,
         owner=owner,
@@ -110,10 +118,11 @@ def alert_rule_create(
         webhook_secret=secrets.token_hex(32),
         email=email,
         is_active=is_active,
+        **options,
     )
 
 
-RULE_FIELDS = ("name", "filter", "webhook_url", "email", "is_active")
+RULE_FIELDS = ("name", "filter", "webhook_url", "email", "is_active", *RULE_OPTIONS)
 
 
 def alert_rule_update(*, rule: AlertRule, **changes) -> AlertRule:
@@ -121,8 +130,11 @@ def alert_rule_update(*, rule: AlertRule, **changes) -> AlertRule:
     for name, value in changes.items():
         if name not in RULE_FIELDS:
             raise ValidationError({name: ["cannot be changed"]})
+        if name == "conditions":
+            value = list(dict.fromkeys(value))
         setattr(rule, name, value)
-    _alert_rule_clean(filter=rule.filter, webhook_url=rule.webhook_url)
+    options = {name: getattr(rule, name) for name in RULE_OPTIONS}
+    _alert_rule_clean(filter=rule.filter, webhook_url=rule.webhook_url, options=options)
     rule.save(update_fields=[*changes, "updated_at"])
     return rule
 
@@ -158,118 +170,6 @@ def feed_token_revoke(*, token: FeedToken) -> FeedToken:
     else:
         token.refresh_from_db(fields=["revoked_at"])
     return token
-
-
-# --- Matching crawl batches --------------------------------------------------------------------
-
-
-def alert_match_batch(
-    *, crawl_id: int, workspace_id: int, new: list[int], changed: list[int]
-) -> list[Notification]:
-    """Match one committed batch against every active rule of the workspace (one query each).
-
-    Matches go into a ledger with a unique (rule, crawl, bid), so a redelivered batch inserts
-    nothing and changes nothing; a rule's matches in a crawl update its one notification.
-    """
-    ids = [*new, *changed]
-    if not ids:
-        return []
-    touched = []
-    with transaction.atomic():
-        for rule in selectors.alert_rules_to_match(workspace_id=workspace_id):
-            inserted = _match_insert(rule=rule, crawl_id=crawl_id, ids=ids, new=new)
-            if inserted:
-                touched.append(_alert_notify(rule=rule, crawl_id=crawl_id, inserted=inserted))
-    return touched
-
-
-def alert_match_crawl(*, crawl_id: int, workspace_id: int) -> list[Notification]:
-    """Match again every batch the crawl's log records (its crawl.items events), once it ends.
-
-    A batch whose subscriber call was lost (the database went away between the batch's commit
-    and the call, a worker died there) is matched now; batches matched already insert nothing,
-    so nobody is told twice. The log is the truth, as for the analytics read model.
-    """
-    new: set[int] = set()
-    changed: set[int] = set()
-    payloads = CrawlEvent.objects.filter(crawl_id=crawl_id, type=events.ITEMS).values_list(
-        "payload", flat=True
-    )
-    for payload in payloads:
-        new.update(payload.get("new", []))
-        changed.update(payload.get("changed", []))
-    return alert_match_batch(
-        crawl_id=crawl_id,
-        workspace_id=workspace_id,
-        new=sorted(new),
-        changed=sorted(changed - new),
-    )
-
-
-def _match_insert(
-    *, rule: AlertRule, crawl_id: int, ids: list[int], new: list[int]
-) -> list[tuple[int, bool]]:
-    """INSERT the batch's bids the rule matches; (bid id, is new) of the rows inserted."""
-    base = Bid.objects.filter(workspace_id=rule.workspace_id, pk__in=ids)
-    filterset = BidFilter(filter_querydict(rule.filter), queryset=base)
-    if not filterset.is_valid():  # saved before BidFilter changed: never widen it silently
-        logger.warning("alert rule %s has an invalid filter: %s", rule.pk, filterset.errors)
-        return []
-    sql, params = filterset.qs.order_by().values_list("pk", flat=True).query.sql_with_params()
-    table = AlertMatch._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} "  # noqa: S608 - our table, our SQL
-            "(rule_id, crawl_id, bid_id, is_new, reasons, changes, created_at) "
-            f"SELECT %s, %s, m.id, m.id = ANY(%s), '{{}}', '{{}}', %s FROM ({sql}) AS m(id) "
-            "ON CONFLICT (rule_id, crawl_id, bid_id) DO NOTHING RETURNING bid_id, is_new",
-            [rule.pk, crawl_id, list(new), timezone.now(), *params],
-        )
-        return sorted(cursor.fetchall())
-
-
-def bids_link(*, filter: dict, crawl_id: int) -> str:
-    """The dashboard's bids page with the rule's filter and the crawl."""
-    query = urlencode({**filter, "crawl": crawl_id}, doseq=True)
-    return f"{reverse('crawls:bids')}?{query}"
-
-
-def _alert_notify(*, rule: AlertRule, crawl_id: int, inserted: list[tuple[int, bool]]):
-    notification, created = Notification.objects.select_for_update().get_or_create(
-        kind=Notification.Kind.ALERT_MATCHED,
-        rule=rule,
-        crawl_id=crawl_id,
-        defaults={"workspace_id": rule.workspace_id, "recipient_id": rule.owner_id},
-    )
-    notification.count += len(inserted)
-    plural = "" if notification.count == 1 else "s"
-    notification.title = f"{rule.name}: {notification.count} bid{plural} matched"
-    notification.body = (
-        f"Crawl {crawl_id} found {notification.count} new or changed bid{plural} "
-        f"matching “{rule.name}”."
-    )
-    notification.link = bids_link(filter=rule.filter, crawl_id=crawl_id)
-    notification.read_at = None  # news again
-    notification.updated_at = timezone.now()
-    notification.save()
-    _push_on_commit(notification)
-    payload = {
-        "event": "alert.matched",
-        "workspace": rule.workspace_id,
-        "rule": {"id": rule.pk, "name": rule.name},
-        "crawl": crawl_id,
-        "notification": notification.pk,
-        "count": notification.count,
-        "batch": {
-            "new": [bid for bid, is_new in inserted if is_new],
-            "changed": [bid for bid, is_new in inserted if not is_new],
-        },
-        "link": absolute(notification.link),
-    }
-    fanout.alert_fanout(
-        rule=rule, notification=notification, created=created, webhook_payload=payload
-    )
-    return notification
 
 
 # --- Crawl outcomes ----------------------------------------------------------------------------
@@ -360,44 +260,3 @@ def notification_mark_all_read(*, user, workspace_id: int | None = None) -> int:
         if marked:
             transaction.on_commit(functools.partial(notification_push, user_id=user.pk))
     return marked
-
-
-# --- Delivery: live push ----------------------------------------------------------------------
-
-
-def notification_message(notification: Notification) -> dict:
-    """The wire form of a notification (WebSocket; the API's NotificationSerializer agrees)."""
-    return {
-        "id": notification.pk,
-        "workspace": notification.workspace_id,
-        "kind": notification.kind,
-        "title": notification.title,
-        "body": notification.body,
-        "link": notification.link,
-        "crawl": notification.crawl_id,
-        "rule": notification.rule_id,
-        "count": notification.count,
-        "read_at": notification.read_at.isoformat() if notification.read_at else None,
-        "created_at": notification.created_at.isoformat(),
-        "updated_at": notification.updated_at.isoformat(),
-    }
-
-
-def notification_push(*, user_id: int, notification: Notification | None = None) -> None:
-    """Send a user's sockets the notification (None: only the count changed) and unread count."""
-    realtime.publish(
-        [realtime.notifications_group(user_id)],
-        {
-            "type": MESSAGE_TYPE,
-            "notification": notification_message(notification) if notification else None,
-            "unread": selectors.notification_unread_count(user_id=user_id),
-        },
-    )
-
-
-def _push_on_commit(notification: Notification) -> None:
-    transaction.on_commit(
-        functools.partial(
-            notification_push, user_id=notification.recipient_id, notification=notification
-        )
-    )

@@ -16,6 +16,7 @@ def crawl_event(event: CrawlEvent) -> None:
             workspace_id=event.workspace_id,
             new=list(event.payload.get("new", [])),
             changed=list(event.payload.get("changed", [])),
+            removed=list(event.payload.get("removed", [])),
         )
     elif event.type in events.FINAL_TYPES:
         services.alert_match_crawl(crawl_id=event.crawl_id, workspace_id=event.workspace_id)

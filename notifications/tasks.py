@@ -4,7 +4,7 @@ this module back."""
 
 from celery import shared_task
 
-from notifications import channels, emails, webhooks
+from notifications import channels, digests, emails, reminders, webhooks
 
 
 @shared_task(name="notifications.webhook_deliver")
@@ -50,3 +50,15 @@ def channel_send_task(delivery_id: int) -> float | None:
 def channel_sweep_task() -> list[int]:
     """Re-enqueue overdue channel deliveries (beat, every CHANNEL_SWEEP_INTERVAL seconds)."""
     return channels.channel_sweep()
+
+
+@shared_task(name="notifications.digest_send")
+def digest_send_task() -> list[int]:
+    """Send the due hourly and daily digests (beat, every DIGEST_SEND_INTERVAL seconds)."""
+    return digests.digest_send()
+
+
+@shared_task(name="notifications.reminders_send")
+def reminders_send_task() -> list[int]:
+    """Remind rules of deadlines due soon, once each (beat, every REMINDERS_SEND_INTERVAL s)."""
+    return reminders.reminders_send()

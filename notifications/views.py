@@ -5,6 +5,8 @@ Plain function views over selectors and services; every page works without JavaS
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms as django_forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -27,6 +29,17 @@ PAGE_SIZE = 100
 SESSION_NEW_FEED = "new_feed"
 
 
+class CommaListField(django_forms.CharField):
+    """A list of names typed comma-separated."""
+
+    def prepare_value(self, value: Any) -> Any:
+        return ", ".join(value) if isinstance(value, list) else value
+
+    def to_python(self, value: Any) -> list[str]:  # type: ignore[override]
+        text = super().to_python(value) or ""
+        return [name.strip() for name in text.split(",") if name.strip()]
+
+
 class RuleForm(django_forms.Form):
     name = django_forms.CharField(max_length=200)
     webhook_url = django_forms.URLField(
@@ -38,6 +51,39 @@ class RuleForm(django_forms.Form):
     )
     email = django_forms.EmailField(required=False, help_text="Optional: one email per crawl.")
     is_active = django_forms.BooleanField(required=False, initial=True, label="Active")
+    # What the rule cares about and how it is delivered (docs/notifications.md, "Conditions").
+    conditions = django_forms.MultipleChoiceField(
+        required=False,
+        choices=AlertRule.Condition.choices,
+        widget=django_forms.CheckboxSelectMultiple,
+        initial=[AlertRule.Condition.NEW, AlertRule.Condition.CHANGED],
+        help_text="None ticked: new and changed.",
+    )
+    changed_fields = CommaListField(
+        required=False,
+        max_length=2000,
+        label="Changed fields",
+        help_text="For “changed”: only these fields, comma-separated (amount, deadline, "
+        "extra.region…); empty: any field.",
+    )
+    amount_change_pct = django_forms.DecimalField(
+        required=False, min_value=0.01, max_value=10000, decimal_places=2,
+        label="Amount change (%)", help_text="For “amount changed”: at least this much.",
+    )  # fmt: skip
+    remind_days = django_forms.IntegerField(
+        required=False, min_value=1, max_value=365, label="Remind days before the deadline",
+        help_text="Empty: no deadline reminders.",
+    )  # fmt: skip
+    delivery = django_forms.ChoiceField(
+        required=False, choices=AlertRule.Delivery.choices, initial=AlertRule.Delivery.IMMEDIATE
+    )
+
+    def clean_conditions(self) -> list[str]:
+        default = [AlertRule.Condition.NEW.value, AlertRule.Condition.CHANGED.value]
+        return list(self.cleaned_data["conditions"]) or default
+
+    def clean_delivery(self) -> str:
+        return self.cleaned_data["delivery"] or AlertRule.Delivery.IMMEDIATE
 
 
 @login_required

@@ -496,3 +496,15 @@ QUALITY_THRESHOLDS = {
     # The two share checks (%) judge only crawls that tried at least this many items.
     "min_items": env.int("QUALITY_MIN_ITEMS", default=20),
 }
+
+# --- i13-alerts ---
+# Alert digests and deadline reminders (docs/notifications.md): how often beat sends the due
+# hourly/daily digests, and looks for deadlines within the rules' remind_days.
+CELERY_BEAT_SCHEDULE["notifications-digest-send"] = {
+    "task": "notifications.digest_send",
+    "schedule": env.float("DIGEST_SEND_INTERVAL", default=300.0),
+}
+CELERY_BEAT_SCHEDULE["notifications-reminders-send"] = {
+    "task": "notifications.reminders_send",
+    "schedule": env.float("REMINDERS_SEND_INTERVAL", default=900.0),
+}

@@ -21,9 +21,8 @@ from django.utils import timezone
 from django.utils.http import urlencode
 from psycopg.types.json import Jsonb
 
-from crawls import events
 from crawls.filters import BidFilter
-from crawls.models import Bid, BidRevision, CrawlEvent
+from crawls.models import Bid, BidRevision
 from notifications import conditions, fanout, messages, push, selectors
 from notifications.models import AlertMatch, AlertRule, Notification
 
@@ -74,29 +73,6 @@ def alert_match_batch(
                     _alert_notify(rule=rule, crawl_id=crawl_id, items=items, new=set(new_ids))
                 )
     return touched
-
-
-def alert_match_crawl(*, crawl_id: int, workspace_id: int) -> list[Notification]:
-    """Match again every batch the crawl's log records (its crawl.items events), once it ends.
-
-    A batch whose subscriber call was lost (the database went away between the batch's commit
-    and the call, a worker died there) is matched now; batches matched already insert nothing,
-    so nobody is told twice. The log is the truth, as for the analytics read model.
-    """
-    found: dict[str, set[int]] = {"new": set(), "changed": set(), "removed": set()}
-    payloads = CrawlEvent.objects.filter(crawl_id=crawl_id, type=events.ITEMS).values_list(
-        "payload", flat=True
-    )
-    for payload in payloads:
-        for key, ids in found.items():
-            ids.update(payload.get(key, []))
-    return alert_match_batch(
-        crawl_id=crawl_id,
-        workspace_id=workspace_id,
-        new=sorted(found["new"]),
-        changed=sorted(found["changed"] - found["new"]),
-        removed=sorted(found["removed"] - found["new"]),
-    )
 
 
 def _crawl_changes(*, crawl_id: int, ids: list[int]) -> dict[int, dict[str, Any]]:

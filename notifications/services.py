@@ -36,7 +36,6 @@ RESERVED_FILTERS = frozenset({"workspace", "crawl", "state"})
 
 # Re-exported: their homes are matching.py, push.py and selectors.py.
 alert_match_batch = matching.alert_match_batch
-alert_match_crawl = matching.alert_match_crawl
 bids_link = matching.bids_link
 filter_querydict = selectors.filter_querydict
 notification_message = push.notification_message

@@ -8,8 +8,8 @@ from notifications import services
 
 
 def crawl_event(event: CrawlEvent) -> None:
-    """Called after commit with each crawl event: match batches (and, at the end, any batch
-    whose call was lost), tell of outcomes."""
+    """Called with each crawl event, in order, at least once (crawls.subscribers keeps our
+    position in each crawl's log): match batches, tell of outcomes. Both are idempotent."""
     if event.type == events.ITEMS:
         services.alert_match_batch(
             crawl_id=event.crawl_id,
@@ -18,11 +18,9 @@ def crawl_event(event: CrawlEvent) -> None:
             changed=list(event.payload.get("changed", [])),
             removed=list(event.payload.get("removed", [])),
         )
-    elif event.type in events.FINAL_TYPES:
-        services.alert_match_crawl(crawl_id=event.crawl_id, workspace_id=event.workspace_id)
-        if event.type != events.CANCELLED:
-            services.crawl_outcome_notify(
-                crawl_id=event.crawl_id,
-                succeeded=event.type == events.SUCCEEDED,
-                degraded=event.type == events.DEGRADED,
-            )
+    elif event.type in events.FINAL_TYPES and event.type != events.CANCELLED:
+        services.crawl_outcome_notify(
+            crawl_id=event.crawl_id,
+            succeeded=event.type == events.SUCCEEDED,
+            degraded=event.type == events.DEGRADED,
+        )

@@ -228,7 +228,7 @@ def test_alert_match_redelivered_event_changes_nothing(owner, workspace_a, crawl
     crawl = crawl_batch({1: {"amount": Decimal(9)}})
     event = crawl.events.get(type=events.ITEMS)
     subscribers.crawl_event(event)
-    matching.alert_match_crawl(crawl_id=crawl.pk, workspace_id=workspace_a.pk)
+    subscribers.crawl_event(event)
     assert Notification.objects.get(rule=rule, crawl=crawl).count == 1
     assert AlertMatch.objects.filter(rule=rule).count() == 1
 

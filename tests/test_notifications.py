@@ -263,7 +263,8 @@ def test_a_batch_whose_match_was_lost_is_matched_when_the_crawl_ends(
     owner, workspace_a, source_a, on_commit
 ):
     """The subscriber's call for a committed batch can be lost (the database went away right
-    after the commit): the crawl's final event matches the batches its log records again."""
+    after the commit): the next event delivered (here the final one) hands the subscriber every
+    event after its position in the log (crawls.subscribers), the lost batch too."""
     rule = make_rule(workspace_a, owner)
     crawl = make_crawl(source_a, owner)
     seen = [make_bid(source_a, title="Road works")]

@@ -221,8 +221,7 @@ def test_a_batch_whose_worker_died_before_its_subscribers_is_matched_before_the_
     finally:
         worker.stop()
     assert_matched_exactly_once(rule, crawl, demo_source)
-    # The lost batch was matched from the log by the next delivery, not by the repair at the
-    # crawl's final event (alert_match_crawl), which runs after the final event commits.
+    # The lost batch was matched from the log by the next delivery, before the crawl ended.
     final = CrawlEvent.objects.filter(crawl=crawl, type__in=events.FINAL_TYPES).get()
     first_matched = AlertMatch.objects.filter(crawl=crawl, bid_id__in=first_bids)
     assert first_matched.count() == len(set(first_bids))

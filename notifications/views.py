@@ -11,6 +11,8 @@ from django import forms as django_forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -21,8 +23,8 @@ from crawls import forms as crawl_forms
 from crawls import selectors as crawl_selectors
 from crawls.models import Bid
 from crawls.views import Place, place_of, render_page
-from notifications import selectors, services
-from notifications.models import AlertRule
+from notifications import channels, selectors, services
+from notifications.models import AlertRule, Channel
 
 PAGE_SIZE = 100
 # The feed just made (its rule and URLs), until the rule page after the redirect shows it.
@@ -77,6 +79,16 @@ class RuleForm(django_forms.Form):
     delivery = django_forms.ChoiceField(
         required=False, choices=AlertRule.Delivery.choices, initial=AlertRule.Delivery.IMMEDIATE
     )
+    channels = django_forms.ModelMultipleChoiceField(
+        required=False,
+        queryset=Channel.objects.none(),
+        widget=django_forms.CheckboxSelectMultiple,
+        help_text="Apprise channels to tell too (your own: Channels page).",
+    )
+
+    def __init__(self, *args: Any, channels: QuerySet[Channel], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["channels"].queryset = channels  # type: ignore[attr-defined]
 
     def clean_conditions(self) -> list[str]:
         default = [AlertRule.Condition.NEW.value, AlertRule.Condition.CHANGED.value]
@@ -188,39 +200,46 @@ def alert_rule_edit(request, rule_id: int):
 
 def _rule_form(request, place: Place, *, workspace_id: int, rule: AlertRule | None):
     can_write = bool(place.membership(workspace_id) and place.membership(workspace_id).can_write)
+    # The channels the rule's owner (a new rule's: the user) may choose: their own active ones.
+    choosable = Channel.objects.filter(
+        workspace_id=workspace_id,
+        owner_id=rule.owner_id if rule is not None else request.user.pk,
+        is_active=True,
+    ).order_by("name", "id")
     if request.method == "POST":
         place.require_writer(workspace_id)
-        form = RuleForm(request.POST)
+        form = RuleForm(request.POST, channels=choosable)
         filters = _filter_form(request.POST, workspace_id)
         values = _filter_values(filters, request.POST)
         for name, errors in services.alert_filter_errors(filter=values).items():
             filters.add_error(name if name in filters.fields else None, errors)
         if form.is_valid() and not filters.errors:
+            fields = dict(form.cleaned_data)
+            chosen = fields.pop("channels")
             try:
-                if rule is None:
-                    rule = services.alert_rule_create(
-                        workspace_id=workspace_id,
-                        owner=request.user,
-                        filter=values,
-                        **form.cleaned_data,
-                    )
-                    messages.success(
-                        request,
-                        f"Alert rule saved. Its webhook secret (shown once): {rule.webhook_secret}",
-                    )
-                else:
-                    services.alert_rule_update(rule=rule, filter=values, **form.cleaned_data)
-                    messages.success(request, "Alert rule saved.")
+                with transaction.atomic():
+                    if rule is None:
+                        rule = services.alert_rule_create(
+                            workspace_id=workspace_id, owner=request.user, filter=values, **fields
+                        )
+                        secret = rule.webhook_secret
+                        saved = f"Alert rule saved. Its webhook secret (shown once): {secret}"
+                    else:
+                        services.alert_rule_update(rule=rule, filter=values, **fields)
+                        saved = "Alert rule saved."
+                    channels.alert_rule_channels_set(rule=rule, channels=chosen)
+                messages.success(request, saved)
                 return redirect("notifications:rules")
             except ValidationError as error:
                 for field, errors in error.message_dict.items():
                     form.add_error(field if field in form.fields else None, errors)
         status = 400
     else:
-        initial = {"is_active": True}
+        initial: dict[str, Any] = {"is_active": True}
         if rule is not None:
             initial = {name: getattr(rule, name) for name in RuleForm.base_fields}
-        form = RuleForm(initial=initial)
+            initial["channels"] = list(rule.channels.all())
+        form = RuleForm(initial=initial, channels=choosable)
         data = services.filter_querydict(rule.filter) if rule is not None else None
         filters = _filter_form(data, workspace_id)
         status = 200

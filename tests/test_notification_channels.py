@@ -471,3 +471,33 @@ def test_channels_page_adds_tests_and_deletes(owner, workspace_a, client, sent_t
     assert ChannelDelivery.objects.get().title == channels.TEST_TITLE
     client.post(reverse("notifications:channel_delete", args=[channel.pk]))
     assert not Channel.objects.exists()
+
+
+@pytest.mark.django_db
+def test_rule_form_offers_and_saves_only_the_owners_active_channels(
+    owner, teammate, workspace_a, client
+):
+    mine = make_channel(workspace_a, owner, SLACK, name="Team Slack")
+    off = make_channel(workspace_a, owner, SLACK, name="Old Slack", is_active=False)
+    theirs = make_channel(workspace_a, teammate, SLACK, name="Their Slack")
+    client.force_login(owner)
+    page = client.get(reverse("notifications:rule_create")).content.decode()
+    assert "Team Slack" in page
+    assert "Old Slack" not in page
+    assert "Their Slack" not in page
+    form = {"name": "Roads", "search": "road", "is_active": "on"}
+    for bad in (off, theirs):
+        refused = client.post(reverse("notifications:rule_create"), {**form, "channels": [bad.pk]})
+        assert refused.status_code == 400
+        assert list(refused.context["form"].errors) == ["channels"]
+    assert not services.AlertRule.objects.exists()
+    saved = client.post(reverse("notifications:rule_create"), {**form, "channels": [mine.pk]})
+    assert saved.status_code == 302
+    rule = services.AlertRule.objects.get()
+    assert list(rule.channels.all()) == [mine]
+    edit = reverse("notifications:rule_edit", args=[rule.pk])
+    assert (
+        "checked" in client.get(edit).content.decode().split("Team Slack")[0].rsplit("<input", 1)[1]
+    )
+    client.post(edit, form)  # no channel ticked: the rule tells none
+    assert not rule.channels.exists()

@@ -432,7 +432,7 @@ LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 LOG_FORMAT = env.str("LOG_FORMAT", default=default_format(debug=DEBUG, stream=sys.stderr))
 LOGGING = logging_config(level=LOG_LEVEL, fmt=LOG_FORMAT)
 
-# --- i13-channels ---
+# --- Apprise channels -----------------------------------------------------------------------------
 # Apprise channels (docs/notifications.md, "Channels"): the schemes users may save (no local or
 # OS plugins: desktop, syslog, file...), a timeout per connect and read, retries like webhooks
 # (CHANNEL_MAX_ATTEMPTS in all, after CHANNEL_BACKOFF_SECONDS * 2^(n-1), capped), then dead.
@@ -457,7 +457,7 @@ CELERY_BEAT_SCHEDULE["notifications-channel-sweep"] = {
 LOGGING["handlers"]["null"] = {"class": "logging.NullHandler"}
 LOGGING["loggers"]["apprise"] = {"handlers": ["null"], "level": "WARNING", "propagate": False}
 
-# --- i13-presence ---------------------------------------------------------------------------------
+# --- Removed notices ------------------------------------------------------------------------------
 
 # A bid not seen by this many complete crawls of its source in a row is marked removed
 # (crawls.engine.presence, docs/crawling.md "Removed notices").
@@ -465,7 +465,7 @@ BID_REMOVED_AFTER_CRAWLS = env.int("BID_REMOVED_AFTER_CRAWLS", default=2)
 if BID_REMOVED_AFTER_CRAWLS < 1:
     raise ImproperlyConfigured("BID_REMOVED_AFTER_CRAWLS must be at least 1")
 
-# --- i13-subs: at-least-once delivery of crawl events to subscribers (crawls/subscribers.py) ---
+# --- Crawl-event subscribers: at-least-once delivery (crawls/subscribers.py) ----------------------
 # Each subscriber keeps its position in each crawl's log and catches up (docs/architecture.md,
 # "Events and subscribers"). The list can come from the environment (comma-separated dotted
 # paths: tests put a fault subscriber first). Beat's catch-up runs every
@@ -479,7 +479,7 @@ CELERY_BEAT_SCHEDULE["crawls-subscribers-catch-up"] = {
     "schedule": SUBSCRIBER_CATCH_UP_SECONDS,
 }
 
-# --- i13-quality ---------------------------------------------------------------------------------
+# --- Extraction quality ---------------------------------------------------------------------------
 
 # Extraction quality (crawls.engine.quality, docs/quality.md). QUALITY_COLLECT=false turns the
 # per-batch counters off (the crawl benchmark's peer run); every crawl then ends without checks.
@@ -497,7 +497,7 @@ QUALITY_THRESHOLDS = {
     "min_items": env.int("QUALITY_MIN_ITEMS", default=20),
 }
 
-# --- i13-alerts ---
+# --- Alert digests and deadline reminders ---------------------------------------------------------
 # Alert digests and deadline reminders (docs/notifications.md): how often beat sends the due
 # hourly/daily digests, and looks for deadlines within the rules' remind_days.
 CELERY_BEAT_SCHEDULE["notifications-digest-send"] = {

@@ -86,6 +86,7 @@ def crawl_health(*, workspace_id, now, days):
         for row in crawls.values("source_id").annotate(
             crawls=Count("id"),
             succeeded=Count("id", filter=Q(status=Crawl.Status.SUCCEEDED)),
+            degraded=Count("id", filter=Q(status=Crawl.Status.DEGRADED)),
             finished=Count("id", filter=Q(status__in=Crawl.FINISHED)),
             pages=Sum(F("pages_done") + F("pages_failed"), filter=both_times),
             duration=Sum(F("finished_at") - F("started_at")),
@@ -115,6 +116,7 @@ def crawl_health(*, workspace_id, now, days):
                 "source_name": source.name,
                 "crawls": row.get("crawls", 0),
                 "succeeded": row.get("succeeded", 0),
+                "degraded": row.get("degraded", 0),
                 "finished": finished,
                 "success_rate": round(row["succeeded"] / finished, 4) if finished else None,
                 "pages_per_second": round((row["pages"] or 0) / seconds, 2) if seconds else None,

@@ -19,7 +19,7 @@ from crawls.api.base import ScopedViewSetMixin
 from crawls.api.schema import error_responses
 from crawls.models import Membership
 from notifications import channels, selectors, services
-from notifications.models import Notification
+from notifications.models import AlertRule, Notification
 from notifications.serializers import (
     AlertRuleCreatedSerializer,
     AlertRuleSerializer,
@@ -127,6 +127,8 @@ class AlertRuleViewSet(ScopedViewSetMixin, viewsets.ModelViewSet):
     keyset_ordering = ("id",)
 
     def base_queryset(self):
+        if self.action in ("feeds", "feed_revoke"):  # the rule's feeds, not its fields
+            return AlertRule.objects.all()
         return selectors.alert_rule_list()
 
     def create(self, request, *args, **kwargs):

@@ -24,7 +24,7 @@ from notifications.serializers import ChannelDeliverySerializer, ChannelSerializ
 @extend_schema_view(
     list=extend_schema(responses={200: ChannelSerializer(many=True), **error_responses(400, 401)}),
     retrieve=extend_schema(responses={200: ChannelSerializer, **error_responses(401, 404)}),
-    create=extend_schema(responses={201: ChannelSerializer, **error_responses(400, 401, 403)}),
+    create=extend_schema(responses={201: ChannelSerializer, **error_responses(400, 401)}),
     update=extend_schema(responses={200: ChannelSerializer, **error_responses(400, 401, 404)}),
     partial_update=extend_schema(
         responses={200: ChannelSerializer, **error_responses(400, 401, 404)}

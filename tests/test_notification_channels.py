@@ -501,3 +501,25 @@ def test_rule_form_offers_and_saves_only_the_owners_active_channels(
     )
     client.post(edit, form)  # no channel ticked: the rule tells none
     assert not rule.channels.exists()
+
+
+@pytest.mark.django_db
+def test_channel_api_replaces_refuses_and_deletes(owner, workspace_a, as_user, sent_tasks):
+    client = as_user(owner)
+    body = {"workspace": workspace_a.pk, "name": "Team", "url": SLACK}
+    channel_id = client.post("/api/v1/channels/", body, "json").json()["id"]
+    replaced = client.put(
+        f"/api/v1/channels/{channel_id}/", {**body, "name": "Bids", "is_active": False}, "json"
+    )
+    assert replaced.status_code == 200, replaced.content
+    assert (replaced.json()["name"], replaced.json()["is_active"]) == ("Bids", False)
+    refused = client.put(
+        f"/api/v1/channels/{channel_id}/", {**body, "url": "json://127.0.0.1/hook"}, "json"
+    )
+    assert invalid_fields(refused) == {"url"}
+    assert Channel.objects.get().name == "Bids"  # the refused change changed nothing
+    inactive = client.post(f"/api/v1/channels/{channel_id}/test/")
+    assert invalid_fields(inactive) == {"is_active"}
+    assert not ChannelDelivery.objects.exists()
+    assert client.delete(f"/api/v1/channels/{channel_id}/").status_code == 204
+    assert not Channel.objects.exists()

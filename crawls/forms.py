@@ -120,6 +120,12 @@ class SourceForm(forms.Form):
     concurrency_per_host = forms.IntegerField(min_value=1, max_value=64, initial=8)
     delay_seconds = forms.FloatField(min_value=0, initial=0.0)
     obey_robots = forms.BooleanField(required=False, initial=True)
+    track_removals = forms.BooleanField(
+        required=False,
+        initial=True,
+        label="Mark bids no longer listed as removed",
+        help_text="Off for a source that lists only recent notices each time.",
+    )
     schedule_cron = forms.CharField(
         max_length=100, required=False, help_text="Five-field cron expression; empty: no schedule."
     )

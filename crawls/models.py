@@ -150,6 +150,14 @@ class Source(WorkspaceOwned):
     overlap_policy = models.CharField(
         max_length=5, choices=OverlapPolicy.choices, default=OverlapPolicy.SKIP
     )
+    # Whether complete crawls mark the bids they no longer see removed (crawls.engine.presence).
+    # Off for a source that lists only part of its notices each time (a date window, "since").
+    track_removals = models.BooleanField(
+        default=True,
+        db_default=True,
+        help_text="Mark bids removed when complete crawls no longer see them. Turn off for a "
+        "source that lists only recent notices (an API queried by date window).",
+    )
     # Overrides of the quality thresholds (settings.QUALITY_THRESHOLDS; docs/quality.md).
     quality_thresholds = models.JSONField(
         default=dict, blank=True, db_default=Value({}, JSONField())

@@ -104,12 +104,14 @@ def test_naive_crawl_health_counts_the_window(seeded, workspace_a):
     assert rows == [  # by lower(name)
         {
             "source": board.pk, "source_name": "Board", "crawls": 3, "succeeded": 1,
-            "degraded": 0, "finished": 2, "success_rate": 0.5, "pages_per_second": 0.53,  # 16 pages in 30 s
+            "degraded": 0, "finished": 2, "success_rate": 0.5,
+            "pages_per_second": 0.53,  # 16 pages in 30 s
             "errors": {"HTTP 503": 3, "timeout": 3}, "last_success_at": last_success.finished_at,
         },
         {
             "source": portal.pk, "source_name": "portal", "crawls": 0, "succeeded": 0,
-            "degraded": 0, "finished": 0, "success_rate": None, "pages_per_second": None, "errors": {},
+            "degraded": 0, "finished": 0, "success_rate": None, "pages_per_second": None,
+            "errors": {},
             "last_success_at": None,
         },
     ]  # fmt: skip

@@ -145,6 +145,14 @@ def test_presence_complete_crawl_with_k_1_removes_at_once(one_miss, board):
     assert removed_events(crawl) == sorted(b.pk for b in removed)
 
 
+def test_presence_source_that_tracks_no_removals_removes_nothing(one_miss):
+    one_miss.track_removals = False  # e.g. an API queried by a date window: a partial list
+    one_miss.save()
+    crawl = crawl_here(one_miss)
+    assert (crawl.status, crawl.capped) == (Crawl.Status.SUCCEEDED, False)
+    assert_nothing_removed(one_miss)
+
+
 @pytest.mark.parametrize("bound", [{"max_pages": 10}, {"max_depth": 1}])
 def test_presence_capped_crawl_removes_nothing(one_miss, bound):
     for name, value in bound.items():
@@ -258,3 +266,14 @@ def test_bid_list_filters_presence_and_status(
     assert row["missed_crawls"] == 2
     assert row["removed_at"] is not None
     assert api.get("/api/v1/bids/", {"presence": "gone"}).status_code == 400
+
+
+@pytest.mark.django_db
+def test_presence_track_removals_is_a_source_setting_of_the_api(owner, source_a, as_user):
+    client = as_user(owner)
+    assert client.get(f"/api/v1/sources/{source_a.pk}/").json()["track_removals"] is True
+    patched = client.patch(f"/api/v1/sources/{source_a.pk}/", {"track_removals": False}, "json")
+    assert patched.status_code == 200, patched.content
+    assert patched.json()["track_removals"] is False
+    source_a.refresh_from_db()
+    assert source_a.track_removals is False

@@ -135,7 +135,7 @@ class SourceAdmin(WorkspaceScopedAdmin):
             "concurrency_per_host", "delay_seconds", "obey_robots", "user_agent",
         ]}),
         ("Extraction", {"fields": ["kind", "rules", "secrets_text"]}),
-        ("Quality", {"fields": ["quality_thresholds"]}),
+        ("Quality and presence", {"fields": ["quality_thresholds", "track_removals"]}),
         ("Run policy", {"fields": [
             "schedule_cron", "schedule_timezone", "periodic_task", "overlap_policy",
             "retry_max", "retry_backoff_seconds", "time_limit_seconds",

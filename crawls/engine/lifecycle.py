@@ -73,7 +73,7 @@ def crawl_finish(crawl: Crawl, status: str, *, owner: str | None, error: str = "
             if assessment.degraded:
                 status = Crawl.Status.DEGRADED
                 error = "; ".join(assessment.reasons)
-            elif not locked.capped:
+            elif locked.source.track_removals and not locked.capped:
                 presence.crawl_removals(locked)
         locked.status = status
         locked.error = error

@@ -33,6 +33,7 @@ SOURCE_FIELDS = (
     "exclude_patterns", "concurrency_per_host", "delay_seconds", "obey_robots", "user_agent",
     "rules", "schedule_cron", "schedule_timezone", "overlap_policy", "retry_max",
     "retry_backoff_seconds", "time_limit_seconds", "kind", "secrets", "quality_thresholds",
+    "track_removals",
 )  # fmt: skip
 
 # A source's secrets (service keys): names as {secret.NAME} placeholders write them.

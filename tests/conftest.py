@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from crawls.demo.board import BoardConfig
 from crawls.models import Membership
 from project import staticfiles
 from project.celery import app as celery_app
-from tests import clients, factories, outages
+from tests import clients, crawling, factories, outages
 from tests.processes import (
     Program,
     database_url,
@@ -26,6 +27,7 @@ from tests.processes import (
     program_env,
     python,
     start_daphne,
+    wait_until,
 )
 
 
@@ -83,6 +85,24 @@ def pytest_collection_modifyitems(session, config, items):
 def _fresh_throttles():
     """Each test starts with no request counted (the throttles' keys only)."""
     limiter().storage.reset()
+
+
+@pytest.fixture(autouse=True)
+def _worker_quiet_before_flush(request):
+    """A test with the real worker ends when the worker's work is done, not only the crawl.
+
+    After a crawl's final event the worker still hands the event log to the subscribers, each
+    event in a transaction that reads several tables; the database flush at the test's end
+    (TRUNCATE of every table) could deadlock with one. The wait is bounded: a test that
+    stopped or killed the worker goes on after it.
+    """
+    if "celery_worker" not in request.fixturenames:
+        yield
+        return
+    request.getfixturevalue("_django_db_helper")  # set up before us: flushed after we wait
+    yield
+    with contextlib.suppress(TimeoutError):
+        wait_until(crawling.worker_caught_up, what="the worker's subscribers", timeout=20)
 
 
 @pytest.fixture

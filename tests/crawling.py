@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 
+from django.conf import settings
 from django.db.models import Count
 
 from crawls.demo.board import expected_bids
-from crawls.models import Bid, Crawl
+from crawls.models import Bid, Crawl, SubscriberCursor
 from tests.processes import Program, program_env, python
 
 
@@ -19,6 +20,20 @@ def wait_for_crawl(crawl: Crawl, *, timeout: float = 120) -> Crawl:
             return crawl
         time.sleep(0.2)
     raise TimeoutError(f"crawl {crawl.pk} still {crawl.status} after {timeout}s")
+
+
+def worker_caught_up() -> bool:
+    """Every subscriber has taken every event of every finished crawl."""
+    finished = dict(
+        Crawl.objects.filter(status__in=Crawl.FINISHED, event_seq__gt=0).values_list(
+            "pk", "event_seq"
+        )
+    )
+    taken = SubscriberCursor.objects.filter(
+        crawl_id__in=finished, subscriber__in=settings.CRAWL_EVENT_SUBSCRIBERS
+    ).values_list("crawl_id", "subscriber", "position")
+    done = {(crawl, path) for crawl, path, position in taken if position >= finished[crawl]}
+    return len(done) == len(finished) * len(settings.CRAWL_EVENT_SUBSCRIBERS)
 
 
 def stored_bids(source) -> dict[str, dict]:

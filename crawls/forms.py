@@ -9,7 +9,8 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from crawls import bounds
-from crawls.filters import BidFilter, MultipleValuesWidget
+from crawls.filter_fields import MultipleValuesWidget
+from crawls.filters import BidFilter
 from crawls.models import Source
 from crawls.source_examples import RULES_EXAMPLES
 

@@ -50,8 +50,8 @@ from crawls.api.serializers_crawls import (
     SourceWorkspaceSerializer,
 )
 from crawls.api.throttles import CrawlCreateThrottle
+from crawls.filter_fields import CHOICES_HELP
 from crawls.filters import (
-    CHOICES_HELP,
     CrawlEventFilter,
     CrawlFilter,
     FrontierFilter,

@@ -1,8 +1,9 @@
 """Writes: one transaction each, side effects (Celery tasks, published events) on commit.
 
 One module per seam: tenancy (workspaces, members, API tokens), sources (validation, schedules,
-preview, the demo source), crawls (start, cancel, retry, scheduled, sweep). Callers use this
-package (`from crawls import services; services.crawl_start(...)`), not its modules.
+the demo source), previews (rules tried on one URL), crawls (start, cancel, retry, scheduled,
+sweep). Callers use this package (`from crawls import services; services.crawl_start(...)`),
+not its modules.
 """
 
 from crawls.services.crawls import (
@@ -16,14 +17,13 @@ from crawls.services.crawls import (
     crawl_start,
     crawl_sweep,
 )
+from crawls.services.previews import PreviewBusy, source_preview
 from crawls.services.sources import (
     SOURCE_FIELDS,
-    PreviewBusy,
     demo_source_ensure,
     source_clean,
     source_create,
     source_delete,
-    source_preview,
     source_update,
 )
 from crawls.services.tenancy import (

@@ -108,15 +108,26 @@ http {{
 """
 
 
-def serving_processes(*, host: str, port: int, web_port: int, stream_port: int) -> dict[str, str]:
-    """Shell commands (honcho's) of the proxy, gunicorn and daphne; writes the proxy's config."""
+def serving_processes(
+    *,
+    host: str,
+    port: int,
+    web_port: int,
+    stream_port: int,
+    config_dir: Path | None = None,
+    workers: int | None = None,
+    threads: int | None = None,
+) -> dict[str, str]:
+    """Shell commands (honcho's) of the proxy, gunicorn and daphne; writes the proxy's config
+    into config_dir (default: var/proxy)."""
     nginx = nginx_find()
     if nginx is None:
         raise RuntimeError(
             "nginx is needed by `make run` (the reverse proxy in front of gunicorn and daphne): "
             "apt-get install nginx (or run make run as root, which installs it)."
         )
-    local_dir = Path(os.environ.get("FOREST_VAR_DIR", settings.BASE_DIR / "var")) / "proxy"
+    var = Path(os.environ.get("FOREST_VAR_DIR", settings.BASE_DIR / "var"))
+    local_dir = config_dir or var / "proxy" / str(port)  # one per port: runs side by side
     local_dir.mkdir(parents=True, exist_ok=True)
     listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     config = local_dir / "nginx.conf"
@@ -129,7 +140,8 @@ def serving_processes(*, host: str, port: int, web_port: int, stream_port: int) 
         )
     )
     python = shlex.quote(sys.executable)
-    workers, threads = settings.WEB_WORKERS, settings.WEB_THREADS
+    workers = workers or settings.WEB_WORKERS
+    threads = threads or settings.WEB_THREADS
     kind = f"-k gthread --threads {threads}" if threads > 1 else "-k sync"
     d = shlex.quote(str(local_dir))
     return {
@@ -140,3 +152,12 @@ def serving_processes(*, host: str, port: int, web_port: int, stream_port: int) 
         ),
         "stream": f"exec {python} -m daphne -v 0 -b 127.0.0.1 -p {stream_port} {ASGI_APP}",
     }
+
+
+def compose_proxy_config() -> str:
+    """deploy/nginx.conf: the `proxy` service of docker-compose.yml in front of `web` (gunicorn)
+    and `stream` (daphne). Regenerate it with
+    .venv/bin/python manage.py shell -v 0 -c "from project import serving; \
+        print(serving.compose_proxy_config(), end='')" > deploy/nginx.conf"""
+    return proxy_config(listen="8080", web="web:8000", stream="stream:8000")
+

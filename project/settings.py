@@ -519,4 +519,4 @@ REST_FRAMEWORK["NUM_PROXIES"] = 0  # DRF reads REMOTE_ADDR only (project.forward
 MIDDLEWARE = ["project.forwarded.ForwardedForMiddleware", *MIDDLEWARE]
 # gunicorn's workers and threads under `manage.py run` (docs/performance.md: the measured shape).
 WEB_WORKERS = env.int("WEB_WORKERS", default=2)
-WEB_THREADS = env.int("WEB_THREADS", default=1)  # above 1: the gthread worker
+WEB_THREADS = env.int("WEB_THREADS", default=4)  # above 1: the gthread worker; 1: sync

@@ -160,4 +160,3 @@ def compose_proxy_config() -> str:
     .venv/bin/python manage.py shell -v 0 -c "from project import serving; \
         print(serving.compose_proxy_config(), end='')" > deploy/nginx.conf"""
     return proxy_config(listen="8080", web="web:8000", stream="stream:8000")
-

@@ -27,7 +27,7 @@ from tests.processes import BASE_DIR, Program, free_port, http_status, program_e
 pytestmark = pytest.mark.django_db(transaction=True)
 
 TIMEOUT = 30  # generous: only to stop a broken stream from hanging the suite
-PASSWORD = "proxy-pass-1234"  # noqa: S105 - a test persona's
+PASSWORD = "proxy-pass-1234"  # a test persona's
 
 
 @pytest.fixture(scope="module")

@@ -4,14 +4,15 @@ The proxy (project/serving.py, deploy/nginx.conf) sets X-Forwarded-For to the ad
 replacing whatever the client sent. A request that comes from a trusted proxy (TRUSTED_PROXIES:
 addresses or networks) gets that address as REMOTE_ADDR; from anyone else the header is dropped,
 so that a client talking to gunicorn or daphne directly cannot choose the address the throttles
-count (DRF's NUM_PROXIES is 0: they read REMOTE_ADDR only).
+count (with the header gone, DRF's get_ident reads REMOTE_ADDR).
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import cache
+from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
@@ -33,7 +34,7 @@ def is_trusted_proxy(address: str) -> bool:
     return any(ip in network for network in _trusted(tuple(settings.TRUSTED_PROXIES)))
 
 
-def client_address_resolve(meta: dict) -> None:
+def client_address_resolve(meta: dict[str, Any]) -> None:
     """REMOTE_ADDR := the proxy's X-Forwarded-For when the peer is a trusted proxy; the header is
     removed in every case (nothing downstream reads it)."""
     forwarded = meta.pop("HTTP_X_FORWARDED_FOR", None)
@@ -54,18 +55,20 @@ class ForwardedForMiddleware:
     sync_capable = True
     async_capable = True
 
-    def __init__(self, get_response: Callable) -> None:
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
         self.get_response = get_response
         self.is_async = iscoroutinefunction(get_response)
         if self.is_async:
             markcoroutinefunction(self)
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __call__(self, request: HttpRequest) -> HttpResponse | Awaitable[HttpResponse]:
         if self.is_async:
-            return self.__acall__(request)  # type: ignore[return-value]
+            return self.__acall__(request)
         client_address_resolve(request.META)
-        return self.get_response(request)
+        response: HttpResponse = self.get_response(request)
+        return response
 
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
         client_address_resolve(request.META)
-        return await self.get_response(request)
+        response: HttpResponse = await self.get_response(request)
+        return response

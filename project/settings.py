@@ -513,9 +513,9 @@ CELERY_BEAT_SCHEDULE["notifications-reminders-send"] = {
 # Pages and the API from gunicorn, WebSockets and the SSE stream from daphne, one reverse proxy in
 # front (project/serving.py; docs/operations.md, "Serving"). The proxy's X-Forwarded-For is
 # believed only from TRUSTED_PROXIES (addresses or networks); the throttles then count the client
-# the proxy saw, and a client reaching gunicorn or daphne directly cannot name another address.
+# the proxy saw, and a client reaching gunicorn or daphne directly cannot name another address
+# (the middleware removes the header from every request: DRF's get_ident reads REMOTE_ADDR).
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=["127.0.0.1", "::1"])
-REST_FRAMEWORK["NUM_PROXIES"] = 0  # DRF reads REMOTE_ADDR only (project.forwarded sets it)
 MIDDLEWARE = ["project.forwarded.ForwardedForMiddleware", *MIDDLEWARE]
 # gunicorn's workers and threads under `manage.py run` (docs/performance.md: the measured shape).
 WEB_WORKERS = env.int("WEB_WORKERS", default=2)

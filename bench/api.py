@@ -10,6 +10,11 @@ project.asgi, the psycopg pool):
   table with stock CursorPagination (page 1, and the position of row 900,000) and stock
   PageNumberPagination (page 1 and page 18,000), no auth, no throttling, no scoping.
 - The SQL floor: EXPLAIN ANALYZE of the query Forest runs for the same page.
+- forest_served: Forest's page 1 as `make run` serves it (project/serving.py: nginx in front of
+  gunicorn gthread and daphne), against wsgi_stock_cursor: the stock cursor viewset on gunicorn
+  sync with 2 workers and Django's persistent connections (CONN_MAX_AGE, no pool), straight on
+  its port: the peer a DRF user would deploy. ratio_vs_wsgi_stock = forest_served / that.
+- --shapes: also Forest's page 1 under the other server shapes tried (docs/performance.md).
 
 Requests/s and latency percentiles come from wrk (Debian's, installed with apt-get when missing)
 with --connections keep-alive connections for --duration seconds per endpoint, --rounds rounds

@@ -347,7 +347,7 @@ def _shapes(servers: contextlib.ExitStack, tmp: Path) -> dict[str, str]:
         "gunicorn_sync2": servers.enter_context(_gunicorn(api, workers=2)),
         "gunicorn_gthread2x4": servers.enter_context(_gunicorn(api, workers=2, threads=4)),
         "gunicorn_sync3": servers.enter_context(_gunicorn(api, workers=3)),
-        "nginx_sync2": servers.enter_context(_served(tmp / "sync", threads=1)),
+        "nginx_gthread2x4": servers.enter_context(_served(tmp / "gthread", threads=4)),
     }
 
 

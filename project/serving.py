@@ -90,7 +90,13 @@ http {{
     keepalive_timeout 75s;
     keepalive_requests 100000;
     client_max_body_size {body_limit()};
+    client_body_buffer_size {body_limit()};  # in memory: no temp file (nginx's workers are nobody)
     large_client_header_buffers 4 16k;  # the app answers 414 itself past REQUEST_MAX_URL_LENGTH
+    # A page of the API (tens of KiB) stays in memory, never in a temp file.
+    proxy_buffer_size 16k;
+    proxy_buffers 16 32k;
+    proxy_busy_buffers_size 64k;
+    proxy_max_temp_file_size 0;
 {temp}    map $http_upgrade $connection_upgrade {{ default upgrade; "" ""; }}
     map $http_x_forwarded_proto $forwarded_proto {{ default $http_x_forwarded_proto; "" $scheme; }}
     upstream web {{ server {web}; keepalive 32; }}

@@ -519,4 +519,4 @@ TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=["127.0.0.1", "::1"])
 MIDDLEWARE = ["project.forwarded.ForwardedForMiddleware", *MIDDLEWARE]
 # gunicorn's workers and threads under `manage.py run` (docs/performance.md: the measured shape).
 WEB_WORKERS = env.int("WEB_WORKERS", default=2)
-WEB_THREADS = env.int("WEB_THREADS", default=4)  # above 1: the gthread worker; 1: sync
+WEB_THREADS = env.int("WEB_THREADS", default=1)  # 1: the sync worker; above 1: gthread

@@ -114,6 +114,21 @@ def test_pages_and_the_api_are_answered_by_gunicorn_through_the_one_port(
     assert line.split("|", 1)[0].split()[-1] == "web"
 
 
+def test_a_body_over_the_apps_limit_gets_the_apps_413_through_the_proxy(
+    served, member, workspace_a
+):
+    _, raw = services.token_create(user=member, workspace=workspace_a, name="proxy")
+    body = json.dumps({"name": "x" * (2 * 1024 * 1024 + 512 * 1024)})  # 2.5 MiB: over 2 MiB
+    response, answer = request(
+        served,
+        "POST",
+        "/api/v1/sources/",
+        body=body,
+        headers={"Authorization": f"Bearer {raw}", "Content-Type": "application/json"},
+    )
+    assert (response.status, json.loads(answer)["error"]["code"]) == (413, "too_large")
+
+
 def test_a_session_from_the_login_form_opens_a_websocket(served, member, workspace_a):
     cookie = login(served, member)
     with connect(

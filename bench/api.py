@@ -10,6 +10,11 @@ project.asgi, the psycopg pool):
   table with stock CursorPagination (page 1, and the position of row 900,000) and stock
   PageNumberPagination (page 1 and page 18,000), no auth, no throttling, no scoping.
 - The SQL floor: EXPLAIN ANALYZE of the query Forest runs for the same page.
+- forest_served: Forest's page 1 as `make run` serves it (project/serving.py: nginx in front of
+  gunicorn gthread and daphne), against wsgi_stock_cursor: the stock cursor viewset on gunicorn
+  sync with 2 workers and Django's persistent connections (CONN_MAX_AGE, no pool), straight on
+  its port: the peer a DRF user would deploy. ratio_vs_wsgi_stock = forest_served / that.
+- --shapes: also Forest's page 1 under the other server shapes tried (docs/performance.md).
 
 Requests/s and latency percentiles come from wrk (Debian's, installed with apt-get when missing)
 with --connections keep-alive connections for --duration seconds per endpoint, --rounds rounds
@@ -21,6 +26,7 @@ alternating endpoints; medians. Ends by printing one JSON line.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -30,8 +36,11 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
 
+import psutil
 import psycopg
 
 from bench.common import (
@@ -45,11 +54,14 @@ from bench.common import (
 )
 
 DATABASE = "forest_bench_api"
+# The processes serving each base URL (a server's leader and, for `make run`'s shape, nginx,
+# gunicorn and daphne): their CPU time per request is the figure a shared machine disturbs least.
+SERVERS: dict[str, list[int]] = {}
 LOAD_SQL = """
 INSERT INTO crawls_bid (
     workspace_id, source_id, url, url_hash, title, department, views, post_date, amount,
     deadline, reference, extra, content_hash, etag, last_modified, first_seen_at, last_seen_at,
-    changed_at)
+    changed_at, currency, status, procurement_method, classifications, version)
 SELECT %(workspace)s, %(source)s,
     'https://example.org/notices/' || i,
     decode(md5('https://example.org/notices/' || i), 'hex'),
@@ -63,7 +75,7 @@ SELECT %(workspace)s, %(source)s,
     ((i::bigint * 104729) %% 1000000000)::numeric,
     TIMESTAMPTZ '2026-12-31 18:00+09' - (i %% 365) * interval '1 day',
     'R' || lpad(i::text, 10, '0'),
-    '{}'::jsonb, md5(i::text), '', '', now(), now(), now()
+    '{}'::jsonb, md5(i::text), '', '', now(), now(), now(), '', 'unknown', '', '{}', ''
 FROM generate_series(1, %(rows)s) AS i
 """
 
@@ -77,6 +89,9 @@ def parse_args(argv):
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--reuse", action="store_true", help="keep and reuse the loaded database")
+    parser.add_argument(
+        "--shapes", action="store_true", help="also Forest's page 1 under other server shapes"
+    )
     return parser.parse_args(argv)
 
 
@@ -217,41 +232,40 @@ def _bench(args, *, loaded: bool) -> dict:
     wrk = apt_binary("wrk", "wrk", install=True)
     if wrk is None:
         raise SystemExit("wrk is needed (apt-get install wrk)")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryFile() as output:
-        server = subprocess.Popen(
-            [
-                sys.executable, "-m", "daphne", "-v", "0", "-b", "127.0.0.1", "-p", str(port),
-                "project.asgi:application",
-            ],
-            cwd=ROOT, stdout=output, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        try:
-            wait_port(port, server, what="daphne")
-            # Same rows in the same order on page 1, from both.
-            forest_ids = [
-                r["id"] for r in get_json(base + endpoints["forest_first"][0], auth)["results"]
-            ]
-            stock_ids = [
-                r["id"] for r in get_json(base + endpoints["stock_cursor_first"][0], {})["results"]
-            ]
-            assert forest_ids == stock_ids, "Forest and the peer disagree on page 1"
-            deep = get_json(base + endpoints["forest_deep"][0], auth)["results"]
-            assert len(deep) == size, "the deep cursor did not land inside the table"
-            for path, headers in endpoints.values():  # warm up
-                wrk_run(wrk, base + path, headers=headers, connections=args.connections, duration=2)
-            runs: dict[str, list[dict]] = {name: [] for name in endpoints}
-            for round_ in range(args.rounds):
-                for name, (path, headers) in endpoints.items():
-                    result = wrk_run(
-                        wrk, base + path, headers=headers,
-                        connections=args.connections, duration=args.duration,
-                    )  # fmt: skip
-                    runs[name].append(result)
-                    log(f"round {round_ + 1} {name}: {result}")
-        finally:
-            stop(server)
+    first = f"/api/v1/bids/?page_size={size}"
+    stock_first = f"/peer/cursor/?page_size={size}"
+    with contextlib.ExitStack() as servers, tempfile.TemporaryDirectory() as tmp:
+        base = servers.enter_context(_daphne())
+        served = servers.enter_context(_served(Path(tmp) / "served"))
+        wsgi_stock = servers.enter_context(_gunicorn("bench.api_wsgi_settings", workers=2))
+        # Same rows in the same order on page 1, from both, on every server.
+        forest_ids = [r["id"] for r in get_json(base + first, auth)["results"]]
+        for where in (base, served, wsgi_stock):
+            stock_ids = [r["id"] for r in get_json(where + stock_first, {})["results"]]
+            assert forest_ids == stock_ids, f"Forest and the peer disagree on page 1 ({where})"
+        assert [r["id"] for r in get_json(served + first, auth)["results"]] == forest_ids
+        deep = get_json(base + endpoints["forest_deep"][0], auth)["results"]
+        assert len(deep) == size, "the deep cursor did not land inside the table"
+        targets = {name: (base + path, headers) for name, (path, headers) in endpoints.items()}
+        targets["forest_served"] = (served + first, auth)
+        targets["wsgi_stock_cursor"] = (wsgi_stock + stock_first, {})
+        if args.shapes:
+            for name, where in _shapes(servers, Path(tmp)).items():
+                targets[f"shape_{name}"] = (where + first, auth)
+        for url, headers in targets.values():  # warm up
+            wrk_run(wrk, url, headers=headers, connections=args.connections, duration=2)
+        runs: dict[str, list[dict]] = {name: [] for name in targets}
+        for round_ in range(args.rounds):
+            for name, (url, headers) in targets.items():
+                pids = SERVERS[url[: url.index("/", len("http://"))]]
+                cpu = _cpu_seconds(pids)
+                result = wrk_run(
+                    wrk, url, headers=headers, connections=args.connections, duration=args.duration
+                )
+                requests = result["rps"] * args.duration
+                result["cpu_ms_per_req"] = round((_cpu_seconds(pids) - cpu) * 1000 / requests, 3)
+                runs[name].append(result)
+                log(f"round {round_ + 1} {name}: {result}")
     median = {
         name: {key: statistics.median(r[key] for r in results) for key in results[0]}
         for name, results in runs.items()
@@ -266,6 +280,18 @@ def _bench(args, *, loaded: bool) -> dict:
         "stock_page_deep_p50_ms": median["stock_page_deep"]["p50_ms"],
         "sql_floor_p50_ms": round(floor, 3),
         "ratio_rps": round(median["forest_first"]["rps"] / median["stock_cursor_first"]["rps"], 2),
+        "forest_served_rps": median["forest_served"]["rps"],
+        "wsgi_stock_cursor_rps": median["wsgi_stock_cursor"]["rps"],
+        "ratio_vs_wsgi_stock": round(
+            median["forest_served"]["rps"] / median["wsgi_stock_cursor"]["rps"], 2
+        ),
+        # CPU per request, all server processes counted (nginx too for forest_served): the
+        # ratio a busy shared machine disturbs least.
+        "cpu_ratio_vs_wsgi_stock": round(
+            median["wsgi_stock_cursor"]["cpu_ms_per_req"]
+            / median["forest_served"]["cpu_ms_per_req"],
+            2,
+        ),
         "deep_over_first": round(
             median["forest_deep"]["p50_ms"] / median["forest_first"]["p50_ms"], 2
         ),
@@ -275,6 +301,84 @@ def _bench(args, *, loaded: bool) -> dict:
         "page_size": size,
         "connections": args.connections,
         "rounds": args.rounds,
+    }
+
+
+def _spawn(command: list[str] | str, what: str, port: int, **env: str) -> Iterator[str]:
+    with tempfile.TemporaryFile() as output:
+        proc = subprocess.Popen(
+            command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+            shell=isinstance(command, str), env={**os.environ, **env},
+        )  # fmt: skip
+        try:
+            wait_port(port, proc, what=what)
+            SERVERS[f"http://127.0.0.1:{port}"] = [proc.pid]
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            stop(proc, group=True)
+
+
+@contextlib.contextmanager
+def _daphne() -> Iterator[str]:
+    """Today's shape: one daphne for everything (project.asgi, the psycopg pool)."""
+    port = free_port()
+    command = [sys.executable, "-m", "daphne", "-v", "0", "-b", "127.0.0.1", "-p", str(port)]
+    yield from _spawn([*command, "project.asgi:application"], "daphne", port)
+
+
+@contextlib.contextmanager
+def _gunicorn(settings_module: str, *, workers: int, threads: int = 1) -> Iterator[str]:
+    """gunicorn straight on a port (sync, or gthread when threads > 1)."""
+    port = free_port()
+    kind = ["-k", "gthread", "--threads", str(threads)] if threads > 1 else ["-k", "sync"]
+    command = [
+        sys.executable, "-m", "gunicorn", "project.wsgi:application", "-b", f"127.0.0.1:{port}",
+        "-w", str(workers), *kind, "--keep-alive", "75",
+    ]  # fmt: skip
+    yield from _spawn(command, "gunicorn", port, DJANGO_SETTINGS_MODULE=settings_module)
+
+
+@contextlib.contextmanager
+def _served(config_dir: Path, *, workers: int | None = None, threads: int | None = None):
+    """Forest as `make run` serves it: nginx in front of gunicorn and daphne."""
+    from project import serving  # noqa: PLC0415 - after django.setup()
+
+    config_dir.mkdir(parents=True)
+    ports = {"proxy": free_port(), "web": free_port(), "stream": free_port()}
+    commands = serving.serving_processes(
+        host="127.0.0.1", port=ports["proxy"], web_port=ports["web"],
+        stream_port=ports["stream"], config_dir=config_dir, workers=workers, threads=threads,
+    )  # fmt: skip
+    with contextlib.ExitStack() as stack:
+        inner = []
+        for name in ("web", "stream"):
+            spawn = contextlib.contextmanager(_spawn)
+            inner += SERVERS[stack.enter_context(spawn(commands[name], name, ports[name]))]
+        for base in _spawn(commands["proxy"], "nginx", ports["proxy"]):
+            SERVERS[base] += inner
+            yield base
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes and their children (workers) so far."""
+    total = 0.0
+    for pid in pids:
+        leader = psutil.Process(pid)
+        for proc in [leader, *leader.children(recursive=True)]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                times = proc.cpu_times()
+                total += times.user + times.system
+    return total
+
+
+def _shapes(servers: contextlib.ExitStack, tmp: Path) -> dict[str, str]:
+    """The server shapes tried for Forest's pages and API (docs/performance.md)."""
+    api = "bench.api_settings"
+    return {
+        "gunicorn_sync2": servers.enter_context(_gunicorn(api, workers=2)),
+        "gunicorn_gthread2x4": servers.enter_context(_gunicorn(api, workers=2, threads=4)),
+        "gunicorn_sync3": servers.enter_context(_gunicorn(api, workers=3)),
+        "nginx_gthread2x4": servers.enter_context(_served(tmp / "gthread", threads=4)),
     }
 
 

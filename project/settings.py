@@ -508,3 +508,15 @@ CELERY_BEAT_SCHEDULE["notifications-reminders-send"] = {
     "task": "notifications.reminders_send",
     "schedule": env.float("REMINDERS_SEND_INTERVAL", default=900.0),
 }
+
+# --- i14-web --------------------------------------------------------------------------------------
+# Pages and the API from gunicorn, WebSockets and the SSE stream from daphne, one reverse proxy in
+# front (project/serving.py; docs/operations.md, "Serving"). The proxy's X-Forwarded-For is
+# believed only from TRUSTED_PROXIES (addresses or networks); the throttles then count the client
+# the proxy saw, and a client reaching gunicorn or daphne directly cannot name another address
+# (the middleware removes the header from every request: DRF's get_ident reads REMOTE_ADDR).
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=["127.0.0.1", "::1"])
+MIDDLEWARE = ["project.forwarded.ForwardedForMiddleware", *MIDDLEWARE]
+# gunicorn's workers and threads under `manage.py run` (docs/performance.md: the measured shape).
+WEB_WORKERS = env.int("WEB_WORKERS", default=2)
+WEB_THREADS = env.int("WEB_THREADS", default=1)  # 1: the sync worker; above 1: gthread

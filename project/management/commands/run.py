@@ -3,6 +3,7 @@
 import io
 import os
 import shlex
+import socket
 import sys
 import threading
 import time
@@ -13,21 +14,20 @@ import environ
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 from honcho.manager import Manager
 
 from crawls import selectors, services
-from project import logs, staticfiles
+from project import logs, serving, staticfiles
 from project.celery import app as celery_app
-
-ASGI_APP = "project.asgi:application"
 
 
 class Command(BaseCommand):
     help = (
-        "Migrate, create an admin when there is none, then run daphne (HTTP + WebSocket), a Celery "
-        "worker and Celery beat with prefixed logs. Ctrl-C stops them all."
+        "Migrate, create an admin when there is none, then run nginx on the one port in front of "
+        "gunicorn (pages, API) and daphne (WebSocket, SSE), a Celery worker and Celery beat with "
+        "prefixed logs. Ctrl-C stops them all."
     )
 
     def add_arguments(self, parser):
@@ -59,9 +59,14 @@ class Command(BaseCommand):
         python = shlex.quote(sys.executable)
         celery = f"exec {python} -m celery -A project --quiet"
         manager = Manager()
-        manager.add_process(
-            "web", f"exec {python} -m daphne -v 0 -b {shlex.quote(host)} -p {port} {ASGI_APP}"
-        )
+        try:
+            served = serving.serving_processes(
+                host=host, port=port, web_port=_free_port(), stream_port=_free_port()
+            )
+        except RuntimeError as exc:
+            raise CommandError(str(exc)) from exc
+        for name, command in served.items():
+            manager.add_process(name, command)
         manager.add_process("worker", f"{celery} worker -l INFO -c {concurrency} -n worker@%h")
         manager.add_process("beat", f"{celery} beat -l INFO")
         if board:
@@ -108,6 +113,13 @@ def children_log_format(stream: TextIO) -> str:
     terminal (a person runs `make run`), JSON lines otherwise (compose, a file)."""
     default = logs.default_format(debug=settings.DEBUG, stream=stream)
     return str(environ.Env().str("LOG_FORMAT", default=default))
+
+
+def _free_port() -> int:
+    """An unused loopback port for an internal server (gunicorn, daphne) behind the proxy."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _web_answers(base: str) -> bool:

@@ -509,7 +509,7 @@ CELERY_BEAT_SCHEDULE["notifications-reminders-send"] = {
     "schedule": env.float("REMINDERS_SEND_INTERVAL", default=900.0),
 }
 
-# --- i14-web --------------------------------------------------------------------------------------
+# --- Serving: nginx in front, gunicorn for HTTP, daphne for streams (project/serving.py) ----------
 # Pages and the API from gunicorn, WebSockets and the SSE stream from daphne, one reverse proxy in
 # front (project/serving.py; docs/operations.md, "Serving"). The proxy's X-Forwarded-For is
 # believed only from TRUSTED_PROXIES (addresses or networks); the throttles then count the client

@@ -33,8 +33,6 @@ class BatchResult:
     quality: Counter[str] = field(default_factory=Counter)  # crawls.engine.quality's counters
     url_events: list[tuple[str, dict[str, object]]] = field(default_factory=list)
     last_url: str = ""
-    # URL hashes the scope refused only for their depth (crawls.engine.presence).
-    too_deep: list[bytes] = field(default_factory=list)
     # The publisher's error (an API's error envelope): the crawl fails with it once stored.
     publisher_error: str | None = None
 

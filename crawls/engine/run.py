@@ -3,9 +3,8 @@ frontier is empty, the crawl is cancelled or its time is up.
 
 Any number of processes may run the loop for one crawl at once: the frontier's leases divide the
 work, and each batch is stored in one transaction (bids, new links, URL states, counters,
-events), so a worker killed at any point loses nothing and duplicates nothing. Network work and
-extraction run on an asyncio loop in a thread of the run's own (engine/overlap.py); database work
-is synchronous in the run's thread, and stores batch N while batch N+1 is on the network.
+events), so a worker killed at any point loses nothing and duplicates nothing. Network work runs
+on an asyncio loop owned by the run; database work is synchronous, between batches.
 
 Around it: reading one page into the batch (engine/pages.py), what a crawl may fetch
 (engine/scope.py), the cancel watch during a batch (engine/cancel.py), state transitions
@@ -20,8 +19,6 @@ import datetime as dt
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
-from concurrent.futures import Future
 
 from django.conf import settings
 from django.db import transaction
@@ -34,7 +31,6 @@ from crawls.engine import (
     frontier,
     kinds,
     lifecycle,
-    overlap,
     progress,
     quality,
     rules,
@@ -117,102 +113,67 @@ class _Runner:
         self.lease = settings.CRAWL_LEASE_SECONDS
         self.last_progress = 0.0
         self.url_events_left = settings.CRAWL_MAX_URL_EVENTS
-        self.unsaved: BatchResult | None = None  # fetched and extracted, not yet stored
-        self.inflight: Future[BatchResult] | None = None  # being fetched and extracted
 
     def run(self) -> lifecycle.RunResult:
-        # Network and extraction run on a loop in a thread of their own, so that the next batch
-        # is fetched and extracted while this thread stores the last one (engine/overlap.py).
-        looper = overlap.LoopThread(f"crawl-{self.crawl.pk}-loop")
+        loop = asyncio.new_event_loop()
         fetcher = Fetcher(fetch_settings(self.source))
+        loop.run_until_complete(fetcher.__aenter__())
         try:
-            looper.call(fetcher.__aenter__())
-            return self._loop(looper, fetcher)
+            return self._loop(loop, fetcher)
         finally:
-            try:
-                # A batch still in flight is dropped; its URLs stay leased until the run's end
-                # (crawl_finish, fail_or_retry, hand_back) releases them or the lease runs out.
-                looper.close(fetcher.__aexit__(None, None, None))
-            finally:
-                self.pages.close()
+            self.pages.close()
+            loop.run_until_complete(fetcher.__aexit__(None, None, None))
+            loop.close()
 
-    def _loop(self, looper: overlap.LoopThread, fetcher: Fetcher) -> lifecycle.RunResult:
-        """Two batches at a time: batch N+1 is claimed and sent to the loop, then batch N is
-        stored (one transaction) while N+1 is fetched and extracted. Whatever ends the run
-        (a cancel, a stop, the time limit, the end of the frontier) is acted on only once no
-        batch is in flight and the last one is stored."""
+    def _loop(self, loop: asyncio.AbstractEventLoop, fetcher: Fetcher) -> lifecycle.RunResult:
+        unsaved: BatchResult | None = None  # fetched and extracted, not yet committed
         while True:
             try:
+                if unsaved is not None:
+                    self._commit(unsaved)
+                    unsaved = None
                 if self.outage.ended():
-                    if (failed := self._drain()) is not None:
-                        return failed
                     # Whatever this run had claimed and not stored goes back to the frontier.
                     frontier.frontier_release(crawl_id=self.crawl.pk, owner=self.owner)
-                if self.inflight is not None and self.unsaved is None:
-                    future, self.inflight = self.inflight, None
-                    self.unsaved = self._collect(future)
-                ending = self._ending()
-                if ending is not None:
-                    return self._drain() or ending()
-                claimed = self._claim()
-                if claimed is not None:
-                    self.inflight = self._start(looper, fetcher, *claimed)
-                if self.unsaved is not None:
-                    # Stored while the next batch (if any) is on the network.
-                    if (failed := self._store(self.unsaved)) is not None:
-                        return failed
-                    self.unsaved = None
-                elif claimed is None and (finished := self._frontier_done()) is not None:
-                    return finished  # nothing in flight, nothing to store, nothing to claim
+                outcome = self._step(loop, fetcher)
+                if isinstance(outcome, lifecycle.RunResult):
+                    return outcome
+                if outcome is not None:
+                    unsaved = outcome
+                    self._commit(unsaved)
+                    unsaved = None
+                    if outcome.publisher_error is not None:
+                        error = f"publisher error: {outcome.publisher_error}"
+                        lifecycle.crawl_finish(
+                            self.crawl, Crawl.Status.FAILED, owner=None, error=error
+                        )
+                        return lifecycle.RunResult(Crawl.Status.FAILED)
                 self.outage.recovered()
             except DATABASE_DOWN as exc:
                 # PostgreSQL is gone (stopped, restarting, unreachable): keep what this batch
                 # found and wait for it, instead of failing the crawl or waiting for the sweep.
                 self.outage.wait(exc)
 
-    def _drain(self) -> lifecycle.RunResult | None:
-        """Store the batch waiting and the one in flight, in order; the end of the run when the
-        publisher answered with an error."""
-        while self.unsaved is not None or self.inflight is not None:
-            if self.unsaved is None and self.inflight is not None:
-                future, self.inflight = self.inflight, None
-                self.unsaved = self._collect(future)
-            if self.unsaved is not None:
-                if (failed := self._store(self.unsaved)) is not None:
-                    return failed
-                self.unsaved = None
-        return None
-
-    def _ending(self) -> Callable[[], lifecycle.RunResult] | None:
-        """What ends the run now (acted on by the caller once its last batch is stored)."""
+    def _step(
+        self, loop: asyncio.AbstractEventLoop, fetcher: Fetcher
+    ) -> BatchResult | lifecycle.RunResult | None:
+        """Claim one batch and fetch and extract it; None when others hold the last URLs; or
+        end the run (a RunResult)."""
         crawl = self.crawl
         if shutdown.requested():
-            return lambda: lifecycle.hand_back(crawl, owner=self.owner)
+            return lifecycle.hand_back(crawl, owner=self.owner)
         state = Crawl.objects.values("status", "cancel_requested", "deadline_at").get(pk=crawl.pk)
         if state["status"] in Crawl.FINISHED:
-            return lambda: lifecycle.RunResult(state["status"])
+            return lifecycle.RunResult(state["status"])
         if state["cancel_requested"]:
-
-            def cancelled() -> lifecycle.RunResult:
-                lifecycle.crawl_finish(crawl, Crawl.Status.CANCELLED, owner=self.owner)
-                return lifecycle.RunResult(Crawl.Status.CANCELLED)
-
-            return cancelled
+            lifecycle.crawl_finish(crawl, Crawl.Status.CANCELLED, owner=self.owner)
+            return lifecycle.RunResult(Crawl.Status.CANCELLED)
         if state["deadline_at"] and timezone.now() > state["deadline_at"]:
-
-            def timed_out() -> lifecycle.RunResult:
-                limit = self.source.time_limit_seconds
-                lifecycle.crawl_finish(
-                    crawl, Crawl.Status.FAILED, owner=self.owner, error=f"time limit ({limit}s)"
-                )
-                return lifecycle.RunResult(Crawl.Status.FAILED)
-
-            return timed_out
-        return None
-
-    def _claim(self) -> tuple[list[frontier.Claimed], list[str]] | None:
-        """The next batch and the URLs given up meanwhile; None when there is neither."""
-        crawl = self.crawl
+            limit = self.source.time_limit_seconds
+            lifecycle.crawl_finish(
+                crawl, Crawl.Status.FAILED, owner=self.owner, error=f"time limit ({limit}s)"
+            )
+            return lifecycle.RunResult(Crawl.Status.FAILED)
         given_up = frontier.frontier_give_up(
             crawl_id=crawl.pk, max_attempts=settings.CRAWL_URL_MAX_ATTEMPTS
         )
@@ -220,61 +181,23 @@ class _Runner:
             crawl_id=crawl.pk, owner=self.owner, limit=self.batch_size, lease_seconds=self.lease
         )
         if not batch and not given_up:
+            pending = frontier.frontier_pending(crawl_id=crawl.pk)
+            if pending.queued == 0 and pending.leased == 0:
+                if not frontier.frontier_totals(crawl_id=crawl.pk).get("done"):
+                    return lifecycle.fail_or_retry(
+                        crawl, owner=self.owner, error="no page could be fetched"
+                    )
+                lifecycle.crawl_finish(crawl, Crawl.Status.SUCCEEDED, owner=self.owner)
+                return lifecycle.RunResult(Crawl.Status.SUCCEEDED)
+            # Other workers hold the last URLs; if they die, their leases expire to us.
+            Crawl.objects.filter(pk=crawl.pk).update(heartbeat_at=timezone.now())
+            time.sleep(IDLE_POLL)
             return None
-        return batch, given_up
-
-    def _frontier_done(self) -> lifecycle.RunResult | None:
-        """Nothing was claimed and this run holds nothing: the end of the crawl, or a wait for
-        the last URLs that others hold (None)."""
-        crawl = self.crawl
-        pending = frontier.frontier_pending(crawl_id=crawl.pk)
-        if pending.queued == 0 and pending.leased == 0:
-            if not frontier.frontier_totals(crawl_id=crawl.pk).get("done"):
-                return lifecycle.fail_or_retry(
-                    crawl, owner=self.owner, error="no page could be fetched"
-                )
-            lifecycle.crawl_finish(crawl, Crawl.Status.SUCCEEDED, owner=self.owner)
-            return lifecycle.RunResult(Crawl.Status.SUCCEEDED)
-        # Other workers hold the last URLs; if they die, their leases expire to us.
-        Crawl.objects.filter(pk=crawl.pk).update(heartbeat_at=timezone.now())
-        time.sleep(IDLE_POLL)
-        return None
-
-    def _start(
-        self,
-        looper: overlap.LoopThread,
-        fetcher: Fetcher,
-        batch: list[frontier.Claimed],
-        given_up: list[str],
-    ) -> Future[BatchResult]:
-        """Send a claimed batch to the loop: fetched and extracted there."""
         validators = store.validators_for(
             source_id=self.source.pk,
             url_hashes=[c.url_hash for c in batch if c.kind == "item"],
         )
-        return looper.submit(self._process(fetcher, batch, validators, given_up))
-
-    def _collect(self, future: Future[BatchResult]) -> BatchResult:
-        """Wait for the batch in flight; nothing else is in flight once it returns."""
-        result = future.result()
-        # Links the scope refused for their depth in this batch (the loop is idle now).
-        result.too_deep = self.pages.scope.too_deep_hashes()
-        self.pages.scope.too_deep.clear()
-        return result
-
-    def _store(self, result: BatchResult) -> lifecycle.RunResult | None:
-        """Commit a batch; the end of the run when the publisher answered with an error."""
-        self._commit(result)
-        if result.publisher_error is None:
-            return None
-        error = f"publisher error: {result.publisher_error}"
-        lifecycle.crawl_finish(self.crawl, Crawl.Status.FAILED, owner=None, error=error)
-        return lifecycle.RunResult(Crawl.Status.FAILED)
-
-    # --- one batch: network and parsing ------------------------------------------------------
-
-    async def _process(self, fetcher: Fetcher, batch, validators, given_up) -> BatchResult:
-        result = await self._fetch_extract(fetcher, batch, validators)
+        result = loop.run_until_complete(self._process(fetcher, batch, validators))
         for url in given_up:
             result.errors["gave_up"] += 1
             result.url_events.append(
@@ -290,7 +213,9 @@ class _Runner:
         )  # fmt: skip
         return result
 
-    async def _fetch_extract(self, fetcher: Fetcher, batch, validators) -> BatchResult:
+    # --- one batch: network and parsing ------------------------------------------------------
+
+    async def _process(self, fetcher: Fetcher, batch, validators) -> BatchResult:
         """Fetch the batch concurrently and extract each page as it arrives. A cancel is looked
         for every CRAWL_CANCEL_CHECK_SECONDS meanwhile: then the fetches still running are
         dropped (their URLs stay leased until the cancel releases them) and the pages done so
@@ -349,7 +274,7 @@ class _Runner:
                 workspace_id=crawl.workspace_id,
                 links=result.links,
                 room=self.source.max_pages - locked.pages_total,
-                too_deep=result.too_deep,
+                too_deep=self.pages.scope.too_deep_hashes(),
             )
             added = extended.count
             finished = frontier.frontier_finish(owner=self.owner, outcomes=result.outcomes)
@@ -374,6 +299,7 @@ class _Runner:
                 **({"capped": True} if extended.left_out else {}),
             )
             self._emit(result, stored)
+        self.pages.scope.too_deep.clear()
 
     def _emit(self, result: BatchResult, stored: store.Stored) -> None:
         crawl = self.crawl

@@ -22,6 +22,17 @@ listing pages and 10,000 notices, 10,500 pages) end to end, for
   Stock settings (the asyncio reactor) but for the concurrency, ROBOTSTXT_OBEY and LOG_LEVEL
   INFO instead of DEBUG (a log line per request and per item would only slow Scrapy down).
 
+- The text board (`ratio_text_board`, bench/crawl_text.py): 10,000 detail pages of 5-15 kB of
+  text behind a sequential pager (listing page k links to k+1 and its 20 notices only), static
+  files served by the same nginx, crawled by Forest (TEXT_RULES) and by Scrapy
+  (bench/crawl_text_spider.py), every item checked; and its floor: a bare aiohttp + selectolax
+  fetch-and-parse of every page of it (`floor_text_pages_per_s`, `forest_text_share_of_floor`).
+  `--text-pages 0` leaves it out; the aiohttp demo board has none.
+
+CPU per page is printed for both sides on both boards; Forest's counts the pool children of its
+worker (--workers: runs per crawl and pool size, default CRAWL_WORKERS_PER_CRAWL) and their
+extraction sandboxes.
+
 Both with the same concurrency (--concurrency, total and per host) and robots.txt obeyed,
 alternating, --runs times each; medians go in the JSON line, each run on stderr. The board is
 exported as static files and served by nginx (one worker process, keep-alive, no access log),

@@ -22,6 +22,17 @@ listing pages and 10,000 notices, 10,500 pages) end to end, for
   Stock settings (the asyncio reactor) but for the concurrency, ROBOTSTXT_OBEY and LOG_LEVEL
   INFO instead of DEBUG (a log line per request and per item would only slow Scrapy down).
 
+- The text board (`ratio_text_board`, bench/crawl_text.py): 10,000 detail pages of 5-15 kB of
+  text behind a sequential pager (listing page k links to k+1 and its 20 notices only), static
+  files served by the same nginx, crawled by Forest (TEXT_RULES) and by Scrapy
+  (bench/crawl_text_spider.py), every item checked; and its floor: a bare aiohttp + selectolax
+  fetch-and-parse of every page of it (`floor_text_pages_per_s`, `forest_text_share_of_floor`).
+  `--text-pages 0` leaves it out; the aiohttp demo board has none.
+
+CPU per page is printed for both sides on both boards; Forest's counts the pool children of its
+worker (--workers: runs per crawl and pool size, default CRAWL_WORKERS_PER_CRAWL) and their
+extraction sandboxes.
+
 Both with the same concurrency (--concurrency, total and per host) and robots.txt obeyed,
 alternating, --runs times each; medians go in the JSON line, each run on stderr. The board is
 exported as static files and served by nginx (one worker process, keep-alive, no access log),
@@ -61,6 +72,7 @@ import django
 import psutil
 from django.conf import settings as django_settings
 
+from bench import crawl_text
 from bench.common import (
     apt_binary,
     database_recreate,
@@ -73,6 +85,7 @@ from bench.common import (
 
 ROOT = Path(__file__).resolve().parent.parent
 SPIDER = Path(__file__).resolve().parent / "crawl_spider.py"
+TEXT_SPIDER = Path(__file__).resolve().parent / "crawl_text_spider.py"
 DATABASE = "forest_bench"
 # Forest runs with its defaults unless told otherwise (--batch-size). Measured on a 2-core
 # machine, medians of 3 runs: CRAWL_BATCH_SIZE 100 → 1,015 pages/s, 200 (the default) → 1,098,
@@ -89,6 +102,9 @@ class Server:
     base_url: str
     start_url: str
     proc: subprocess.Popen
+    # The text board (bench/crawl_text.py), nginx only: its items by URL, its page count.
+    text: dict[str, crawl_text.TextItem] | None = None
+    text_pages: int = 0
 
 
 def nginx_find(*, install: bool) -> str | None:
@@ -132,12 +148,13 @@ http {{
     return config
 
 
-def nginx_start(nginx: str, board, pages: int, tmp: Path) -> Server:
+def nginx_start(nginx: str, board, pages: int, tmp: Path, text_pages: int) -> Server:
     root = tmp / "board"
     previous = os.umask(0o022)  # nginx's workers run as nobody when started by root
     try:
         tmp.chmod(0o755)
         count = board.export_static(board.BoardConfig.bench(pages), root)
+        text, text_count = crawl_text.export(root, text_pages) if text_pages else ({}, 0)
     finally:
         os.umask(previous)
     port = free_port()
@@ -151,8 +168,10 @@ def nginx_start(nginx: str, board, pages: int, tmp: Path) -> Server:
     name = version.strip().rpartition(" ")[2] or "nginx"
     base = f"http://127.0.0.1:{port}"
     log(f"board: {count} static files served by {name} at {base}")
+    log(f"text board: {text_count} pages at {base}{crawl_text.start_path()}")
     # The static export has listing page 1 only at /notices/page/1.
-    return Server(name, base, f"{base}/notices/page/1", proc)
+    text_items = {f"{base}{path}": item for path, item in text.items()}
+    return Server(name, base, f"{base}/notices/page/1", proc, text_items or None, text_count)
 
 
 def aiohttp_board_start(pages: int, tmp: Path) -> Server:
@@ -245,6 +264,14 @@ def _same(item: dict, bid: dict) -> bool:
     )
 
 
+def _same_text(item: dict, expected: crawl_text.TextItem) -> bool:
+    return (
+        item["title"] == expected.title
+        and item["reference"] == expected.reference
+        and item["summary"] == expected.summary
+    )
+
+
 def scrapy_once(
     server: Server,
     *,
@@ -254,8 +281,17 @@ def scrapy_once(
     expected: dict,
     pages: int,
     extra_settings: list[str],
+    board: str = "demo",
 ) -> ScrapyRun:
-    feed, output = tmp / f"scrapy-{run}.jsonl", tmp / f"scrapy-{run}.log"
+    """A run of the demo board's spider, or (board="text") of the text board's."""
+    text = board == "text"
+    spider, start_url = (
+        (TEXT_SPIDER, f"{server.base_url}{crawl_text.start_path()}")
+        if text
+        else (SPIDER, server.start_url)
+    )
+    same = _same_text if text else _same
+    feed, output = tmp / f"scrapy-{board}-{run}.jsonl", tmp / f"scrapy-{board}-{run}.log"
     settings = {
         "CONCURRENT_REQUESTS": concurrency,
         "CONCURRENT_REQUESTS_PER_DOMAIN": concurrency,
@@ -263,8 +299,8 @@ def scrapy_once(
         # Stock is DEBUG: a line per request and per item. INFO makes Scrapy faster, not slower.
         "LOG_LEVEL": "INFO",
     }
-    args = [sys.executable, "-m", "scrapy", "runspider", str(SPIDER)]
-    args += ["-a", f"start_url={server.start_url}", "-O", f"{feed}:jsonlines"]
+    args = [sys.executable, "-m", "scrapy", "runspider", str(spider)]
+    args += ["-a", f"start_url={start_url}", "-O", f"{feed}:jsonlines"]
     for key, value in settings.items():
         args += ["-s", f"{key}={value}"]
     for setting in extra_settings:
@@ -292,7 +328,7 @@ def scrapy_once(
         raise RuntimeError(
             f"scrapy: {len(items)} items ({len(by_url)} URLs), {len(expected)} expected"
         )
-    wrong = [url for url, item in by_url.items() if not _same(item, expected[url])]
+    wrong = [url for url, item in by_url.items() if not same(item, expected[url])]
     if wrong:
         raise RuntimeError(f"scrapy: {len(wrong)} items differ from the board, e.g. {wrong[0]}")
     # Start requests skip the duplicate filter: Scrapy fetches the start page a second time when
@@ -329,6 +365,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="auto: nginx (installed when missing, as root), else the aiohttp demo board",
     )  # fmt: skip
     parser.add_argument("--server-requests", type=int, default=5000, help="for the raw rate")
+    parser.add_argument(
+        "--text-pages", type=int, default=10_000,
+        help="detail pages of the text board (10000; 0 leaves it out; nginx only)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--workers", type=int, default=None,
+        help="Forest's runs per crawl, and the worker's pool size (default: Forest's default, "
+        "CRAWL_WORKERS_PER_CRAWL)",
+    )  # fmt: skip
     parser.add_argument("--only", choices=("forest", "scrapy"), help="measure one side only")
     parser.add_argument(
         "--no-json", action="store_true", help="leave out Forest's run of the board's JSON API"
@@ -363,14 +408,15 @@ class Forest:
 
     module: object  # bench.crawl_forest, importable once Django is set up
     workspace: object
-    child: psutil.Process
+    child: list[psutil.Process]
     listener: object
     start_url: str
     concurrency: int
     pages: int
     # The quality peer: a worker with QUALITY_COLLECT=false on a queue of its own.
-    peer_child: psutil.Process | None = None
+    peer_child: list[psutil.Process] | None = None
     peer_queue: str = ""
+    workers: int = 1  # runs (Celery tasks) per crawl, and pool processes of each worker
 
     def crawl(
         self, name: str, *, expected_urls=None, expected_pages=None, max_pages=None, peer=False,
@@ -387,7 +433,7 @@ class Forest:
                 concurrency=self.concurrency, listener=self.listener,
                 child=self.peer_child if peer else self.child,
                 expected_urls=expected_urls, expected_pages=expected_pages,
-                max_pages=max_pages or 2 * self.pages, **kind,
+                max_pages=max_pages or 2 * self.pages, workers=self.workers, **kind,
             )  # fmt: skip
         finally:
             django_settings.CRAWL_QUEUE = queue
@@ -423,19 +469,22 @@ def _forest_start(
     from bench import crawl_forest  # noqa: PLC0415 - needs Django set up on the bench database
 
     args.batch_size = django_settings.CRAWL_BATCH_SIZE  # what the worker will use
+    if args.workers is None:
+        args.workers = django_settings.CRAWL_WORKERS_PER_CRAWL  # Forest's default shape
 
-    child = _worker_start(crawl_forest, queue, tmp, cleanup)
+    child = _worker_start(crawl_forest, queue, tmp, cleanup, pool=args.workers)
     peer_queue = f"{queue}-peer"
     peer_child = _worker_start(
-        crawl_forest, peer_queue, tmp, cleanup, CRAWL_QUEUE=peer_queue, QUALITY_COLLECT="false"
-    )
+        crawl_forest, peer_queue, tmp, cleanup, pool=args.workers,
+        CRAWL_QUEUE=peer_queue, QUALITY_COLLECT="false",
+    )  # fmt: skip
     workspace = crawl_forest.workspace_create()
     listener = crawl_forest.EventListener(workspace.pk)
     cleanup.callback(listener.close)
-    log(f"forest: CRAWL_BATCH_SIZE={args.batch_size}")
+    log(f"forest: CRAWL_BATCH_SIZE={args.batch_size}, {args.workers} runs per crawl")
     forest = Forest(
         crawl_forest, workspace, child, listener, server.start_url, args.concurrency, pages,
-        peer_child, peer_queue,
+        peer_child, peer_queue, args.workers,
     )  # fmt: skip
     # A long-lived worker has its modules imported and its caches warm.
     forest.crawl("Warm-up", max_pages=300)
@@ -443,14 +492,16 @@ def _forest_start(
     return forest
 
 
-def _worker_start(crawl_forest, queue: str, tmp: Path, cleanup, **env: str) -> psutil.Process:
-    """One Celery worker (one pool child) on `queue`; its pool child."""
+def _worker_start(
+    crawl_forest, queue: str, tmp: Path, cleanup, *, pool: int = 1, **env: str
+) -> list[psutil.Process]:
+    """One Celery worker (`pool` pool children) on `queue`; its pool children."""
     nodename = f"{queue}@{socket.gethostname()}"
     with (tmp / f"{queue}.log").open("wb") as output:
         worker = subprocess.Popen(
             [
                 sys.executable, "-m", "celery", "-A", "project", "worker", "-P", "prefork",
-                "-c", "1", "-Q", queue, "-n", nodename, "-l", "INFO",
+                "-c", str(pool), "-Q", queue, "-n", nodename, "-l", "INFO",
             ],
             cwd=ROOT,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
@@ -461,9 +512,10 @@ def _worker_start(crawl_forest, queue: str, tmp: Path, cleanup, **env: str) -> p
         )  # fmt: skip
     cleanup.callback(crawl_forest.queue_delete, queue)
     cleanup.callback(stop, worker, group=True)
-    child = crawl_forest.worker_wait(nodename, psutil.Process(worker.pid))
-    log(f"forest: worker {nodename} (pool child {child.pid}) {' '.join(env) or ''}")
-    return child
+    children = crawl_forest.worker_wait(nodename, psutil.Process(worker.pid), pool=pool)
+    pids = ", ".join(str(c.pid) for c in children)
+    log(f"forest: worker {nodename} (pool children {pids}) {' '.join(env) or ''}")
+    return children
 
 
 def _bench(args, board, tmp: Path, cleanup: contextlib.ExitStack) -> dict:
@@ -475,7 +527,7 @@ def _bench(args, board, tmp: Path, cleanup: contextlib.ExitStack) -> dict:
     if nginx is None and args.server == "nginx":
         raise SystemExit("nginx is not installed and could not be")
     server = (
-        nginx_start(nginx, board, args.pages, tmp)
+        nginx_start(nginx, board, args.pages, tmp, args.text_pages)
         if nginx
         else aiohttp_board_start(args.pages, tmp)
     )
@@ -488,6 +540,12 @@ def _bench(args, board, tmp: Path, cleanup: contextlib.ExitStack) -> dict:
     )
     log(f"server raw rate: {rps:,.0f} requests/s ({args.server_requests} detail pages, "
         f"{concurrency} connections, one aiohttp client: a lower bound)")  # fmt: skip
+    floor, floor_cpu = None, None
+    if server.text:
+        paths = crawl_text.page_paths({urlsplit(url).path: i for url, i in server.text.items()})
+        floor, floor_cpu = crawl_text.floor_rate(server.base_url, paths, concurrency=concurrency)
+        log(f"text board floor (bare aiohttp + selectolax, every page): {floor:,.0f} pages/s, "
+            f"CPU {floor_cpu:.3f} s/1k pages")  # fmt: skip
 
     # The board's JSON API (the same notices, 100 a page, behind a key) is served by the
     # aiohttp demo board: a second server when the HTML board is nginx's static export.
@@ -501,6 +559,7 @@ def _bench(args, board, tmp: Path, cleanup: contextlib.ExitStack) -> dict:
     )
 
     forest_runs, scrapy_runs, json_runs, peer_runs = [], [], [], []
+    text_runs, scrapy_text_runs = [], []
     json_expected = (
         {f"{api.base_url}{t.notice.path}" for t in board.tenders(config)} if api else set()
     )
@@ -543,6 +602,29 @@ def _bench(args, board, tmp: Path, cleanup: contextlib.ExitStack) -> dict:
                 f"{p.seconds:.2f} s = {p.pages / p.seconds:,.0f} pages/s; worker CPU "
                 f"{p.cpu_seconds:.1f} s = {p.cpu_seconds / p.pages * 1000:.2f} s/1k pages"
             )
+        if forest is not None and server.text:
+            t = forest.crawl(
+                f"Text run {run}", start_url=f"{server.base_url}{crawl_text.start_path()}",
+                rules=crawl_text.TEXT_RULES, expected_urls=set(server.text),
+                expected_pages=server.text_pages,
+            )  # fmt: skip
+            text_runs.append(t)
+            log(
+                f"forest text run {run}: {t.pages} pages in {t.seconds:.2f} s = "
+                f"{t.pages / t.seconds:,.0f} pages/s; worker CPU {t.cpu_seconds:.1f} s = "
+                f"{t.cpu_seconds / t.pages * 1000:.2f} s/1k pages; {t.items} bids stored"
+            )
+        if args.only != "forest" and server.text:
+            st = scrapy_once(
+                server, concurrency=concurrency, tmp=tmp, run=run, expected=server.text,
+                pages=server.text_pages, extra_settings=args.scrapy_setting, board="text",
+            )  # fmt: skip
+            scrapy_text_runs.append(st)
+            log(
+                f"scrapy text run {run}: {st.pages} pages in {st.seconds:.2f} s = "
+                f"{st.pages / st.seconds:,.0f} pages/s; CPU {st.cpu_seconds:.1f} s = "
+                f"{st.cpu_seconds / st.pages * 1000:.2f} s/1k pages; {st.items} items"
+            )
         if args.only != "forest":
             busy = process_cpu(server_proc)
             s = scrapy_once(
@@ -575,11 +657,32 @@ def _bench(args, board, tmp: Path, cleanup: contextlib.ExitStack) -> dict:
     json_items_rate = median(r.items / r.seconds for r in json_runs)
     scrapy_rate = median(r.pages / r.seconds for r in scrapy_runs)
     peer_rate = median(r.pages / r.seconds for r in peer_runs)
+    text_rate = median(r.pages / r.seconds for r in text_runs)
+    scrapy_text_rate = median(r.pages / r.seconds for r in scrapy_text_runs)
     per_1k = 1000 / pages
     return {
         "forest_pages_per_s": rounded(forest_rate),
         "scrapy_pages_per_s": rounded(scrapy_rate),
         "ratio": rounded(forest_rate / scrapy_rate, 2) if forest_rate and scrapy_rate else None,
+        # The text board: 5-15 kB detail pages behind a sequential pager (bench/crawl_text.py).
+        "forest_text_pages_per_s": rounded(text_rate),
+        "scrapy_text_pages_per_s": rounded(scrapy_text_rate),
+        "ratio_text_board": (
+            rounded(text_rate / scrapy_text_rate, 2) if text_rate and scrapy_text_rate else None
+        ),
+        # The bare aiohttp + selectolax floor on the text board's pages, and Forest's share of it.
+        "floor_text_pages_per_s": rounded(floor),
+        "floor_text_cpu_s_per_1k_pages": rounded(floor_cpu, 3),
+        "forest_text_share_of_floor": (
+            rounded(text_rate / floor, 3) if text_rate and floor else None
+        ),
+        "forest_text_cpu_s_per_1k_pages": rounded(
+            median(r.cpu_seconds * 1000 / r.pages for r in text_runs), 3
+        ),
+        "scrapy_text_cpu_s_per_1k_pages": rounded(
+            median(r.cpu_seconds * 1000 / r.pages for r in scrapy_text_runs), 3
+        ),
+        "workers_per_crawl": args.workers,
         # What the quality counters cost: the same crawl without them (docs/quality.md).
         "quality_overhead_pct": (
             rounded((peer_rate / forest_rate - 1) * 100, 1) if peer_rate and forest_rate else None

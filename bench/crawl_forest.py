@@ -2,7 +2,8 @@
 
 One measured run: a new Source (DEMO_RULES) so that every bid is stored as new, `crawl_start`,
 then the Crawl row polled until it is finished. The time is `crawl_start` → `Crawl.finished_at`;
-CPU and peak RSS are the Celery pool child's (the process that runs the crawl), PostgreSQL's CPU
+CPU and peak RSS are the Celery pool children's (the processes that run the crawl's tasks) with
+their extraction sandboxes, PostgreSQL's CPU
 that of the bench database's backends. A run that did not store exactly the expected bids, or
 whose `crawl.succeeded` event was neither logged nor received from the channel layer, raises.
 """
@@ -54,8 +55,10 @@ def workspace_create() -> Workspace:
     return services.workspace_create(owner=user, name="Crawl benchmark")
 
 
-def worker_wait(nodename: str, proc: psutil.Process, *, timeout: float = 60) -> psutil.Process:
-    """Wait until the Celery worker answers a ping; return its (single) pool child."""
+def worker_wait(
+    nodename: str, proc: psutil.Process, *, pool: int = 1, timeout: float = 60
+) -> list[psutil.Process]:
+    """Wait until the Celery worker answers a ping; return its `pool` pool children."""
     deadline = time.monotonic() + timeout
     while not celery_app.control.ping(destination=[nodename], timeout=0.5):
         if not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE:
@@ -63,9 +66,9 @@ def worker_wait(nodename: str, proc: psutil.Process, *, timeout: float = 60) -> 
         if time.monotonic() > deadline:
             raise BenchError(f"worker {nodename} did not answer within {timeout}s")
     children = proc.children()
-    if len(children) != 1:
-        raise BenchError(f"worker {nodename} has {len(children)} pool processes, not 1")
-    return children[0]
+    if len(children) != pool:
+        raise BenchError(f"worker {nodename} has {len(children)} pool processes, not {pool}")
+    return children
 
 
 def queue_delete(name: str) -> None:
@@ -132,28 +135,44 @@ class EventListener:
         self._thread.join(5)
 
 
-def _peak_reset(proc: psutil.Process) -> bool:
-    """Reset the process's peak RSS (VmHWM); False when the kernel or rights do not allow it."""
+def _peak_reset(procs: list[psutil.Process]) -> bool:
+    """Reset the processes' peak RSS (VmHWM); False when the kernel or rights do not allow it."""
     try:
-        Path(f"/proc/{proc.pid}/clear_refs").write_text("5")
+        for proc in procs:
+            Path(f"/proc/{proc.pid}/clear_refs").write_text("5")
     except OSError:
         return False
     return True
 
 
-def _peak_rss_mb(proc: psutil.Process) -> float:
-    for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return proc.memory_info().rss / 2**20
+def _peak_rss_mb(procs: list[psutil.Process]) -> float:
+    """The largest peak RSS of the pool children (each runs one crawl task)."""
+    peaks = []
+    for proc in procs:
+        for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                peaks.append(int(line.split()[1]) / 1024)
+                break
+        else:
+            peaks.append(proc.memory_info().rss / 2**20)
+    return max(peaks)
 
 
-def _cpu(proc: psutil.Process) -> float:
-    times = proc.cpu_times()
-    return times.user + times.system
+def _cpu(procs: list[psutil.Process]) -> float:
+    """CPU seconds of the pool children and their own children: the extraction sandboxes, live
+    (their times so far) or ended (counted in their parent's children_* times)."""
+    total = 0.0
+    for proc in procs:
+        times = proc.cpu_times()
+        total += times.user + times.system + times.children_user + times.children_system
+        for sub in proc.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                sub_times = sub.cpu_times()
+                total += sub_times.user + sub_times.system
+    return total
 
 
-def idle_wait(child: psutil.Process, *, timeout: float = 120) -> float:
+def idle_wait(child: list[psutil.Process], *, timeout: float = 120) -> float:
     """Wait until the worker's pool child is idle (no CPU over half a second): the work a
     finished crawl's subscribers do after its `finished_at` (the analytics read model's
     reconcile, alert matching) is not charged to the next run. Seconds waited."""
@@ -182,7 +201,7 @@ def _postgres_backends() -> dict[int, float]:
         with contextlib.suppress(psutil.Error):
             proc = psutil.Process(pid)
             if "postgres" in proc.name() or "postgres" in " ".join(proc.cmdline()[:1]):
-                found[pid] = _cpu(proc)
+                found[pid] = _cpu([proc])
     return found
 
 
@@ -192,7 +211,7 @@ def crawl_once(
     name: str,
     start_url: str,
     concurrency: int,
-    child: psutil.Process,
+    child: list[psutil.Process],
     listener: EventListener,
     expected_urls: set[str] | None,
     expected_pages: int | None,
@@ -201,6 +220,7 @@ def crawl_once(
     kind: str = "html",
     rules: dict | None = None,
     secrets: dict | None = None,
+    workers: int | None = None,
 ) -> ForestRun:
     """Crawl the board once with a new Source (the HTML board with DEMO_RULES, or `kind` with
     `rules` and `secrets`); expected_* None: a warm-up, not checked."""
@@ -227,7 +247,7 @@ def crawl_once(
     postgres_seen = dict(postgres_before)
     started = timezone.now()
     wall_start = time.monotonic()
-    crawl = services.crawl_start(source=source)
+    crawl = services.crawl_start(source=source, workers=workers)
     deadline = wall_start + timeout
     while crawl.status not in Crawl.FINISHED:
         if time.monotonic() > deadline:

@@ -6,6 +6,7 @@ embedded servers when they are unset. Anything else that imports settings (daphn
 be given them, and fails loudly here when they are missing.
 """
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -232,7 +233,6 @@ CRAWL_URL_MAX_ATTEMPTS = env.int("CRAWL_URL_MAX_ATTEMPTS", default=3)
 CRAWL_OUTAGE_SECONDS = env.float("CRAWL_OUTAGE_SECONDS", default=900.0)
 # How often a running batch looks for a cancel (off the event loop, between pages).
 CRAWL_CANCEL_CHECK_SECONDS = env.float("CRAWL_CANCEL_CHECK_SECONDS", default=0.5)
-CRAWL_WORKERS_PER_CRAWL = env.int("CRAWL_WORKERS_PER_CRAWL", default=1)
 # The Celery queue of crawl tasks: dedicated crawler workers run `celery worker -Q <it>`.
 CRAWL_QUEUE = env.str("CRAWL_QUEUE", default="celery")
 CRAWL_PROGRESS_INTERVAL = env.float("CRAWL_PROGRESS_INTERVAL", default=0.25)
@@ -520,3 +520,21 @@ MIDDLEWARE = ["project.forwarded.ForwardedForMiddleware", *MIDDLEWARE]
 # gunicorn's workers and threads under `manage.py run` (docs/performance.md: the measured shape).
 WEB_WORKERS = env.int("WEB_WORKERS", default=2)
 WEB_THREADS = env.int("WEB_THREADS", default=1)  # 1: the sync worker; above 1: gthread
+
+# --- Runs per crawl -------------------------------------------------------------------------------
+# Runs (Celery tasks, each its own process) that share a crawl started without a count
+# (crawl_start workers=None). 0, the default, sizes it from the machine: one run per two cores
+# (a run keeps about two busy: its process and its extraction sandbox, and PostgreSQL needs its
+# share), at most the crawl workers' pool size (CRAWL_WORKER_POOL; unset: Celery's default, the
+# CPU count). On 2 cores one run beat two (docs/performance.md).
+CRAWL_WORKER_POOL = env.int("CRAWL_WORKER_POOL", default=0)
+
+
+def crawl_runs_default(cores: int, pool: int) -> int:
+    """Runs per crawl on `cores` cores with crawl workers of `pool` processes (0: cores)."""
+    return max(1, min(pool or cores, cores // 2))
+
+
+CRAWL_WORKERS_PER_CRAWL = env.int("CRAWL_WORKERS_PER_CRAWL", default=0) or crawl_runs_default(
+    os.cpu_count() or 1, CRAWL_WORKER_POOL
+)

@@ -44,6 +44,18 @@ def invalid_fields(response) -> set[str]:
     return set(envelope["details"])
 
 
+def result_ids(response) -> list[int]:
+    """The ids of a 200 list page's results, in order."""
+    assert response.status_code == 200, response.content
+    return [row["id"] for row in response.json()["results"]]
+
+
+def assert_invalid(response, field: str) -> None:
+    """A 400 "invalid" answer that names `field` in its details and its message."""
+    assert field in invalid_fields(response), error_of(response)
+    assert field in error_of(response)["message"]
+
+
 def bearer(user, workspace) -> APIClient:
     """An APIClient with a new token of `user` in `workspace`; .token and .raw for the test."""
     token, raw = services.token_create(user=user, workspace=workspace, name="test")

@@ -15,22 +15,11 @@ from crawls import selectors, services
 from crawls.api.serializers_bids import BidSerializer
 from crawls.filters import BidFilter
 from crawls.models import Bid, BidRevision, Membership
+from tests.clients import assert_invalid
+from tests.clients import result_ids as ids
 from tests.factories import NOW, join, make_bid, make_source, new_bid, succeeded_crawl
 
 pytestmark = pytest.mark.django_db
-
-
-def ids(response) -> list[int]:
-    assert response.status_code == 200, response.content
-    return [row["id"] for row in response.json()["results"]]
-
-
-def assert_invalid(response, field: str):
-    assert response.status_code == 400, response.content
-    error = response.json()["error"]
-    assert error["code"] == "invalid"
-    assert field in error["details"], error
-    assert field in error["message"]
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Callable
 
 import pytest
 from django.conf import settings
@@ -95,19 +96,16 @@ def test_digest_waits_for_an_inactive_rule_and_a_rule_switched_to_immediate_send
     assert Notification.objects.get(pk=sent).count == 1
 
 
-@pytest.mark.django_db(transaction=True)
-def test_digest_is_sent_once_when_two_runs_overlap(owner, workspace_a, sent_tasks):
-    source = make_source(workspace_a, "Board")
-    rules = [rule_of(workspace_a, owner, name=f"R{n}", delivery="hourly") for n in range(4)]
-    match(source, [make_bid(source, title=f"Road {n}") for n in range(5)])
-    later = rules[-1].created_at + 2 * HOUR
+def twice_at_once(job: Callable[[], list[int]]) -> list[list[int]]:
+    """Run `job` in two threads released together (two beat runs overlapping), each on its own
+    database connection; what each returned."""
     results: list[list[int]] = []
     barrier = threading.Barrier(2)
 
-    def run():
+    def run() -> None:
         try:
             barrier.wait(timeout=30)
-            results.append(digests.digest_send(now=later))
+            results.append(job())
         finally:
             connection.close()
 
@@ -116,6 +114,16 @@ def test_digest_is_sent_once_when_two_runs_overlap(owner, workspace_a, sent_task
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
+    return results
+
+
+@pytest.mark.django_db(transaction=True)
+def test_digest_is_sent_once_when_two_runs_overlap(owner, workspace_a, sent_tasks):
+    source = make_source(workspace_a, "Board")
+    rules = [rule_of(workspace_a, owner, name=f"R{n}", delivery="hourly") for n in range(4)]
+    match(source, [make_bid(source, title=f"Road {n}") for n in range(5)])
+    later = rules[-1].created_at + 2 * HOUR
+    results = twice_at_once(lambda: digests.digest_send(now=later))
     assert len(results) == 2
     assert sorted(len(r) for r in results) in ([0, 4], [1, 3], [2, 2])
     digests_made = Notification.objects.filter(kind="alert_digest")
@@ -206,21 +214,7 @@ def test_reminders_exactly_once_when_two_runs_overlap(owner, workspace_a, sent_t
         for n in range(200)
     )
     rules = [rule_of(workspace_a, owner, name=f"R{n}", remind_days=14) for n in range(3)]
-    results: list[list[int]] = []
-    barrier = threading.Barrier(2)
-
-    def run():
-        try:
-            barrier.wait(timeout=30)
-            results.append(reminders.reminders_send(now=now))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    results = twice_at_once(lambda: reminders.reminders_send(now=now))
     assert len(results) == 2
     assert Reminder.objects.count() == 3 * 200
     counts = Notification.objects.filter(kind="reminder").values_list("rule_id", "count")

@@ -52,6 +52,9 @@ def channel_allowlist() -> guard.Allowlist:
     return guard.Allowlist.parse(settings.CRAWL_ALLOWLIST)
 
 
+URL_MAX_LENGTH = 2000
+
+
 def scheme_of(url: str) -> str:
     """The URL's scheme, lower case ("" when it has none)."""
     scheme, sep, _ = url.strip().partition("://")
@@ -64,6 +67,8 @@ def channel_url_parse(url: str) -> ChannelURL:
     The scheme is checked before Apprise sees the URL, so plugins outside CHANNEL_SERVICES
     (desktop, syslog, file...) are never even instantiated."""
     url = url.strip()
+    if len(url) > URL_MAX_LENGTH:  # also the forms' bound; here for every caller
+        raise ChannelURLError(f"longer than {URL_MAX_LENGTH} characters")
     scheme = scheme_of(url)
     if not scheme:
         raise ChannelURLError("not an Apprise URL (service://...)")

@@ -12,14 +12,14 @@ from django.shortcuts import redirect
 from django.views.decorators.http import require_http_methods, require_POST
 
 from crawls.views import place_of, render_page
-from notifications import channels, selectors
+from notifications import channel_urls, channels, selectors
 from notifications.models import Channel
 
 
 class ChannelForm(django_forms.Form):
     name = django_forms.CharField(max_length=200)
     url = django_forms.CharField(
-        max_length=2000,
+        max_length=channel_urls.URL_MAX_LENGTH,
         label="Apprise URL",
         help_text="e.g. ntfys://ntfy.example.org/topic or slack://TokenA/TokenB/TokenC. "
         "Kept secret: never shown again.",

@@ -9,7 +9,7 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from crawls.api.auth import workspaces_of
-from notifications import conditions, services, webhooks
+from notifications import channel_urls, conditions, services, webhooks
 from notifications.models import AlertRule, Channel, ChannelDelivery, FeedToken, Notification
 
 
@@ -183,7 +183,7 @@ class ChannelSerializer(serializers.ModelSerializer[Channel]):
     workspace = WorkspaceField()
     url = serializers.CharField(
         write_only=True,
-        max_length=2000,
+        max_length=channel_urls.URL_MAX_LENGTH,
         help_text="The Apprise URL, e.g. ntfys://ntfy.example.org/topic. Write-only: it holds "
         "secrets; `display` shows it redacted.",
     )

@@ -523,3 +523,9 @@ def test_channel_api_replaces_refuses_and_deletes(owner, workspace_a, as_user, s
     assert not ChannelDelivery.objects.exists()
     assert client.delete(f"/api/v1/channels/{channel_id}/").status_code == 204
     assert not Channel.objects.exists()
+
+
+def test_channel_url_longer_than_the_bound_is_refused_before_apprise_reads_it():
+    too_long = "json://example.org/" + "a" * channel_urls.URL_MAX_LENGTH
+    with pytest.raises(channel_urls.ChannelURLError, match="longer than"):
+        channel_urls.channel_url_parse(too_long)

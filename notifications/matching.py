@@ -42,8 +42,10 @@ def alert_match_batch(
     """Match one committed batch against every active rule of the workspace; the immediate
     rules' notifications it created or updated."""
     new_ids = list(dict.fromkeys(new))
-    removed_ids = [pk for pk in dict.fromkeys(removed) if pk not in set(new_ids)]
-    changed_ids = [pk for pk in dict.fromkeys(changed) if pk not in {*new_ids, *removed_ids}]
+    seen = set(new_ids)
+    removed_ids = [pk for pk in dict.fromkeys(removed) if pk not in seen]
+    seen.update(removed_ids)
+    changed_ids = [pk for pk in dict.fromkeys(changed) if pk not in seen]
     if not (new_ids or changed_ids or removed_ids):
         return []
     touched = []

@@ -200,7 +200,8 @@ def by_status(config: BoardConfig, status: str) -> list[int]:
 
 DIGEST = """
 import hashlib
-from crawls.demo.data import BoardConfig, notices, render_site
+from crawls.demo.data import BoardConfig, notices
+from crawls.demo.site import render_site
 config = BoardConfig(seed={seed})
 pages = render_site(config, {epoch})
 text = repr(notices(config, {epoch})) + "".join(f"{{p}}{{pages[p].etag}}" for p in sorted(pages))

@@ -10,7 +10,8 @@ from urllib.parse import quote_plus
 import pytest
 from selectolax.lexbor import LexborHTMLParser
 
-from crawls.demo.data import DEMO_RULES, BoardConfig, render_site
+from crawls.demo.data import DEMO_RULES, BoardConfig
+from crawls.demo.site import render_site
 from crawls.engine import html_requests, sandbox
 from crawls.engine.extract import extract
 from crawls.engine.link_rules import LinkRule, RequestTemplate

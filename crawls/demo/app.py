@@ -18,8 +18,9 @@ from pathlib import Path
 from aiohttp import web
 
 from crawls.demo import redesign, routes, takedown
-from crawls.demo.data import PDF_BYTES, BoardConfig, render_site
+from crawls.demo.data import BoardConfig
 from crawls.demo.serving import BOARD, Board, not_modified, origin
+from crawls.demo.site import PDF_BYTES, render_site
 
 __all__ = ["BOARD", "Board", "export_static", "gzip_bomb", "make_app", "start_board"]
 

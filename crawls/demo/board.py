@@ -1,7 +1,8 @@
 """The demo board: a deterministic local website of bid notices for the crawler, its tests and
-its benchmark. The public interface lives here; crawls.demo.data builds the notices and pages,
-crawls.demo.tenders, feeds and egov the same notices as a JSON API, an XML service, an OCDS feed
-and a POST-form board; crawls.demo.app serves them (aiohttp) or exports the pages as static files.
+its benchmark. The public interface lives here; crawls.demo.data builds the notices and
+crawls.demo.site their pages; crawls.demo.tenders, feeds and egov the same notices as a JSON API,
+an XML service, an OCDS feed and a POST-form board; crawls.demo.app serves them (aiohttp) or
+exports the pages as static files.
 """
 
 from crawls.demo.app import BOARD, Board, export_static, gzip_bomb, make_app, start_board
@@ -13,13 +14,11 @@ from crawls.demo.data import (
     BoardConfig,
     Entry,
     Notice,
-    Page,
     changed_between,
     epoch_time,
     expected_bids,
     listing,
     notices,
-    render_site,
 )
 from crawls.demo.egov import BBS_ID, DEMO_EGOV_RULES
 from crawls.demo.egov import LIST_PATH as EGOV_LIST_PATH
@@ -35,6 +34,7 @@ from crawls.demo.feeds import (
     OCDS_RELEASES_PATH,
     XML_PATH,
 )
+from crawls.demo.site import Page, render_site
 from crawls.demo.tenders import Tender, expected_feed_bids, expected_ocds_bids, tenders
 
 __all__ = [

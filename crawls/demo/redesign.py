@@ -8,8 +8,8 @@ from datetime import timedelta
 
 from aiohttp import web
 
-from crawls.demo.data import Page, _page
 from crawls.demo.serving import BOARD
+from crawls.demo.site import Page, page_render
 
 # The detail page's classes before and after: the meta list's cells and the attachment link.
 RENAMED = {
@@ -35,7 +35,7 @@ def redesigned(pages: dict[str, Page]) -> dict[str, Page]:
             continue
         for old, new in RENAMED.items():
             text = text.replace(old, new)
-        result[path] = _page(
+        result[path] = page_render(
             text,
             page.kind,
             page.modified + timedelta(hours=1),

@@ -117,7 +117,7 @@ def _history(config: BoardConfig, notice: Notice, epoch: int) -> tuple[Version, 
 def _tenders(config: BoardConfig, epoch: int) -> tuple[Tender, ...]:
     return tuple(
         Tender(n, _history(config, n, epoch))
-        for n in data._notices(config, epoch)
+        for n in data.cached_notices(config, epoch)
         if n.status in (data.OK, data.FLAKY)
     )
 

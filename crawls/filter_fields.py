@@ -18,7 +18,7 @@ from django_filters.widgets import BaseCSVWidget
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
-from crawls import selectors
+from crawls import bid_search
 from crawls.engine import normalize
 from crawls.models import Bid
 
@@ -131,9 +131,9 @@ class ClassificationField(forms.CharField):
         prefix = value.removesuffix("*")
         if "*" in prefix:
             raise forms.ValidationError("Only a trailing * is allowed.", code="invalid")
-        if value.endswith("*") and len(prefix) < selectors.CLASSIFICATION_PREFIX_MIN:
+        if value.endswith("*") and len(prefix) < bid_search.CLASSIFICATION_PREFIX_MIN:
             raise forms.ValidationError(
-                f"A prefix needs at least {selectors.CLASSIFICATION_PREFIX_MIN} characters.",
+                f"A prefix needs at least {bid_search.CLASSIFICATION_PREFIX_MIN} characters.",
                 code="invalid",
             )
         return value
@@ -156,9 +156,9 @@ class SearchField(forms.CharField):
         value = super().to_python(value) or ""
         if "\x00" in value:
             raise forms.ValidationError("Null characters are not allowed.", code="invalid")
-        if len(selectors.search_terms(value)) > selectors.SEARCH_TERMS_MAX:
+        if len(bid_search.search_terms(value)) > bid_search.SEARCH_TERMS_MAX:
             raise forms.ValidationError(
-                f"At most {selectors.SEARCH_TERMS_MAX} words.", code="too_many"
+                f"At most {bid_search.SEARCH_TERMS_MAX} words.", code="too_many"
             )
         return value
 
@@ -188,14 +188,14 @@ class ExtraPairsField(forms.Field):
 
     def to_python(self, value: Any) -> list[tuple[str, str]]:
         values: list[Any] = [value] if isinstance(value, str) else list(value or [])
-        if len(values) > selectors.EXTRA_FILTERS_MAX:
+        if len(values) > bid_search.EXTRA_FILTERS_MAX:
             raise forms.ValidationError(
-                f"At most {selectors.EXTRA_FILTERS_MAX} extra filters.", code="too_many"
+                f"At most {bid_search.EXTRA_FILTERS_MAX} extra filters.", code="too_many"
             )
         pairs = []
         for item in values:
             key, colon, wanted = str(item).partition(":")
-            if not colon or not re.fullmatch(selectors.EXTRA_KEY_PATTERN, key):
+            if not colon or not re.fullmatch(bid_search.EXTRA_KEY_PATTERN, key):
                 raise forms.ValidationError(
                     "Give key:value, the key of letters, digits, _ . - (up to 64).",
                     code="invalid",
@@ -218,7 +218,7 @@ class ExtraFilter(filters.Filter):
     def filter(self, qs: QuerySet[Bid], value: list[tuple[str, str]]) -> QuerySet[Bid]:
         if not value:
             return qs
-        return qs.filter(selectors.bid_extra_condition(pairs=value))
+        return qs.filter(bid_search.bid_extra_condition(pairs=value))
 
 
 class DeadlineBoundField(UtcDateTimeField):

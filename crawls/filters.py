@@ -16,7 +16,7 @@ from django.utils import timezone
 from django_filters import rest_framework as filters
 from django_filters.utils import translate_validation
 
-from crawls import selectors
+from crawls import bid_search
 from crawls.filter_fields import (
     CHOICES_HELP,
     CLOSING_WITHIN_DAYS_MAX,
@@ -165,7 +165,7 @@ class BidFilter(filters.FilterSet):
             method="filter_q",
             max_length=SEARCH_MAX_LENGTH,
             help_text=(
-                f"Words (at most {selectors.SEARCH_TERMS_MAX}) to find in the title, department, "
+                f"Words (at most {bid_search.SEARCH_TERMS_MAX}) to find in the title, department, "
                 "reference and the text values of `extra`: a bid matches when it holds every word, "
                 "as a whole word (full text) or as part of a word, any case (Korean compounds "
                 "included)."
@@ -178,7 +178,7 @@ class BidFilter(filters.FilterSet):
             help_text=(
                 "`key:value`: bids whose `extra` has this top-level key with this string "
                 "value, exactly. Repeat for several (all must hold; at most "
-                f"{selectors.EXTRA_FILTERS_MAX}). The key runs to the first colon: letters, "
+                f"{bid_search.EXTRA_FILTERS_MAX}). The key runs to the first colon: letters, "
                 "digits, `_ . -`."
             ),
         ),
@@ -220,7 +220,7 @@ class BidFilter(filters.FilterSet):
         form = BidFilterForm
 
     def filter_q(self, queryset: QuerySet[Bid], name: str, value: str) -> QuerySet[Bid]:
-        return queryset.filter(selectors.bid_fulltext_condition(text=value))
+        return queryset.filter(bid_search.bid_fulltext_condition(text=value))
 
     def filter_closing_within_days(
         self, queryset: QuerySet[Bid], name: str, value: int
@@ -230,7 +230,7 @@ class BidFilter(filters.FilterSet):
 
     def filter_crawl(self, queryset, name, value):
         state = self.form.cleaned_data.get("state")
-        return queryset.filter(selectors.bid_crawl_condition(crawl_id=value, state=state or None))
+        return queryset.filter(bid_search.bid_crawl_condition(crawl_id=value, state=state or None))
 
     def filter_state(self, queryset, name, value):
         return queryset  # applied with `crawl` (filter_crawl)
@@ -239,12 +239,12 @@ class BidFilter(filters.FilterSet):
         return queryset.filter(removed_at__isnull=value == "live")
 
     def filter_search(self, queryset, name, value):
-        return queryset.filter(selectors.bid_search_condition(text=value))
+        return queryset.filter(bid_search.bid_search_condition(text=value))
 
     def filter_classification(
         self, queryset: QuerySet[Bid], name: str, value: str
     ) -> QuerySet[Bid]:
-        return queryset.filter(selectors.bid_classification_condition(code=value))
+        return queryset.filter(bid_search.bid_classification_condition(code=value))
 
 
 # --- Sources, crawls, their event log and frontier (crawls/api/crawls.py) ------------------------

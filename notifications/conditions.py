@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from crawls import selectors as crawl_selectors
+from crawls import bid_search
 from crawls.engine.field_rules import BID_FIELDS
 from notifications.models import AlertRule
 
@@ -31,7 +31,7 @@ def field_name_valid(name: str) -> bool:
     if name in BID_FIELDS or name == REMOVED:
         return True
     key = name.removeprefix("extra.")
-    return key != name and re.fullmatch(crawl_selectors.EXTRA_KEY_PATTERN, key) is not None
+    return key != name and re.fullmatch(bid_search.EXTRA_KEY_PATTERN, key) is not None
 
 
 def rule_option_errors(

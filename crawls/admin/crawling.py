@@ -10,7 +10,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
-from crawls import events, selectors, services
+from crawls import bid_search, events, services
 from crawls.admin.base import (
     BigTableAdmin,
     CappedCountPaginator,
@@ -307,7 +307,7 @@ class CrawlIdFilter(admin.SimpleListFilter):
             return queryset
         if not value.isdigit():
             return queryset.none()
-        return queryset.filter(selectors.bid_crawl_condition(crawl_id=int(value)))
+        return queryset.filter(bid_search.bid_crawl_condition(crawl_id=int(value)))
 
 
 class CurrencyFilter(admin.SimpleListFilter):
@@ -424,7 +424,7 @@ class BidAdmin(WorkspaceScopedAdmin, BigTableAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        by_title = queryset.filter(selectors.bid_search_condition(text=term))
+        by_title = queryset.filter(bid_search.bid_search_condition(text=term))
         found = by_title | queryset.filter(reference=term)
         if ":" in term and " " not in term:  # a code: exact, served by the codes' GIN index
             found |= queryset.filter(classifications__contains=[term])

@@ -4,7 +4,7 @@ import django.contrib.postgres.indexes
 from django.db import migrations, models
 
 
-# `q`'s document (crawls.selectors.SearchDocument renders the same expression: keep them equal).
+# `q`'s document (crawls.bid_search.SearchDocument renders the same expression: keep them equal).
 DOCUMENT = (
     "(title || ' ' || department::text || ' ' || reference::text || ' ' || "
     "COALESCE(jsonb_path_query_array(extra, 'strict $.** ? (@.type() == \"string\")'::jsonpath)::text, ''))"

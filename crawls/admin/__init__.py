@@ -1,6 +1,6 @@
 """The Django admin, an operator's tool (docs/admin.md): registering the models is importing
 these modules."""
 
-from crawls.admin import crawling, tenancy
+from crawls.admin import bids, crawling, tenancy
 
-__all__ = ["crawling", "tenancy"]
+__all__ = ["bids", "crawling", "tenancy"]

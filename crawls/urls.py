@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from crawls import token_views, views
+from crawls import bid_views, token_views, views
 
 app_name = "crawls"
 
@@ -17,8 +17,8 @@ urlpatterns = [
     path("sources/new/", views.source_create, name="source_create"),
     path("sources/<int:source_id>/", views.source_edit, name="source_edit"),
     path("sources/<int:source_id>/crawl/", views.crawl_start, name="crawl_start"),
-    path("bids/", views.bid_list, name="bids"),
-    path("bids/<int:bid_id>/", views.bid_detail, name="bid"),
+    path("bids/", bid_views.bid_list, name="bids"),
+    path("bids/<int:bid_id>/", bid_views.bid_detail, name="bid"),
     path("tokens/", token_views.token_list, name="tokens"),
     path("tokens/<int:token_id>/revoke/", token_views.token_revoke, name="token_revoke"),
 ]

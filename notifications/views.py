@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from crawls import forms as crawl_forms
 from crawls import selectors as crawl_selectors
 from crawls.models import Bid
-from crawls.views import Place, place_of, render_page
+from crawls.views import Place, current_membership, place_of, render_page
 from notifications import channels, selectors, services
 from notifications.models import AlertRule, Channel
 
@@ -136,17 +136,11 @@ def notification_read_all(request):
     return redirect("notifications:list")
 
 
-def _current(place: Place):
-    if place.current is None:
-        raise Http404("You are not a member of any workspace.")
-    return place.current
-
-
 @login_required
 @require_GET
 def alert_rule_list(request):
     place = place_of(request)
-    workspace_id = _current(place).workspace_id
+    workspace_id = current_membership(place).workspace_id
     rules = selectors.alert_rule_list().filter(workspace_id=workspace_id).select_related("owner")
     return render_page(request, "notifications/rule_list.html", place, {"rules": list(rules)})
 
@@ -186,7 +180,7 @@ def _rule_of(request, place: Place, rule_id: int) -> AlertRule:
 @require_http_methods(["GET", "POST"])
 def alert_rule_create(request):
     place = place_of(request)
-    workspace_id = _current(place).workspace_id
+    workspace_id = current_membership(place).workspace_id
     return _rule_form(request, place, workspace_id=workspace_id, rule=None)
 
 

@@ -127,11 +127,7 @@ def read_stream(stream: IO[bytes], *, limit: int | None = None) -> LogRead:
         elif entry is None:
             result.other_lines += 1
         else:
-            result.entries.append(
-                Entry(
-                    number, entry.start, entry.method, entry.path, entry.status, entry.duration_ms
-                )
-            )
+            result.entries.append(dataclasses.replace(entry, line=number))
             if limit is not None and len(result.entries) >= limit:
                 result.truncated = True
                 break

@@ -13,9 +13,12 @@ import logging
 import re
 import time
 import uuid
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 crawl_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("crawl_id", default="-")
@@ -150,7 +153,7 @@ _SECRET_PARAM = re.compile(
 REDACTED = "REDACTED"
 
 
-def access_path(request) -> str:
+def access_path(request: HttpRequest) -> str:
     """request.get_full_path() with its secrets redacted."""
     path, _, query = request.get_full_path().partition("?")
     match = getattr(request, "resolver_match", None)
@@ -161,7 +164,9 @@ def access_path(request) -> str:
     return f"{path}?{query}" if query else path
 
 
-def access_fields(request, path: str, status: int, duration_ms: float) -> dict:
+def access_fields(
+    request: HttpRequest, path: str, status: int, duration_ms: float
+) -> dict[str, Any]:
     """Extra fields of the access line (JSON only): the route is Django's URL pattern."""
     match = getattr(request, "resolver_match", None)
     return {

@@ -79,7 +79,7 @@ def path_ids(resolved: Resolved) -> list[tuple[str, str, str]]:
 
 def query_ids(path: str) -> list[tuple[str, str]]:
     """(kind, value) of the ids in a path's query."""
-    found = []
+    found: list[tuple[str, str]] = []
     for name, value in parse_qsl(path.partition("?")[2], keep_blank_values=True):
         kind = QUERY_KINDS.get(name)
         if kind is not None:
@@ -140,10 +140,11 @@ class IdMap:
         for name, value in parse_qsl(raw_query, keep_blank_values=True):
             if name in DROPPED_QUERY:
                 continue
-            kind = QUERY_KINDS.get(name)
-            if kind is not None:
+            query_kind = QUERY_KINDS.get(name)
+            if query_kind is not None:
                 value = ",".join(
-                    self.one(kind, part) if _ID.match(part) else part for part in value.split(",")
+                    self.one(query_kind, part) if _ID.match(part) else part
+                    for part in value.split(",")
                 )
             params.append((name, value))
         query = urlencode(params, safe="/,:")

@@ -112,7 +112,7 @@ def compare(
     """Per route of both results: after/before ratios of p50, p95 and p99, and the error rates.
     A route regressed when its p95 grew by more than `threshold` times and `floor_ms` ms, or its
     error rate grew."""
-    rows = {}
+    rows: dict[str, dict[str, Any]] = {}
     for route in sorted(set(before["routes"]) | set(after["routes"])):
         a, b = before["routes"].get(route), after["routes"].get(route)
         if a is None or b is None:

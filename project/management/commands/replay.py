@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import datetime as dt
+import io
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from django.core.management.base import BaseCommand, CommandError
 from rich.console import Console
@@ -17,19 +21,22 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from project.replay import logfile, mapping, report, runner
 from project.replay.target import TargetRefused, check_target
 
+Number = TypeVar("Number", int, float)
 DEFAULT_TARGET = "http://127.0.0.1:8000"
 MAX_CONCURRENCY = 256
 
 
-def _positive(kind, upper=None):
-    def parse(text: str):
+def _positive(
+    kind: Callable[[str], Number], upper: Number | None = None
+) -> Callable[[str], Number]:
+    def parse(text: str) -> Number:
         value = kind(text)
         if value <= 0 or (upper is not None and value > upper):
             bound = f" and at most {upper}" if upper else ""
             raise ValueError(f"must be above 0{bound}")
         return value
 
-    parse.__name__ = kind.__name__
+    parse.__name__ = getattr(kind, "__name__", "number")  # argparse's "invalid float value"
     return parse
 
 
@@ -40,7 +47,7 @@ class Command(BaseCommand):
         "--concurrency in flight; latency percentiles per route and over time."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("log", nargs="?", type=Path, help="JSON lines (LOG_FORMAT=json)")
         parser.add_argument("--target", default=DEFAULT_TARGET, help="the Forest to replay to")
         parser.add_argument(
@@ -68,10 +75,14 @@ class Command(BaseCommand):
         parser.add_argument("--threshold", type=_positive(float), default=1.2, help="p95 ratio")
         parser.add_argument("--floor-ms", type=float, default=5.0, help="p95 growth ignored")
 
-    def handle(self, *args, **options):
-        console = Console(file=self.stdout, width=120, no_color=True)
+    def handle(self, *args: Any, **options: Any) -> None:
+        # Rendered into a buffer, written through self.stdout (OutputWrapper adds line endings).
+        buffer = io.StringIO()
+        console = Console(file=buffer, width=120, no_color=True)
         if options["compare"]:
-            return self._compare(console, *options["compare"], **options)
+            self._compare(console, *options["compare"], **options)
+            self.stdout.write(buffer.getvalue(), ending="")
+            return
         if options["log"] is None:
             raise CommandError("give a LOG to replay (or --compare BEFORE AFTER)")
         try:
@@ -115,11 +126,14 @@ class Command(BaseCommand):
         }
         result = report.summarize(samples, window=options["window"], meta=meta)
         report.print_result(result, console)
+        self.stdout.write(buffer.getvalue(), ending="")
         if options["out"]:
             options["out"].write_text(json.dumps(result, indent=1) + "\n")
             self.stdout.write(f"result written to {options['out']}")
 
-    def _run(self, todo: runner.Plan, *, base, auth, options) -> list[runner.Sample]:
+    def _run(
+        self, todo: runner.Plan, *, base: str, auth: runner.Auth, options: dict[str, Any]
+    ) -> list[runner.Sample]:
         progress = Progress(
             TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             TextColumn("{task.fields[errors]} errors"),
@@ -146,7 +160,9 @@ class Command(BaseCommand):
                 )
             )
 
-    def _compare(self, console, before_path, after_path, **options):
+    def _compare(
+        self, console: Console, before_path: Path, after_path: Path, **options: Any
+    ) -> None:
         try:
             before, after = (json.loads(p.read_text()) for p in (before_path, after_path))
         except (OSError, ValueError) as exc:

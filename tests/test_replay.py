@@ -25,7 +25,7 @@ from project.replay.target import TargetRefused, check_target
 from tests import crawling
 from tests.clients import session_cookie
 from tests.factories import make_bid, make_source, succeeded_crawl
-from tests.processes import BASE_DIR, program_env, python, start_daphne
+from tests.processes import BASE_DIR, free_port, program_env, python, start_daphne
 
 pytestmark = pytest.mark.django_db(transaction=True)  # daphne reads what the test wrote
 
@@ -184,6 +184,8 @@ def test_replay_of_the_sample_maps_ids_onto_the_target_workspace(forest, target,
     assert result["windows"]
     assert all(w["routes"] for w in result["windows"])
     assert "GET api/v1/bids/<pk>/" in out
+    assert sum(w["totals"]["count"] for w in result["windows"]) == result["totals"]["count"]
+    assert "Over time" in out
     # What the target was asked for: workspace B's ids only.
     sent = access_lines(forest, since, prefix="replay-")
     assert len(sent) == result["totals"]["count"]
@@ -343,3 +345,24 @@ def test_percentiles_are_nearest_rank():
 def test_log_too_large_is_refused(tmp_path):
     with pytest.raises(CommandError, match="--max-bytes"):
         replay(str(SAMPLE), max_bytes=10)
+
+
+def test_replay_counts_requests_nobody_answers_by_exception(tmp_path):
+    log = tmp_path / "log.jsonl"
+    log.write_text(_line("GET", "/api/v1/sources/", 0) + _line("GET", "/healthz", 1))
+    out, _ = replay(str(log), target=f"http://127.0.0.1:{free_port()}", out=tmp_path / "r.json")
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["totals"]["errors"] == {"ClientConnectorError": 2}
+    assert result["routes"]["GET healthz"]["status"] == {}
+    assert "ClientConnectorError: 1" in out
+
+
+def test_access_line_redacts_a_token_in_the_query(client, caplog):
+    caplog.set_level("INFO", logger="forest.access")
+    secret = "fst_abcdef0123456789"
+    client.get(f"/api/v1/crawls/1/events/stream?after=2&token={secret}&x=1")
+    (record,) = [r for r in caplog.records if r.name == "forest.access"]
+    assert record.path == f"/api/v1/crawls/1/events/stream?after=2&token={REDACTED}&x=1"
+    assert record.route == "api/v1/crawls/<int:pk>/events/stream"
+    assert secret not in record.getMessage()
+    assert (record.method, record.status) == ("GET", 401)

@@ -62,6 +62,7 @@ def summarize(samples: list[Sample], *, window: float, meta: dict[str, Any]) -> 
                     {
                         "start": start,
                         "end": start + window,
+                        "totals": route_figures(inside),
                         "routes": {r: route_figures(g) for r, g in _by_route(inside).items()},
                     }
                 )
@@ -85,6 +86,16 @@ def print_result(result: dict[str, Any], console: Console) -> None:
             route, str(f["count"]), errors, *(f"{f[k]:.1f}" for k in ("p50", "p95", "p99", "max"))
         )
     console.print(table)
+    over_time = Table(title="Over time (ms)")
+    for column in ("window (s)", "count", "errors", "p50", "p95", "p99"):
+        over_time.add_column(column, justify="right")
+    for window in result["windows"]:
+        f = window["totals"]
+        over_time.add_row(
+            f"{window['start']:g}-{window['end']:g}", str(f["count"]), str(f["error_count"]),
+            *(f"{f[k]:.1f}" for k in ("p50", "p95", "p99")),
+        )  # fmt: skip
+    console.print(over_time)
     meta, totals = result["meta"], result["totals"]
     console.print(
         f"sent {totals['count']}, errors {totals['error_count']} {totals['errors'] or ''}; "

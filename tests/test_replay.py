@@ -366,3 +366,13 @@ def test_access_line_redacts_a_token_in_the_query(client, caplog):
     assert record.route == "api/v1/crawls/<int:pk>/events/stream"
     assert secret not in record.getMessage()
     assert (record.method, record.status) == ("GET", 401)
+
+
+def test_replay_stops_when_the_target_refuses_the_token(forest, target):
+    with pytest.raises(CommandError, match="answered 401: give a token of the target workspace"):
+        replay(str(SAMPLE), target=forest.base_url, token="fst_not-a-token")
+
+
+def test_replay_stops_when_the_target_does_not_answer():
+    with pytest.raises(CommandError, match="did not answer the listing of its ids"):
+        replay(str(SAMPLE), target=f"http://127.0.0.1:{free_port()}", token="fst_x")

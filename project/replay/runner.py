@@ -17,6 +17,10 @@ from project.replay.logfile import SAFE_METHODS, Entry, Resolved
 MAX_BODY = 8 * 1024 * 1024  # bytes read of one answer; the rest is left unread
 
 
+class TargetError(Exception):
+    """The target cannot be replayed to: it refused the token, or does not answer."""
+
+
 @dataclass(frozen=True)
 class Planned:
     at: float  # seconds after the replay's start
@@ -86,6 +90,11 @@ async def fetch_target_ids(
         if url is None:
             continue
         async with session.get(f"{base}{url}", params={"page_size": str(per_kind)}) as response:
+            if response.status in (401, 403):
+                raise TargetError(
+                    f"{base}{url} answered {response.status}: give a token of the target "
+                    "workspace (--token or FOREST_REPLAY_TOKEN)"
+                )
             if response.status != 200:
                 found[kind] = []
                 continue
@@ -162,7 +171,10 @@ async def replay(
 async def target_session_ids(
     *, base: str, auth: Auth, kinds: set[str], timeout: float
 ) -> dict[str, list[int]]:
-    async with aiohttp.ClientSession(
-        headers=auth.headers(), timeout=aiohttp.ClientTimeout(total=timeout)
-    ) as session:
-        return await fetch_target_ids(session, base, kinds)
+    try:
+        async with aiohttp.ClientSession(
+            headers=auth.headers(), timeout=aiohttp.ClientTimeout(total=timeout)
+        ) as session:
+            return await fetch_target_ids(session, base, kinds)
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        raise TargetError(f"{base} did not answer the listing of its ids: {exc!r}") from exc

@@ -97,11 +97,14 @@ class Command(BaseCommand):
         auth = runner.Auth(token=options["token"], cookie=options["cookie"])
         pairs = list(logfile.entries_by_route(read.entries))
         recorded = mapping.recorded_ids(pairs)
-        target_ids = asyncio.run(
-            runner.target_session_ids(
-                base=base, auth=auth, kinds=set(recorded), timeout=options["timeout"]
+        try:
+            target_ids = asyncio.run(
+                runner.target_session_ids(
+                    base=base, auth=auth, kinds=set(recorded), timeout=options["timeout"]
+                )
             )
-        )
+        except runner.TargetError as exc:
+            raise CommandError(str(exc)) from exc
         ids = mapping.IdMap.build(recorded, target_ids)
         todo = runner.plan(pairs, ids, speed=options["speed"], unsafe=options["unsafe"])
         started = dt.datetime.now(dt.UTC)

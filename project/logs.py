@@ -13,9 +13,12 @@ import logging
 import re
 import time
 import uuid
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 crawl_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("crawl_id", default="-")
@@ -108,13 +111,16 @@ class RequestIdMiddleware:
 
     def _end(self, request, response, started: float) -> None:
         response[REQUEST_ID_HEADER] = request.request_id
+        duration_ms = round((time.perf_counter() - started) * 1000, 1)
+        path = access_path(request)
         access_logger.log(
             logging.DEBUG if request.path in _PROBES else logging.INFO,
             "%s %s %s %.1fms",
             request.method,
-            request.get_full_path(),
+            path,
             response.status_code,
-            (time.perf_counter() - started) * 1000,
+            duration_ms,
+            extra=access_fields(request, path, response.status_code, duration_ms),
         )
 
     def __call__(self, request):
@@ -136,3 +142,37 @@ class RequestIdMiddleware:
             return response
         finally:
             request_id_var.reset(token)
+
+
+# --- i15-replay: the access line's fields, for `manage.py replay` (docs/replay.md) -----------
+# Secrets never reach the log: the values of secret-looking query parameters and of URL
+# segments captured as `token` (feed URLs) are written as "REDACTED".
+_SECRET_PARAM = re.compile(
+    r"(^|&)(token|access_token|key|api_key|secret|password)=[^&]*", re.IGNORECASE
+)
+REDACTED = "REDACTED"
+
+
+def access_path(request: HttpRequest) -> str:
+    """request.get_full_path() with its secrets redacted."""
+    path, _, query = request.get_full_path().partition("?")
+    match = getattr(request, "resolver_match", None)
+    token = match.kwargs.get("token") if match is not None else None
+    if isinstance(token, str) and token:
+        path = path.replace(f"/{token}/", f"/{REDACTED}/")
+    query = _SECRET_PARAM.sub(lambda m: f"{m[1]}{m[2]}={REDACTED}", query)
+    return f"{path}?{query}" if query else path
+
+
+def access_fields(
+    request: HttpRequest, path: str, status: int, duration_ms: float
+) -> dict[str, Any]:
+    """Extra fields of the access line (JSON only): the route is Django's URL pattern."""
+    match = getattr(request, "resolver_match", None)
+    return {
+        "method": request.method,
+        "path": path,
+        "route": match.route if match is not None else "-",
+        "status": status,
+        "duration_ms": duration_ms,
+    }

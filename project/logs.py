@@ -144,7 +144,7 @@ class RequestIdMiddleware:
             request_id_var.reset(token)
 
 
-# --- i15-replay: the access line's fields, for `manage.py replay` (docs/replay.md) -----------
+# --- The access line's fields for replay (project/replay), secrets redacted -----------------------
 # Secrets never reach the log: the values of secret-looking query parameters and of URL
 # segments captured as `token` (feed URLs) are written as "REDACTED".
 _SECRET_PARAM = re.compile(

@@ -11,7 +11,7 @@ cannot give is named with the reason (docs/architecture.md, "Events and subscrib
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,7 +52,13 @@ class Rebuilt:
     not_derivable: dict[str, str] = field(default_factory=dict)
     events: int = 0
 
-    def take(self, name: str, event: CrawlEvent, key: str | None = None, parse=None) -> None:
+    def take(
+        self,
+        name: str,
+        event: CrawlEvent,
+        key: str | None = None,
+        parse: Callable[[Any], Any] | None = None,
+    ) -> None:
         """Set `name` from the event's payload[key]; an older event without it: not derivable."""
         payload = event.payload or {}
         key = key or name

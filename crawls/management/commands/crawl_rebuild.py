@@ -2,12 +2,15 @@
 report where a row differs from its log. Exit status 0 all equal, 1 a difference, 2 no crawl."""
 
 import json
+from argparse import ArgumentParser
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 from django.core.serializers.json import DjangoJSONEncoder
 
 from crawls import services
 from crawls.models import Crawl
+from crawls.services.rebuild import Comparison
 
 
 class Command(BaseCommand):
@@ -16,13 +19,13 @@ class Command(BaseCommand):
         "logs alone and print every field where the row differs; exit status 1 when one does."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("crawl", nargs="+", type=int, help="crawl id")
         parser.add_argument(
             "--json", dest="as_json", action="store_true", help="one JSON object per crawl"
         )
 
-    def handle(self, *args, crawl, as_json: bool, **options):
+    def handle(self, *args: Any, crawl: list[int], as_json: bool, **options: Any) -> None:
         differ = False
         for crawl_id in crawl:
             try:
@@ -37,7 +40,7 @@ class Command(BaseCommand):
         if differ:
             raise SystemExit(1)
 
-    def _report(self, comparison) -> None:
+    def _report(self, comparison: Comparison) -> None:
         write = self.stdout.write
         head = f"crawl {comparison.crawl_id}: {len(comparison.compared)} fields rebuilt from "
         head += f"{comparison.events} events"
@@ -51,5 +54,5 @@ class Command(BaseCommand):
             write(f"  not derivable: {name} ({reason})")
 
 
-def _json(value) -> str:
+def _json(value: object) -> str:
     return json.dumps(value, cls=DjangoJSONEncoder, sort_keys=True)

@@ -21,6 +21,7 @@ from crawls.models import Crawl, CrawlEvent
 from crawls.services import rebuild
 from tests.crawling import assert_exactly_expected, start_worker, wait_for_crawl
 from tests.processes import wait_until
+from tests.test_quality import redesign
 
 # What the issue names: status, the counters, errors by class.
 NAMED = {
@@ -259,3 +260,23 @@ def test_crawl_rebuild_equals_the_row_of_a_crawl_that_was_retried_then_failed(
     assert crawl.errors.get("http_4xx", 0) >= 1
     comparison = assert_rebuilt_equal(crawl)
     assert "attempt" in comparison.compared
+
+
+@real_crawls
+def test_crawl_rebuild_equals_the_row_of_recrawls_and_of_a_degraded_crawl(
+    celery_worker, demo_source, board
+):
+    first = wait_for_crawl(services.crawl_start(source=demo_source))
+    second = wait_for_crawl(services.crawl_start(source=demo_source))  # mostly unchanged (304s)
+    assert (first.status, second.status) == (Crawl.Status.SUCCEEDED, Crawl.Status.SUCCEEDED)
+    assert second.items_unchanged > 0
+    redesign(board, on=True)
+    try:
+        degraded = wait_for_crawl(services.crawl_start(source=demo_source))
+    finally:
+        redesign(board, on=False)
+    assert degraded.status == Crawl.Status.DEGRADED
+    assert degraded.quality["breaches"]  # the report, compared whole
+    for crawl in (first, second, degraded):
+        comparison = assert_rebuilt_equal(crawl)
+        assert "quality" in comparison.compared

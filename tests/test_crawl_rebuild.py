@@ -47,7 +47,7 @@ def run_command(*args: str) -> tuple[int, str]:
 
 def assert_rebuilt_equal(crawl: Crawl) -> rebuild.Comparison:
     comparison = services.crawl_rebuild(crawl_id=crawl.pk)
-    assert comparison.differences == {}
+    assert (comparison.differences, comparison.after_final) == ({}, [])
     assert set(comparison.compared) >= NAMED, comparison.not_derivable
     assert set(comparison.not_derivable) == set(rebuild.NEVER)
     assert run_command(str(crawl.pk))[0] == 0
@@ -110,6 +110,19 @@ def test_crawl_state_fold_of_an_older_log_names_what_it_lacks_instead_of_guessin
         "quality",
     }
     assert "predates 'capped'" in state.not_derivable["capped"]
+
+
+def test_crawl_state_fold_names_events_after_the_final_one():
+    log = [
+        event(1, events.QUEUED, pages_total=1),
+        event(2, events.STARTED, attempt=1),
+        event(3, events.CANCELLED, error="", pages_done=1),
+        event(4, events.ITEMS, new=[7], changed=[]),  # a batch committed after the end
+        event(5, events.PROGRESS, pages_done=2),
+    ]
+    state = services.crawl_state_fold(log)
+    assert state.after_final == ["#4 crawl.items", "#5 crawl.progress"]
+    assert (state.values["items_new"], state.values["pages_done"]) == (1, 1)  # the log's own
 
 
 # --- Real crawls -------------------------------------------------------------------------------

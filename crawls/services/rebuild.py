@@ -51,6 +51,9 @@ class Rebuilt:
     values: dict[str, Any] = field(default_factory=dict)
     not_derivable: dict[str, str] = field(default_factory=dict)
     events: int = 0
+    # Events after the final one: the log should end there. A batch in flight when another run
+    # ended the crawl (cancel, time limit, the sweep's give-up) can still commit after it.
+    after_final: list[str] = field(default_factory=list)
 
     def take(
         self,
@@ -81,6 +84,8 @@ def crawl_state_fold(log: Iterable[CrawlEvent]) -> Rebuilt:
     for event in log:
         state.events += 1
         kind, payload = event.type, event.payload or {}
+        if final:
+            state.after_final.append(f"#{event.sequence} {kind}")
         if kind == events.QUEUED:
             figures = event
         elif kind == events.STARTED:
@@ -154,6 +159,7 @@ class Comparison:
     compared: list[str]
     differences: dict[str, tuple[Any, Any]]  # field: (the row's value, the log's)
     not_derivable: dict[str, str]
+    after_final: list[str] = field(default_factory=list)
 
     @property
     def equal(self) -> bool:
@@ -169,6 +175,7 @@ class Comparison:
                 name: {"row": row, "log": log} for name, (row, log) in self.differences.items()
             },
             "not_derivable": self.not_derivable,
+            "after_final": self.after_final,
         }
 
 
@@ -195,4 +202,5 @@ def crawl_rebuild(*, crawl_id: int) -> Comparison:
         compared=compared,
         differences=differences,
         not_derivable={**rebuilt.not_derivable, **NEVER},
+        after_final=rebuilt.after_final,
     )

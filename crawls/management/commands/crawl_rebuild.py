@@ -50,6 +50,11 @@ class Command(BaseCommand):
             write(f"{head}: {len(comparison.differences)} differ from the row")
             for name, (row, log) in comparison.differences.items():
                 write(f"  {name}: row {_json(row)}, log {_json(log)}")
+        if comparison.after_final:
+            write(
+                f"  {len(comparison.after_final)} events after the final one "
+                f"({', '.join(comparison.after_final[:5])}): work committed after the crawl ended"
+            )
         for name, reason in comparison.not_derivable.items():
             write(f"  not derivable: {name} ({reason})")
 

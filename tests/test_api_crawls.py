@@ -115,7 +115,12 @@ def test_create_a_crawl_answers_202_with_where_to_follow_it(
     assert (body["pages_total"], body["created_by"]) == (1, teammate.pk)
     queued = CrawlEvent.objects.get(crawl=crawl)
     assert (queued.sequence, queued.type) == (1, events.QUEUED)
-    assert queued.payload == {"source": source_a.pk, "trigger": "api", "start_urls": 1}
+    assert queued.payload == {
+        "source": source_a.pk,
+        "trigger": "api",
+        "start_urls": 1,
+        "pages_total": 1,
+    }
     assert sent_tasks == [("crawls.run", [crawl.pk])]  # sent once the transaction committed
 
 

@@ -20,7 +20,7 @@ from crawls.models import Crawl, CrawlEvent
 NOW = dt.datetime(2026, 1, 2, 12, 0, tzinfo=dt.UTC)
 COUNTERS = {
     "pages_done", "pages_failed", "pages_total", "items_new", "items_changed", "items_unchanged",
-    "errors",
+    "errors", "capped",
 }  # fmt: skip
 FIGURES = {"percent", "pages_processed", "pages_queued", "pages_per_s", "eta_s", "error_count"}
 
@@ -99,7 +99,8 @@ def test_the_engine_sends_the_figures_in_progress_and_final_events(workspace_a, 
     final = log.last()
     assert final.type == events.SUCCEEDED
     crawl.refresh_from_db()
-    assert set(final.payload) == COUNTERS | FIGURES | {"error"}
+    # and the rest of the final row, for crawl_rebuild (crawls/services/rebuild.py)
+    assert set(final.payload) == COUNTERS | FIGURES | {"error", "finished_at", "quality"}
     assert final.payload["percent"] == 100
     assert final.payload["eta_s"] is None
     assert final.payload["pages_processed"] == crawl.pages_done + crawl.pages_failed

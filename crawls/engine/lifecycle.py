@@ -25,19 +25,23 @@ class RunResult:
 
 def mark_running(crawl: Crawl) -> None:
     now = timezone.now()
+    deadline = now + dt.timedelta(seconds=crawl.source.time_limit_seconds)
     with transaction.atomic():
         started = Crawl.objects.filter(pk=crawl.pk, status=Crawl.Status.QUEUED).update(
-            status=Crawl.Status.RUNNING,
-            started_at=now,
-            heartbeat_at=now,
-            deadline_at=now + dt.timedelta(seconds=crawl.source.time_limit_seconds),
+            status=Crawl.Status.RUNNING, started_at=now, heartbeat_at=now, deadline_at=deadline
         )
         if started:
             events.event_append(
                 crawl_id=crawl.pk,
                 workspace_id=crawl.workspace_id,
                 type=events.STARTED,
-                payload={"attempt": crawl.attempt, "source": crawl.source_id},
+                payload={
+                    "attempt": crawl.attempt,
+                    "source": crawl.source_id,
+                    # the row's own times, so that crawl_rebuild can fold them (rebuild.py)
+                    "started_at": now.isoformat(),
+                    "deadline_at": deadline.isoformat(),
+                },
             )
     crawl.refresh_from_db()
 
@@ -51,6 +55,7 @@ def crawl_summary(crawl: Crawl) -> dict:
         "items_changed": crawl.items_changed,
         "items_unchanged": crawl.items_unchanged,
         "errors": crawl.errors,
+        "capped": crawl.capped,
     }
 
 
@@ -98,7 +103,14 @@ def crawl_finish(crawl: Crawl, status: str, *, owner: str | None, error: str = "
             crawl_id=crawl.pk,
             workspace_id=crawl.workspace_id,
             type=final_type,
-            payload={**crawl_summary(locked), **progress.crawl_progress(locked), "error": error},
+            payload={
+                **crawl_summary(locked),
+                **progress.crawl_progress(locked),
+                "error": error,
+                # the rest of the final row, so that crawl_rebuild can fold it (rebuild.py)
+                "finished_at": locked.finished_at.isoformat(),
+                "quality": locked.quality,
+            },
         )
     return True
 

@@ -2,8 +2,9 @@
 
 One module per seam: tenancy (workspaces, members, API tokens), sources (validation, schedules,
 the demo source), previews (rules tried on one URL), crawls (start, cancel, retry, scheduled,
-sweep). Callers use this package (`from crawls import services; services.crawl_start(...)`),
-not its modules.
+sweep), rebuild (a crawl's state folded from its event log and compared with its row: a read).
+Callers use this package (`from crawls import services; services.crawl_start(...)`), not its
+modules.
 """
 
 from crawls.services.crawls import (
@@ -18,6 +19,7 @@ from crawls.services.crawls import (
     crawl_sweep,
 )
 from crawls.services.previews import PreviewBusy, source_preview
+from crawls.services.rebuild import crawl_rebuild, crawl_state_fold
 from crawls.services.sources import (
     SOURCE_FIELDS,
     demo_source_ensure,
@@ -60,9 +62,11 @@ __all__ = [
     "_enqueue",
     "celery_app",
     "crawl_cancel",
+    "crawl_rebuild",
     "crawl_retry",
     "crawl_scheduled",
     "crawl_start",
+    "crawl_state_fold",
     "crawl_sweep",
     "demo_source_ensure",
     "membership_add",

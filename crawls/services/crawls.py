@@ -104,7 +104,12 @@ def crawl_start(
         crawl_id=crawl.pk,
         workspace_id=crawl.workspace_id,
         type=events.QUEUED,
-        payload={"source": source.pk, "trigger": trigger, "start_urls": len(seeds)},
+        payload={
+            "source": source.pk,
+            "trigger": trigger,
+            "start_urls": len(seeds),
+            "pages_total": added,
+        },
     )
     for payload in refused:
         events.event_append(
@@ -139,7 +144,12 @@ def crawl_cancel(*, crawl: Crawl) -> Crawl:
         crawl.save(update_fields=["status", "cancel_requested", "finished_at"])
         events.event_append(
             crawl_id=crawl.pk, workspace_id=crawl.workspace_id, type=events.CANCELLED,
-            payload={"pages_done": crawl.pages_done},
+            # the figures and end of the row, so that crawl_rebuild can fold them (rebuild.py)
+            payload={
+                **lifecycle.crawl_summary(crawl),
+                "finished_at": crawl.finished_at.isoformat(),
+                "quality": crawl.quality,
+            },
         )  # fmt: skip
     elif crawl.status == Crawl.Status.RUNNING and not crawl.cancel_requested:
         crawl.cancel_requested = True

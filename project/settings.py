@@ -538,3 +538,11 @@ def crawl_runs_default(cores: int, pool: int) -> int:
 CRAWL_WORKERS_PER_CRAWL = env.int("CRAWL_WORKERS_PER_CRAWL", default=0) or crawl_runs_default(
     os.cpu_count() or 1, CRAWL_WORKER_POOL
 )
+
+# --- i15-otel -------------------------------------------------------------------------------------
+# Distributed tracing (project/tracing.py, docs/tracing.md): off unless an OTLP/HTTP endpoint is
+# set (e.g. http://localhost:4318; spans go to <endpoint>/v1/traces). Each process names itself
+# forest-<role> (web, worker, beat) unless OTEL_SERVICE_NAME is set. The SDK reads the rest of its
+# OTEL_* variables itself (OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER, OTEL_BSP_*).
+OTEL_EXPORTER_OTLP_ENDPOINT = env.str("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
+OTEL_SERVICE_NAME = env.str("OTEL_SERVICE_NAME", default="")

@@ -74,6 +74,8 @@ def test_one_trace_runs_from_the_api_through_the_worker_into_the_engine(
     local = memory_spans.get_finished_spans()
     (server,) = [s for s in local if s.kind == SpanKind.SERVER and "crawls" in s.name]
     assert server.attributes["http.status_code"] == 202
+    # Named after the route Django resolved (project/tracing.py renames it once resolved).
+    assert server.name == "POST api/v1/crawls/$" == f"POST {server.attributes['http.route']}"
     (publish,) = [s for s in local if s.name == "apply_async/crawls.run"]
     assert publish.parent.span_id == server.context.span_id
     trace_id = format(server.context.trace_id, "032x")

@@ -53,6 +53,16 @@ def _strip_url(url: Any) -> str:
     return url_without_query(str(url))
 
 
+def _request_span_without_query(span: trace.Span, request: Any, _response: Any) -> None:
+    # A request's span keeps its path, not its query string (filters, cursors, a next=).
+    if not request.META.get("QUERY_STRING") or not span.is_recording():
+        return
+    recorded = getattr(span, "attributes", None) or {}
+    span.set_attribute("http.target", request.path)
+    if recorded.get("http.url"):
+        span.set_attribute("http.url", url_without_query(str(recorded["http.url"])))
+
+
 def setup(role: str) -> bool:
     """Trace this process when OTEL_EXPORTER_OTLP_ENDPOINT is set; True when it now does.
     Call once per process, after any fork (an exporter's thread does not survive a fork)."""
@@ -93,7 +103,7 @@ def install(provider: TracerProvider) -> None:
     _provider = provider
     _tracer = provider.get_tracer(TRACER_NAME)
     hooks: list[tuple[BaseInstrumentor, dict[str, Any]]] = [
-        (DjangoInstrumentor(), {}),
+        (DjangoInstrumentor(), {"response_hook": _request_span_without_query}),
         (CeleryInstrumentor(), {}),  # type: ignore[no-untyped-call]
         (PsycopgInstrumentor(), {"skip_dep_check": True}),
         (RedisInstrumentor(), {}),

@@ -170,3 +170,14 @@ def test_with_the_endpoint_unset_nothing_is_instrumented(settings):
     with tracing.span("crawl.batch") as current:
         assert current is None
         assert logs.trace_ids() == ("-", "-")
+
+
+@pytest.mark.django_db
+def test_request_spans_keep_the_path_not_the_query_string(memory_spans, client):
+    response = client.get("/accounts/login/?next=/bids/&token=s3cret")
+    assert response.status_code == 200
+    (server,) = [s for s in memory_spans.get_finished_spans() if s.kind == SpanKind.SERVER]
+    assert server.name == "GET accounts/login/"
+    assert server.attributes["http.target"] == "/accounts/login/"
+    assert server.attributes["http.url"] == "http://testserver/accounts/login/"
+    assert not [v for v in server.attributes.values() if "s3cret" in str(v)]

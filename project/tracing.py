@@ -180,6 +180,19 @@ def traced(name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
     return decorate
 
 
+def crawl_session(session: Any) -> None:
+    """The crawler's aiohttp session: without the client instrumentation's spans unless
+    TRACING_CRAWL_HTTP_SPANS (they cost more than the rest of a page's tracing, and would send
+    our traceparent to every site crawled); crawl.page spans stay."""
+    if _tracer is None or settings.TRACING_CRAWL_HTTP_SPANS:
+        return
+    from opentelemetry.instrumentation.aiohttp_client import (  # noqa: PLC0415
+        AioHttpClientInstrumentor,
+    )
+
+    AioHttpClientInstrumentor.uninstrument_session(session)
+
+
 async def page(fetch: Awaitable[T], *, url: str, kind: str) -> T:
     """Await one page's fetch in a span of its own: host, kind, status and bytes, never the URL
     (its query string may hold a session or a secret's trace)."""

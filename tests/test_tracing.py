@@ -57,6 +57,7 @@ def test_one_trace_runs_from_the_api_through_the_worker_into_the_engine(
             "traced",
             OTEL_EXPORTER_OTLP_ENDPOINT=sink.endpoint,
             OTEL_BSP_SCHEDULE_DELAY="100",
+            TRACING_CRAWL_HTTP_SPANS="true",
         )
         try:
             response = api(owner).post(f"{API}/crawls/", {"source": demo_source.pk}, format="json")
@@ -127,7 +128,8 @@ def test_one_trace_runs_from_the_api_through_the_worker_into_the_engine(
     }
 
 
-def test_page_spans_never_record_a_query_string(memory_spans, demo_source, board):
+def test_page_spans_never_record_a_query_string(memory_spans, demo_source, board, settings):
+    settings.TRACING_CRAWL_HTTP_SPANS = True
     secret_url = f"{board.base_url}/notices?session=s3cret&token=t0ken"
 
     async def fetch():
@@ -181,3 +183,18 @@ def test_request_spans_keep_the_path_not_the_query_string(memory_spans, client):
     assert server.attributes["http.target"] == "/accounts/login/"
     assert server.attributes["http.url"] == "http://testserver/accounts/login/"
     assert not [v for v in server.attributes.values() if "s3cret" in str(v)]
+
+
+def test_the_crawlers_requests_are_not_spans_of_their_own_by_default(
+    memory_spans, demo_source, board
+):
+    async def fetch():
+        async with Fetcher(fetch_settings(demo_source)) as fetcher:
+            return await tracing.page(
+                fetcher.get(f"{board.base_url}/notices"), url=board.base_url, kind="list"
+            )
+
+    with tracing.span("crawl.batch"):
+        assert asyncio.run(fetch()).status == 200
+    names = sorted(s.name for s in memory_spans.get_finished_spans())
+    assert names == ["crawl.batch", "crawl.page"]

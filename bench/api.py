@@ -15,6 +15,9 @@ project.asgi, the psycopg pool):
   sync with 2 workers and Django's persistent connections (CONN_MAX_AGE, no pool), straight on
   its port: the peer a DRF user would deploy. ratio_vs_wsgi_stock = forest_served / that.
 - --shapes: also Forest's page 1 under the other server shapes tried (docs/performance.md).
+- forest_traced: Forest's page 1 on a second daphne with tracing on (project/tracing.py), its
+  spans exported over OTLP/HTTP to a local sink (bench/otlp_sink.py) in this process;
+  tracing_overhead_pct = forest_first rps / forest_traced rps - 1, in percent (docs/tracing.md).
 
 Requests/s and latency percentiles come from wrk (Debian's, installed with apt-get when missing)
 with --connections keep-alive connections for --duration seconds per endpoint, --rounds rounds
@@ -52,6 +55,7 @@ from bench.common import (
     stop,
     wait_port,
 )
+from bench.otlp_sink import OtlpSink
 
 DATABASE = "forest_bench_api"
 # The processes serving each base URL (a server's leader and, for `make run`'s shape, nginx,
@@ -238,6 +242,9 @@ def _bench(args, *, loaded: bool) -> dict:
         base = servers.enter_context(_daphne())
         served = servers.enter_context(_served(Path(tmp) / "served"))
         wsgi_stock = servers.enter_context(_gunicorn("bench.api_wsgi_settings", workers=2))
+        # --- tracing on (docs/tracing.md): the same daphne, exporting to a local OTLP sink
+        sink = servers.enter_context(OtlpSink(keep=False))
+        traced = servers.enter_context(_daphne(OTEL_EXPORTER_OTLP_ENDPOINT=sink.endpoint))
         # Same rows in the same order on page 1, from both, on every server.
         forest_ids = [r["id"] for r in get_json(base + first, auth)["results"]]
         for where in (base, served, wsgi_stock):
@@ -249,6 +256,7 @@ def _bench(args, *, loaded: bool) -> dict:
         targets = {name: (base + path, headers) for name, (path, headers) in endpoints.items()}
         targets["forest_served"] = (served + first, auth)
         targets["wsgi_stock_cursor"] = (wsgi_stock + stock_first, {})
+        targets["forest_traced"] = (traced + first, auth)
         if args.shapes:
             for name, where in _shapes(servers, Path(tmp)).items():
                 targets[f"shape_{name}"] = (where + first, auth)
@@ -296,6 +304,19 @@ def _bench(args, *, loaded: bool) -> dict:
             median["forest_deep"]["p50_ms"] / median["forest_first"]["p50_ms"], 2
         ),
         "sql_floor_deep_p50_ms": round(floor_deep, 3),
+        # Tracing on, every request's spans exported (docs/tracing.md): at most 10.
+        "tracing_overhead_pct": round(
+            (median["forest_first"]["rps"] / median["forest_traced"]["rps"] - 1) * 100, 1
+        ),
+        "tracing_overhead_cpu_pct": round(
+            (
+                median["forest_traced"]["cpu_ms_per_req"] / median["forest_first"]["cpu_ms_per_req"]
+                - 1
+            )
+            * 100,
+            1,
+        ),
+        "tracing_spans_exported": sink.count,
         "endpoints": median,
         "rows": args.rows,
         "page_size": size,
@@ -319,11 +340,11 @@ def _spawn(command: list[str] | str, what: str, port: int, **env: str) -> Iterat
 
 
 @contextlib.contextmanager
-def _daphne() -> Iterator[str]:
+def _daphne(**env: str) -> Iterator[str]:
     """Today's shape: one daphne for everything (project.asgi, the psycopg pool)."""
     port = free_port()
     command = [sys.executable, "-m", "daphne", "-v", "0", "-b", "127.0.0.1", "-p", str(port)]
-    yield from _spawn([*command, "project.asgi:application"], "daphne", port)
+    yield from _spawn([*command, "project.asgi:application"], "daphne", port, **env)
 
 
 @contextlib.contextmanager

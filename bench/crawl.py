@@ -16,6 +16,10 @@ listing pages and 10,000 notices, 10,500 pages) end to end, for
 - Forest without quality collection (`quality_overhead_pct`): the same HTML crawl by a second
   worker (its own queue, QUALITY_COLLECT=false), alternating with the first; the overhead is
   (median rate without / median rate with - 1) * 100 (docs/quality.md; at most 5).
+- Forest with tracing on (`tracing_overhead_pct`): the same HTML crawl by a third worker (its
+  own queue, OTEL_EXPORTER_OTLP_ENDPOINT set), every span exported over OTLP/HTTP to a local sink
+  (bench/otlp_sink.py) in this process; (median rate without / median rate with - 1) * 100
+  (docs/tracing.md; at most 10). `--no-tracing` leaves it out.
 - Scrapy: `scrapy runspider bench/crawl_spider.py` writing a JSONL feed, every item checked
   against the board; time from its stats' start_time to finish_time (`elapsed_time_seconds`:
   spider opened to closed, leaving out interpreter and reactor start-up), wall time on stderr.
@@ -82,6 +86,7 @@ from bench.common import (
     stop,
     wait_port,
 )
+from bench.otlp_sink import OtlpSink
 
 ROOT = Path(__file__).resolve().parent.parent
 SPIDER = Path(__file__).resolve().parent / "crawl_spider.py"
@@ -379,6 +384,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--no-json", action="store_true", help="leave out Forest's run of the board's JSON API"
     )
     parser.add_argument(
+        "--no-tracing", action="store_true", help="leave out Forest's run with tracing on"
+    )
+    parser.add_argument(
         "--scrapy-setting", action="append", default=[], metavar="NAME=VALUE",
         help="another Scrapy setting (repeatable), for experiments: not stock any more",
     )  # fmt: skip
@@ -417,21 +425,27 @@ class Forest:
     peer_child: list[psutil.Process] | None = None
     peer_queue: str = ""
     workers: int = 1  # runs (Celery tasks) per crawl, and pool processes of each worker
+    # The tracing peer: a worker exporting its spans to a local OTLP sink, on a queue of its own.
+    traced_child: list[psutil.Process] | None = None
+    traced_queue: str = ""
+    sink: OtlpSink | None = None
 
     def crawl(
         self, name: str, *, expected_urls=None, expected_pages=None, max_pages=None, peer=False,
-        **kind,
+        traced=False, **kind,
     ):  # fmt: skip
         """A crawl of the HTML board; with kind=, start_url=, rules=, secrets=: of that source;
-        peer: by the worker that collects no quality counters."""
+        peer: by the worker that collects no quality counters; traced: by the tracing one."""
         queue = django_settings.CRAWL_QUEUE
         if peer:
             django_settings.CRAWL_QUEUE = self.peer_queue
+        if traced:
+            django_settings.CRAWL_QUEUE = self.traced_queue
+        child = self.peer_child if peer else self.traced_child if traced else self.child
         try:
             return self.module.crawl_once(
                 self.workspace, name=name, start_url=kind.pop("start_url", self.start_url),
-                concurrency=self.concurrency, listener=self.listener,
-                child=self.peer_child if peer else self.child,
+                concurrency=self.concurrency, listener=self.listener, child=child,
                 expected_urls=expected_urls, expected_pages=expected_pages,
                 max_pages=max_pages or 2 * self.pages, workers=self.workers, **kind,
             )  # fmt: skip
@@ -489,6 +503,14 @@ def _forest_start(
     # A long-lived worker has its modules imported and its caches warm.
     forest.crawl("Warm-up", max_pages=300)
     forest.crawl("Peer warm-up", max_pages=300, peer=True)
+    if not args.no_tracing:  # --- tracing on (docs/tracing.md)
+        forest.sink = cleanup.enter_context(OtlpSink(keep=False))
+        forest.traced_queue = f"{queue}-traced"
+        forest.traced_child = _worker_start(
+            crawl_forest, forest.traced_queue, tmp, cleanup, pool=args.workers,
+            CRAWL_QUEUE=forest.traced_queue, OTEL_EXPORTER_OTLP_ENDPOINT=forest.sink.endpoint,
+        )  # fmt: skip
+        forest.crawl("Traced warm-up", max_pages=300, traced=True)
     return forest
 
 
@@ -558,7 +580,7 @@ def _bench(args, board, tmp: Path, cleanup: contextlib.ExitStack) -> dict:
         None if args.only == "scrapy" else _forest_start(args, server, pages, tmp, cleanup, api)
     )
 
-    forest_runs, scrapy_runs, json_runs, peer_runs = [], [], [], []
+    forest_runs, scrapy_runs, json_runs, peer_runs, traced_runs = [], [], [], [], []
     text_runs, scrapy_text_runs = [], []
     json_expected = (
         {f"{api.base_url}{t.notice.path}" for t in board.tenders(config)} if api else set()
@@ -601,6 +623,17 @@ def _bench(args, board, tmp: Path, cleanup: contextlib.ExitStack) -> dict:
                 f"forest run {run} without quality collection: {p.pages} pages in "
                 f"{p.seconds:.2f} s = {p.pages / p.seconds:,.0f} pages/s; worker CPU "
                 f"{p.cpu_seconds:.1f} s = {p.cpu_seconds / p.pages * 1000:.2f} s/1k pages"
+            )
+        if forest is not None and forest.traced_child is not None:
+            tr = forest.crawl(
+                f"Traced run {run}", expected_urls=set(expected), expected_pages=pages, traced=True
+            )
+            traced_runs.append(tr)
+            log(
+                f"forest run {run} with tracing on: {tr.pages} pages in {tr.seconds:.2f} s = "
+                f"{tr.pages / tr.seconds:,.0f} pages/s; worker CPU {tr.cpu_seconds:.1f} s = "
+                f"{tr.cpu_seconds / tr.pages * 1000:.2f} s/1k pages; "
+                f"{forest.sink.count if forest.sink else 0} spans exported so far"
             )
         if forest is not None and server.text:
             t = forest.crawl(
@@ -658,6 +691,7 @@ def _bench(args, board, tmp: Path, cleanup: contextlib.ExitStack) -> dict:
     scrapy_rate = median(r.pages / r.seconds for r in scrapy_runs)
     peer_rate = median(r.pages / r.seconds for r in peer_runs)
     text_rate = median(r.pages / r.seconds for r in text_runs)
+    traced_rate = median(r.pages / r.seconds for r in traced_runs)
     scrapy_text_rate = median(r.pages / r.seconds for r in scrapy_text_runs)
     per_1k = 1000 / pages
     return {
@@ -698,6 +732,23 @@ def _bench(args, board, tmp: Path, cleanup: contextlib.ExitStack) -> dict:
             else None,
             1,
         ),
+        # What tracing costs: the same crawl with every span exported (docs/tracing.md).
+        "tracing_overhead_pct": (
+            rounded((forest_rate / traced_rate - 1) * 100, 1)
+            if traced_rate and forest_rate
+            else None
+        ),
+        "forest_traced_pages_per_s": rounded(traced_rate),
+        "tracing_overhead_cpu_pct": rounded(
+            (median(r.cpu_seconds / r.pages for r in traced_runs) or 0)
+            / (median(r.cpu_seconds / r.pages for r in forest_runs) or 1)
+            * 100
+            - 100
+            if traced_runs
+            else None,
+            1,
+        ),
+        "tracing_spans_exported": forest.sink.count if forest and forest.sink else None,
         # The same notices read from the board's JSON API (100 a page) vs its HTML pages (one
         # notice a detail page): per stored item, both persisted and published alike.
         "json_items_per_s": rounded(json_items_rate),

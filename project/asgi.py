@@ -4,7 +4,11 @@ import os
 
 from django.core.asgi import get_asgi_application
 
+from project import tracing
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+# Before the handler loads the middleware (the Django instrumentation adds one).
+tracing.setup("web")
 # Django must be set up before anything imports models (consumers do).
 django_asgi_app = get_asgi_application()
 

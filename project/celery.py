@@ -9,7 +9,7 @@ from typing import Any
 
 from celery import Celery, signals
 
-from project import logs
+from project import logs, tracing
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 
@@ -38,6 +38,31 @@ def _bind_task_id(task_id: str | None = None, **_kwargs: Any) -> None:
 def _unbind_task_id(**_kwargs: Any) -> None:
     logs.request_id_var.set("-")
     logs.crawl_id_var.set("-")
+
+
+# --- Tracing (project/tracing.py): set up after the fork, in each process that runs tasks -------
+
+
+@signals.worker_process_init.connect
+def _trace_pool_child(**_kwargs: Any) -> None:
+    tracing.setup("worker")
+
+
+@signals.worker_init.connect
+def _trace_worker(sender: Any = None, **_kwargs: Any) -> None:
+    # Pools that do not fork (solo, threads) run tasks in this process.
+    if sender is not None and "prefork" not in str(getattr(sender, "pool_cls", "prefork")):
+        tracing.setup("worker")
+
+
+@signals.worker_process_shutdown.connect
+def _flush_pool_child(**_kwargs: Any) -> None:
+    tracing.flush()
+
+
+@signals.beat_init.connect
+def _trace_beat(**_kwargs: Any) -> None:
+    tracing.setup("beat")
 
 
 @app.task(name="project.ping")

@@ -1,4 +1,5 @@
-"""One structured log format: every line carries the request id (and the crawl id when known).
+"""One structured log format: every line carries the request id (and the crawl id when known),
+and the trace and span ids of the current OpenTelemetry span ("-" without one; project/tracing.py).
 
 The ids live in context variables: RequestIdMiddleware sets the request id for an HTTP request,
 project.celery sets it to the task id inside a task, and the crawl engine sets the crawl id.
@@ -16,6 +17,7 @@ import uuid
 from typing import TYPE_CHECKING, Any, TextIO
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from opentelemetry import trace
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -31,10 +33,12 @@ _PROBES = frozenset({"/healthz", "/readyz"})
 access_logger = logging.getLogger("forest.access")
 
 TEXT_FORMAT = (
-    "%(asctime)s %(levelname)s %(name)s [req=%(request_id)s crawl=%(crawl_id)s] %(message)s"
+    "%(asctime)s %(levelname)s %(name)s [req=%(request_id)s crawl=%(crawl_id)s"
+    " trace=%(trace_id)s span=%(span_id)s] %(message)s"
 )
 JSON_FIELDS = (
-    "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(crawl_id)s %(process)d"
+    "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(crawl_id)s"
+    " %(trace_id)s %(span_id)s %(process)d"
 )
 
 
@@ -44,7 +48,16 @@ class ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
         record.crawl_id = crawl_id_var.get()
+        record.trace_id, record.span_id = trace_ids()
         return True
+
+
+def trace_ids() -> tuple[str, str]:
+    """(trace_id, span_id) of the current span in hex; ("-", "-") outside one or untraced."""
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return "-", "-"
+    return format(context.trace_id, "032x"), format(context.span_id, "016x")
 
 
 def default_format(*, debug: bool, stream: TextIO) -> str:

@@ -538,3 +538,16 @@ def crawl_runs_default(cores: int, pool: int) -> int:
 CRAWL_WORKERS_PER_CRAWL = env.int("CRAWL_WORKERS_PER_CRAWL", default=0) or crawl_runs_default(
     os.cpu_count() or 1, CRAWL_WORKER_POOL
 )
+
+# --- i15-otel -------------------------------------------------------------------------------------
+# Distributed tracing (project/tracing.py, docs/tracing.md): off unless an OTLP/HTTP endpoint is
+# set (e.g. http://localhost:4318; spans go to <endpoint>/v1/traces). Each process names itself
+# forest-<role> (web, worker, beat) unless OTEL_SERVICE_NAME is set. The SDK reads the rest of its
+# OTEL_* variables itself (OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER, OTEL_BSP_*).
+OTEL_EXPORTER_OTLP_ENDPOINT = env.str("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
+OTEL_SERVICE_NAME = env.str("OTEL_SERVICE_NAME", default="")
+# The crawler's own HTTP requests as spans too (the aiohttp client instrumentation: a span per
+# request, retries and redirects apart, and a traceparent header sent to the crawled site). Off:
+# each page's crawl.page span carries host, status and bytes, and tracing costs a crawl about a
+# quarter as much (docs/performance.md, "Tracing").
+TRACING_CRAWL_HTTP_SPANS = env.bool("TRACING_CRAWL_HTTP_SPANS", default=False)

@@ -8,6 +8,10 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
+from project import tracing
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 
+# In each gunicorn worker after its fork (no preload); before the handler loads the middleware.
+tracing.setup("web")
 application = get_wsgi_application()

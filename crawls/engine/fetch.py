@@ -27,6 +27,7 @@ from yarl import URL
 from crawls.engine import guard
 from crawls.engine import request as requests_
 from crawls.engine.request import Request
+from project import tracing
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 REDIRECTS = (301, 302, 303, 307, 308)
@@ -122,6 +123,7 @@ class Fetcher:
             },
             cookie_jar=aiohttp.DummyCookieJar(),
         )
+        tracing.crawl_session(self._session)
         return self
 
     async def __aexit__(self, *exc) -> None:

@@ -42,7 +42,7 @@ from crawls.engine.outage import DATABASE_DOWN, Outage
 from crawls.engine.pages import BatchResult, Pages
 from crawls.engine.scope import fetch_settings
 from crawls.models import Crawl
-from project import logs
+from project import logs, tracing
 
 logger = logging.getLogger(__name__)
 
@@ -197,7 +197,8 @@ class _Runner:
             source_id=self.source.pk,
             url_hashes=[c.url_hash for c in batch if c.kind == "item"],
         )
-        result = loop.run_until_complete(self._process(fetcher, batch, validators))
+        with tracing.span("crawl.batch", crawl_id=crawl.pk, pages=len(batch)):
+            result = loop.run_until_complete(self._process(fetcher, batch, validators))
         for url in given_up:
             result.errors["gave_up"] += 1
             result.url_events.append(
@@ -223,7 +224,11 @@ class _Runner:
         result = BatchResult()
         claimed_by = {
             asyncio.ensure_future(
-                fetcher.fetch(c.request, **_conditional(validators.get(c.url_hash)))
+                tracing.page(
+                    fetcher.fetch(c.request, **_conditional(validators.get(c.url_hash))),
+                    url=c.url,
+                    kind=c.kind,
+                )
             ): c
             for c in batch
         }
@@ -251,6 +256,7 @@ class _Runner:
 
     # --- one batch: one transaction ----------------------------------------------------------
 
+    @tracing.traced("crawl.store")
     def _commit(self, result: BatchResult) -> None:
         crawl = self.crawl
         now = timezone.now()

@@ -539,7 +539,7 @@ CRAWL_WORKERS_PER_CRAWL = env.int("CRAWL_WORKERS_PER_CRAWL", default=0) or crawl
     os.cpu_count() or 1, CRAWL_WORKER_POOL
 )
 
-# --- i15-otel -------------------------------------------------------------------------------------
+# --- Tracing (OpenTelemetry) ----------------------------------------------------------------------
 # Distributed tracing (project/tracing.py, docs/tracing.md): off unless an OTLP/HTTP endpoint is
 # set (e.g. http://localhost:4318; spans go to <endpoint>/v1/traces). Each process names itself
 # forest-<role> (web, worker, beat) unless OTEL_SERVICE_NAME is set. The SDK reads the rest of its

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from crawls import token_views, views
+from crawls import import_views, token_views, views
 
 app_name = "crawls"
 
@@ -17,6 +17,8 @@ urlpatterns = [
     path("sources/new/", views.source_create, name="source_create"),
     path("sources/<int:source_id>/", views.source_edit, name="source_edit"),
     path("sources/<int:source_id>/crawl/", views.crawl_start, name="crawl_start"),
+    path("sources/<int:source_id>/import/", import_views.source_import, name="source_import"),
+    path("imports/<int:job_id>/", import_views.import_detail, name="import"),
     path("bids/", views.bid_list, name="bids"),
     path("bids/<int:bid_id>/", views.bid_detail, name="bid"),
     path("tokens/", token_views.token_list, name="tokens"),

@@ -10,10 +10,9 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_GET, require_http_methods
 
-from crawls.models import ImportJob
-from crawls.services import imports
 from crawls import selectors
-from crawls.models import Source
+from crawls.models import ImportJob, Source
+from crawls.services import imports
 from crawls.views import place_of, render_page
 
 REFRESH_SECONDS = 2

@@ -22,7 +22,7 @@ from tests.processes import wait_until
 
 HEADER = "url,title,department,amount,currency,post_date,deadline,status,classifications,memo\n"
 ROW = (
-    "https://bids.example.org/n/{n},도로 포장 공사 {n},서울시 도로과,\"1,234,500\",KRW,"
+    'https://bids.example.org/n/{n},도로 포장 공사 {n},서울시 도로과,"1,234,500",KRW,'
     "2026-03-0{d},2026-03-20 18:00,공고중,CPV:45233140,note {n}\n"
 )
 
@@ -65,7 +65,9 @@ def test_import_csv_stores_typed_bids_through_a_crawl_of_its_own(api, owner, sou
     types = list(CrawlEvent.objects.filter(crawl=crawl).values_list("type", flat=True))
     assert types == [events.STARTED, events.ITEMS, events.SUCCEEDED]
     items = CrawlEvent.objects.get(crawl=crawl, type=events.ITEMS).payload
-    assert sorted(items["new"]) == sorted(Bid.objects.filter(source=source_a).values_list("pk", flat=True))
+    assert sorted(items["new"]) == sorted(
+        Bid.objects.filter(source=source_a).values_list("pk", flat=True)
+    )
 
 
 @pytest.mark.django_db
@@ -116,7 +118,9 @@ def test_import_jsonl_keys_rows_without_url_by_reference(api, owner, source_a):
     data = "\n".join(json.dumps(line, ensure_ascii=False) for line in lines).encode()
     body = upload(api(owner), source_a, data, "bids.jsonl").json()
     assert (body["format"], body["items_new"], body["rows_failed"]) == ("jsonl", 2, 1)
-    assert body["errors"] == [{"line": 3, "field": "url", "message": "a row needs a url or a reference"}]
+    assert body["errors"] == [
+        {"line": 3, "field": "url", "message": "a row needs a url or a reference"}
+    ]
     bid = Bid.objects.get(source=source_a, url_hash=item_hash("R-1"))
     assert (bid.views, bid.amount, bid.reference) == (12, Decimal("5000.50"), "R-1")
     assert bid.url == f"{factories.START}#R-1"
@@ -148,7 +152,9 @@ def test_import_ocds_release_package_applies_releases_in_date_order(api, owner, 
     }  # fmt: skip
     body = upload(api(owner), source_a, json.dumps(package).encode(), "package.json").json()
     assert (body["format"], body["rows_done"], body["rows_failed"]) == ("ocds", 3, 1)
-    assert body["errors"] == [{"line": 3, "field": "", "message": "a release must be a JSON object"}]
+    assert body["errors"] == [
+        {"line": 3, "field": "", "message": "a release must be a JSON object"}
+    ]
     bid = Bid.objects.get(source=source_a, url_hash=item_hash("ocds-abc-1"))
     assert (bid.title, bid.reference, bid.amount) == ("Harbour dredging", "T-1", Decimal(900))
     assert bid.version.endswith("|2")
@@ -188,7 +194,9 @@ def test_import_refuses_a_file_over_the_size_limit_with_413(api, owner, source_a
 
 
 @pytest.mark.django_db
-def test_import_refuses_a_body_over_the_size_limit_before_reading_it(api, owner, source_a, settings):
+def test_import_refuses_a_body_over_the_size_limit_before_reading_it(
+    api, owner, source_a, settings
+):
     settings.IMPORT_MAX_BYTES = 10
     big = b"x" * (200 * 1024)
     response = upload(api(owner), source_a, big)
@@ -341,7 +349,9 @@ def test_dashboard_import_form_imports_and_shows_the_job(client, owner, viewer, 
     assert "Succeeded" in text
     assert '<td data-field="new">2</td>' in text
     assert "<td>4</td><td>url</td>" in text
-    bad = client.post(f"/sources/{source_a.pk}/import/", {"file": SimpleUploadedFile("a.txt", b"x")})
+    bad = client.post(
+        f"/sources/{source_a.pk}/import/", {"file": SimpleUploadedFile("a.txt", b"x")}
+    )
     assert bad.status_code == 400
     assert b"cannot tell the format" in bad.content
     client.force_login(viewer)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, permissions, serializers, status, viewsets
 from rest_framework.parsers import MultiPartParser
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -21,7 +24,7 @@ from crawls.services import imports
 ENVELOPE_BYTES = 64 * 1024
 
 
-class ImportJobSerializer(serializers.ModelSerializer):
+class ImportJobSerializer(serializers.ModelSerializer[ImportJob]):
     url = serializers.HyperlinkedIdentityField(view_name="import-detail")
 
     class Meta:
@@ -34,7 +37,7 @@ class ImportJobSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ImportUploadSerializer(serializers.Serializer):
+class ImportUploadSerializer(serializers.Serializer[Any]):
     file = serializers.FileField(help_text="CSV, JSON Lines or an OCDS release/record package.")
     format = serializers.ChoiceField(
         choices=ImportJob.Format.choices, required=False, help_text="Default: by file name."
@@ -65,8 +68,9 @@ class SourceImportView(APIView):
             **error_responses(400, 401, 403, 404, 413),
         },
     )
-    def post(self, request, pk: int):
-        source = scoped(request, Source.objects.all()).filter(pk=pk).first()
+    def post(self, request: Request, pk: int) -> Response:
+        visible = scoped(request, Source.objects.all())  # type: ignore[no-untyped-call]
+        source = visible.filter(pk=pk).first()
         if source is None:
             raise exceptions.NotFound()
         require_role(
@@ -108,13 +112,16 @@ class SourceImportView(APIView):
     list=extend_schema(responses={200: ImportJobSerializer(many=True), **error_responses(401)}),
     retrieve=extend_schema(responses={200: ImportJobSerializer, **error_responses(401, 404)}),
 )
-class ImportJobViewSet(
-    ScopedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+class ImportJobViewSet(  # type: ignore[misc]  # ScopedViewSetMixin's permission_classes
+    ScopedViewSetMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet[ImportJob],
 ):
     """Imports of files of bids, newest first, with their progress and first errors."""
 
     serializer_class = ImportJobSerializer
     keyset_ordering = ("id",)
 
-    def base_queryset(self):
+    def base_queryset(self) -> Any:
         return ImportJob.objects.all()

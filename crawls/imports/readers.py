@@ -213,7 +213,7 @@ def _ocds(raw: IO[bytes], limits: Limits, counter: Counter) -> Iterator[Row | Ro
     depth = 0
     found = False
     builder: Any = None
-    start = 0
+    start, package = 0, ""
     try:
         for prefix, event, value in ijson.parse(raw, use_float=False):
             if event in ("start_map", "start_array"):

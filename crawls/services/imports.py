@@ -17,7 +17,7 @@ import uuid
 import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 from django.conf import settings
 from django.db import transaction
@@ -87,8 +87,15 @@ def import_check(
 
 
 def import_create(
-    *, source: Source, user, raw: IO[bytes], filename: str, size: int, fmt: str = "",
-    encoding: str = "", keep: bool | None = None,
+    *,
+    source: Source,
+    user: Any,
+    raw: IO[bytes],
+    filename: str,
+    size: int,
+    fmt: str = "",
+    encoding: str = "",
+    keep: bool | None = None,
 ) -> ImportJob:
     """Check the file and queue its job; with `keep` (default: a file of more than
     IMPORT_SYNC_MAX_ROWS records), copy the file to IMPORT_DIR and send the job's task when the
@@ -116,7 +123,7 @@ def import_create(
             job.path = str(path)
             job.save(update_fields=["path"])
             transaction.on_commit(lambda: _enqueue(job.pk))
-    return job  # noqa: RET504 - the job as created, its task sent on commit
+    return job
 
 
 def _enqueue(job_id: int) -> None:
@@ -148,23 +155,23 @@ def import_run(
         return None  # another process got there first, or it ended
     job = ImportJob.objects.select_related("source").get(pk=job_id)
     crawl = _crawl_start(job)
-    opened = raw
+    opened, error = raw, ""
     try:
         if opened is None:
             opened = open(job.path, "rb")  # noqa: SIM115 - closed below
         _rows_store(job, crawl, opened, progress)
     except Exception as exc:
         logger.exception("import %s failed", job.pk)
-        _finish(job, crawl, ImportJob.Status.FAILED, error=str(exc)[:2000] or type(exc).__name__)
-    else:
-        _finish(job, crawl, ImportJob.Status.SUCCEEDED)
+        error = str(exc)[:2000] or type(exc).__name__
     finally:
         if raw is None and opened is not None:
             opened.close()
-        if job.path:
+        if job.path:  # before the job ends: whoever sees it ended sees the file gone
             _remove(job.path)
+    status = ImportJob.Status.FAILED if error else ImportJob.Status.SUCCEEDED
+    _finish(job, crawl, status, error=error)
     job.refresh_from_db()
-    return job
+    return job  # type: ignore[no-any-return]
 
 
 def _crawl_start(job: ImportJob) -> Crawl:
@@ -197,7 +204,7 @@ def _rows_store(
     base_url = (source.start_urls[0] if source.start_urls else "").partition("#")[0]
     tz = _zone(source)
     tally = _Tally()
-    errors: list[dict] = []
+    errors: list[dict[str, object]] = []
     batch: list[store.Item] = []
 
     def error(line: int, field: str, message: str) -> None:
@@ -234,7 +241,7 @@ def _batch_store(
     crawl: Crawl,
     batch: list[store.Item],
     tally: _Tally,
-    errors: list[dict],
+    errors: list[dict[str, object]],
     progress: Callable[[ImportJob], None] | None,
 ) -> None:
     """One transaction: the batch's bids and revisions, its event, the figures."""

@@ -7,6 +7,7 @@ import datetime as dt
 import io
 import json
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -16,6 +17,7 @@ from crawls import events
 from crawls.engine import urls
 from crawls.engine.request import item_hash
 from crawls.models import Bid, BidRevision, Crawl, CrawlEvent, ImportJob
+from crawls.services import imports
 from tests import factories
 from tests.clients import API, assert_invalid, error_of
 from tests.processes import wait_until
@@ -356,3 +358,21 @@ def test_dashboard_import_form_imports_and_shows_the_job(client, owner, viewer, 
     assert b"cannot tell the format" in bad.content
     client.force_login(viewer)
     assert client.get(f"/sources/{source_a.pk}/import/").status_code == 403
+
+
+@pytest.mark.django_db
+def test_import_whose_file_is_gone_ends_failed_with_its_crawl(owner, source_a, sent_tasks):
+    job = imports.import_create(
+        source=source_a, user=owner, raw=io.BytesIO(csv_bytes(3)), filename="bids.csv",
+        size=len(csv_bytes(3)), keep=True,
+    )  # fmt: skip
+    assert job.path
+    Path(job.path).unlink()
+    ran = imports.import_run(job_id=job.pk)
+    assert ran is not None
+    assert (ran.status, ran.rows_done) == ("failed", 0)
+    assert "No such file" in ran.error
+    assert ran.crawl.status == Crawl.Status.FAILED
+    assert CrawlEvent.objects.filter(crawl=ran.crawl, type=events.FAILED).exists()
+    assert imports.import_run(job_id=job.pk) is None  # ended: nobody runs it again
+    assert not Bid.objects.exists()

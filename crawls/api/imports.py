@@ -109,7 +109,9 @@ class SourceImportView(APIView):
 
 
 @extend_schema_view(
-    list=extend_schema(responses={200: ImportJobSerializer(many=True), **error_responses(401)}),
+    list=extend_schema(
+        responses={200: ImportJobSerializer(many=True), **error_responses(400, 401)}
+    ),
     retrieve=extend_schema(responses={200: ImportJobSerializer, **error_responses(401, 404)}),
 )
 class ImportJobViewSet(  # type: ignore[misc]  # ScopedViewSetMixin's permission_classes

@@ -10,6 +10,7 @@ from django.conf import settings
 
 from crawls import services, subscribers
 from crawls.engine import run, shutdown
+from crawls.services import imports
 
 # A re-enqueue outlasts a short broker restart (about a minute); past that the sweep sends it.
 REQUEUE_RETRY = {"max_retries": 15, "interval_start": 0, "interval_step": 1, "interval_max": 5}
@@ -88,3 +89,10 @@ def _in_pool_child() -> bool:
 def _request_hand_back(**_kwargs) -> None:
     """SIGTERM (warm shutdown): running crawls hand back at their next batch; the worker waits."""
     shutdown.request()
+
+
+@shared_task(name="crawls.import_run")
+def import_run_task(job_id: int) -> str | None:
+    """Import a queued file of bids (docs/imports.md); None when another worker has it."""
+    job = imports.import_run(job_id=job_id)
+    return job.status if job is not None else None

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from crawls import bid_views, token_views, views
+from crawls import bid_views, import_views, token_views, views
 
 app_name = "crawls"
 
@@ -19,6 +19,8 @@ urlpatterns = [
     path("sources/<int:source_id>/crawl/", views.crawl_start, name="crawl_start"),
     path("bids/", bid_views.bid_list, name="bids"),
     path("bids/<int:bid_id>/", bid_views.bid_detail, name="bid"),
+    path("sources/<int:source_id>/import/", import_views.source_import, name="source_import"),
+    path("imports/<int:job_id>/", import_views.import_detail, name="import"),
     path("tokens/", token_views.token_list, name="tokens"),
     path("tokens/<int:token_id>/revoke/", token_views.token_revoke, name="token_revoke"),
 ]

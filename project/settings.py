@@ -551,3 +551,20 @@ OTEL_SERVICE_NAME = env.str("OTEL_SERVICE_NAME", default="")
 # each page's crawl.page span carries host, status and bytes, and tracing costs a crawl about a
 # quarter as much (docs/performance.md, "Tracing").
 TRACING_CRAWL_HTTP_SPANS = env.bool("TRACING_CRAWL_HTTP_SPANS", default=False)
+
+# --- Importing bids -------------------------------------------------------------------------------
+# Importing bids (docs/imports.md): a file over IMPORT_MAX_BYTES answers 413, one of more than
+# IMPORT_MAX_ROWS records 400. Files of at most IMPORT_SYNC_MAX_ROWS records are imported in the
+# request (201); larger ones are kept in IMPORT_DIR (shared by web and workers) and imported by
+# a Celery task (202, then GET the job for its progress). Rows are stored IMPORT_BATCH at a time
+# (one transaction each); a job keeps its first IMPORT_MAX_ERRORS errors. A line longer than
+# IMPORT_MAX_LINE_CHARS is an error; a header or an object of more than IMPORT_MAX_FIELDS
+# columns/keys, or JSON nested deeper than JSON_MAX_DEPTH, is refused.
+IMPORT_MAX_BYTES = env.int("IMPORT_MAX_BYTES", default=200 * 1024 * 1024)
+IMPORT_MAX_ROWS = env.int("IMPORT_MAX_ROWS", default=1_000_000)
+IMPORT_SYNC_MAX_ROWS = env.int("IMPORT_SYNC_MAX_ROWS", default=2000)
+IMPORT_BATCH = env.int("IMPORT_BATCH", default=1000)
+IMPORT_MAX_ERRORS = env.int("IMPORT_MAX_ERRORS", default=100)
+IMPORT_MAX_LINE_CHARS = env.int("IMPORT_MAX_LINE_CHARS", default=1_000_000)
+IMPORT_MAX_FIELDS = env.int("IMPORT_MAX_FIELDS", default=200)
+IMPORT_DIR = Path(env.str("IMPORT_DIR", default=str(BASE_DIR / "var" / "imports")))

@@ -133,8 +133,9 @@ class Hub:
     (channels-redis pops every delivery in its own round trip), and the hub encodes it once.
     A layer failure re-joins every group once Redis answers, and hands {"type":
     "stream.resync"} to every subscriber. Every refresh_seconds the hub renews its groups and,
-    with `heads`, reads the head of each crawl's log once: a subscriber behind it gets
-    {"type": "stream.check"} (the safety net: one query per crawl and process, not per socket).
+    with `heads`, reads the head of each crawl's log once: a subscriber still behind the head
+    of the check before gets {"type": "stream.check"} (the safety net: one query per crawl and
+    process, not one per socket; an event whose doorbell was lost arrives within two intervals).
     """
 
     def __init__(
@@ -147,6 +148,7 @@ class Hub:
         self.loop = asyncio.get_running_loop()
         self.channel: str | None = None
         self.members: dict[int, set[Subscriber]] = {}
+        self.previous_heads: dict[int, int] = {}  # each crawl's log head at the last check
         self.tasks: list[asyncio.Task] = []
 
     async def join(self, crawl_id: int, member: Subscriber) -> None:
@@ -212,11 +214,15 @@ class Hub:
                 logger.warning("stream safety-net check failed", exc_info=True)
 
     async def check(self) -> None:
-        """Read every crawl's log head once; nudge the subscribers that have not sent it."""
+        """Read every crawl's log head once; nudge the subscribers that have still not sent
+        the head read at the check before: an event's doorbell gets a whole interval to ring
+        (compared with the head of now, every check would find every socket of a busy crawl
+        behind an event in flight and send them all to the log at once)."""
         if self.heads is None or not self.members:
             return
         heads = await self.heads(list(self.members))
-        for crawl_id, head in heads.items():
+        previous, self.previous_heads = self.previous_heads, heads
+        for crawl_id, head in previous.items():
             for member in list(self.members.get(crawl_id, ())):
                 if member.hub_behind(head):
                     member.hub_notice({"type": "stream.check"})

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from typing import Any
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
@@ -80,7 +81,7 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
         with contextlib.suppress(StopConsumer):
             await await_many_dispatch([receive, self._layer_receive, self._tick], self.dispatch)
 
-    async def dispatch(self, message):
+    async def dispatch(self, message: dict[str, Any]) -> None:
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
@@ -166,21 +167,21 @@ class CrawlEventConsumer(StreamConsumer):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.queue: asyncio.Queue = asyncio.Queue()
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.hub: realtime.Hub | None = None
         self.busy = False  # a handler of this consumer is running (it may be awaiting)
 
-    async def dispatch(self, message):
+    async def dispatch(self, message: dict[str, Any]) -> None:
         self.busy = True
         try:
             await super().dispatch(message)
         finally:
             self.busy = False
 
-    async def _layer_receive(self) -> dict:
+    async def _layer_receive(self) -> dict[str, Any]:
         return await self.queue.get()
 
-    async def hub_message(self, message: dict, text: str) -> None:
+    async def hub_message(self, message: dict[str, Any], text: str) -> None:
         verdict = self.cursor.judge(message)
         if verdict == Cursor.SKIP:  # sent already (or finished): the cursor never goes back
             return
@@ -192,7 +193,7 @@ class CrawlEventConsumer(StreamConsumer):
         if self.cursor.finished:
             await self.close(CLOSE_NORMAL)
 
-    def hub_notice(self, message: dict) -> None:
+    def hub_notice(self, message: dict[str, Any]) -> None:
         self.queue.put_nowait(message)
 
     def hub_behind(self, head: int) -> bool:

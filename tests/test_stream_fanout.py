@@ -7,6 +7,8 @@ the streams must find it in the log (on the next sequence's gap, or the hub's ch
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from django.db import connection, transaction
 
@@ -58,8 +60,10 @@ def test_every_socket_gets_each_event_once_in_order_across_a_lost_doorbell(
 ):
     crawl = make_crawl(workspace_a)
     cookie = session_cookie(owner)
-    sockets = [ws(daphne_server, f"/ws/crawls/{crawl.pk}/", cookie=cookie) for _ in range(SOCKETS)]
-    try:
+    with contextlib.ExitStack() as stack:
+        path = f"/ws/crawls/{crawl.pk}/"
+        opened = (ws(daphne_server, path, cookie=cookie) for _ in range(SOCKETS))
+        sockets = [stack.enter_context(s) for s in opened]
         first = last_seq(crawl)
         append(crawl, 3)
         for s in sockets:  # live, through the hub
@@ -67,9 +71,6 @@ def test_every_socket_gets_each_event_once_in_order_across_a_lost_doorbell(
         append_unpublished(crawl)
         append(crawl, 3, final=True)  # the first of these reveals the gap
         results = [receive_until_closed(s) for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
     end = first + 7
     for received, code in results:
         assert [m["seq"] for m in received] == list(range(first + 4, end + 1))
@@ -82,8 +83,10 @@ def test_the_hubs_safety_net_delivers_a_final_event_whose_doorbell_was_lost(
 ):
     crawl = make_crawl(workspace_a)
     cookie = session_cookie(owner)
-    sockets = [ws(checking, f"/ws/crawls/{crawl.pk}/", cookie=cookie) for _ in range(SOCKETS)]
-    try:
+    with contextlib.ExitStack() as stack:
+        path = f"/ws/crawls/{crawl.pk}/"
+        opened = (ws(checking, path, cookie=cookie) for _ in range(SOCKETS))
+        sockets = [stack.enter_context(s) for s in opened]
         first = last_seq(crawl)
         append(crawl, 2)
         for s in sockets:
@@ -91,9 +94,6 @@ def test_the_hubs_safety_net_delivers_a_final_event_whose_doorbell_was_lost(
         # Nothing follows it: no gap reveals it; only the log check can.
         final = append_unpublished(crawl, events.SUCCEEDED)
         results = [receive_until_closed(s) for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
     for received, code in results:
         assert [m["seq"] for m in received] == [final]
         assert received == logged(crawl, first + 2)

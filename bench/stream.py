@@ -41,6 +41,12 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--client-processes", type=int, default=2)
+    parser.add_argument(
+        "--clients",
+        type=int,
+        action="append",
+        help="only these levels (1, 100, 1000; repeatable): a quick A/B; the other keys are null",
+    )
     return parser.parse_args(argv)
 
 
@@ -176,8 +182,9 @@ def _bench(args) -> dict:
         )  # fmt: skip
         try:
             wait_port(port, server, what="daphne")
+            levels = [level for level in LEVELS if level[0] in (args.clients or [level[0]])]
             for _ in range(args.rounds):
-                for level in LEVELS:
+                for level in levels:
                     for name, path in paths:
                         result = _measure(
                             port, path, level=level, source=source, token=token, args=args
@@ -196,29 +203,36 @@ def _bench(args) -> dict:
         }
         for key, results in runs.items()
     }
+    none = dict.fromkeys(("p50_ms", "p99_ms", "msgs_per_s", "lost", "duplicates", "resumed"))
+
+    def at(name: str, clients: int) -> dict:
+        return median.get((name, clients), none)
+
+    def total(name: str, field: str) -> int:
+        return sum(at(name, c)[field] or 0 for c, _, _ in LEVELS)
+
     top = max(clients for clients, _, _ in LEVELS)
     figures = {
-        "p50_ms_1_client": median["forest", 1]["p50_ms"],
-        "p99_ms_1_client": median["forest", 1]["p99_ms"],
-        "p99_ms_100_clients": median["forest", 100]["p99_ms"],
-        "p99_ms_1000_clients": median["forest", top]["p99_ms"],
-        "msgs_per_s": median["forest", 100]["msgs_per_s"],
-        "msgs_per_s_1000_clients": median["forest", top]["msgs_per_s"],
-        "lost_events": sum(median["forest", c]["lost"] for c, _, _ in LEVELS),
-        "duplicate_events": sum(median["forest", c]["duplicates"] for c, _, _ in LEVELS),
-        "resumed_connections": sum(median["forest", c]["resumed"] for c, _, _ in LEVELS),
-        "peer_p50_ms_1_client": median["peer", 1]["p50_ms"],
-        "peer_p99_ms_1_client": median["peer", 1]["p99_ms"],
-        "peer_p99_ms_100_clients": median["peer", 100]["p99_ms"],
-        "peer_p99_ms_1000_clients": median["peer", top]["p99_ms"],
-        "peer_msgs_per_s": median["peer", 100]["msgs_per_s"],
-        "peer_lost_events": sum(median["peer", c]["lost"] for c, _, _ in LEVELS),
+        "p50_ms_1_client": at("forest", 1)["p50_ms"],
+        "p99_ms_1_client": at("forest", 1)["p99_ms"],
+        "p99_ms_100_clients": at("forest", 100)["p99_ms"],
+        "p99_ms_1000_clients": at("forest", top)["p99_ms"],
+        "msgs_per_s": at("forest", 100)["msgs_per_s"],
+        "msgs_per_s_1000_clients": at("forest", top)["msgs_per_s"],
+        "lost_events": total("forest", "lost"),
+        "duplicate_events": total("forest", "duplicates"),
+        "resumed_connections": total("forest", "resumed"),
+        "peer_p50_ms_1_client": at("peer", 1)["p50_ms"],
+        "peer_p99_ms_1_client": at("peer", 1)["p99_ms"],
+        "peer_p99_ms_100_clients": at("peer", 100)["p99_ms"],
+        "peer_p99_ms_1000_clients": at("peer", top)["p99_ms"],
+        "peer_msgs_per_s": at("peer", 100)["msgs_per_s"],
+        "peer_lost_events": total("peer", "lost"),
         "levels": [{"clients": c, "events_per_s": r, "events": n} for c, r, n in LEVELS],
         "rounds": args.rounds,
     }
-    figures["ratio_p99_100_clients"] = round(
-        figures["p99_ms_100_clients"] / figures["peer_p99_ms_100_clients"], 2
-    )
+    ours, peer = figures["p99_ms_100_clients"], figures["peer_p99_ms_100_clients"]
+    figures["ratio_p99_100_clients"] = round(ours / peer, 2) if ours and peer else None
     return figures
 
 

@@ -1,7 +1,8 @@
 """A worker-like process that appends events to crawls' logs, as a Celery worker does.
 
 With --final the last event of each crawl is crawl.succeeded. With --times, writes one line
-"crawl seq epoch" per event, the clock read as event_append returns (committed, publish queued).
+"crawl seq epoch" per event, the clock read at its commit (an on_commit hook registered before
+event_append's, so before the publish and the subscribers' delivery that follow the commit).
 Reads DATABASE_URL / REDIS_URL like daphne does.
 
     python -m bench.stream_writer --crawl 7 --crawl 8 --count 100 --rate 20 --final
@@ -27,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     import django  # noqa: PLC0415 - settings first
 
     django.setup()
+    from django.db import transaction  # noqa: PLC0415
+
     from crawls import events, realtime  # noqa: PLC0415
     from crawls.models import Crawl  # noqa: PLC0415
 
@@ -36,13 +39,16 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(args.count):
         for crawl_id in args.crawl:
             final = args.final and i == args.count - 1
-            event = events.event_append(
-                crawl_id=crawl_id,
-                workspace_id=workspaces[crawl_id],
-                type=events.SUCCEEDED if final else events.PROGRESS,
-                payload={"n": i},
-            )
-            committed.append(f"{crawl_id} {event.sequence} {time.time():.6f}\n")
+            stamp: list[float] = []
+            with transaction.atomic():
+                transaction.on_commit(lambda stamp=stamp: stamp.append(time.time()))
+                event = events.event_append(
+                    crawl_id=crawl_id,
+                    workspace_id=workspaces[crawl_id],
+                    type=events.SUCCEEDED if final else events.PROGRESS,
+                    payload={"n": i},
+                )
+            committed.append(f"{crawl_id} {event.sequence} {stamp[0]:.6f}\n")
         pause = started + (i + 1) / args.rate - time.monotonic()
         if pause > 0:
             time.sleep(pause)

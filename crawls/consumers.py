@@ -2,7 +2,8 @@
 
 The channel layer is only a doorbell. A crawl stream joins its group (through the process's
 realtime.Hub) before reading the CrawlEvent log, sends each sequence once and in order, and
-re-reads the log on a gap, after a layer failure and every STREAM_CHECK_SECONDS. docs/live.md.
+re-reads the log on a gap, after a layer failure and when the hub's safety net (every
+STREAM_CHECK_SECONDS) finds it behind the log. docs/live.md.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from typing import Any
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
@@ -30,6 +32,7 @@ from crawls.streams import (
     crawl_workspace_for,
     ended_by,
     log_after,
+    log_heads,
     non_negative_int,
     workspace_snapshot,
 )
@@ -78,7 +81,7 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
         with contextlib.suppress(StopConsumer):
             await await_many_dispatch([receive, self._layer_receive, self._tick], self.dispatch)
 
-    async def dispatch(self, message):
+    async def dispatch(self, message: dict[str, Any]) -> None:
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
@@ -153,32 +156,62 @@ class CrawlEventConsumer(StreamConsumer):
     """/ws/crawls/<id>/: the crawl's log after `after`, then live; closes 1000 after the end.
 
     Live messages come through the process's hub (one group membership per crawl and process).
+    When the stream is idle (no handler running, nothing queued) and the message is the next
+    sequence, the hub's own task sends the text it encoded once (`hub_message`): no queue, no
+    wake-up of this consumer's task, no JSON encoding per socket. Otherwise the message is
+    queued and handled in order by this consumer's task as before. daphne's send never
+    suspends, and the cursor moves before the send, so the two paths cannot interleave.
     """
+
+    check_seconds = None  # the hub runs the safety net for every stream of the process
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.queue: asyncio.Queue = asyncio.Queue()
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.hub: realtime.Hub | None = None
+        self.busy = False  # a handler of this consumer is running (it may be awaiting)
 
-    @property
-    def check_seconds(self) -> float:
-        return settings.STREAM_CHECK_SECONDS
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        self.busy = True
+        try:
+            await super().dispatch(message)
+        finally:
+            self.busy = False
 
-    async def _layer_receive(self) -> dict:
+    async def _layer_receive(self) -> dict[str, Any]:
         return await self.queue.get()
+
+    async def hub_message(self, message: dict[str, Any], text: str) -> None:
+        verdict = self.cursor.judge(message)
+        if verdict == Cursor.SKIP:  # sent already (or finished): the cursor never goes back
+            return
+        if verdict == Cursor.GAP or self.busy or not self.queue.empty():
+            self.queue.put_nowait(message)
+            return
+        self.cursor.sent(message)
+        await self.send(text_data=text)
+        if self.cursor.finished:
+            await self.close(CLOSE_NORMAL)
+
+    def hub_notice(self, message: dict[str, Any]) -> None:
+        self.queue.put_nowait(message)
+
+    def hub_behind(self, head: int) -> bool:
+        return not self.cursor.finished and self.cursor.last < head
 
     async def join(self, groups: list[str]) -> bool:
         self.joined = groups
         self.hub = realtime.hub(
             retry_seconds=settings.STREAM_RETRY_SECONDS,
             refresh_seconds=settings.STREAM_CHECK_SECONDS,
+            heads=database_sync_to_async(log_heads),
         )
-        await self.hub.join(self.crawl_id, self.queue)
+        await self.hub.join(self.crawl_id, self)
         return True
 
     async def websocket_disconnect(self, message):
         if self.hub is not None:
-            await self.hub.leave(self.crawl_id, self.queue)
+            await self.hub.leave(self.crawl_id, self)
         raise StopConsumer
 
     async def websocket_connect(self, message):

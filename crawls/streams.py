@@ -6,6 +6,8 @@ Reads are sync: the streams call them through database_sync_to_async.
 
 from __future__ import annotations
 
+from django.db.models import Max
+
 from crawls import selectors, services
 from crawls.engine import progress
 from crawls.events import FINAL_TYPES, event_message
@@ -55,6 +57,17 @@ def log_after(crawl_id: int, after: int, limit: int = LOG_PAGE) -> list[dict]:
     """Up to `limit` events of a crawl with a sequence greater than `after`, as wire messages."""
     events = CrawlEvent.objects.filter(crawl_id=crawl_id, sequence__gt=after).order_by("sequence")
     return [event_message(event) for event in events[:limit]]
+
+
+def log_heads(crawl_ids: list[int]) -> dict[int, int]:
+    """The highest logged sequence of each crawl (those with events); one query for them all."""
+    rows = (
+        CrawlEvent.objects.filter(crawl_id__in=crawl_ids)
+        .order_by()
+        .values("crawl_id")
+        .annotate(head=Max("sequence"))
+    )
+    return {row["crawl_id"]: row["head"] for row in rows}
 
 
 def ended_by(crawl_id: int, after: int) -> bool:

@@ -42,6 +42,9 @@ def parse_args(argv):
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--client-processes", type=int, default=2)
     parser.add_argument(
+        "--servers", type=int, default=1, help="daphne processes; client processes spread over them"
+    )
+    parser.add_argument(
         "--clients",
         type=int,
         action="append",
@@ -103,19 +106,20 @@ def _setup():
     return source, raw
 
 
-def _measure(port: int, path: str, *, level: tuple, source, token: str, args) -> dict:
+def _measure(ports: list[int], path: str, *, level: tuple, source, token: str, args) -> dict:
     """One run: connect the clients, write the events, collect latencies and losses."""
     from crawls import services  # noqa: PLC0415
     from crawls.models import Crawl  # noqa: PLC0415
 
     clients, rate, count = level
     crawl = services.crawl_start(source=source, workers=0)
-    url = f"ws://127.0.0.1:{port}{path.format(crawl=crawl.pk)}"
     with tempfile.TemporaryDirectory() as tmp:
         split = [clients // args.client_processes] * args.client_processes
         split[0] += clients - sum(split)
         procs = []
         for i, n in enumerate(n for n in split if n):
+            port = ports[i % len(ports)]
+            url = f"ws://127.0.0.1:{port}{path.format(crawl=crawl.pk)}"
             command = [
                 sys.executable, "-m", "bench.stream_clients", "--url", url, "--clients", str(n),
                 "--origin", f"http://127.0.0.1:{port}", "--token", token,
@@ -170,28 +174,31 @@ def _measure(port: int, path: str, *, level: tuple, source, token: str, args) ->
 def _bench(args) -> dict:
     source, token = _setup()
     paths = (("forest", "/ws/crawls/{crawl}/"), ("peer", "/ws/peer/{crawl}/"))
-    port = free_port()
+    ports = [free_port() for _ in range(args.servers)]
     runs: dict[tuple[str, int], list[dict]] = {}
     with tempfile.TemporaryFile() as output:
-        server = subprocess.Popen(
-            [
-                sys.executable, "-m", "daphne", "-v", "0", "-b", "127.0.0.1", "-p", str(port),
-                "bench.stream_peer:application",
-            ],
-            cwd=ROOT, stdout=output, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        command = [sys.executable, "-m", "daphne", "-v", "0", "-b", "127.0.0.1", "-p"]
+        app = "bench.stream_peer:application"
+        servers = [
+            subprocess.Popen(
+                [*command, str(port), app], cwd=ROOT, stdout=output, stderr=subprocess.STDOUT
+            )
+            for port in ports
+        ]
         try:
-            wait_port(port, server, what="daphne")
+            for port, server in zip(ports, servers, strict=True):
+                wait_port(port, server, what="daphne")
             levels = [level for level in LEVELS if level[0] in (args.clients or [level[0]])]
             for _ in range(args.rounds):
                 for level in levels:
                     for name, path in paths:
                         result = _measure(
-                            port, path, level=level, source=source, token=token, args=args
+                            ports, path, level=level, source=source, token=token, args=args
                         )
                         runs.setdefault((name, level[0]), []).append(result)
         finally:
-            stop(server)
+            for server in servers:
+                stop(server)
             output.seek(0)
             tail = output.read().decode(errors="replace")[-2000:]
             if "Traceback" in tail:
@@ -230,6 +237,7 @@ def _bench(args) -> dict:
         "peer_lost_events": total("peer", "lost"),
         "levels": [{"clients": c, "events_per_s": r, "events": n} for c, r, n in LEVELS],
         "rounds": args.rounds,
+        "servers": args.servers,
     }
     ours, peer = figures["p99_ms_100_clients"], figures["peer_p99_ms_100_clients"]
     figures["ratio_p99_100_clients"] = round(ours / peer, 2) if ours and peer else None

@@ -20,6 +20,7 @@ Around it: reading one page into the group (engine/pages.py), what a crawl may f
 from __future__ import annotations
 
 import asyncio
+import collections
 import datetime as dt
 import logging
 import time
@@ -122,6 +123,10 @@ class _Runner:
         # The pipeline: fetches in flight (their claimed URLs), and URLs leased to this run
         # when its last group stored the links to them, not yet sent.
         self.inflight: dict[asyncio.Future, frontier.Claimed] = {}
+        # Fetches done and not yet handled, and the wait for the next one (cheaper than
+        # asyncio.wait over every fetch in flight at each page).
+        self.completed: collections.deque[asyncio.Future] = collections.deque()
+        self.waiter: asyncio.Future | None = None
         self.ready: list[frontier.Claimed] = []
         self.more = True  # the last claim got all it asked for
         self.low_water = settings.CRAWL_CONCURRENCY
@@ -143,11 +148,16 @@ class _Runner:
     def _drop(self, loop: asyncio.AbstractEventLoop) -> None:
         """Forget the fetches in flight and the URLs not sent (their leases are given back or
         expire to another run)."""
-        running, self.inflight, self.ready = list(self.inflight), {}, []
+        inflight, self.inflight, self.ready = self.inflight, {}, []
+        self.completed.clear()
+        running = list(inflight)
         for task in running:
             task.cancel()
         if running:
             loop.run_until_complete(asyncio.gather(*running, return_exceptions=True))
+        self.completed.clear()
+        for claimed in inflight.values():
+            self.pages.forget(claimed)
 
     def _loop(self, loop: asyncio.AbstractEventLoop, fetcher: Fetcher) -> lifecycle.RunResult:
         unsaved: BatchResult | None = None  # fetched and extracted, not yet committed
@@ -259,10 +269,36 @@ class _Runner:
             url_hashes=[c.url_hash for c in batch if c.kind == "item"],
         )
         for claimed in batch:
-            task = loop.create_task(
-                fetcher.fetch(claimed.request, **_conditional(validators.get(claimed.url_hash)))
-            )
+            conditional = _conditional(validators.get(claimed.url_hash))
+            task = loop.create_task(self._fetch(fetcher, claimed, conditional))
+            task.add_done_callback(self._done)
             self.inflight[task] = claimed
+
+    def _done(self, task: asyncio.Future) -> None:
+        self.completed.append(task)
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def _next(self, timeout: float) -> list[asyncio.Future]:
+        """The fetches done since the last call, waiting up to `timeout` for one."""
+        if not self.completed and timeout > 0:
+            loop = asyncio.get_running_loop()
+            self.waiter = waiter = loop.create_future()
+            timer = loop.call_later(timeout, lambda: waiter.done() or waiter.set_result(None))
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self.waiter = None
+        done = [task for task in self.completed if task in self.inflight]
+        self.completed.clear()
+        return done
+
+    async def _fetch(self, fetcher: Fetcher, claimed: frontier.Claimed, conditional: dict):
+        """Fetch one page and have the sandbox read it at once (pages.read_ahead)."""
+        response = await fetcher.fetch(claimed.request, **conditional)
+        await self.pages.read_ahead(claimed, response)
+        return response
 
     # --- one group: network and parsing ------------------------------------------------------
 
@@ -282,9 +318,7 @@ class _Runner:
             timeout = watch.interval
             if first:
                 timeout = min(timeout, max(first + self.group_seconds - time.monotonic(), 0))
-            done, _ = await asyncio.wait(
-                self.inflight, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-            )
+            done = await self._next(timeout)
             for task in sorted(done, key=lambda t: self.inflight[t].id):
                 claimed = self.inflight.pop(task)
                 self.pages.handle(claimed, task.result(), result)

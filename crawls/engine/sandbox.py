@@ -40,6 +40,8 @@ _ROOT = Path(__file__).resolve().parents[2]  # where `crawls` is importable from
 # A child whose parent died mid-page still ends: the kernel delivers SIGALRM (default action:
 # terminate, even inside C code) this long past the kill deadline.
 _ORPHAN_MARGIN = 5.0
+# A fresh child has this long to start (its imports) before it counts as dead.
+STARTUP_LIMIT = 30.0
 
 
 class SandboxError(Exception):
@@ -58,6 +60,7 @@ class Sandbox:
         self._conn: _Duplex | None = None
         self._rules: Rules | None = None
         self._board: _StepBoard | None = None
+        self._ready = False  # the child answered "hello"
 
     def extract(
         self,
@@ -79,6 +82,14 @@ class Sandbox:
         conn = self._start()
         board = self._board
         try:
+            if not self._ready:
+                # Its start-up (an interpreter, about 0.1 s; more on a busy machine) is not
+                # counted against the page's budget.
+                conn.send(("hello",))
+                if not conn.poll(STARTUP_LIMIT):
+                    raise OSError("the extraction process did not start")
+                conn.recv()
+                self._ready = True
             if rules is not self._rules:
                 conn.send(("rules", rules))
                 self._rules = rules
@@ -109,6 +120,7 @@ class Sandbox:
         """End the child (killing it if it is busy); the next extract() starts a new one."""
         process, conn, board = self._process, self._conn, self._board
         self._process = self._conn = self._rules = self._board = None
+        self._ready = False
         if conn is not None:
             conn.close()
         if board is not None:
@@ -218,6 +230,10 @@ class _Duplex:
     def poll(self, timeout: float) -> bool:
         return self._reader.poll(timeout)
 
+    def fileno(self) -> int:
+        """The end answers are read from (for an event loop's add_reader)."""
+        return self._reader.fileno()
+
     def close(self) -> None:
         self._reader.close()
         self._writer.close()
@@ -244,6 +260,9 @@ def _serve(conn: _Duplex, board: _StepBoard) -> None:
             return
         if message[0] == "rules":
             rules = message[1]
+            continue
+        if message[0] == "hello":  # a stream's parent times pages from our answer
+            conn.send(("ready", None))
             continue
         _, html, url, want_links, want_fields, budget, kill_after, request, status, link_next = (
             message

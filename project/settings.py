@@ -538,8 +538,3 @@ def crawl_runs_default(cores: int, pool: int) -> int:
 CRAWL_WORKERS_PER_CRAWL = env.int("CRAWL_WORKERS_PER_CRAWL", default=0) or crawl_runs_default(
     os.cpu_count() or 1, CRAWL_WORKER_POOL
 )
-
-# --- i14-crawl2 ---
-# The crawl pipeline (crawls/engine/run.py) stores the pages done as a group at least this often
-# (seconds), besides when links were found and the fetches in flight run low.
-CRAWL_GROUP_SECONDS = env.float("CRAWL_GROUP_SECONDS", default=0.5)

@@ -58,9 +58,6 @@ class Added:
     # Links the crawl left out: new ones beyond the room (max_pages), and links refused only
     # for their depth (max_depth) that the crawl does not hold at a lower depth.
     left_out: int
-    # The inserted links leased to the inserting run at once (frontier_extend's lease_limit),
-    # in the order found: that run fetches them without claiming them first.
-    claimed: tuple[Claimed, ...] = ()
 
 
 def frontier_add(*, crawl_id: int, workspace_id: int, links: Sequence[Link], room: int) -> int:
@@ -76,14 +73,9 @@ def frontier_extend(
     links: Sequence[Link],
     room: int,
     too_deep: Sequence[bytes] = (),
-    lease_owner: str = "",
-    lease_seconds: int = 0,
-    lease_limit: int = 0,
 ) -> Added:
     """Insert the links the crawl has not seen, at most `room` of them; count what was left
-    out, `too_deep` (URL hashes the scope refused only for their depth) included. The first
-    `lease_limit` inserted are leased to `lease_owner` at once (Added.claimed), as
-    frontier_claim would (one attempt, a lease of `lease_seconds`)."""
+    out, `too_deep` (URL hashes the scope refused only for their depth) included."""
     if not links and not too_deep:
         return Added(0, 0)
     with connection.cursor() as cursor:
@@ -101,31 +93,19 @@ def frontier_extend(
         left_out += len({h for h in too_deep if h not in known and h not in unseen})
         if not fresh:
             return Added(0, left_out)
-        leased = max(lease_limit, 0) if lease_owner else 0
         cursor.execute(
             """
             INSERT INTO crawls_frontierurl
                 (workspace_id, crawl_id, url, url_hash, depth, kind, request, state,
-                 lease_owner, lease_expires_at, attempts, error)
-            SELECT %s, %s, t.url, t.hash, t.depth, t.kind, t.request,
-                CASE WHEN t.n <= %s THEN 'leased' ELSE 'queued' END,
-                CASE WHEN t.n <= %s THEN %s ELSE '' END,
-                CASE WHEN t.n <= %s THEN now() + make_interval(secs => %s) END,
-                CASE WHEN t.n <= %s THEN 1 ELSE 0 END, ''
+                 lease_owner, attempts, error)
+            SELECT %s, %s, t.url, t.hash, t.depth, t.kind, t.request, 'queued', '', 0, ''
             FROM unnest(%s::text[], %s::bytea[], %s::int[], %s::text[], %s::jsonb[])
-                WITH ORDINALITY AS t(url, hash, depth, kind, request, n)
+                AS t(url, hash, depth, kind, request)
             ON CONFLICT (crawl_id, url_hash) DO NOTHING
-            RETURNING id, url, url_hash, depth, kind, attempts, request, state
             """,
             [
                 workspace_id,
                 crawl_id,
-                leased,
-                leased,
-                lease_owner,
-                leased,
-                lease_seconds,
-                leased,
                 [link.url for link in fresh.values()],
                 list(fresh),
                 [link.depth for link in fresh.values()],
@@ -133,9 +113,7 @@ def frontier_extend(
                 [_request_json(link.request) for link in fresh.values()],
             ],
         )
-        rows = cursor.fetchall()
-    claimed = sorted((_claimed(r) for r in rows if r[7] == "leased"), key=lambda c: c.id)
-    return Added(len(rows), left_out, tuple(claimed))
+        return Added(cursor.rowcount, left_out)
 
 
 def frontier_give_up(*, crawl_id: int, max_attempts: int) -> list[str]:
@@ -157,15 +135,12 @@ def frontier_give_up(*, crawl_id: int, max_attempts: int) -> list[str]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def frontier_claim(
-    *, crawl_id: int, owner: str, limit: int, lease_seconds: int, suspects: bool = True
-) -> list[Claimed]:
+def frontier_claim(*, crawl_id: int, owner: str, limit: int, lease_seconds: int) -> list[Claimed]:
     """Lease up to `limit` claimable URLs of the crawl to `owner`, oldest first.
 
     A URL whose lease expired (its worker died or stalled with it) is a suspect: it is claimed
     alone, so that a page that kills workers takes only itself down on its next attempts, and
-    the URLs that shared its batch are not blamed. `suspects=False` leaves them out (a run
-    with other pages in flight takes a suspect only once those are done).
+    the URLs that shared its batch are not blamed.
     """
     claim = """
         UPDATE crawls_frontierurl f
@@ -181,24 +156,21 @@ def frontier_claim(
         RETURNING f.id, f.url, f.url_hash, f.depth, f.kind, f.attempts, f.request
     """
     with connection.cursor() as cursor:
-        rows = []
-        if suspects:
-            cursor.execute(
-                claim.format(which="state = 'leased' AND lease_expires_at < now()"),
-                [owner, lease_seconds, crawl_id, 1],
-            )
-            rows = cursor.fetchall()
-        if not rows and limit > 0:
+        cursor.execute(
+            claim.format(which="state = 'leased' AND lease_expires_at < now()"),
+            [owner, lease_seconds, crawl_id, 1],
+        )
+        rows = cursor.fetchall()
+        if not rows:
             cursor.execute(
                 claim.format(which="state = 'queued'"), [owner, lease_seconds, crawl_id, limit]
             )
             rows = cursor.fetchall()
     rows.sort(key=lambda row: row[0])
-    return [_claimed(r) for r in rows]
-
-
-def _claimed(r: Sequence) -> Claimed:
-    return Claimed(r[0], r[1], bytes(r[2]), r[3], r[4], r[5], Request.from_json(r[1], r[6]))
+    return [
+        Claimed(r[0], r[1], bytes(r[2]), r[3], r[4], r[5], Request.from_json(r[1], r[6]))
+        for r in rows
+    ]
 
 
 def _request_json(request: Request | None) -> Jsonb | None:

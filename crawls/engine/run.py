@@ -1,18 +1,13 @@
-"""The crawl loop, a pipeline: up to CRAWL_BATCH_SIZE leased URLs in flight (the fetcher sends
-CRAWL_CONCURRENCY at a time) → extract each page as it arrives → store the pages done in groups →
-publish, until the frontier is empty, the crawl is cancelled or its time is up.
+"""The crawl loop: claim a batch → fetch it concurrently → extract → store → publish, until the
+frontier is empty, the crawl is cancelled or its time is up.
 
-A group is stored as soon as it pays (see _Runner._process): on a sequential pager, as soon as
-the listing page naming the next one is read. The links a group finds go into the frontier
-already leased to this run (up to its window), so they are fetched right after the commit
-without a claim; the rest are claimed. Any number of processes may run the loop for one crawl at
-once: the frontier's leases divide the work, and each group is stored in one transaction (bids,
-new links, URL states, counters, events), so a worker killed at any point loses nothing and
-duplicates nothing (its leases expire to another run). Network work runs on an asyncio loop
-owned by the run; database work is synchronous, between groups (fetches stay in flight).
+Any number of processes may run the loop for one crawl at once: the frontier's leases divide the
+work, and each batch is stored in one transaction (bids, new links, URL states, counters,
+events), so a worker killed at any point loses nothing and duplicates nothing. Network work runs
+on an asyncio loop owned by the run; database work is synchronous, between batches.
 
-Around it: reading one page into the group (engine/pages.py), what a crawl may fetch
-(engine/scope.py), the cancel watch during a group (engine/cancel.py), state transitions
+Around it: reading one page into the batch (engine/pages.py), what a crawl may fetch
+(engine/scope.py), the cancel watch during a batch (engine/cancel.py), state transitions
 (engine/lifecycle.py), progress figures (engine/progress.py), the database outage wait
 (engine/outage.py).
 """
@@ -20,7 +15,6 @@ Around it: reading one page into the group (engine/pages.py), what a crawl may f
 from __future__ import annotations
 
 import asyncio
-import collections
 import datetime as dt
 import logging
 import time
@@ -115,23 +109,10 @@ class _Runner:
         self.source = crawl.source
         self.owner = owner
         self.pages = Pages(self.source, parsed)
-        # Leased URLs in flight at most (and pages stored together at most).
         self.batch_size = settings.CRAWL_BATCH_SIZE
         self.lease = settings.CRAWL_LEASE_SECONDS
         self.last_progress = 0.0
         self.url_events_left = settings.CRAWL_MAX_URL_EVENTS
-        # The pipeline: fetches in flight (their claimed URLs), and URLs leased to this run
-        # when its last group stored the links to them, not yet sent.
-        self.inflight: dict[asyncio.Future, frontier.Claimed] = {}
-        # Fetches done and not yet handled, and the wait for the next one (cheaper than
-        # asyncio.wait over every fetch in flight at each page).
-        self.completed: collections.deque[asyncio.Future] = collections.deque()
-        self.waiter: asyncio.Future | None = None
-        self.ready: list[frontier.Claimed] = []
-        self.more = True  # the last claim got all it asked for
-        self.low_water = settings.CRAWL_CONCURRENCY
-        self.group_seconds = settings.CRAWL_GROUP_SECONDS
-        self.watch = cancel.CancelWatch(crawl.pk)
 
     def run(self) -> lifecycle.RunResult:
         loop = asyncio.new_event_loop()
@@ -140,24 +121,9 @@ class _Runner:
         try:
             return self._loop(loop, fetcher)
         finally:
-            self._drop(loop)
             self.pages.close()
             loop.run_until_complete(fetcher.__aexit__(None, None, None))
             loop.close()
-
-    def _drop(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Forget the fetches in flight and the URLs not sent (their leases are given back or
-        expire to another run)."""
-        inflight, self.inflight, self.ready = self.inflight, {}, []
-        self.completed.clear()
-        running = list(inflight)
-        for task in running:
-            task.cancel()
-        if running:
-            loop.run_until_complete(asyncio.gather(*running, return_exceptions=True))
-        self.completed.clear()
-        for claimed in inflight.values():
-            self.pages.forget(claimed)
 
     def _loop(self, loop: asyncio.AbstractEventLoop, fetcher: Fetcher) -> lifecycle.RunResult:
         unsaved: BatchResult | None = None  # fetched and extracted, not yet committed
@@ -168,7 +134,6 @@ class _Runner:
                     unsaved = None
                 if self.outage.ended():
                     # Whatever this run had claimed and not stored goes back to the frontier.
-                    self._drop(loop)
                     frontier.frontier_release(crawl_id=self.crawl.pk, owner=self.owner)
                 outcome = self._step(loop, fetcher)
                 if isinstance(outcome, lifecycle.RunResult):
@@ -185,16 +150,15 @@ class _Runner:
                         return lifecycle.RunResult(Crawl.Status.FAILED)
                 self.outage.recovered()
             except DATABASE_DOWN as exc:
-                # PostgreSQL is gone (stopped, restarting, unreachable): keep what this group
+                # PostgreSQL is gone (stopped, restarting, unreachable): keep what this batch
                 # found and wait for it, instead of failing the crawl or waiting for the sweep.
                 self.outage.wait(exc)
 
     def _step(
         self, loop: asyncio.AbstractEventLoop, fetcher: Fetcher
     ) -> BatchResult | lifecycle.RunResult | None:
-        """Top up the fetches in flight (the URLs leased at the last commit, then claims) and
-        wait for the next group of pages to store; None when others hold the last URLs; or end
-        the run (a RunResult)."""
+        """Claim one batch and fetch and extract it; None when others hold the last URLs; or
+        end the run (a RunResult)."""
         crawl = self.crawl
         if shutdown.requested():
             return lifecycle.hand_back(crawl, owner=self.owner)
@@ -213,21 +177,10 @@ class _Runner:
         given_up = frontier.frontier_give_up(
             crawl_id=crawl.pk, max_attempts=settings.CRAWL_URL_MAX_ATTEMPTS
         )
-        batch, self.ready = self.ready, []
-        room = self.batch_size - len(self.inflight) - len(batch)
-        busy = bool(self.inflight or batch)
-        if room > 0 or not busy:
-            # A suspect (a URL whose lease expired) is fetched alone: only when nothing is.
-            claimed = frontier.frontier_claim(
-                crawl_id=crawl.pk,
-                owner=self.owner,
-                limit=max(room, 0),
-                lease_seconds=self.lease,
-                suspects=not busy,
-            )
-            self.more = len(claimed) >= room  # the frontier may hold more to claim
-            batch += claimed
-        if not batch and not given_up and not self.inflight:
+        batch = frontier.frontier_claim(
+            crawl_id=crawl.pk, owner=self.owner, limit=self.batch_size, lease_seconds=self.lease
+        )
+        if not batch and not given_up:
             pending = frontier.frontier_pending(crawl_id=crawl.pk)
             if pending.queued == 0 and pending.leased == 0:
                 if not frontier.frontier_totals(crawl_id=crawl.pk).get("done"):
@@ -240,8 +193,11 @@ class _Runner:
             Crawl.objects.filter(pk=crawl.pk).update(heartbeat_at=timezone.now())
             time.sleep(IDLE_POLL)
             return None
-        self._send(loop, fetcher, batch)
-        result = loop.run_until_complete(self._process()) if self.inflight else BatchResult()
+        validators = store.validators_for(
+            source_id=self.source.pk,
+            url_hashes=[c.url_hash for c in batch if c.kind == "item"],
+        )
+        result = loop.run_until_complete(self._process(fetcher, batch, validators))
         for url in given_up:
             result.errors["gave_up"] += 1
             result.url_events.append(
@@ -252,90 +208,56 @@ class _Runner:
                 )
             )  # fmt: skip
         logger.info(
-            "batch of %d pages: %d items, %d links, %d errors; %d in flight",
-            len(result.outcomes), len(result.items), len(result.links),
-            sum(result.errors.values()), len(self.inflight),
+            "batch of %d pages: %d items, %d links, %d errors",
+            len(batch), len(result.items), len(result.links), sum(result.errors.values()),
         )  # fmt: skip
         return result
 
-    def _send(
-        self, loop: asyncio.AbstractEventLoop, fetcher: Fetcher, batch: list[frontier.Claimed]
-    ) -> None:
-        """Start fetching `batch` (conditional GETs for the bids already stored)."""
-        if not batch:
-            return
-        validators = store.validators_for(
-            source_id=self.source.pk,
-            url_hashes=[c.url_hash for c in batch if c.kind == "item"],
-        )
-        for claimed in batch:
-            conditional = _conditional(validators.get(claimed.url_hash))
-            task = loop.create_task(self._fetch(fetcher, claimed, conditional))
-            task.add_done_callback(self._done)
-            self.inflight[task] = claimed
+    # --- one batch: network and parsing ------------------------------------------------------
 
-    def _done(self, task: asyncio.Future) -> None:
-        self.completed.append(task)
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
+    async def _process(self, fetcher: Fetcher, batch, validators) -> BatchResult:
+        """Fetch the batch concurrently and extract each page as it arrives. A cancel is looked
+        for every CRAWL_CANCEL_CHECK_SECONDS meanwhile: then the fetches still running are
+        dropped (their URLs stay leased until the cancel releases them) and the pages done so
+        far are stored, so that a cancel waits for at most one page's extraction and one commit."""
+        result = BatchResult()
+        claimed_by = {
+            asyncio.ensure_future(
+                self._fetch(fetcher, c, _conditional(validators.get(c.url_hash)))
+            ): c
+            for c in batch
+        }
+        running = set(claimed_by)
+        watch = cancel.CancelWatch(self.crawl.pk)
+        try:
+            while running:
+                done, running = await asyncio.wait(
+                    running, timeout=watch.interval, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in sorted(done, key=lambda t: claimed_by[t].id):
+                    claimed = claimed_by[task]
+                    self.pages.handle(claimed, task.result(), result)
+                    result.last_url = claimed.url
+                    if await watch.cancelled():
+                        return result
+                if await watch.cancelled():
+                    return result
+        finally:
+            for task in running:
+                task.cancel()
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
+            for claimed in claimed_by.values():  # read ahead and not handled (a cancel)
+                self.pages.forget(claimed)
+        return result
 
-    async def _next(self, timeout: float) -> list[asyncio.Future]:
-        """The fetches done since the last call, waiting up to `timeout` for one."""
-        if not self.completed and timeout > 0:
-            loop = asyncio.get_running_loop()
-            self.waiter = waiter = loop.create_future()
-            timer = loop.call_later(timeout, lambda: waiter.done() or waiter.set_result(None))
-            try:
-                await waiter
-            finally:
-                timer.cancel()
-                self.waiter = None
-        done = [task for task in self.completed if task in self.inflight]
-        self.completed.clear()
-        return done
-
-    async def _fetch(self, fetcher: Fetcher, claimed: frontier.Claimed, conditional: dict):
+    async def _fetch(self, fetcher: Fetcher, claimed, conditional: dict):
         """Fetch one page and have the sandbox read it at once (pages.read_ahead)."""
         response = await fetcher.fetch(claimed.request, **conditional)
         await self.pages.read_ahead(claimed, response)
         return response
 
-    # --- one group: network and parsing ------------------------------------------------------
-
-    async def _process(self) -> BatchResult:
-        """Extract pages as their fetches complete, until a group is worth storing: fewer than
-        CRAWL_CONCURRENCY fetches are left while links were found or the frontier has more
-        (the next fetches wait for this commit),
-        CRAWL_BATCH_SIZE pages, CRAWL_GROUP_SECONDS since the first, a publisher error, or
-        nothing left in flight. The fetches still running stay in flight for the next group.
-        A cancel is looked for every CRAWL_CANCEL_CHECK_SECONDS meanwhile: then the pages done
-        so far are stored at once, so that a cancel waits for at most one page's extraction
-        and one commit (the fetches in flight are dropped when the run ends)."""
-        result = BatchResult()
-        watch = self.watch
-        first = 0.0
-        while self.inflight:
-            timeout = watch.interval
-            if first:
-                timeout = min(timeout, max(first + self.group_seconds - time.monotonic(), 0))
-            done = await self._next(timeout)
-            for task in sorted(done, key=lambda t: self.inflight[t].id):
-                claimed = self.inflight.pop(task)
-                self.pages.handle(claimed, task.result(), result)
-                result.last_url = claimed.url
-                first = first or time.monotonic()
-            if await watch.cancelled():
-                return result
-            if first and (
-                (len(self.inflight) < self.low_water and (result.links or self.more))
-                or len(result.outcomes) >= self.batch_size
-                or time.monotonic() - first >= self.group_seconds
-                or result.publisher_error is not None
-            ):
-                return result
-        return result
-
-    # --- one group: one transaction ----------------------------------------------------------
+    # --- one batch: one transaction ----------------------------------------------------------
 
     def _commit(self, result: BatchResult) -> None:
         crawl = self.crawl
@@ -361,10 +283,6 @@ class _Runner:
                 links=result.links,
                 room=self.source.max_pages - locked.pages_total,
                 too_deep=self.pages.scope.too_deep_hashes(),
-                # Leased to this run as they go in: fetched next, without a claim.
-                lease_owner=self.owner,
-                lease_seconds=self.lease,
-                lease_limit=self.batch_size - len(self.inflight) - len(self.ready),
             )
             added = extended.count
             finished = frontier.frontier_finish(owner=self.owner, outcomes=result.outcomes)
@@ -389,7 +307,6 @@ class _Runner:
                 **({"capped": True} if extended.left_out else {}),
             )
             self._emit(result, stored)
-        self.ready.extend(extended.claimed)
         self.pages.scope.too_deep.clear()
 
     def _emit(self, result: BatchResult, stored: store.Stored) -> None:

@@ -242,6 +242,9 @@ class _Duplex:
 def main() -> None:
     """The child's entry point: messages on stdin, answers on stdout, anything printed to stderr."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which kills us
+    # So is a SIGTERM to the worker's process group: the parent hands its crawl back with the
+    # pages we are reading, then ends us (a parent that dies leaves us EOF on stdin).
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
     conn = _Duplex(sys.stdin.fileno(), sys.stdout.fileno())
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a stray print cannot corrupt the stream

@@ -1,5 +1,5 @@
-"""The crawl pipeline (crawls/engine/run.py): groups stored as they pay, links leased to the run
-that found them, a sequential pager followed to its end with every page fetched once."""
+"""A sequential pager (the bench's text board: each listing page names the next) is followed to
+its end by crawls/engine/run.py, every page fetched and stored once, whatever the batch size."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 
 from bench import crawl_text
 from crawls import services
-from crawls.engine import frontier, run
+from crawls.engine import run
 from crawls.models import Bid, Crawl, FrontierUrl
-from tests.factories import make_source, start_crawl
+from tests.factories import start_crawl
 
 
 class _Counting(SimpleHTTPRequestHandler):
@@ -79,47 +79,3 @@ def test_a_sequential_pager_is_crawled_to_its_end_every_page_once(
     assert set(stored) == set(text_board.items)
     for path, item in text_board.items.items():
         assert (stored[path].title, stored[path].reference) == (item.title, item.reference)
-
-
-@pytest.mark.django_db
-def test_links_go_in_leased_to_the_run_that_found_them_up_to_its_limit(workspace_a):
-    crawl = start_crawl(make_source(workspace_a))
-    links = [
-        frontier.Link(f"https://example.org/n/{n}", bytes([n]) * 16, 1, "item") for n in range(5)
-    ]
-    added = frontier.frontier_extend(
-        crawl_id=crawl.pk, workspace_id=workspace_a.pk, links=links, room=10,
-        lease_owner="run-1", lease_seconds=60, lease_limit=3,
-    )  # fmt: skip
-    assert (added.count, added.left_out) == (5, 0)
-    assert [c.url for c in added.claimed] == [link.url for link in links[:3]]
-    assert {c.attempts for c in added.claimed} == {1}
-    rows = {
-        r.url: r for r in FrontierUrl.objects.filter(crawl=crawl).exclude(url__in=crawl_urls(crawl))
-    }
-    for link in links[:3]:
-        row = rows[link.url]
-        assert (row.state, row.lease_owner, row.attempts) == ("leased", "run-1", 1)
-        assert row.lease_expires_at is not None
-    for link in links[3:]:
-        row = rows[link.url]
-        assert (row.state, row.lease_owner, row.attempts, row.lease_expires_at) == (
-            "queued", "", 0, None,
-        )  # fmt: skip
-    # What another run claims is the rest; the leased ones are this run's until they expire.
-    claimed = frontier.frontier_claim(
-        crawl_id=crawl.pk, owner="run-2", limit=10, lease_seconds=60, suspects=False
-    )
-    assert {c.url for c in claimed} >= {link.url for link in links[3:]}
-    assert not {c.url for c in claimed} & {link.url for link in links[:3]}
-    # Links already known are not inserted again, nor leased.
-    again = frontier.frontier_extend(
-        crawl_id=crawl.pk, workspace_id=workspace_a.pk, links=links, room=10,
-        lease_owner="run-3", lease_seconds=60, lease_limit=5,
-    )  # fmt: skip
-    assert (again.count, again.claimed) == (0, ())
-
-
-def crawl_urls(crawl) -> list[str]:
-    """The URLs crawl_start put in the frontier (its start URLs)."""
-    return list(crawl.source.start_urls)

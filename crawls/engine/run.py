@@ -37,7 +37,7 @@ from crawls.engine import (
     shutdown,
     store,
 )
-from crawls.engine.fetch import Fetcher
+from crawls.engine.fetch import Fetcher, Response
 from crawls.engine.outage import DATABASE_DOWN, Outage
 from crawls.engine.pages import BatchResult, Pages
 from crawls.engine.scope import fetch_settings
@@ -251,7 +251,9 @@ class _Runner:
                 self.pages.forget(claimed)
         return result
 
-    async def _fetch(self, fetcher: Fetcher, claimed, conditional: dict):
+    async def _fetch(
+        self, fetcher: Fetcher, claimed: frontier.Claimed, conditional: dict[str, str]
+    ) -> Response:
         """Fetch one page and have the sandbox read it at once (pages.read_ahead)."""
         response = await fetcher.fetch(claimed.request, **conditional)
         await self.pages.read_ahead(claimed, response)

@@ -30,6 +30,7 @@ import time
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 from crawls.engine import extract, kinds
 from crawls.engine.request import Request
@@ -224,7 +225,7 @@ class _Duplex:
     def send(self, obj: object) -> None:
         self._writer.send(obj)
 
-    def recv(self):
+    def recv(self) -> Any:  # whatever the other side pickled
         return self._reader.recv()
 
     def poll(self, timeout: float) -> bool:

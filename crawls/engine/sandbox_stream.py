@@ -18,9 +18,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from crawls.engine import extract
+from crawls.engine.request import Request
 from crawls.engine.sandbox import STARTUP_LIMIT, Rules, Sandbox, SandboxError
 
 DEPTH = 4  # pages sent and not answered, at most
@@ -28,8 +30,8 @@ DEPTH = 4  # pages sent and not answered, at most
 
 @dataclass(slots=True)
 class _Job:
-    message: tuple
-    future: asyncio.Future
+    message: tuple[object, ...]
+    future: asyncio.Future[extract.Page]
 
 
 class StreamSandbox:
@@ -54,7 +56,7 @@ class StreamSandbox:
         url: str,
         want_links: bool,
         want_fields: bool,
-        request,
+        request: Request | None,
         status: int,
         link_next: str | None,
     ) -> extract.Page:
@@ -75,7 +77,8 @@ class StreamSandbox:
                 self._died()
             if len(self._queue) == 1:
                 self._arm()
-            return await job.future
+            page: extract.Page = await job.future
+            return page
 
     def close(self) -> None:
         self._unwatch()
@@ -96,9 +99,9 @@ class StreamSandbox:
             self._fd = conn.fileno()
             assert self._loop is not None  # noqa: S101 - set before the first send
             self._loop.add_reader(self._fd, self._readable)
-        conn = self._sandbox._conn
-        assert conn is not None  # noqa: S101
-        conn.send(job.message)
+        sending = self._sandbox._conn
+        assert sending is not None  # noqa: S101
+        sending.send(job.message)
 
     def _readable(self) -> None:
         conn = self._sandbox._conn
@@ -142,7 +145,7 @@ class StreamSandbox:
 
         self._restart(fail)
 
-    def _restart(self, settle) -> None:
+    def _restart(self, settle: Callable[[_Job, str], None]) -> None:
         """Kill the child; settle the head page with the step it was in; send the others to a
         fresh child."""
         board = self._sandbox._board

@@ -245,6 +245,32 @@ def test_crawl_rebuild_equals_the_row_after_a_running_crawl_was_cancelled(
 
 
 @real_crawls
+def test_a_batch_in_flight_when_a_shared_crawl_is_cancelled_writes_nothing_after_the_end(
+    demo_source, board, isolated_queue, tmp_path
+):
+    """Two workers share a crawl; the cancel lands while one still has a batch in flight. That
+    batch is dropped (its URLs handed back), so the row still equals its log's fold and nothing
+    follows the final event. Before the fix this failed about one time in three."""
+    services.source_update(source=demo_source, concurrency_per_host=2, delay_seconds=0.05)
+    for attempt in range(3):
+        workers = [
+            start_worker(isolated_queue, tmp_path, f"share{attempt}{i}", CRAWL_BATCH_SIZE="6")
+            for i in (1, 2)
+        ]
+        try:
+            crawl = services.crawl_start(source=demo_source, workers=2)
+            pages = Crawl.objects.filter(pk=crawl.pk).values_list("pages_done", flat=True)
+            workers[0].wait_until(lambda: pages.get() >= 8, what="progress", timeout=60)  # noqa: B023
+            services.crawl_cancel(crawl=crawl)
+            crawl = wait_for_crawl(crawl, timeout=60)
+        finally:
+            for worker in workers:  # a warm stop: whatever batch was in flight is handled first
+                worker.stop()
+        assert crawl.status == Crawl.Status.CANCELLED
+        assert_rebuilt_equal(crawl)
+
+
+@real_crawls
 def test_crawl_rebuild_equals_the_row_of_a_crawl_cancelled_while_queued(demo_source):
     crawl = services.crawl_start(source=demo_source, workers=0)  # no task: it stays queued
     assert services.crawl_rebuild(crawl_id=crawl.pk).differences == {}

@@ -17,6 +17,7 @@ from crawls import events
 from crawls.engine import extract, frontier, guard, kinds, quality, sandbox, store, urls
 from crawls.engine.fetch import Response
 from crawls.engine.request import Request, item_hash, redact, request_hash
+from crawls.engine.sandbox_stream import StreamSandbox
 from crawls.engine.scope import Scope, allowlist
 from crawls.models import Source
 
@@ -53,16 +54,46 @@ class Pages:
                 seeds = [r.url for r in kinds.start_requests(parsed, source.start_urls)]
         self.scope = Scope(source, seeds=seeds)
         self.allowlist = allowlist()
-        # Pages are read in a child process, under a budget (see crawls.engine.sandbox).
+        # Pages are read in a child process, under a budget (see crawls.engine.sandbox): by
+        # `read_ahead` (on the run's event loop, as fetches complete), else one at a time.
         self.sandbox = sandbox.Sandbox()
         self.extract_budget = settings.CRAWL_EXTRACT_BUDGET_SECONDS
         self.extract_kill_after = settings.CRAWL_EXTRACT_KILL_GRACE
+        self.stream = StreamSandbox(
+            parsed, budget=self.extract_budget, kill_after=self.extract_kill_after
+        )
+        self._read_ahead: dict[int, extract.Page | sandbox.SandboxError] = {}
         self.collect = settings.QUALITY_COLLECT
         fields = getattr(parsed, "fields", None) or {}
         self.required = frozenset(name for name, rule in fields.items() if rule.required)
 
     def close(self) -> None:
         self.sandbox.close()
+        self.stream.close()
+
+    def forget(self, claimed: frontier.Claimed) -> None:
+        """Drop what read_ahead kept for a page that will not be handled (its fetch dropped)."""
+        self._read_ahead.pop(claimed.id, None)
+
+    async def read_ahead(self, claimed: frontier.Claimed, response: Response) -> None:
+        """Read the page in the streaming sandbox now, if handle() will read it; handle() then
+        takes the result instead of reading it itself."""
+        envelope = not response.ok and bool(response.body) and self.kind != kinds.HTML
+        if (not response.ok and not envelope) or response.not_modified:
+            return
+        is_item = claimed.kind == "item"
+        try:
+            self._read_ahead[claimed.id] = await self.stream.extract(
+                response.body or b"",
+                url=response.url,
+                want_links=not is_item,
+                want_fields=is_item,
+                request=claimed.request,
+                status=response.status or 200,
+                link_next=response.link_next,
+            )
+        except sandbox.SandboxError as exc:
+            self._read_ahead[claimed.id] = exc
 
     def handle(self, claimed: frontier.Claimed, response: Response, result: BatchResult) -> None:
         def fail(error_class: str, error: str, **extra: str) -> None:
@@ -158,7 +189,10 @@ class Pages:
     ) -> extract.Page | None:
         """The page read in the sandbox; None (after `fail`, when given) when it could not be."""
         try:
-            page = self.sandbox.extract(
+            ahead = self._read_ahead.pop(claimed.id, None)
+            if isinstance(ahead, sandbox.SandboxError):
+                raise ahead
+            page = ahead or self.sandbox.extract(
                 response.body or b"",
                 url=response.url,
                 rules=self.rules,

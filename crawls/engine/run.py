@@ -37,7 +37,7 @@ from crawls.engine import (
     shutdown,
     store,
 )
-from crawls.engine.fetch import Fetcher
+from crawls.engine.fetch import Fetcher, Response
 from crawls.engine.outage import DATABASE_DOWN, Outage
 from crawls.engine.pages import BatchResult, Pages
 from crawls.engine.scope import fetch_settings
@@ -225,7 +225,7 @@ class _Runner:
         claimed_by = {
             asyncio.ensure_future(
                 tracing.page(
-                    fetcher.fetch(c.request, **_conditional(validators.get(c.url_hash))),
+                    self._fetch(fetcher, c, _conditional(validators.get(c.url_hash))),
                     url=c.url,
                     kind=c.kind,
                 )
@@ -252,7 +252,17 @@ class _Runner:
                 task.cancel()
             if running:
                 await asyncio.gather(*running, return_exceptions=True)
+            for claimed in claimed_by.values():  # read ahead and not handled (a cancel)
+                self.pages.forget(claimed)
         return result
+
+    async def _fetch(
+        self, fetcher: Fetcher, claimed: frontier.Claimed, conditional: dict[str, str]
+    ) -> Response:
+        """Fetch one page and have the sandbox read it at once (pages.read_ahead)."""
+        response = await fetcher.fetch(claimed.request, **conditional)
+        await self.pages.read_ahead(claimed, response)
+        return response
 
     # --- one batch: one transaction ----------------------------------------------------------
 
@@ -264,9 +274,15 @@ class _Runner:
             # The crawl row lock orders concurrent workers' batches (counters, max_pages).
             locked = (
                 Crawl.objects.select_for_update()
-                .only("pages_total", "errors", "quality")
+                .only("status", "pages_total", "errors", "quality")
                 .get(pk=crawl.pk)
             )
+            if locked.status in Crawl.FINISHED:
+                # Another process ended the crawl (a cancel, the time limit) while this batch was
+                # in flight: its final event is written, so nothing may follow it. The batch is
+                # dropped and its URLs handed back.
+                frontier.frontier_release(crawl_id=crawl.pk, owner=self.owner)
+                return
             stored = store.bids_store(
                 crawl_id=crawl.pk,
                 source_id=self.source.pk,

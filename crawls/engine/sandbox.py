@@ -30,6 +30,7 @@ import time
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 from crawls.engine import extract, kinds
 from crawls.engine.request import Request
@@ -40,6 +41,8 @@ _ROOT = Path(__file__).resolve().parents[2]  # where `crawls` is importable from
 # A child whose parent died mid-page still ends: the kernel delivers SIGALRM (default action:
 # terminate, even inside C code) this long past the kill deadline.
 _ORPHAN_MARGIN = 5.0
+# A fresh child has this long to start (its imports) before it counts as dead.
+STARTUP_LIMIT = 30.0
 
 
 class SandboxError(Exception):
@@ -58,6 +61,7 @@ class Sandbox:
         self._conn: _Duplex | None = None
         self._rules: Rules | None = None
         self._board: _StepBoard | None = None
+        self._ready = False  # the child answered "hello"
 
     def extract(
         self,
@@ -79,6 +83,14 @@ class Sandbox:
         conn = self._start()
         board = self._board
         try:
+            if not self._ready:
+                # Its start-up (an interpreter, about 0.1 s; more on a busy machine) is not
+                # counted against the page's budget.
+                conn.send(("hello",))
+                if not conn.poll(STARTUP_LIMIT):
+                    raise OSError("the extraction process did not start")
+                conn.recv()
+                self._ready = True
             if rules is not self._rules:
                 conn.send(("rules", rules))
                 self._rules = rules
@@ -109,6 +121,7 @@ class Sandbox:
         """End the child (killing it if it is busy); the next extract() starts a new one."""
         process, conn, board = self._process, self._conn, self._board
         self._process = self._conn = self._rules = self._board = None
+        self._ready = False
         if conn is not None:
             conn.close()
         if board is not None:
@@ -212,11 +225,15 @@ class _Duplex:
     def send(self, obj: object) -> None:
         self._writer.send(obj)
 
-    def recv(self):
+    def recv(self) -> Any:  # whatever the other side pickled
         return self._reader.recv()
 
     def poll(self, timeout: float) -> bool:
         return self._reader.poll(timeout)
+
+    def fileno(self) -> int:
+        """The end answers are read from (for an event loop's add_reader)."""
+        return self._reader.fileno()
 
     def close(self) -> None:
         self._reader.close()
@@ -226,6 +243,9 @@ class _Duplex:
 def main() -> None:
     """The child's entry point: messages on stdin, answers on stdout, anything printed to stderr."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which kills us
+    # So is a SIGTERM to the worker's process group: the parent hands its crawl back with the
+    # pages we are reading, then ends us (a parent that dies leaves us EOF on stdin).
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
     conn = _Duplex(sys.stdin.fileno(), sys.stdout.fileno())
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a stray print cannot corrupt the stream
@@ -244,6 +264,9 @@ def _serve(conn: _Duplex, board: _StepBoard) -> None:
             return
         if message[0] == "rules":
             rules = message[1]
+            continue
+        if message[0] == "hello":  # a stream's parent times pages from our answer
+            conn.send(("ready", None))
             continue
         _, html, url, want_links, want_fields, budget, kill_after, request, status, link_next = (
             message

@@ -538,3 +538,20 @@ def crawl_runs_default(cores: int, pool: int) -> int:
 CRAWL_WORKERS_PER_CRAWL = env.int("CRAWL_WORKERS_PER_CRAWL", default=0) or crawl_runs_default(
     os.cpu_count() or 1, CRAWL_WORKER_POOL
 )
+
+# --- i15-rls ---
+# PostgreSQL row-level security behind the application's scoping (docs/tenancy.md). DATABASE_URL
+# is the application's role; DATABASE_OWNER_URL, when given, the owner of the tables, which
+# `manage.py migrate` (and dbshell) connect as. DATABASE_RLS=on: statements see only the rows of
+# the scope their request, consumer or task took (project/dbscope.py); off: every connection
+# takes the system scope. It only binds when the application's role is neither a superuser nor
+# BYPASSRLS (`manage.py check --database default` warns otherwise).
+DATABASE_RLS = env.bool("DATABASE_RLS", default=False)
+DATABASE_OWNER_URL = env.str("DATABASE_OWNER_URL", default="")
+DATABASE_APP_ROLE = DATABASES["default"]["USER"]
+if DATABASE_OWNER_URL and env.bool("FOREST_DB_AS_OWNER", default=False):
+    DATABASES["default"] = database_config(DATABASE_OWNER_URL)
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+    "project.dbscope.ScopeMiddleware",
+)

@@ -41,4 +41,3 @@ def rls_problems(connection: Any) -> list[str]:
             "could turn it off. Give the application a role of its own; docs/tenancy.md."
         ]
     return []
-

@@ -33,28 +33,63 @@ SETTING = "forest.workspace_ids"
 SYSTEM = "*"
 NOTHING = ""
 
-_scope: contextvars.ContextVar[str] = contextvars.ContextVar("forest_db_scope", default=NOTHING)
+
+class UserScope:
+    """The workspaces of a request's user, looked up only when a statement needs the scope
+    (never when the role bypasses row-level security): one statement, in the system scope."""
+
+    def __init__(self, request: Any) -> None:
+        self.request = request
+        self.value: str | None = None
+        self.resolving = False
+
+    def resolve(self, connection: BaseDatabaseWrapper) -> str:
+        if self.value is not None:
+            return self.value
+        if self.resolving:  # the statements that load the session and the user: no RLS there
+            return NOTHING
+        self.resolving = True
+        try:
+            user = getattr(self.request, "user", None)
+            if user is None or not user.is_authenticated or not user.is_active:
+                self.value = NOTHING
+            elif user.is_superuser and self.request.path.startswith("/admin/"):
+                self.value = SYSTEM
+            else:
+                _set(connection, "%s", [SYSTEM])  # memberships are under the policies too
+                self.value = _set(connection, MEMBER_WORKSPACES, [user.pk])
+        finally:
+            self.resolving = False
+        return self.value
+
+
+MEMBER_WORKSPACES = (
+    "coalesce((SELECT string_agg(workspace_id::text, ',' ORDER BY workspace_id)"
+    " FROM crawls_membership WHERE user_id = %s), '')"
+)
+Scope = str | UserScope
+_scope: contextvars.ContextVar[Scope] = contextvars.ContextVar("forest_db_scope", default=NOTHING)
 
 
 def encode(workspace_ids: Iterable[int]) -> str:
     return ",".join(str(int(pk)) for pk in sorted(set(workspace_ids)))
 
 
-def current() -> str:
+def current() -> Scope:
     """The scope statements of this context run in (NOTHING unless someone set one)."""
     return _scope.get()
 
 
-def set_scope(value: str) -> contextvars.Token[str]:
+def set_scope(value: Scope) -> contextvars.Token[Scope]:
     return _scope.set(value)
 
 
-def reset_scope(token: contextvars.Token[str]) -> None:
+def reset_scope(token: contextvars.Token[Scope]) -> None:
     _scope.reset(token)
 
 
 @contextlib.contextmanager
-def scope(value: str) -> Iterator[None]:
+def scope(value: Scope) -> Iterator[None]:
     token = _scope.set(value)
     try:
         yield
@@ -95,22 +130,27 @@ def role_bypasses(connection: BaseDatabaseWrapper) -> bool:
     return _bypass_cache[key]
 
 
-def _wanted() -> str:
-    return current() if enabled() else SYSTEM
-
-
 def _apply(execute: Callable[..., Any], sql: Any, params: Any, many: bool, context: Any) -> Any:
     connection = context["connection"]
-    raw = connection.connection
-    wanted = _wanted()
+    wanted = current() if enabled() else SYSTEM
+    if isinstance(wanted, UserScope):
+        wanted = wanted.resolve(connection)
     state = getattr(connection, "_forest_scope", None)  # (raw connection, value, trusted)
-    if state is None or state[0] is not raw or state[1] != wanted or not state[2]:
-        raw.execute("SELECT set_config(%s, %s, false)", [SETTING, wanted])
-        # Set in autocommit it holds for the session; inside a transaction a rollback (or the
-        # rollback of a savepoint) would quietly bring back the previous value.
-        trusted = connection.get_autocommit() and not connection.in_atomic_block
-        connection._forest_scope = (raw, wanted, trusted)
+    if state is None or state[0] is not connection.connection or state[1] != wanted or not state[2]:
+        _set(connection, "%s", [wanted])
     return execute(sql, params, many, context)
+
+
+def _set(connection: Any, value_sql: str, params: list[Any] | None = None) -> str:
+    """Set the session's scope to the value of `value_sql`; return it."""
+    raw = connection.connection
+    row = raw.execute(f"SELECT set_config(%s, {value_sql}, false)", [SETTING, *(params or [])])
+    value: str = row.fetchone()[0]
+    # Set in autocommit it holds for the session; inside a transaction a rollback (or the
+    # rollback of a savepoint) would quietly bring back the previous value: not trusted.
+    trusted = connection.get_autocommit() and not connection.in_atomic_block
+    connection._forest_scope = (raw, value, trusted)
+    return value
 
 
 def _install(sender: Any, connection: BaseDatabaseWrapper, **_kwargs: Any) -> None:
@@ -138,26 +178,6 @@ def forget_roles() -> None:
 # --- Who sets the scope: requests, tasks --------------------------------------------------------
 
 
-def workspace_ids_of_user(user: Any) -> list[int]:
-    """The workspaces `user` is a member of (read in the system scope: it decides the scope)."""
-    from django.apps import apps  # noqa: PLC0415 - project must not import the apps at load
-
-    membership = apps.get_model("crawls", "Membership")
-    with system_scope():
-        return list(membership.objects.filter(user=user).values_list("workspace_id", flat=True))
-
-
-def request_scope(request: Any) -> str:
-    """Anonymous: nothing. A superuser in the admin: the system scope. Else the user's
-    workspaces (a bearer token narrows it to the token's one: crawls.api.auth)."""
-    user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated or not user.is_active:
-        return NOTHING
-    if user.is_superuser and request.path.startswith("/admin/"):
-        return SYSTEM
-    return encode(workspace_ids_of_user(user))
-
-
 class ScopeMiddleware:
     """Each request runs in its caller's scope, and leaves the scope as it found it."""
 
@@ -165,7 +185,7 @@ class ScopeMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: Any) -> Any:
-        token = _scope.set(request_scope(request))
+        token = _scope.set(UserScope(request))
         try:
             return self.get_response(request)
         finally:

@@ -20,6 +20,11 @@ def main() -> None:
     runtime.bootstrap()
     if len(sys.argv) > 1 and sys.argv[1] in OWNER_COMMANDS:
         os.environ["FOREST_DB_AS_OWNER"] = "1"
+    from project import dbscope  # noqa: PLC0415 - ditto
+
+    # A command is maintenance: it sees every workspace (the system scope, docs/tenancy.md).
+    # Requests that a command serves (runserver) run in threads of their own, scoped each.
+    dbscope.set_scope(dbscope.SYSTEM)
     from django.core.management import execute_from_command_line  # noqa: PLC0415 - ditto
 
     execute_from_command_line(sys.argv)

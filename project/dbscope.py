@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
+import types
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -188,6 +189,22 @@ class ScopeMiddleware:
         token = _scope.set(UserScope(request))
         try:
             return self.get_response(request)
+        finally:
+            _scope.reset(token)
+
+
+class ConsumerScopeMiddleware:
+    """A WebSocket connection runs in its user's scope (Channels' AuthMiddleware resolved the
+    user): database_sync_to_async carries the context into the threads that query."""
+
+    def __init__(self, inner: Callable[..., Any]) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        caller = types.SimpleNamespace(user=scope.get("user"), path=scope.get("path", ""))
+        token = _scope.set(UserScope(caller))
+        try:
+            return await self.inner(scope, receive, send)
         finally:
             _scope.reset(token)
 

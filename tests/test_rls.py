@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 
 import pytest
+from django.apps import apps
 from django.db import DatabaseError, connection
 from django.test import override_settings
 from rest_framework.test import APIClient
@@ -152,3 +153,22 @@ def test_rls_check_names_a_role_that_bypasses(db):
 
 def test_rls_check_passes_for_the_application_role(app_role):
     assert checks.rls_problems(connection) == []
+
+
+@pytest.mark.django_db
+def test_rls_every_workspace_owned_table_has_a_forced_policy():
+    """A new model with a workspace (or under one) needs its policy in a migration."""
+    tables = {
+        model._meta.db_table
+        for model in apps.get_models()
+        if "workspace" in {f.name for f in model._meta.local_fields}
+    } | {"crawls_workspace", "crawls_subscribercursor"}
+    tables |= {"notifications_alertmatch", "notifications_reminder"}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_policy p ON p.polrelid = c.oid"
+            " WHERE c.relrowsecurity AND c.relforcerowsecurity AND p.polname = 'forest_workspace'"
+        )
+        protected = {name for (name,) in cursor.fetchall()}
+    assert len(tables) == 20
+    assert tables - protected == set()

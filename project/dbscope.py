@@ -27,6 +27,7 @@ from typing import Any
 from django.conf import settings
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
+from django.utils.functional import SimpleLazyObject, empty
 
 logger = logging.getLogger(__name__)
 
@@ -42,25 +43,22 @@ class UserScope:
     def __init__(self, request: Any) -> None:
         self.request = request
         self.value: str | None = None
-        self.resolving = False
 
     def resolve(self, connection: BaseDatabaseWrapper) -> str:
         if self.value is not None:
             return self.value
-        if self.resolving:  # the statements that load the session and the user: no RLS there
+        # The user once loaded (django.contrib.auth caches it there): the statements that load
+        # the session and the user run before, with no scope (those tables have no policy).
+        user = getattr(self.request, "_cached_user", None) or getattr(self.request, "user", None)
+        if user is None or (isinstance(user, SimpleLazyObject) and user._wrapped is empty):
             return NOTHING
-        self.resolving = True
-        try:
-            user = getattr(self.request, "user", None)
-            if user is None or not user.is_authenticated or not user.is_active:
-                self.value = NOTHING
-            elif user.is_superuser and self.request.path.startswith("/admin/"):
-                self.value = SYSTEM
-            else:
-                _set(connection, "%s", [SYSTEM])  # memberships are under the policies too
-                self.value = _set(connection, MEMBER_WORKSPACES, [user.pk])
-        finally:
-            self.resolving = False
+        if not user.is_authenticated or not user.is_active:
+            self.value = NOTHING
+        elif user.is_superuser and self.request.path.startswith("/admin/"):
+            self.value = SYSTEM
+        else:
+            _set(connection, "%s", [SYSTEM])  # memberships are under the policies too
+            self.value = _set(connection, MEMBER_WORKSPACES, [user.pk])
         return self.value
 
 

@@ -7,10 +7,11 @@ import copy
 
 import pytest
 from django.apps import apps
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, connection, transaction
 from django.test import override_settings
 from rest_framework.test import APIClient
 
+from crawls.filters import BidFilter
 from crawls.models import Bid, Crawl, Source, Workspace
 from project import checks, dbscope, runtime
 from project.celery import _enter_db_scope, _leave_db_scope
@@ -172,3 +173,21 @@ def test_rls_every_workspace_owned_table_has_a_forced_policy():
         protected = {name for (name,) in cursor.fetchall()}
     assert len(tables) == 20
     assert tables - protected == set()
+
+
+def test_rls_search_and_classification_keep_their_indexes(two_workspaces, source_a, app_role):
+    """ILIKE and @> are marked LEAKPROOF (crawls 0012): under the policy their indexes serve."""
+    with dbscope.workspace_scope(source_a.workspace_id):
+        Bid.objects.bulk_create(
+            factories.new_bid(
+                source_a, title=f"도로 보수공사 {n}", classifications=[f"CPV:{45000000 + n}"]
+            )
+            for n in range(50)
+        )
+        plans = []
+        for params in ({"search": "보수공사"}, {"classification": "CPV:45000007"}):
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SET LOCAL enable_seqscan = off")  # a tiny table
+                plans.append(BidFilter(params, queryset=Bid.objects.all()).qs.order_by().explain())
+    assert "bid_title_trgm" in plans[0], plans[0]
+    assert "bid_classifications" in plans[1], plans[1]

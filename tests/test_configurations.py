@@ -126,7 +126,6 @@ def test_compose_shape_boots_migrate_web_and_worker_over_tcp(
     env = program_env(
         DATABASE_URL=database_url,
         DATABASE_OWNER_URL=owner_url,
-        DATABASE_RLS="on",
         REDIS_URL=redis_url,
         SECRET_KEY=secrets.token_urlsafe(50),
         ALLOWED_HOSTS="127.0.0.1,localhost",

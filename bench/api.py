@@ -18,6 +18,10 @@ project.asgi, the psycopg pool):
 - forest_traced: Forest's page 1 on a second daphne with tracing on (project/tracing.py), its
   spans exported over OTLP/HTTP to a local sink (bench/otlp_sink.py) in this process;
   tracing_overhead_pct = forest_first rps / forest_traced rps - 1, in percent (docs/tracing.md).
+- rls_overhead_pct: Forest's page 1 on two more daphnes over the same database, one connected
+  as the owner (row-level security not applied) and one as the application's role with
+  DATABASE_RLS=on (docs/tenancy.md): how much fewer requests/s the second serves, in percent.
+  --rls-only measures only that pair.
 
 Requests/s and latency percentiles come from wrk (Debian's, installed with apt-get when missing)
 with --connections keep-alive connections for --duration seconds per endpoint, --rounds rounds
@@ -96,6 +100,7 @@ def parse_args(argv):
     parser.add_argument(
         "--shapes", action="store_true", help="also Forest's page 1 under other server shapes"
     )
+    parser.add_argument("--rls-only", action="store_true", help="only the RLS on/off pair")
     return parser.parse_args(argv)
 
 
@@ -260,6 +265,12 @@ def _bench(args, *, loaded: bool) -> dict:
         if args.shapes:
             for name, where in _shapes(servers, Path(tmp)).items():
                 targets[f"shape_{name}"] = (where + first, auth)
+        if args.rls_only:
+            targets.clear()
+        rls_off, rls_on = _rls_pair(servers)
+        for name, where in (("rls_off", rls_off), ("rls_on", rls_on)):
+            assert [r["id"] for r in get_json(where + first, auth)["results"]] == forest_ids
+            targets[name] = (where + first, auth)
         for url, headers in targets.values():  # warm up
             wrk_run(wrk, url, headers=headers, connections=args.connections, duration=2)
         runs: dict[str, list[dict]] = {name: [] for name in targets}
@@ -278,6 +289,18 @@ def _bench(args, *, loaded: bool) -> dict:
         name: {key: statistics.median(r[key] for r in results) for key in results[0]}
         for name, results in runs.items()
     }
+    rls = {
+        "rls_overhead_pct": round(
+            (1 - median["rls_on"]["rps"] / median["rls_off"]["rps"]) * 100, 1
+        ),
+        "rls_cpu_overhead_pct": round(
+            (median["rls_on"]["cpu_ms_per_req"] / median["rls_off"]["cpu_ms_per_req"] - 1) * 100,
+            1,
+        ),
+        "rls_endpoints": {name: median[name] for name in ("rls_off", "rls_on")},
+    }
+    if args.rls_only:
+        return {**rls, "rows": args.rows, "connections": args.connections, "rounds": args.rounds}
     floor = _sql_floor(endpoints["forest_first"][0], auth)
     floor_deep = _sql_floor(endpoints["forest_deep"][0], auth)
     return {
@@ -317,6 +340,7 @@ def _bench(args, *, loaded: bool) -> dict:
             1,
         ),
         "tracing_spans_exported": sink.count,
+        **rls,
         "endpoints": median,
         "rows": args.rows,
         "page_size": size,
@@ -345,6 +369,24 @@ def _daphne(**env: str) -> Iterator[str]:
     port = free_port()
     command = [sys.executable, "-m", "daphne", "-v", "0", "-b", "127.0.0.1", "-p", str(port)]
     yield from _spawn([*command, "project.asgi:application"], "daphne", port, **env)
+
+
+def _rls_pair(servers: contextlib.ExitStack) -> tuple[str, str]:
+    """Two daphnes on the bench database: as the owner (no RLS) and as the application's role
+    with DATABASE_RLS=on (the embedded server's forest_app, granted here)."""
+    from urllib.parse import urlsplit, urlunsplit  # noqa: PLC0415
+
+    from django.test import override_settings  # noqa: PLC0415 - after django.setup()
+
+    from project import dbscope, runtime  # noqa: PLC0415
+
+    with override_settings(DATABASE_APP_ROLE=runtime.APP_ROLE):
+        dbscope.grant_app_role("default")
+    parts = urlsplit(os.environ["DATABASE_URL"])
+    app = parts._replace(netloc=f"{runtime.APP_ROLE}@{parts.netloc.rpartition('@')[2]}")
+    off = servers.enter_context(_daphne(DATABASE_RLS="off"))
+    on = servers.enter_context(_daphne(DATABASE_URL=urlunsplit(app), DATABASE_RLS="on"))
+    return off, on
 
 
 @contextlib.contextmanager

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class ProjectConfig(AppConfig):
@@ -6,3 +7,8 @@ class ProjectConfig(AppConfig):
 
     name = "project"
     verbose_name = "Forest"
+
+    def ready(self) -> None:
+        from project import checks, dbscope  # noqa: F401, PLC0415 - connects the scope, the check
+
+        post_migrate.connect(dbscope.grant_app_role, dispatch_uid="forest-grant-app-role")

@@ -9,7 +9,7 @@ from typing import Any
 
 from celery import Celery, signals
 
-from project import logs, tracing
+from project import dbscope, logs, tracing
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 
@@ -32,6 +32,17 @@ def _use_django_logging(**_kwargs: Any) -> None:
 def _bind_task_id(task_id: str | None = None, **_kwargs: Any) -> None:
     # Inside a task, the "request id" of every log line is the task id.
     logs.request_id_var.set(task_id or "-")
+
+
+# --- i15-rls: each task runs in the database scope of its workspace, or the system scope -------
+@signals.task_prerun.connect
+def _enter_db_scope(sender: Any = None, args: Any = None, **_kwargs: Any) -> None:
+    dbscope.set_scope(dbscope.task_scope(getattr(sender, "name", ""), args))
+
+
+@signals.task_postrun.connect
+def _leave_db_scope(**_kwargs: Any) -> None:
+    dbscope.set_scope(dbscope.NOTHING)
 
 
 @signals.task_postrun.connect

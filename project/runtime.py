@@ -32,6 +32,9 @@ logger = logging.getLogger(__name__)
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_VAR_DIR = BASE_DIR / "var"
 DATABASE_NAME = "forest"
+# The role the application connects as when row-level security is on (DATABASE_RLS): not the
+# owner of the tables, not a superuser. The owner is the embedded server's superuser, postgres.
+APP_ROLE = "forest_app"
 DEFAULT_DEMO_BOARD = "127.0.0.1:8765"
 PORT_WAIT_SECONDS = 15.0  # for the port a restarted embedded Redis had
 
@@ -92,10 +95,23 @@ def postgres_running(base: Path) -> bool:
     return bool(lines) and _pid_alive(int(lines[0])) and lines[-1].strip() == "ready"
 
 
-def postgres_url(base: Path, database: str = DATABASE_NAME) -> str:
+def postgres_url(base: Path, database: str = DATABASE_NAME, *, role: str = "postgres") -> str:
     lines = (_pgdata(base) / "postmaster.pid").read_text().splitlines()
     socket_dir = lines[4].strip()
-    return f"postgresql://postgres@/{database}?host={socket_dir}"
+    return f"postgresql://{role}@/{database}?host={socket_dir}"
+
+
+def _ensure_app_role(admin_url: str) -> None:
+    """The application's role (no superuser, no BYPASSRLS); its grants come with `migrate`."""
+    import psycopg  # noqa: PLC0415 - keep runtime importable before the venv is complete
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [APP_ROLE]).fetchone():
+            conn.execute(f"CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS")
+
+
+def _rls_wanted() -> bool:
+    return os.environ.get("DATABASE_RLS", "").strip().lower() in {"1", "on", "true", "yes"}
 
 
 def postgres_start(base: Path) -> bool:
@@ -245,7 +261,14 @@ def bootstrap(*, stop_at_exit: bool = True) -> Bootstrap:
     if not os.environ.get("DATABASE_URL"):
         if postgres_start(base):
             result.started.append("postgres")
-        result.env["DATABASE_URL"] = postgres_url(base)
+        owner_url = postgres_url(base)
+        _ensure_app_role(postgres_url(base, "postgres"))
+        if _rls_wanted():
+            # Both roles: the application's, and the owner for migrations (docs/tenancy.md).
+            result.env["DATABASE_URL"] = postgres_url(base, role=APP_ROLE)
+            result.env["DATABASE_OWNER_URL"] = owner_url
+        else:
+            result.env["DATABASE_URL"] = owner_url
     if not os.environ.get("REDIS_URL"):
         if redis_start(base):
             result.started.append("redis")

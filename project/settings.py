@@ -568,3 +568,20 @@ IMPORT_MAX_ERRORS = env.int("IMPORT_MAX_ERRORS", default=100)
 IMPORT_MAX_LINE_CHARS = env.int("IMPORT_MAX_LINE_CHARS", default=1_000_000)
 IMPORT_MAX_FIELDS = env.int("IMPORT_MAX_FIELDS", default=200)
 IMPORT_DIR = Path(env.str("IMPORT_DIR", default=str(BASE_DIR / "var" / "imports")))
+
+# --- i15-rls ---
+# PostgreSQL row-level security behind the application's scoping (docs/tenancy.md). DATABASE_URL
+# is the application's role; DATABASE_OWNER_URL, when given, the owner of the tables, which
+# `manage.py migrate` (and dbshell) connect as. DATABASE_RLS=on: statements see only the rows of
+# the scope their request, consumer or task took (project/dbscope.py); off: every connection
+# takes the system scope. It only binds when the application's role is neither a superuser nor
+# BYPASSRLS (`manage.py check --database default` warns otherwise).
+DATABASE_RLS = env.bool("DATABASE_RLS", default=False)
+DATABASE_OWNER_URL = env.str("DATABASE_OWNER_URL", default="")
+DATABASE_APP_ROLE = DATABASES["default"]["USER"]
+if DATABASE_OWNER_URL and env.bool("FOREST_DB_AS_OWNER", default=False):
+    DATABASES["default"] = database_config(DATABASE_OWNER_URL)
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+    "project.dbscope.ScopeMiddleware",
+)

@@ -32,6 +32,11 @@ class TcpPostgres:
         """The URL as docker-compose.yml writes it: user:password@host:port/forest, no query."""
         return f"postgresql://forest:{self.password}@127.0.0.1:{self.port}/forest"
 
+    @property
+    def app_url(self) -> str:
+        """The application's role, as docker-compose.yml writes it (the owner: `url`)."""
+        return f"postgresql://forest_app:{self.password}-app@127.0.0.1:{self.port}/forest"
+
     def init(self) -> TcpPostgres:
         self.pgdata.mkdir(parents=True)
         if self.user:
@@ -59,6 +64,12 @@ class TcpPostgres:
                 )
             )
             conn.execute("CREATE DATABASE forest OWNER forest")
+            # What deploy/postgres-init does for docker-compose.yml.
+            conn.execute(
+                sql.SQL("CREATE ROLE forest_app LOGIN PASSWORD {}").format(
+                    sql.Literal(f"{self.password}-app")
+                )
+            )
         return self
 
     def start(self) -> None:

@@ -107,9 +107,14 @@ def test_compose_shape_boots_migrate_web_and_worker_over_tcp(
 ):
     database_url = _as_compose_writes_it(
         _compose_value("DATABASE_URL"), "127.0.0.1", tcp_postgres.port,
+        POSTGRES_APP_PASSWORD=f"{tcp_postgres.password}-app",
+    )  # fmt: skip
+    assert database_url == tcp_postgres.app_url
+    owner_url = _as_compose_writes_it(
+        _compose_value("DATABASE_OWNER_URL"), "127.0.0.1", tcp_postgres.port,
         POSTGRES_PASSWORD=tcp_postgres.password,
     )  # fmt: skip
-    assert database_url == tcp_postgres.url
+    assert owner_url == tcp_postgres.url
     redis_host, redis_port = re.search(r"//([^:/]+):(\d+)/", settings.REDIS_URL).groups()
     # Its own Redis database, so that the session's worker never takes this worker's tasks.
     redis_url = (
@@ -120,6 +125,7 @@ def test_compose_shape_boots_migrate_web_and_worker_over_tcp(
     )
     env = program_env(
         DATABASE_URL=database_url,
+        DATABASE_OWNER_URL=owner_url,
         REDIS_URL=redis_url,
         SECRET_KEY=secrets.token_urlsafe(50),
         ALLOWED_HOSTS="127.0.0.1,localhost",
@@ -151,6 +157,9 @@ def test_compose_shape_boots_migrate_web_and_worker_over_tcp(
         )
         assert crawl.returncode == 0, crawl.stdout + crawl.stderr
         with psycopg.connect(database_url) as conn:
+            # Row-level security: a connection that takes no scope sees no row.
+            assert conn.execute("SELECT count(*) FROM crawls_bid").fetchone()[0] == 0
+            conn.execute("SELECT set_config('forest.workspace_ids', '*', false)")
             stored = conn.execute("SELECT count(*) FROM crawls_bid").fetchone()[0]
         assert stored == len(expected_bids(demo_board.config, base_url=demo_board.base_url))
     finally:

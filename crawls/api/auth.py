@@ -14,6 +14,7 @@ from rest_framework import authentication, exceptions, permissions
 
 from crawls import selectors, services
 from crawls.models import ApiToken, Membership, Workspace
+from project import dbscope
 
 
 class BearerTokenAuthentication(authentication.BaseAuthentication):
@@ -25,9 +26,13 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             return None
         if len(header) != 2:
             raise exceptions.AuthenticationFailed("Expected 'Authorization: Bearer <token>'.")
-        token = services.token_authenticate(raw=header[1].decode("latin-1"))
+        # The token decides the database scope: looked up in the system scope, then the
+        # request narrows to the token's workspace (project/dbscope.py, until the request ends).
+        with dbscope.system_scope():
+            token = services.token_authenticate(raw=header[1].decode("latin-1"))
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked token.")
+        dbscope.set_scope(dbscope.encode([token.workspace_id]))
         return token.user, token
 
     def authenticate_header(self, request) -> str:

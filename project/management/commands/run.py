@@ -4,6 +4,7 @@ import io
 import os
 import shlex
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -41,7 +42,12 @@ class Command(BaseCommand):
     def handle(self, *args, host, port, concurrency, **options):
         # The children write into honcho's pipes: they log as our own stdout wants it.
         os.environ["LOG_FORMAT"] = children_log_format(sys.stdout)
-        call_command("migrate", interactive=False, verbosity=0)
+        if settings.DATABASE_OWNER_URL:  # as the owner of the tables (docs/tenancy.md)
+            manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
+            owner = {**os.environ, "FOREST_DB_AS_OWNER": "1"}
+            subprocess.run([*manage, "migrate", "--noinput", "-v0"], check=True, env=owner)  # noqa: S603
+        else:
+            call_command("migrate", interactive=False, verbosity=0)
         staticfiles.static_collect_if_stale()  # seconds when nothing changed, not a minute
         admin = io.StringIO()
         call_command("ensure_admin", stdout=admin)

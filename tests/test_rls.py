@@ -171,7 +171,7 @@ def test_rls_every_workspace_owned_table_has_a_forced_policy():
             " WHERE c.relrowsecurity AND c.relforcerowsecurity AND p.polname = 'forest_workspace'"
         )
         protected = {name for (name,) in cursor.fetchall()}
-    assert len(tables) == 20
+    assert len(tables) == 21
     assert tables - protected == set()
 
 

@@ -51,13 +51,16 @@ IDLE_POLL = 0.5  # seconds between looks at a frontier whose last URLs others ho
 
 def crawl_run(crawl_id: int, *, owner: str) -> lifecycle.RunResult:
     """Work on a crawl until nothing is left for this worker; see the module docstring."""
-    logs.crawl_id_var.set(str(crawl_id))
+    token = logs.crawl_id_var.set(str(crawl_id))
     outage = Outage(crawl_id)
-    while True:
-        try:
-            return _crawl_run(crawl_id, owner=owner, outage=outage)
-        except DATABASE_DOWN as exc:
-            outage.wait(exc)
+    try:
+        while True:
+            try:
+                return _crawl_run(crawl_id, owner=owner, outage=outage)
+            except DATABASE_DOWN as exc:
+                outage.wait(exc)
+    finally:
+        logs.crawl_id_var.reset(token)  # a caller's later lines are not this crawl's
 
 
 def _crawl_run(crawl_id: int, *, owner: str, outage: Outage) -> lifecycle.RunResult:

@@ -91,10 +91,13 @@ def bids_store(
     items: Sequence[Item],
     not_modified: Sequence[bytes] = (),
     now: dt.datetime,
+    touch: bool = True,
 ) -> Stored:
     """Upsert one batch of items of a source; `not_modified` are URLs that answered 304.
 
-    Several items of one bid are applied in turn (a round each), oldest version first."""
+    Several items of one bid are applied in turn (a round each), oldest version first.
+    `touch=False` (imports) leaves unchanged bids as they are (counted, not rewritten: their
+    last_seen_at / last_crawl stay those of the crawl that last saw them on the board)."""
     rounds: list[dict[bytes, Item]] = [{}]
     for item in sorted(items, key=lambda i: i.version):  # stable: page order within a version
         for round_ in rounds:
@@ -113,6 +116,7 @@ def bids_store(
             not_modified=not_modified if index == 0 else (),
             now=now,
             stored=stored,
+            touch=touch,
         )
     # A bid new in this batch and changed by a later round of it is new, once.
     stored.changed = [pk for pk in dict.fromkeys(stored.changed) if pk not in set(stored.new)]
@@ -139,6 +143,7 @@ def _store_round(
     not_modified: Sequence[bytes],
     now: dt.datetime,
     stored: Stored,
+    touch: bool,
 ) -> None:
     if batch:
         existing = {
@@ -186,6 +191,9 @@ def _store_round(
             )
             for url_hash, changes in revisions
         )
+    if not touch:
+        stored.unchanged += len(touched)
+        return
     stored.unchanged += _touch(
         crawl_id=crawl_id,
         source_id=source_id,

@@ -255,13 +255,14 @@ def _batch_store(
                 workspace_id=job.workspace_id,
                 items=batch,
                 now=now,
+                touch=False,  # an import does not rewrite the bids it leaves unchanged
             )
         if stored.new or stored.changed:
             events.event_append(
                 crawl_id=crawl.pk,
                 workspace_id=job.workspace_id,
                 type=events.ITEMS,
-                payload={"new": stored.new, "changed": stored.changed},
+                payload={"new": stored.new, "changed": stored.changed, "import": job.pk},
             )
         tally.new += len(stored.new)
         tally.changed += len(stored.changed)

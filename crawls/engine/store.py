@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+import psycopg
 from django.db import connection
 from psycopg.types.json import Jsonb
 
@@ -107,6 +108,7 @@ def bids_store(
         else:
             rounds.append({item.url_hash: item})
     stored = Stored()
+    missed: set[bytes] = set()  # batch bids with misses counted or marked removed
     for index, batch in enumerate(rounds):
         _store_round(
             crawl_id=crawl_id,
@@ -117,17 +119,19 @@ def bids_store(
             now=now,
             stored=stored,
             touch=touch,
+            missed=missed,
         )
     # A bid new in this batch and changed by a later round of it is new, once.
     stored.changed = [pk for pk in dict.fromkeys(stored.changed) if pk not in set(stored.new)]
     stored.new = list(dict.fromkeys(stored.new))
     # Seen: misses start again; a removed bid is live again, and changed (its revision says so).
+    # Only the bids with misses or removed need it (the others: nothing to write).
     back = presence.bids_seen(
         crawl_id=crawl_id,
         source_id=source_id,
-        url_hashes=list(dict.fromkeys([*(i.url_hash for i in items), *not_modified])),
+        url_hashes=list(dict.fromkeys([*(h for h in missed if h), *not_modified])),
         now=now,
-    )
+    ) if missed or not_modified else []  # fmt: skip
     unchanged_back = [pk for pk in back if pk not in set(stored.changed)]
     stored.changed.extend(unchanged_back)
     stored.unchanged -= len(unchanged_back)
@@ -144,26 +148,27 @@ def _store_round(
     now: dt.datetime,
     stored: Stored,
     touch: bool,
+    missed: set[bytes],
 ) -> None:
-    if batch:
-        existing = {
-            bytes(bid.url_hash): bid
-            for bid in Bid.objects.select_for_update()
-            .filter(source_id=source_id, url_hash__in=list(batch))
-            .only("id", "url_hash", "content_hash", "extra", "version", *BID_FIELDS)
-        }
-    else:
-        existing = {}
+    heads = _heads(source_id, list(batch)) if batch else {}
+    missed.update(h for h, head in heads.items() if head.missed)
+    # The stored fields of the bids this round may change (not the unchanged: most of a re-crawl)
+    may_change = [head.id for h, head in heads.items() if not _unchanged(head, batch[h])]
+    existing = {
+        bytes(bid.url_hash): bid
+        for bid in Bid.objects.filter(pk__in=may_change).only(
+            "id", "url_hash", "content_hash", "extra", "version", *BID_FIELDS
+        )
+    } if may_change else {}  # fmt: skip
     rows: list[tuple[bytes, Item, dict, dict]] = []
     revisions: list[tuple[bytes, dict]] = []
     touched: list[Item] = []
     for url_hash, item in batch.items():
-        old = existing.get(url_hash)
-        if old is not None and (
-            old.content_hash == item.content_hash or (item.version and item.version < old.version)
-        ):
+        head = heads.get(url_hash)
+        if head is not None and _unchanged(head, item):
             touched.append(item)
             continue
+        old = existing.get(url_hash)
         if old is not None and item.partial:
             merged = _merged(old, item.fields)
             item = dataclasses.replace(item, fields=merged, content_hash=urls.content_hash(merged))
@@ -180,7 +185,7 @@ def _store_round(
             crawl_id=crawl_id, source_id=source_id, workspace_id=workspace_id, rows=rows, now=now
         )
         for url_hash, *_ in rows:
-            (stored.changed if url_hash in existing else stored.new).append(ids[url_hash])
+            (stored.changed if url_hash in heads else stored.new).append(ids[url_hash])
         BidRevision.objects.bulk_create(
             BidRevision(
                 workspace_id=workspace_id,
@@ -201,6 +206,53 @@ def _store_round(
         not_modified=[h for h in not_modified if h not in batch],
         now=now,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Head:
+    """What decides whether a stored bid changes, and whether seeing it writes its presence."""
+
+    id: int
+    content_hash: str
+    version: str
+    missed: bool  # misses counted, or marked removed
+
+
+def _unchanged(head: _Head, item: Item) -> bool:
+    return head.content_hash == item.content_hash or bool(
+        item.version and item.version < head.version
+    )
+
+
+def _heads(source_id: int, url_hashes: list[bytes]) -> dict[bytes, _Head]:
+    """The stored bids of these URL hashes, locked (FOR UPDATE, in hash order) for the batch's
+    transaction.
+
+    One index lookup per hash (bid_unique_url, through LATERAL): `url_hash = ANY(…)` was
+    planned as a scan of all the source's bids (the source_id index, then a filter), since the
+    statistics of a source that is being filled say it has none: O(n²) over an import.
+    Server-side binding (a plain psycopg cursor on Django's connection, same transaction): the
+    hashes go as one bytea[] parameter, not quoted into the SQL one by one in Python."""
+    with _cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT b.* FROM unnest(%s::bytea[]) AS h(hash) CROSS JOIN LATERAL (
+                SELECT url_hash, id, content_hash, version,
+                    missed_crawls > 0 OR removed_at IS NOT NULL
+                FROM crawls_bid WHERE source_id = %s AND url_hash = h.hash FOR UPDATE) b
+            """,
+            [sorted(url_hashes), source_id],
+            binary=True,
+        )
+        return {bytes(row[0]): _Head(*row[1:]) for row in cursor.fetchall()}
+
+
+def _cursor() -> psycopg.Cursor:
+    """A server-side binding cursor on Django's connection (its transaction): large array
+    parameters are sent as parameters instead of being quoted into the statement in Python
+    (Django's psycopg cursors are client-side binding)."""
+    connection.ensure_connection()
+    return psycopg.Cursor(connection.connection)
 
 
 def _merged(old: Bid, fields: Mapping[str, object]) -> dict[str, object]:
@@ -227,7 +279,7 @@ def _changes(old: Bid, columns: dict, extra: dict) -> dict:
 def _upsert(*, crawl_id, source_id, workspace_id, rows, now) -> dict[bytes, int]:
     """Insert new bids and rewrite changed ones in one statement; ids by URL hash."""
     columns = [c for _, _, c, _ in rows]
-    with connection.cursor() as cursor:
+    with _cursor() as cursor:
         cursor.execute(
             """
             INSERT INTO crawls_bid (
@@ -272,6 +324,7 @@ def _upsert(*, crawl_id, source_id, workspace_id, rows, now) -> dict[bytes, int]
                 [item.last_modified[:64] for _, item, _, _ in rows],
                 [item.version[:100] for _, item, _, _ in rows],
             ],
+            binary=True,
         )  # fmt: skip
         return {bytes(url_hash): pk for url_hash, pk in cursor.fetchall()}
 

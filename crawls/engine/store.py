@@ -52,6 +52,9 @@ class Item:
     # Only the fields the publisher gave this time (an OCDS release): the bid's other fields
     # keep their stored values.
     partial: bool = False
+    # _columns(fields), computed ahead by a caller that has the time (an import's reading
+    # thread: item_prepare); None: the store computes it.
+    prepared: tuple[dict[str, object], dict[str, object]] | None = None
 
 
 @dataclass(slots=True)
@@ -82,6 +85,12 @@ def _columns(fields: Mapping[str, object]) -> tuple[dict[str, object], dict[str,
     columns["classifications"] = normalize.classification_codes(columns["classifications"])
     extra = {k: jsonable(v) for k, v in fields.items() if k not in BID_FIELDS}
     return columns, extra
+
+
+def item_prepare(item: Item) -> Item:
+    """The item with its columns computed (what the store would compute while storing it)."""
+    item.prepared = _columns(item.fields)
+    return item
 
 
 def bids_store(
@@ -171,8 +180,10 @@ def _store_round(
         old = existing.get(url_hash)
         if old is not None and item.partial:
             merged = _merged(old, item.fields)
-            item = dataclasses.replace(item, fields=merged, content_hash=urls.content_hash(merged))
-        columns, extra = _columns(item.fields)
+            item = dataclasses.replace(
+                item, fields=merged, content_hash=urls.content_hash(merged), prepared=None
+            )
+        columns, extra = item.prepared or _columns(item.fields)
         if old is not None:
             changes = _changes(old, columns, extra)
             if not changes:  # a partial item that repeats what is stored
@@ -236,7 +247,7 @@ def _heads(source_id: int, url_hashes: list[bytes]) -> dict[bytes, _Head]:
     with _cursor() as cursor:
         cursor.execute(
             """
-            SELECT b.* FROM unnest(%s::bytea[]) AS h(hash) CROSS JOIN LATERAL (
+            SELECT b.* FROM unnest(%b::bytea[]) AS h(hash) CROSS JOIN LATERAL (
                 SELECT url_hash, id, content_hash, version,
                     missed_crawls > 0 OR removed_at IS NOT NULL
                 FROM crawls_bid WHERE source_id = %s AND url_hash = h.hash FOR UPDATE) b
@@ -292,10 +303,10 @@ def _upsert(*, crawl_id, source_id, workspace_id, rows, now) -> dict[bytes, int]
                 t.method, ARRAY(SELECT jsonb_array_elements_text(t.codes))::varchar(120)[],
                 t.extra, t.content_hash, t.etag, t.last_modified, t.version
             FROM unnest(
-                %s::text[], %s::bytea[], %s::text[], %s::text[], %s::int[], %s::date[],
-                %s::numeric[], %s::timestamptz[], %s::text[], %s::text[], %s::text[],
-                %s::text[], %s::jsonb[], %s::jsonb[], %s::text[], %s::text[], %s::text[],
-                %s::text[])
+                %b::text[], %b::bytea[], %b::text[], %b::text[], %b::int[], %b::date[],
+                %b::numeric[], %b::timestamptz[], %b::text[], %b::text[], %b::text[],
+                %b::text[], %b::jsonb[], %b::jsonb[], %b::text[], %b::text[], %b::text[],
+                %b::text[])
                 AS t(url, hash, title, department, views, post_date, amount, deadline,
                      reference, currency, status, method, codes, extra, content_hash, etag,
                      last_modified, version)

@@ -15,6 +15,7 @@ import logging
 import queue
 import shutil
 import threading
+import time
 import uuid
 import zoneinfo
 from collections.abc import Callable, Iterator
@@ -35,6 +36,7 @@ from project.celery import app as celery_app
 logger = logging.getLogger(__name__)
 
 TASK = "crawls.import_run"
+YIELD_ROWS = 16
 READ_AHEAD = 2  # batches read and typed ahead of the one being stored
 
 
@@ -236,7 +238,7 @@ def _rows_store(
                 if not put(read):
                     return
             put(_END)
-        except BaseException as exc:  # noqa: BLE001 - handed to the storing thread, raised there
+        except BaseException as exc:  # handed to the storing thread, raised there
             put(exc)
 
     thread = threading.Thread(target=reader, name=f"import-{job.pk}-reader", daemon=True)
@@ -270,6 +272,8 @@ def _batches_read(job: ImportJob, raw: IO[bytes]) -> Iterator[_Read]:
 
     for record in readers.read(raw, job.format, encoding=job.encoding, limits=import_limits()):
         done += 1
+        if not done % YIELD_ROWS:
+            time.sleep(0)  # hand the GIL to the storing thread if PostgreSQL has answered it
         if isinstance(record, readers.RowError):
             failed += 1
             error(record.line, record.field, record.message)
@@ -280,10 +284,12 @@ def _batches_read(job: ImportJob, raw: IO[bytes]) -> Iterator[_Read]:
             for field, message in problems:
                 error(record.line, field, message)
             failed += not items
-            batch.extend(items)
+            batch.extend(store.item_prepare(item) for item in items)
         else:
             try:
-                batch.append(rows.row_item(record.data, base_url=base_url, tz=tz))
+                batch.append(
+                    store.item_prepare(rows.row_item(record.data, base_url=base_url, tz=tz))
+                )
             except rows.RowInvalid as exc:
                 failed += 1
                 error(record.line, exc.field, str(exc))

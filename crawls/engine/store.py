@@ -102,12 +102,15 @@ def bids_store(
     not_modified: Sequence[bytes] = (),
     now: dt.datetime,
     touch: bool = True,
+    insert_first: bool = False,
 ) -> Stored:
     """Upsert one batch of items of a source; `not_modified` are URLs that answered 304.
 
     Several items of one bid are applied in turn (a round each), oldest version first.
     `touch=False` (imports) leaves unchanged bids as they are (counted, not rewritten: their
-    last_seen_at / last_crawl stay those of the crawl that last saw them on the board)."""
+    last_seen_at / last_crawl stay those of the crawl that last saw them on the board).
+    `insert_first=True` (imports) inserts the batch's new bids before looking the others up: a
+    file into a new or growing source is mostly new bids."""
     rounds: list[dict[bytes, Item]] = [{}]
     for item in sorted(items, key=lambda i: i.version):  # stable: page order within a version
         for round_ in rounds:
@@ -128,6 +131,7 @@ def bids_store(
             now=now,
             stored=stored,
             touch=touch,
+            insert_first=insert_first,
             missed=missed,
         )
     # A bid new in this batch and changed by a later round of it is new, once.
@@ -157,8 +161,19 @@ def _store_round(
     now: dt.datetime,
     stored: Stored,
     touch: bool,
+    insert_first: bool,
     missed: set[bytes],
 ) -> None:
+    if insert_first and batch:
+        # New bids straight in (ON CONFLICT DO NOTHING: the unique index decides, whatever the
+        # statistics say); only the others are looked up, locked and compared.
+        inserted = _upsert(
+            crawl_id=crawl_id, source_id=source_id, workspace_id=workspace_id, now=now,
+            rows=[(h, i, *(i.prepared or _columns(i.fields))) for h, i in batch.items()],
+            update=False,
+        )  # fmt: skip
+        stored.new.extend(inserted.values())
+        batch = {h: i for h, i in batch.items() if h not in inserted}
     heads = _heads(source_id, list(batch)) if batch else {}
     missed.update(h for h, head in heads.items() if head.missed)
     # The stored fields of the bids this round may change (not the unchanged: most of a re-crawl)
@@ -236,23 +251,18 @@ def _unchanged(head: _Head, item: Item) -> bool:
 
 
 def _heads(source_id: int, url_hashes: list[bytes]) -> dict[bytes, _Head]:
-    """The stored bids of these URL hashes, locked (FOR UPDATE, in hash order) for the batch's
-    transaction.
+    """The stored bids of these URL hashes, locked (FOR UPDATE) for the batch's transaction.
 
-    One index lookup per hash (bid_unique_url, through LATERAL): `url_hash = ANY(…)` was
-    planned as a scan of all the source's bids (the source_id index, then a filter), since the
-    statistics of a source that is being filled say it has none: O(n²) over an import.
     Server-side binding (a plain psycopg cursor on Django's connection, same transaction): the
-    hashes go as one bytea[] parameter, not quoted into the SQL one by one in Python."""
+    hashes go as one binary bytea[] parameter, not quoted into the SQL one by one in Python.
+    (A LATERAL lookup per hash was tried: on statistics that say a new source has no bids, the
+    planner took the source_id index for each hash, 50 s a 100,000-row import.)"""
     with _cursor() as cursor:
         cursor.execute(
-            """
-            SELECT b.* FROM unnest(%b::bytea[]) AS h(hash) CROSS JOIN LATERAL (
-                SELECT url_hash, id, content_hash, version,
-                    missed_crawls > 0 OR removed_at IS NOT NULL
-                FROM crawls_bid WHERE source_id = %s AND url_hash = h.hash FOR UPDATE) b
-            """,
-            [sorted(url_hashes), source_id],
+            "SELECT url_hash, id, content_hash, version, "
+            "missed_crawls > 0 OR removed_at IS NOT NULL FROM crawls_bid "
+            "WHERE source_id = %s AND url_hash = ANY(%b) FOR UPDATE",
+            [source_id, url_hashes],
             binary=True,
         )
         return {bytes(row[0]): _Head(*row[1:]) for row in cursor.fetchall()}
@@ -287,12 +297,7 @@ def _changes(old: Bid, columns: dict, extra: dict) -> dict:
     return changes
 
 
-def _upsert(*, crawl_id, source_id, workspace_id, rows, now) -> dict[bytes, int]:
-    """Insert new bids and rewrite changed ones in one statement; ids by URL hash."""
-    columns = [c for _, _, c, _ in rows]
-    with _cursor() as cursor:
-        cursor.execute(
-            """
+_INSERT = """
             INSERT INTO crawls_bid (
                 workspace_id, source_id, first_seen_at, last_seen_at, changed_at,
                 first_crawl_id, last_crawl_id, url, url_hash, title, department, views,
@@ -310,6 +315,9 @@ def _upsert(*, crawl_id, source_id, workspace_id, rows, now) -> dict[bytes, int]
                 AS t(url, hash, title, department, views, post_date, amount, deadline,
                      reference, currency, status, method, codes, extra, content_hash, etag,
                      last_modified, version)
+            """
+_ON_CONFLICT_NOTHING = "ON CONFLICT (source_id, url_hash) DO NOTHING"
+_ON_CONFLICT_UPDATE = """
             ON CONFLICT (source_id, url_hash) DO UPDATE SET
                 url = EXCLUDED.url, title = EXCLUDED.title, department = EXCLUDED.department,
                 views = EXCLUDED.views, post_date = EXCLUDED.post_date,
@@ -321,8 +329,25 @@ def _upsert(*, crawl_id, source_id, workspace_id, rows, now) -> dict[bytes, int]
                 content_hash = EXCLUDED.content_hash, etag = EXCLUDED.etag,
                 last_modified = EXCLUDED.last_modified, last_seen_at = EXCLUDED.last_seen_at,
                 changed_at = EXCLUDED.changed_at, last_crawl_id = EXCLUDED.last_crawl_id
-            RETURNING url_hash, id
-            """,
+"""
+
+
+_RETURNING = "RETURNING url_hash, id"
+_UPSERT_SQL = {
+    True: "\n".join((_INSERT, _ON_CONFLICT_UPDATE, _RETURNING)),
+    False: "\n".join((_INSERT, _ON_CONFLICT_NOTHING, _RETURNING)),
+}
+
+
+def _upsert(
+    *, crawl_id, source_id, workspace_id, rows, now, update: bool = True
+) -> dict[bytes, int]:
+    """Insert new bids and rewrite changed ones in one statement; ids by URL hash (update=False:
+    insert the new ones only; the others are left as they are and not returned)."""
+    columns = [c for _, _, c, _ in rows]
+    with _cursor() as cursor:
+        cursor.execute(
+            _UPSERT_SQL[update],
             [
                 workspace_id, source_id, now, now, now, crawl_id, crawl_id,
                 [item.url for _, item, _, _ in rows],

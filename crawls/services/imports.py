@@ -319,6 +319,7 @@ def _batch_store(
                 items=batch,
                 now=now,
                 touch=False,  # an import does not rewrite the bids it leaves unchanged
+                insert_first=True,  # mostly new bids
             )
         if stored.new or stored.changed:
             events.event_append(

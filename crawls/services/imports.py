@@ -142,6 +142,9 @@ class _Tally:
     new: int = 0
     changed: int = 0
     unchanged: int = 0
+    # Whether the last batch was mostly new bids: then the next is inserted first (the store's
+    # insert_first), else looked up first (a re-import: inserting would only meet conflicts).
+    mostly_new: bool = True
 
 
 def import_run(
@@ -319,7 +322,7 @@ def _batch_store(
                 items=batch,
                 now=now,
                 touch=False,  # an import does not rewrite the bids it leaves unchanged
-                insert_first=True,  # mostly new bids
+                insert_first=tally.mostly_new,
             )
         if stored.new or stored.changed:
             events.event_append(
@@ -328,6 +331,8 @@ def _batch_store(
                 type=events.ITEMS,
                 payload={"new": stored.new, "changed": stored.changed, "import": job.pk},
             )
+        if batch:
+            tally.mostly_new = 2 * len(stored.new) >= len(batch)
         tally.new += len(stored.new)
         tally.changed += len(stored.changed)
         tally.unchanged += stored.unchanged

@@ -1,6 +1,7 @@
 """The crawl-event subscription point of analytics (settings.CRAWL_EVENT_SUBSCRIBERS).
 
-crawl.items: recompute the batch's keys of the read model. A final event (succeeded, failed,
+crawl.items: recompute the batch's keys of the read model, except an import's (its payload names
+the import): those are counted once, by the import's final event. A final event (succeeded, failed,
 cancelled, degraded): recompute every key the crawl touched (bids stored with no event of
 their own). Either bumps the workspace's cache generation. Events come at least once and in
 order (crawls/subscribers.py): every write recomputes whole keys, so a second delivery changes
@@ -20,6 +21,8 @@ def crawl_event(event: CrawlEvent) -> None:
     """Keep the read model and the cached answers of the event's workspace current."""
     if event.type == events.ITEMS:
         payload = event.payload or {}
+        if payload.get("import"):
+            return  # an import's batches: its final event recomputes their keys at once
         services.summary_apply_items(
             workspace_id=event.workspace_id,
             crawl_id=event.crawl_id,

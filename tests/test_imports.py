@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import threading
 from decimal import Decimal
 from pathlib import Path
 
@@ -13,6 +14,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 
+from analytics import services as analytics_services
+from analytics.models import DepartmentDay
 from crawls import events
 from crawls.engine import urls
 from crawls.engine.request import item_hash
@@ -376,3 +379,107 @@ def test_import_whose_file_is_gone_ends_failed_with_its_crawl(owner, source_a, s
     assert CrawlEvent.objects.filter(crawl=ran.crawl, type=events.FAILED).exists()
     assert imports.import_run(job_id=job.pk) is None  # ended: nobody runs it again
     assert not Bid.objects.exists()
+
+
+def _run(source, data: bytes, captured):
+    """Import `data` in this process with the commit callbacks (the subscribers) run."""
+    with captured(execute=True):
+        job = imports.import_create(
+            source=source, user=None, raw=io.BytesIO(data), filename="bids.csv",
+            size=len(data), keep=False,
+        )  # fmt: skip
+        return imports.import_run(job_id=job.pk, raw=io.BytesIO(data))
+
+
+def _read_model(workspace_id: int) -> list[tuple]:
+    return list(
+        DepartmentDay.objects.filter(workspace_id=workspace_id)
+        .order_by("source_id", "department", "day")
+        .values_list("source_id", "department", "day", "bid_count", "total_amount", "max_views")
+    )
+
+
+@pytest.mark.django_db
+def test_analytics_counts_an_import_once_at_its_end_equal_to_a_rebuild(
+    source_a, settings, django_capture_on_commit_callbacks
+):
+    settings.IMPORT_BATCH = 2  # several batches, each with its crawl.items event
+    job = _run(source_a, csv_bytes(7), django_capture_on_commit_callbacks)
+    assert (job.status, job.items_new) == ("succeeded", 7)
+    items = CrawlEvent.objects.filter(crawl=job.crawl, type=events.ITEMS)
+    assert items.count() == 4
+    assert all(event.payload["import"] == job.pk for event in items)
+    counted = _read_model(source_a.workspace_id)
+    assert sum(row[3] for row in counted) == 7
+    analytics_services.summary_rebuild(workspace_ids=[source_a.workspace_id])
+    assert _read_model(source_a.workspace_id) == counted
+    # A re-import that moves a bid to another department and day: the old key loses it.
+    old_key = '서울시 도로과,"1,234,500",KRW,2026-03-03'.encode()
+    moved = csv_bytes(7).replace(old_key, b'Other office,"1,234,500",KRW,2026-04-03')
+    assert moved != csv_bytes(7)
+    again = _run(source_a, moved, django_capture_on_commit_callbacks)
+    assert (again.items_new, again.items_changed, again.items_unchanged) == (0, 1, 6)
+    counted = _read_model(source_a.workspace_id)
+    assert ("Other office", dt.date(2026, 4, 3), 1) in [(r[1], r[2], r[3]) for r in counted]
+    analytics_services.summary_rebuild(workspace_ids=[source_a.workspace_id])
+    assert _read_model(source_a.workspace_id) == counted
+
+
+@pytest.mark.django_db
+def test_import_again_leaves_unchanged_bids_as_they_are_and_revives_removed_ones(
+    source_a, django_capture_on_commit_callbacks
+):
+    first = _run(source_a, csv_bytes(3), django_capture_on_commit_callbacks)
+    removed = bid_of(source_a, "https://bids.example.org/n/1")
+    Bid.objects.filter(pk=removed.pk).update(missed_crawls=2, removed_at=removed.last_seen_at)
+    missed = bid_of(source_a, "https://bids.example.org/n/2")
+    Bid.objects.filter(pk=missed.pk).update(missed_crawls=1)
+    untouched = bid_of(source_a, "https://bids.example.org/n/3")
+    again = _run(source_a, csv_bytes(3), django_capture_on_commit_callbacks)
+    assert (again.items_new, again.items_changed, again.items_unchanged) == (0, 1, 2)
+    removed.refresh_from_db()
+    assert (removed.removed_at, removed.missed_crawls) == (None, 0)
+    revision = BidRevision.objects.get(bid=removed)
+    assert (revision.crawl_id, revision.changes) == (again.crawl_id, {"removed": [True, False]})
+    missed.refresh_from_db()
+    assert missed.missed_crawls == 0
+    for bid in (missed, untouched):
+        fresh = Bid.objects.get(pk=bid.pk)
+        assert (fresh.last_crawl_id, fresh.last_seen_at) == (first.crawl_id, bid.last_seen_at)
+
+
+@pytest.mark.django_db
+def test_import_of_title_and_url_only_stores_empty_fields(source_a):
+    data = b"url,title\nhttps://bids.example.org/a,Only a title\nhttps://bids.example.org/b,B\n"
+    job = imports.import_create(
+        source=source_a, user=None, raw=io.BytesIO(data), filename="bids.csv", size=len(data),
+        keep=False,
+    )  # fmt: skip
+    job = imports.import_run(job_id=job.pk, raw=io.BytesIO(data))
+    assert (job.status, job.items_new) == ("succeeded", 2)
+    bid = bid_of(source_a, "https://bids.example.org/a")
+    assert (bid.title, bid.amount, bid.views, bid.post_date, bid.deadline) == (
+        "Only a title",
+        None,
+        None,
+        None,
+        None,
+    )
+    assert (bid.department, bid.classifications) == ("", [])
+
+
+@pytest.mark.django_db
+def test_an_error_while_reading_fails_the_import_and_stops_the_reader(owner, source_a):
+    good = csv_bytes(3)
+    job = imports.import_create(
+        source=source_a, user=owner, raw=io.BytesIO(good), filename="bids.csv", size=len(good),
+        keep=True,
+    )  # fmt: skip
+    # The kept file no longer decodes as the check found it (UTF-8) after its first rows.
+    Path(job.path).write_bytes(good + b"https://bids.example.org/n/9,\xff\xfe bad,,,,,,,,\n")
+    ran = imports.import_run(job_id=job.pk)
+    assert ran is not None
+    assert ran.status == "failed"
+    assert "utf-8" in ran.error.lower()
+    assert ran.crawl.status == Crawl.Status.FAILED
+    assert not [t for t in threading.enumerate() if t.name.startswith(f"import-{job.pk}-")]

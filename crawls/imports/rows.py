@@ -11,6 +11,7 @@ Pure Python (no Django).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from datetime import UTC
 from decimal import Decimal
@@ -78,7 +79,29 @@ def row_item(data: Mapping[str, Any], *, base_url: str, tz: ZoneInfo) -> Item:
     )
 
 
+# Fields whose values repeat down a file (a few departments, dates, currencies, statuses):
+# their typed value is kept per (field, text, zone); titles, references and numbers are not.
+_CACHED = frozenset(
+    {"department", "post_date", "deadline", "currency", "status", "procurement_method",
+     "classifications"}
+)  # fmt: skip
+
+
 def _typed(name: str, value: object, tz: ZoneInfo) -> object:
+    if name in _CACHED and isinstance(value, str):
+        typed = _typed_text(name, value, tz)
+        return list(typed) if isinstance(typed, tuple) else typed
+    return _typed_value(name, value, tz)
+
+
+@functools.lru_cache(maxsize=4096)
+def _typed_text(name: str, value: str, tz: ZoneInfo) -> object:
+    """_typed_value of a text, kept (lists as tuples: the cached value is shared)."""
+    typed = _typed_value(name, value, tz)
+    return tuple(typed) if isinstance(typed, list) else typed
+
+
+def _typed_value(name: str, value: object, tz: ZoneInfo) -> object:
     if value is None or (isinstance(value, str) and not value.strip()):
         return [] if name == "classifications" else None
     if name == "classifications":

@@ -12,10 +12,13 @@ subscribers (alerts, analytics) take its events as they take a crawl's.
 from __future__ import annotations
 
 import logging
+import queue
 import shutil
+import threading
+import time
 import uuid
 import zoneinfo
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -33,6 +36,8 @@ from project.celery import app as celery_app
 logger = logging.getLogger(__name__)
 
 TASK = "crawls.import_run"
+YIELD_ROWS = 16
+READ_AHEAD = 2  # batches read and typed ahead of the one being stored
 
 
 class ImportRejected(Exception):
@@ -137,6 +142,9 @@ class _Tally:
     new: int = 0
     changed: int = 0
     unchanged: int = 0
+    # Whether the last batch was mostly new bids: then the next is inserted first (the store's
+    # insert_first), else looked up first (a re-import: inserting would only meet conflicts).
+    mostly_new: bool = True
 
 
 def import_run(
@@ -197,13 +205,67 @@ def _crawl_start(job: ImportJob) -> Crawl:
     return crawl
 
 
+@dataclass(slots=True)
+class _Read:
+    """A batch of items read and typed, with the reading's figures so far (a snapshot)."""
+
+    items: list[store.Item]
+    done: int
+    failed: int
+    errors: list[dict[str, object]]
+
+
+_END = object()  # the reader's last message
+
+
 def _rows_store(
     job: ImportJob, crawl: Crawl, raw: IO[bytes], progress: Callable[[ImportJob], None] | None
 ) -> None:
+    """Store the file's batches as a thread reads and types the next ones (pure Python, no
+    database: it runs while this thread waits on PostgreSQL)."""
+    batches: queue.Queue[object] = queue.Queue(maxsize=READ_AHEAD)
+    stop = threading.Event()
+
+    def put(message: object) -> bool:
+        while not stop.is_set():
+            try:
+                batches.put(message, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def reader() -> None:
+        try:
+            for read in _batches_read(job, raw):
+                if not put(read):
+                    return
+            put(_END)
+        except BaseException as exc:  # handed to the storing thread, raised there
+            put(exc)
+
+    thread = threading.Thread(target=reader, name=f"import-{job.pk}-reader", daemon=True)
+    thread.start()
+    tally = _Tally()
+    try:
+        while (message := batches.get()) is not _END:
+            if isinstance(message, BaseException):
+                raise message
+            assert isinstance(message, _Read)  # noqa: S101 - the queue's one other type
+            tally.done, tally.failed = message.done, message.failed
+            _batch_store(job, crawl, message.items, tally, message.errors, progress)
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _batches_read(job: ImportJob, raw: IO[bytes]) -> Iterator[_Read]:
+    """The file's items, IMPORT_BATCH at a time, with the figures and errors so far; the last
+    batch may be empty (the figures of the file's end)."""
     source = job.source
     base_url = (source.start_urls[0] if source.start_urls else "").partition("#")[0]
     tz = _zone(source)
-    tally = _Tally()
+    done = failed = 0
     errors: list[dict[str, object]] = []
     batch: list[store.Item] = []
 
@@ -212,9 +274,11 @@ def _rows_store(
             errors.append({"line": line, "field": field, "message": message[:300]})
 
     for record in readers.read(raw, job.format, encoding=job.encoding, limits=import_limits()):
-        tally.done += 1
+        done += 1
+        if not done % YIELD_ROWS:
+            time.sleep(0)  # hand the GIL to the storing thread if PostgreSQL has answered it
         if isinstance(record, readers.RowError):
-            tally.failed += 1
+            failed += 1
             error(record.line, record.field, record.message)
         elif job.format == ImportJob.Format.OCDS:
             items, problems = rows.ocds_items(
@@ -222,18 +286,20 @@ def _rows_store(
             )
             for field, message in problems:
                 error(record.line, field, message)
-            tally.failed += not items
-            batch.extend(items)
+            failed += not items
+            batch.extend(store.item_prepare(item) for item in items)
         else:
             try:
-                batch.append(rows.row_item(record.data, base_url=base_url, tz=tz))
+                batch.append(
+                    store.item_prepare(rows.row_item(record.data, base_url=base_url, tz=tz))
+                )
             except rows.RowInvalid as exc:
-                tally.failed += 1
+                failed += 1
                 error(record.line, exc.field, str(exc))
         if len(batch) >= settings.IMPORT_BATCH:
-            _batch_store(job, crawl, batch, tally, errors, progress)
+            yield _Read(batch, done, failed, list(errors))
             batch = []
-    _batch_store(job, crawl, batch, tally, errors, progress)
+    yield _Read(batch, done, failed, list(errors))
 
 
 def _batch_store(
@@ -255,14 +321,18 @@ def _batch_store(
                 workspace_id=job.workspace_id,
                 items=batch,
                 now=now,
+                touch=False,  # an import does not rewrite the bids it leaves unchanged
+                insert_first=tally.mostly_new,
             )
         if stored.new or stored.changed:
             events.event_append(
                 crawl_id=crawl.pk,
                 workspace_id=job.workspace_id,
                 type=events.ITEMS,
-                payload={"new": stored.new, "changed": stored.changed},
+                payload={"new": stored.new, "changed": stored.changed, "import": job.pk},
             )
+        if batch:
+            tally.mostly_new = 2 * len(stored.new) >= len(batch)
         tally.new += len(stored.new)
         tally.changed += len(stored.changed)
         tally.unchanged += stored.unchanged

@@ -20,22 +20,17 @@ from analytics import cache
 # pg_advisory_xact_lock(classid, objid): the first key is ours, the second the workspace.
 LOCK_CLASS = 0x414E  # "AN"
 
-# The keys of a crawl.items batch: each bid's current key, and for changed bids every
-# (department, day) its revisions of this crawl name (old or new), so a bid that moved leaves
-# no count behind. Extra keys cost a recompute that changes nothing.
-_BATCH_KEYS = """
-    revs AS (
-        SELECT r.bid_id, r.changes FROM crawls_bidrevision r
-        WHERE r.bid_id = ANY(%(changed)s) AND r.crawl_id = %(crawl)s
-    ),
+# The (source, department, day) keys of the CTE `bids`: each bid's current key, and every
+# (department, day) the CTE `revs` (revisions, old or new values) names for it.
+_KEYS_OF_BIDS = """
     depts AS (
-        SELECT b.id, b.department FROM crawls_bid b WHERE b.id = ANY(%(ids)s)
+        SELECT b.id, b.department FROM bids b
         UNION
         SELECT r.bid_id, r.changes -> 'department' ->> j FROM revs r, generate_series(0, 1) j
         WHERE r.changes ? 'department'
     ),
     days AS (
-        SELECT b.id, b.post_date AS day FROM crawls_bid b WHERE b.id = ANY(%(ids)s)
+        SELECT b.id, b.post_date AS day FROM bids b
         UNION
         SELECT r.bid_id, (r.changes -> 'post_date' ->> j)::date FROM revs r,
             generate_series(0, 1) j
@@ -43,10 +38,22 @@ _BATCH_KEYS = """
     ),
     keys AS (
         SELECT DISTINCT b.source_id, d.department, t.day
-        FROM crawls_bid b JOIN depts d ON d.id = b.id JOIN days t ON t.id = b.id
-        WHERE b.id = ANY(%(ids)s) AND b.workspace_id = %(workspace)s
-            AND d.department IS NOT NULL AND t.day IS NOT NULL
+        FROM bids b JOIN depts d ON d.id = b.id JOIN days t ON t.id = b.id
+        WHERE d.department IS NOT NULL AND t.day IS NOT NULL
     )"""
+
+# The keys of a crawl.items batch: each bid's current key, and for changed bids every
+# (department, day) its revisions of this crawl name (old or new), so a bid that moved leaves
+# no count behind. Extra keys cost a recompute that changes nothing.
+_BATCH_KEYS = f"""
+    revs AS (
+        SELECT r.bid_id, r.changes FROM crawls_bidrevision r
+        WHERE r.bid_id = ANY(%(changed)s) AND r.crawl_id = %(crawl)s
+    ),
+    bids AS (
+        SELECT b.id, b.source_id, b.department, b.post_date FROM crawls_bid b
+        WHERE b.id = ANY(%(ids)s) AND b.workspace_id = %(workspace)s
+    ),{_KEYS_OF_BIDS}"""  # noqa: S608 - constant SQL
 
 # Recompute `keys` from the bids: upsert the non-empty ones, delete those that became empty.
 _RECOMPUTE = """
@@ -147,7 +154,7 @@ def summary_apply_items(
 # The keys a crawl touched, set-based: its bids (stored, created or changed by it: first or last
 # crawl is it, or a revision of it names them) with their current key, and every (department,
 # day) the crawl's revisions name. One statement over the crawl, through the bid indexes.
-_CRAWL_KEYS = """
+_CRAWL_KEYS = f"""
     revs AS (
         SELECT r.bid_id, r.changes FROM crawls_bidrevision r WHERE r.crawl_id = %(crawl)s
     ),
@@ -156,25 +163,7 @@ _CRAWL_KEYS = """
         WHERE b.workspace_id = %(workspace)s AND (
             b.last_crawl_id = %(crawl)s OR b.first_crawl_id = %(crawl)s
             OR b.id IN (SELECT bid_id FROM revs))
-    ),
-    depts AS (
-        SELECT b.id, b.department FROM bids b
-        UNION
-        SELECT r.bid_id, r.changes -> 'department' ->> j FROM revs r, generate_series(0, 1) j
-        WHERE r.changes ? 'department'
-    ),
-    days AS (
-        SELECT b.id, b.post_date AS day FROM bids b
-        UNION
-        SELECT r.bid_id, (r.changes -> 'post_date' ->> j)::date FROM revs r,
-            generate_series(0, 1) j
-        WHERE r.changes ? 'post_date'
-    ),
-    keys AS (
-        SELECT DISTINCT b.source_id, d.department, t.day
-        FROM bids b JOIN depts d ON d.id = b.id JOIN days t ON t.id = b.id
-        WHERE d.department IS NOT NULL AND t.day IS NOT NULL
-    )"""
+    ),{_KEYS_OF_BIDS}"""  # noqa: S608 - constant SQL
 
 
 def summary_reconcile_crawl(*, workspace_id: int, crawl_id: int) -> int:

@@ -7,18 +7,7 @@ or BYPASSRLS. No rewrite; ALTER TABLE takes a brief ACCESS EXCLUSIVE lock per ta
 
 from django.db import migrations
 
-SCOPE = "current_setting('forest.workspace_ids', true)"
-
-
-def in_scope(column):
-    return f"({SCOPE} = '*' OR {column} = ANY (string_to_array(nullif({SCOPE}, '*'), ',')::bigint[]))"
-
-
-def through(parent, column):
-    """Rows without a workspace of their own: visible when their parent row is (the parent's
-    policy applies inside the EXISTS)."""
-    return f"EXISTS (SELECT 1 FROM {parent} p WHERE p.id = {column})"
-
+from project.rls_policies import in_scope, policy_create, policy_drop
 
 # table -> the condition its rows must meet
 POLICIES = {
@@ -26,26 +15,10 @@ POLICIES = {
 }
 
 
-def forward(table, condition):
-    return (
-        f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;"
-        f" ALTER TABLE {table} FORCE ROW LEVEL SECURITY;"
-        f" CREATE POLICY forest_workspace ON {table} USING ({condition}) WITH CHECK ({condition});"
-    )
-
-
-def backward(table):
-    return (
-        f"DROP POLICY IF EXISTS forest_workspace ON {table};"
-        f" ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY;"
-        f" ALTER TABLE {table} DISABLE ROW LEVEL SECURITY;"
-    )
-
-
 class Migration(migrations.Migration):
     dependencies = [('analytics', '0001_initial'), ('crawls', '0013_rls_policies')]
 
     operations = [
-        migrations.RunSQL(forward(table, condition), backward(table))
+        migrations.RunSQL(policy_create(table, condition), policy_drop(table))
         for table, condition in POLICIES.items()
     ]

@@ -10,6 +10,7 @@ import contextlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.conf import settings
 
@@ -81,16 +82,9 @@ class Pages:
         envelope = not response.ok and bool(response.body) and self.kind != kinds.HTML
         if (not response.ok and not envelope) or response.not_modified:
             return
-        is_item = claimed.kind == "item"
         try:
             self._read_ahead[claimed.id] = await self.stream.extract(
-                response.body or b"",
-                url=response.url,
-                want_links=not is_item,
-                want_fields=is_item,
-                request=claimed.request,
-                status=response.status or 200,
-                link_next=response.link_next,
+                response.body or b"", **_page_of(claimed, response, is_item=claimed.kind == "item")
             )
         except sandbox.SandboxError as exc:
             self._read_ahead[claimed.id] = exc
@@ -194,15 +188,10 @@ class Pages:
                 raise ahead
             page = ahead or self.sandbox.extract(
                 response.body or b"",
-                url=response.url,
                 rules=self.rules,
                 budget=self.extract_budget,
                 kill_after=self.extract_kill_after,
-                want_links=not is_item,
-                want_fields=is_item,
-                request=claimed.request,
-                status=response.status or 200,
-                link_next=response.link_next,
+                **_page_of(claimed, response, is_item=is_item),
             )
         except sandbox.SandboxError as exc:
             if fail is not None:
@@ -289,3 +278,15 @@ class Pages:
             if self.scope.allows(canonical, 0):
                 return canonical
         return url
+
+
+def _page_of(claimed: frontier.Claimed, response: Response, *, is_item: bool) -> dict[str, Any]:
+    """What the sandbox needs to know of a fetched page besides its body, whichever reads it."""
+    return {
+        "url": response.url,
+        "want_links": not is_item,
+        "want_fields": is_item,
+        "request": claimed.request,
+        "status": response.status or 200,
+        "link_next": response.link_next,
+    }

@@ -16,7 +16,7 @@ from django.core.management import CommandError, call_command
 
 from analytics import services as analytics_services
 from analytics.models import DepartmentDay
-from crawls import events
+from crawls import events, services
 from crawls.engine import urls
 from crawls.engine.request import item_hash
 from crawls.models import Bid, BidRevision, Crawl, CrawlEvent, ImportJob
@@ -73,6 +73,16 @@ def test_import_csv_stores_typed_bids_through_a_crawl_of_its_own(api, owner, sou
     assert sorted(items["new"]) == sorted(
         Bid.objects.filter(source=source_a).values_list("pk", flat=True)
     )
+
+
+@pytest.mark.django_db
+def test_an_imports_crawl_ends_with_the_final_figures_crawl_rebuild_folds(api, owner, source_a):
+    """The import's final event carries what every final event does (lifecycle's figures), so
+    its crawl's row is rebuilt from the log like any other's."""
+    body = upload(api(owner), source_a, csv_bytes(3)).json()
+    comparison = services.crawl_rebuild(crawl_id=body["crawl"])
+    assert comparison.differences == {}
+    assert {"status", "finished_at", "quality", "items_new", "errors"} <= set(comparison.compared)
 
 
 @pytest.mark.django_db

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -46,7 +47,7 @@ def mark_running(crawl: Crawl) -> None:
     crawl.refresh_from_db()
 
 
-def crawl_summary(crawl: Crawl) -> dict:
+def crawl_summary(crawl: Crawl) -> dict[str, Any]:
     return {
         "pages_done": crawl.pages_done,
         "pages_failed": crawl.pages_failed,
@@ -56,6 +57,17 @@ def crawl_summary(crawl: Crawl) -> dict:
         "items_unchanged": crawl.items_unchanged,
         "errors": crawl.errors,
         "capped": crawl.capped,
+    }
+
+
+def crawl_final_figures(crawl: Crawl) -> dict[str, Any]:
+    """What every final event carries of its row, whoever ends the crawl (a worker, a cancel
+    while queued, an import): the summary and the rest of the final row, so that crawl_rebuild
+    can fold it (crawls/services/rebuild.py)."""
+    return {
+        **crawl_summary(crawl),
+        "finished_at": crawl.finished_at.isoformat() if crawl.finished_at else None,
+        "quality": crawl.quality,
     }
 
 
@@ -104,12 +116,9 @@ def crawl_finish(crawl: Crawl, status: str, *, owner: str | None, error: str = "
             workspace_id=crawl.workspace_id,
             type=final_type,
             payload={
-                **crawl_summary(locked),
+                **crawl_final_figures(locked),
                 **progress.crawl_progress(locked),
                 "error": error,
-                # the rest of the final row, so that crawl_rebuild can fold it (rebuild.py)
-                "finished_at": locked.finished_at.isoformat(),
-                "quality": locked.quality,
             },
         )
     return True

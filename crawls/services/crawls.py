@@ -144,12 +144,7 @@ def crawl_cancel(*, crawl: Crawl) -> Crawl:
         crawl.save(update_fields=["status", "cancel_requested", "finished_at"])
         events.event_append(
             crawl_id=crawl.pk, workspace_id=crawl.workspace_id, type=events.CANCELLED,
-            # the figures and end of the row, so that crawl_rebuild can fold them (rebuild.py)
-            payload={
-                **lifecycle.crawl_summary(crawl),
-                "finished_at": crawl.finished_at.isoformat(),
-                "quality": crawl.quality,
-            },
+            payload=lifecycle.crawl_final_figures(crawl),
         )  # fmt: skip
     elif crawl.status == Crawl.Status.RUNNING and not crawl.cancel_requested:
         crawl.cancel_requested = True

@@ -369,7 +369,7 @@ def _finish(job: ImportJob, crawl: Crawl, status: str, *, error: str = "") -> No
                 crawl_id=crawl.pk,
                 workspace_id=crawl.workspace_id,
                 type=events.SUCCEEDED if succeeded else events.FAILED,
-                payload={**lifecycle.crawl_summary(locked), "import": job.pk, "error": error},
+                payload={**lifecycle.crawl_final_figures(locked), "import": job.pk, "error": error},
             )
         ImportJob.objects.filter(pk=job.pk).update(
             status=status, error=error, finished_at=now, path=""

@@ -34,7 +34,8 @@ from crawls.demo.feeds import (
     OCDS_RELEASES_PATH,
     XML_PATH,
 )
-from crawls.demo.site import Page, render_site
+from crawls.demo.page import Page
+from crawls.demo.site import render_site
 from crawls.demo.tenders import Tender, expected_feed_bids, expected_ocds_bids, tenders
 
 __all__ = [

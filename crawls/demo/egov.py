@@ -11,8 +11,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from crawls.demo import site
 from crawls.demo.data import BoardConfig
+from crawls.demo.page import FOOTER, head_html, header_html
 from crawls.demo.tenders import CURRENCY, Tender, tenders
 
 LIST_PATH = "/egov/notice/list.do"
@@ -129,8 +129,8 @@ def list_html(config: BoardConfig, epoch: int, page: int) -> str:
         for t in page_tenders(config, epoch, page)
     ] or ['<tr><td colspan="5" class="empty">등록된 게시물이 없습니다.</td></tr>']
     return (
-        site.head_html(f"공지사항 목록 {page}/{count}")
-        + site.header_html(LIST_PATH)
+        head_html(f"공지사항 목록 {page}/{count}")
+        + header_html(LIST_PATH)
         + '<main id="content">\n<h1>입찰공고 게시판 <small>eGovFrame board</small></h1>\n'
         + f'<p class="summary">총 {total:,}건 · {page}/{count} 페이지</p>\n'
         + '<table class="board_list">\n<thead><tr><th>번호</th><th>제목</th><th>기관</th>'
@@ -147,7 +147,7 @@ def list_html(config: BoardConfig, epoch: int, page: int) -> str:
         + f'<input type="hidden" name="bbsId" value="{BBS_ID}">\n</form>\n'
         + _SCRIPT
         + "</main>\n"
-        + site.FOOTER
+        + FOOTER
     )
 
 
@@ -170,21 +170,21 @@ def view_html(tender: Tender) -> str:
         f'<tr><th>{label}</th><td class="{css}">{value}</td></tr>\n' for label, css, value in rows
     )
     return (
-        site.head_html(e(n.title))
-        + site.header_html(LIST_PATH)
+        head_html(e(n.title))
+        + header_html(LIST_PATH)
         + '<main id="content">\n<h1>입찰공고 상세</h1>\n'
         + f'<table class="board_view">\n{table}</table>\n'
         + f'<p><a href="{LIST_PATH}">목록</a></p>\n</main>\n'
-        + site.FOOTER
+        + FOOTER
     )
 
 
 def error_html(message: str) -> str:
     """eGovFrame's error page."""
     return (
-        site.head_html("오류")
-        + site.header_html(LIST_PATH)
+        head_html("오류")
+        + header_html(LIST_PATH)
         + f'<main id="content">\n<h1 class="error">오류 Error</h1>\n<p>{html.escape(message)}</p>\n'
         + "</main>\n"
-        + site.FOOTER
+        + FOOTER
     )

@@ -8,8 +8,8 @@ from datetime import timedelta
 
 from aiohttp import web
 
+from crawls.demo.page import Page, page_render
 from crawls.demo.serving import BOARD
-from crawls.demo.site import Page, page_render
 
 # The detail page's classes before and after: the meta list's cells and the attachment link.
 RENAMED = {

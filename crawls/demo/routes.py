@@ -18,8 +18,8 @@ from aiohttp import web
 
 from crawls.demo import egov, feeds, tenders
 from crawls.demo.data import FLAKY, epoch_time
+from crawls.demo.page import HTML
 from crawls.demo.serving import BOARD, Board, not_modified, origin
-from crawls.demo.site import HTML
 
 JSON_TYPE = "application/json; charset=utf-8"
 XML_TYPE = "text/xml;charset=UTF-8"

@@ -14,7 +14,8 @@ from typing import Any
 from aiohttp import web
 
 from crawls.demo.data import MAX_EPOCH, BoardConfig
-from crawls.demo.site import Page, render_site
+from crawls.demo.page import Page
+from crawls.demo.site import render_site
 
 _HOST = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$")
 

@@ -9,6 +9,7 @@ seen starts its misses again and, when it was removed, is live again (crawls.eng
 A batch may hold several versions of one bid (an OCDS feed's releases of one ocid): they are
 applied in turn, oldest first, each a revision. A version older than the stored one (Bid.version)
 is not applied. The procurement columns are stored normalised (crawls.engine.normalize).
+The statements themselves (lookup and lock, upsert, touch): crawls.engine.store_sql.
 """
 
 from __future__ import annotations
@@ -19,23 +20,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-import psycopg
 from django.db import connection
-from psycopg.types.json import Jsonb
 
-from crawls.engine import normalize, presence, urls
+from crawls.engine import normalize, presence, store_sql, urls
 from crawls.engine.rules import BID_FIELDS
 from crawls.models import Bid, BidRevision
 
 TEXT_FIELDS = ("title", "department", "reference", "procurement_method")
-# The order of the bid columns in _upsert's statement.
-BID_FIELDS_ORDER = (
-    "title", "department", "views", "post_date", "amount", "deadline", "reference",
-    "currency", "status", "procurement_method", "classifications",
-)  # fmt: skip
 # Longer texts are cut to their column's length rather than failing the batch.
 _TEXT_LENGTHS = {"department": 300, "reference": 200, "procurement_method": 100}
-assert set(BID_FIELDS_ORDER) == set(BID_FIELDS)  # noqa: S101 - a wiring check at import
 
 
 @dataclass(slots=True)
@@ -167,14 +160,14 @@ def _store_round(
     if insert_first and batch:
         # New bids straight in (ON CONFLICT DO NOTHING: the unique index decides, whatever the
         # statistics say); only the others are looked up, locked and compared.
-        inserted = _upsert(
+        inserted = store_sql.upsert(
             crawl_id=crawl_id, source_id=source_id, workspace_id=workspace_id, now=now,
             rows=[(h, i, *(i.prepared or _columns(i.fields))) for h, i in batch.items()],
             update=False,
         )  # fmt: skip
         stored.new.extend(inserted.values())
         batch = {h: i for h, i in batch.items() if h not in inserted}
-    heads = _heads(source_id, list(batch)) if batch else {}
+    heads = store_sql.heads_lock(source_id, list(batch)) if batch else {}
     missed.update(h for h, head in heads.items() if head.missed)
     # The stored fields of the bids this round may change (not the unchanged: most of a re-crawl)
     may_change = [head.id for h, head in heads.items() if not _unchanged(head, batch[h])]
@@ -207,7 +200,7 @@ def _store_round(
             revisions.append((url_hash, changes))
         rows.append((url_hash, item, columns, extra))
     if rows:
-        ids = _upsert(
+        ids = store_sql.upsert(
             crawl_id=crawl_id, source_id=source_id, workspace_id=workspace_id, rows=rows, now=now
         )
         for url_hash, *_ in rows:
@@ -225,7 +218,7 @@ def _store_round(
     if not touch:
         stored.unchanged += len(touched)
         return
-    stored.unchanged += _touch(
+    stored.unchanged += store_sql.touch(
         crawl_id=crawl_id,
         source_id=source_id,
         items=touched,
@@ -234,46 +227,10 @@ def _store_round(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class _Head:
-    """What decides whether a stored bid changes, and whether seeing it writes its presence."""
-
-    id: int
-    content_hash: str
-    version: str
-    missed: bool  # misses counted, or marked removed
-
-
-def _unchanged(head: _Head, item: Item) -> bool:
+def _unchanged(head: store_sql.Head, item: Item) -> bool:
     return head.content_hash == item.content_hash or bool(
         item.version and item.version < head.version
     )
-
-
-def _heads(source_id: int, url_hashes: list[bytes]) -> dict[bytes, _Head]:
-    """The stored bids of these URL hashes, locked (FOR UPDATE) for the batch's transaction.
-
-    Server-side binding (a plain psycopg cursor on Django's connection, same transaction): the
-    hashes go as one binary bytea[] parameter, not quoted into the SQL one by one in Python.
-    (A LATERAL lookup per hash was tried: on statistics that say a new source has no bids, the
-    planner took the source_id index for each hash, 50 s a 100,000-row import.)"""
-    with _cursor() as cursor:
-        cursor.execute(
-            "SELECT url_hash, id, content_hash, version, "
-            "missed_crawls > 0 OR removed_at IS NOT NULL FROM crawls_bid "
-            "WHERE source_id = %s AND url_hash = ANY(%b) FOR UPDATE",
-            [source_id, url_hashes],
-            binary=True,
-        )
-        return {bytes(row[0]): _Head(*row[1:]) for row in cursor.fetchall()}
-
-
-def _cursor() -> psycopg.Cursor:
-    """A server-side binding cursor on Django's connection (its transaction): large array
-    parameters are sent as parameters instead of being quoted into the statement in Python
-    (Django's psycopg cursors are client-side binding)."""
-    connection.ensure_connection()
-    return psycopg.Cursor(connection.connection)
 
 
 def _merged(old: Bid, fields: Mapping[str, object]) -> dict[str, object]:
@@ -295,109 +252,6 @@ def _changes(old: Bid, columns: dict, extra: dict) -> dict:
         if old.extra.get(key) != extra.get(key):
             changes[f"extra.{key}"] = [old.extra.get(key), extra.get(key)]
     return changes
-
-
-_INSERT = """
-            INSERT INTO crawls_bid (
-                workspace_id, source_id, first_seen_at, last_seen_at, changed_at,
-                first_crawl_id, last_crawl_id, url, url_hash, title, department, views,
-                post_date, amount, deadline, reference, currency, status, procurement_method,
-                classifications, extra, content_hash, etag, last_modified, version)
-            SELECT %s, %s, %s, %s, %s, %s, %s, t.url, t.hash, t.title, t.department, t.views,
-                t.post_date, t.amount, t.deadline, t.reference, t.currency, t.status,
-                t.method, ARRAY(SELECT jsonb_array_elements_text(t.codes))::varchar(120)[],
-                t.extra, t.content_hash, t.etag, t.last_modified, t.version
-            FROM unnest(
-                %b::text[], %b::bytea[], %b::text[], %b::text[], %b::int[], %b::date[],
-                %b::numeric[], %b::timestamptz[], %b::text[], %b::text[], %b::text[],
-                %b::text[], %b::jsonb[], %b::jsonb[], %b::text[], %b::text[], %b::text[],
-                %b::text[])
-                AS t(url, hash, title, department, views, post_date, amount, deadline,
-                     reference, currency, status, method, codes, extra, content_hash, etag,
-                     last_modified, version)
-            """
-_ON_CONFLICT_NOTHING = "ON CONFLICT (source_id, url_hash) DO NOTHING"
-_ON_CONFLICT_UPDATE = """
-            ON CONFLICT (source_id, url_hash) DO UPDATE SET
-                url = EXCLUDED.url, title = EXCLUDED.title, department = EXCLUDED.department,
-                views = EXCLUDED.views, post_date = EXCLUDED.post_date,
-                amount = EXCLUDED.amount, deadline = EXCLUDED.deadline,
-                reference = EXCLUDED.reference, currency = EXCLUDED.currency,
-                status = EXCLUDED.status, procurement_method = EXCLUDED.procurement_method,
-                classifications = EXCLUDED.classifications, version = EXCLUDED.version,
-                extra = EXCLUDED.extra,
-                content_hash = EXCLUDED.content_hash, etag = EXCLUDED.etag,
-                last_modified = EXCLUDED.last_modified, last_seen_at = EXCLUDED.last_seen_at,
-                changed_at = EXCLUDED.changed_at, last_crawl_id = EXCLUDED.last_crawl_id
-"""
-
-
-_RETURNING = "RETURNING url_hash, id"
-_UPSERT_SQL = {
-    True: "\n".join((_INSERT, _ON_CONFLICT_UPDATE, _RETURNING)),
-    False: "\n".join((_INSERT, _ON_CONFLICT_NOTHING, _RETURNING)),
-}
-
-
-def _upsert(
-    *, crawl_id, source_id, workspace_id, rows, now, update: bool = True
-) -> dict[bytes, int]:
-    """Insert new bids and rewrite changed ones in one statement; ids by URL hash (update=False:
-    insert the new ones only; the others are left as they are and not returned)."""
-    columns = [c for _, _, c, _ in rows]
-    with _cursor() as cursor:
-        cursor.execute(
-            _UPSERT_SQL[update],
-            [
-                workspace_id, source_id, now, now, now, crawl_id, crawl_id,
-                [item.url for _, item, _, _ in rows],
-                [url_hash for url_hash, *_ in rows],
-                *([c[name] for c in columns] for name in BID_FIELDS_ORDER[:-1]),
-                [Jsonb(c["classifications"]) for c in columns],
-                [Jsonb(extra) for *_, extra in rows],
-                [item.content_hash for _, item, _, _ in rows],
-                [item.etag[:200] for _, item, _, _ in rows],
-                [item.last_modified[:64] for _, item, _, _ in rows],
-                [item.version[:100] for _, item, _, _ in rows],
-            ],
-            binary=True,
-        )  # fmt: skip
-        return {bytes(url_hash): pk for url_hash, pk in cursor.fetchall()}
-
-
-def _touch(
-    *, crawl_id: int, source_id: int, items: list[Item], not_modified: list[bytes], now
-) -> int:
-    """Mark unchanged bids as seen by this crawl (keeping their validators current)."""
-    count = 0
-    with connection.cursor() as cursor:
-        if items:
-            cursor.execute(
-                """
-                UPDATE crawls_bid b
-                SET last_seen_at = %s, last_crawl_id = %s, etag = v.etag,
-                    last_modified = v.last_modified
-                FROM unnest(%s::bytea[], %s::text[], %s::text[]) AS v(hash, etag, last_modified)
-                WHERE b.source_id = %s AND b.url_hash = v.hash
-                """,
-                [
-                    now,
-                    crawl_id,
-                    [i.url_hash for i in items],
-                    [i.etag[:200] for i in items],
-                    [i.last_modified[:64] for i in items],
-                    source_id,
-                ],
-            )
-            count += cursor.rowcount
-        if not_modified:
-            cursor.execute(
-                "UPDATE crawls_bid SET last_seen_at = %s, last_crawl_id = %s "
-                "WHERE source_id = %s AND url_hash = ANY(%s)",
-                [now, crawl_id, source_id, list(not_modified)],
-            )
-            count += cursor.rowcount
-    return count
 
 
 def validators_for(*, source_id: int, url_hashes: Sequence[bytes]) -> dict[bytes, tuple[str, str]]:

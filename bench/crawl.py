@@ -635,6 +635,9 @@ def _bench(args, board, tmp: Path, cleanup: contextlib.ExitStack) -> dict:
                 f"{tr.cpu_seconds / tr.pages * 1000:.2f} s/1k pages; "
                 f"{forest.sink.count if forest.sink else 0} spans exported so far"
             )
+            if forest.sink:
+                common = ", ".join(f"{n} {c}" for n, c in forest.sink.names.most_common(8))
+                log(f"spans so far by name: {common}")
         if forest is not None and server.text:
             t = forest.crawl(
                 f"Text run {run}", start_url=f"{server.base_url}{crawl_text.start_path()}",

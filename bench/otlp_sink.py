@@ -12,6 +12,7 @@ import argparse
 import gzip
 import threading
 import zlib
+from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -67,6 +68,7 @@ class OtlpSink:
         self.keep = keep
         self.spans: list[SpanRecord] = []
         self.count = 0
+        self.names: Counter[str] = Counter()  # spans received, by name
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self.server.daemon_threads = True
@@ -104,6 +106,7 @@ class OtlpSink:
     def received(self, spans: list[SpanRecord]) -> None:
         with self._lock:
             self.count += len(spans)
+            self.names.update(span.name for span in spans)
             if self.keep:
                 self.spans.extend(spans)
 

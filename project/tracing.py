@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -21,6 +22,7 @@ from opentelemetry import trace
 
 if TYPE_CHECKING:
     from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+    from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
 
 logger = logging.getLogger(__name__)
@@ -79,13 +81,34 @@ def setup(role: str) -> bool:
 
     name = settings.OTEL_SERVICE_NAME or f"forest-{role}"
     # Resource.create adds OTEL_RESOURCE_ATTRIBUTES; the sampler comes from OTEL_TRACES_SAMPLER.
-    provider = TracerProvider(resource=Resource.create({"service.name": name, "forest.role": role}))
+    created = Resource.create({"service.name": name, "forest.role": role})
+    provider = TracerProvider(resource=_resource_hashed_once(created))
     exporter = OTLPSpanExporter(endpoint=f"{endpoint.rstrip('/')}/v1/traces")
     provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     install(provider)
     logger.info("tracing on: %s exports to %s", name, endpoint)
     return True
+
+
+def _resource_hashed_once(resource: Resource) -> Resource:
+    """`resource`, hashed once: the OTLP encoder groups every exported span by its resource,
+    and Resource.__hash__ serialises the attributes to JSON on each call (a sixth of encoding a
+    span; open-telemetry/opentelemetry-python#5577 calls it wasteful). Its attributes are
+    immutable, so the hash cannot go stale."""
+    from opentelemetry.sdk.resources import Resource  # noqa: PLC0415
+
+    class HashedOnce(Resource):
+        @functools.cached_property
+        def _hash(self) -> int:
+            return super().__hash__()
+
+        def __hash__(self) -> int:
+            return self._hash
+
+        __eq__ = Resource.__eq__
+
+    return HashedOnce(resource.attributes, resource.schema_url)
 
 
 def install(provider: TracerProvider) -> None:
@@ -195,19 +218,39 @@ def crawl_session(session: Any) -> None:
 
 async def page(fetch: Awaitable[T], *, url: str, kind: str) -> T:
     """Await one page's fetch in a span of its own: host, kind, status and bytes, never the URL
-    (its query string may hold a session or a secret's trace)."""
+    (its query string may hold a session or a secret's trace).
+
+    The span is the current one during the fetch only when the HTTP client's spans are wanted
+    under it (TRACING_CRAWL_HTTP_SPANS); otherwise nothing runs in it, and it is made once the
+    page is in, with the fetch's start time and every attribute at once: no context switch, a
+    third of what a page's span costs (docs/performance.md, "Tracing")."""
     if _tracer is None:
         return await fetch
-    attributes = {"host": urlsplit(url).hostname or "", "kind": PAGE_KINDS.get(kind, kind)}
-    with _tracer.start_as_current_span("crawl.page", attributes=attributes) as current:
+    attributes: dict[str, Any] = {
+        "host": urlsplit(url).hostname or "",
+        "kind": PAGE_KINDS.get(kind, kind),
+    }
+    if settings.TRACING_CRAWL_HTTP_SPANS:
+        with _tracer.start_as_current_span("crawl.page", attributes=attributes) as current:
+            response = await fetch
+            current.set_attributes(_page_result(response))
+            return response
+    started = time.time_ns()
+    try:
         response = await fetch
-        _page_result(current, response)
-        return response
+    except BaseException as exc:  # a cancel, or a fetch that raised: its span says so
+        attributes["error.class"] = type(exc).__name__
+        _tracer.start_span("crawl.page", attributes=attributes, start_time=started).end()
+        raise
+    # The parent is the batch's span: the context this coroutine's task was created in.
+    attributes.update(_page_result(response))
+    _tracer.start_span("crawl.page", attributes=attributes, start_time=started).end()
+    return response
 
 
-def _page_result(current: trace.Span, response: Any) -> None:
+def _page_result(response: Any) -> dict[str, Any]:
     # response: crawls.engine.fetch.Response (project does not import the engine).
-    current.set_attribute("status", response.status or 0)
-    current.set_attribute("bytes", len(response.body or b""))
+    result: dict[str, Any] = {"status": response.status or 0, "bytes": len(response.body or b"")}
     if response.error_class:
-        current.set_attribute("error.class", response.error_class)
+        result["error.class"] = response.error_class
+    return result

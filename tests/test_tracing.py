@@ -19,6 +19,7 @@ import psycopg
 import pytest
 from opentelemetry.instrumentation.celery import CeleryInstrumentor
 from opentelemetry.instrumentation.django import DjangoInstrumentor
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -195,6 +196,41 @@ def test_the_crawlers_requests_are_not_spans_of_their_own_by_default(
             )
 
     with tracing.span("crawl.batch"):
-        assert asyncio.run(fetch()).status == 200
-    names = sorted(s.name for s in memory_spans.get_finished_spans())
-    assert names == ["crawl.batch", "crawl.page"]
+        response = asyncio.run(fetch())
+    assert response.status == 200
+    spans = {s.name: s for s in memory_spans.get_finished_spans()}
+    assert sorted(spans) == ["crawl.batch", "crawl.page"]
+    # Made once the page is in, the page's span still sits under its batch and spans its fetch.
+    batch, page = spans["crawl.batch"], spans["crawl.page"]
+    assert page.parent is not None
+    assert page.parent.span_id == batch.context.span_id
+    assert page.context.trace_id == batch.context.trace_id
+    assert batch.start_time <= page.start_time < page.end_time <= batch.end_time
+    assert dict(page.attributes) == {
+        "host": "127.0.0.1", "kind": "listing", "status": 200, "bytes": len(response.body)
+    }  # fmt: skip
+
+
+def test_a_page_whose_fetch_raises_still_has_its_span(memory_spans):
+    async def failing():
+        raise asyncio.CancelledError
+
+    async def fetch():
+        return await tracing.page(failing(), url="https://example.org/a?b=c", kind="item")
+
+    with tracing.span("crawl.batch"), pytest.raises(asyncio.CancelledError):
+        asyncio.run(fetch())
+    (page,) = [s for s in memory_spans.get_finished_spans() if s.name == "crawl.page"]
+    assert dict(page.attributes) == {
+        "host": "example.org", "kind": "detail", "error.class": "CancelledError"
+    }  # fmt: skip
+
+
+def test_the_resource_is_hashed_once_and_stays_equal_to_its_original():
+    original = Resource.create({"service.name": "forest-test", "forest.role": "worker"})
+    hashed = tracing._resource_hashed_once(original)
+    assert hashed == original
+    assert original == hashed
+    assert hash(hashed) == hash(original) == hash(hashed)
+    assert hashed.attributes == original.attributes
+    assert {hashed: 1}[original] == 1  # the encoder groups spans by it

@@ -585,3 +585,12 @@ MIDDLEWARE.insert(
     MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
     "project.dbscope.ScopeMiddleware",
 )
+
+# --- i16-import ---
+# An import job run by a worker holds a lease renewed by each stored batch (docs/imports.md,
+# "When a worker dies"). One whose heartbeat is older than IMPORT_STALL_SECONDS is taken over (by
+# its task delivered again, or by the task the sweep sends: crawls.sweep, every
+# CRAWL_SWEEP_INTERVAL) and goes on from its last stored batch; a queued one that old is sent
+# again. After IMPORT_MAX_TAKEOVERS takeovers the job fails.
+IMPORT_STALL_SECONDS = env.int("IMPORT_STALL_SECONDS", default=180)
+IMPORT_MAX_TAKEOVERS = env.int("IMPORT_MAX_TAKEOVERS", default=5)

@@ -19,6 +19,7 @@ from crawls.models import Bid, BidRevision, Crawl, CrawlEvent, ImportJob
 from crawls.services import import_jobs, imports
 from project.celery import app as celery_app
 from tests import crawling
+from tests.clients import API
 from tests.crawling import start_worker, stored_bids
 from tests.processes import wait_until
 
@@ -119,7 +120,15 @@ def import_dir(settings, tmp_path):
 
 @pytest.mark.django_db
 def test_import_resumed_by_the_sweep_after_its_run_died_equals_an_uninterrupted_one(
-    source_a, source_b, settings, sent, import_dir, django_capture_on_commit_callbacks
+    source_a,
+    source_b,
+    settings,
+    sent,
+    import_dir,
+    django_capture_on_commit_callbacks,
+    api,
+    owner,
+    client,
 ):
     settings.IMPORT_BATCH = 10
     first, second = csv_of(80), csv_of(80, version=2)
@@ -154,6 +163,10 @@ def test_import_resumed_by_the_sweep_after_its_run_died_equals_an_uninterrupted_
     assert resumed.payload == {"revival": 1, "import": job.pk, "from_row": 30}
     assert services.crawl_rebuild(crawl_id=ran.crawl_id).differences == {}
     assert not list(import_dir.iterdir())  # the kept file is removed
+    assert api(owner).get(f"{API}/imports/{job.pk}/").json()["takeovers"] == 1
+    client.force_login(owner)
+    page = client.get(f"/imports/{job.pk}/").content.decode()
+    assert "Resumed 1 time from its last stored batch" in page
 
 
 @pytest.mark.django_db

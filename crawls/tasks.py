@@ -5,7 +5,7 @@ import os
 import threading
 
 from billiard.process import current_process
-from celery import shared_task, signals
+from celery import Task, shared_task, signals
 from django.conf import settings
 
 from crawls import services, subscribers
@@ -95,7 +95,7 @@ def _request_hand_back(**_kwargs) -> None:
 
 
 @shared_task(name="crawls.import_run", bind=True)
-def import_run_task(self, job_id: int) -> str | None:
+def import_run_task(self: Task, job_id: int) -> str | None:  # type: ignore[type-arg]
     """Import a queued file of bids, or take over one whose worker died (docs/imports.md);
     None when another worker has it."""
     job = imports.import_run(job_id=job_id, task_id=self.request.id or "")

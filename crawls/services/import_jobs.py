@@ -222,10 +222,15 @@ def import_sweep(*, stall_seconds: int | None = None) -> list[int]:
                 job.lease, job.takeovers = f"{task_id}/{HANDED}", job.takeovers + 1
             job.save(update_fields=["heartbeat_at", "lease", "takeovers"])
             sent.append((job.pk, task_id))
-        transaction.on_commit(lambda: [job_enqueue(pk, task_id=task) for pk, task in sent])
+        transaction.on_commit(lambda: _jobs_enqueue(sent))
     if sent:
         logger.warning("import jobs sent again: %s", [pk for pk, _ in sent])
     return [pk for pk, _ in sent]
+
+
+def _jobs_enqueue(sent: list[tuple[int, str]]) -> None:
+    for job_id, task_id in sent:
+        job_enqueue(job_id, task_id=task_id)
 
 
 _NOT_RESUMABLE = (

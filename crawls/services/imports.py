@@ -172,7 +172,8 @@ def import_run(
             opened.close()
     if not import_jobs.job_finish(run, error=error):
         return None
-    return ImportJob.objects.select_related("crawl").get(pk=job_id)
+    ended: ImportJob = ImportJob.objects.select_related("crawl").get(pk=job_id)
+    return ended
 
 
 class ImportFileGone(Exception):

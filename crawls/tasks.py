@@ -97,6 +97,9 @@ def _request_hand_back(**_kwargs) -> None:
 @shared_task(name="crawls.import_run", bind=True)
 def import_run_task(self: Task, job_id: int) -> str | None:  # type: ignore[type-arg]
     """Import a queued file of bids, or take over one whose worker died (docs/imports.md);
-    None when another worker has it."""
-    job = imports.import_run(job_id=job_id, task_id=self.request.id or "")
+    None when another worker has it, or when this one stopped and handed it to a new task."""
+    with shutdown.sigterm_requests_here() if _in_pool_child() else contextlib.nullcontext():
+        job = imports.import_run(
+            job_id=job_id, task_id=self.request.id or "", stopping=shutdown.requested
+        )
     return job.status if job is not None else None

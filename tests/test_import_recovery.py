@@ -409,3 +409,34 @@ def test_import_worker_process_killed_is_taken_over_by_its_task_delivered_again(
     assert job.takeovers == 1
     assert "WorkerLostError" in worker.output() or "SIGKILL" in worker.output()
     _assert_like_uninterrupted(job, source_b, data)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_import_of_a_stopping_worker_is_handed_to_another_at_once(
+    source_a, source_b, isolated_queue, import_dir, tmp_path
+):
+    """SIGTERM (a deploy): the worker's run stops after its batch in flight and hands the job
+    to a new task, which another worker takes at once (no stale heartbeat to wait for, no
+    takeover counted)."""
+    data = csv_of(ROWS)
+    stopping = _worker_started(isolated_queue, tmp_path, "stopping", import_dir)
+    try:
+        job = job_create(source_a, data)
+        stopping.wait_until(lambda: _some_batches_stored(job), what="some batches", timeout=120)
+        stopping.signal(signal.SIGTERM)  # warm shutdown of the main process
+        assert stopping.proc.wait(60) == 0, stopping.output()
+    finally:
+        stopping.stop()
+    job.refresh_from_db()
+    assert job.status == "running"
+    assert job.rows_done < ROWS
+    assert job.lease.endswith("/handed")
+    assert "handed back by a stopping worker" in stopping.output()
+
+    fresh = _worker_started(isolated_queue, tmp_path, "after", import_dir)
+    try:
+        job = _finished(job)
+    finally:
+        fresh.stop()
+    assert job.takeovers == 0
+    _assert_like_uninterrupted(job, source_b, data)

@@ -38,6 +38,10 @@ class LeaseLost(Exception):
     """Another run took the job over: this one stops and writes nothing more."""
 
 
+class HandBack(Exception):
+    """The worker is stopping: the run hands its job to a new task (job_hand_back)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Run:
     """A run holding a job: its job (as claimed), its crawl, its lease."""
@@ -120,6 +124,22 @@ def batch_lease_check(run: Run) -> None:
     )
     if not list(held.values_list("pk", flat=True)):
         raise LeaseLost(f"import {run.job.pk}: another run took it over")
+
+
+def job_hand_back(run: Run) -> bool:
+    """The worker running the job is stopping (SIGTERM): hand its lease to a new task, sent
+    when this commits, which goes on from the last stored batch at once (not a takeover: no
+    count). False if this run had lost the job already."""
+    task_id = str(uuid.uuid4())
+    with transaction.atomic():
+        handed = ImportJob.objects.filter(
+            pk=run.job.pk, lease=run.lease, status=ImportJob.Status.RUNNING
+        ).update(lease=f"{task_id}/{HANDED}", heartbeat_at=timezone.now())
+        if handed:
+            transaction.on_commit(lambda: job_enqueue(run.job.pk, task_id=task_id))
+    if handed:
+        logger.warning("import %s handed back by a stopping worker", run.job.pk)
+    return bool(handed)
 
 
 def job_finish(run: Run, *, error: str = "") -> bool:

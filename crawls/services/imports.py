@@ -149,10 +149,12 @@ def import_run(
     raw: IO[bytes] | None = None,
     progress: Callable[[ImportJob], None] | None = None,
     task_id: str = "",
+    stopping: Callable[[], bool] | None = None,
 ) -> ImportJob | None:
     """Run a queued job (its kept file, or `raw`), or take over one whose run died and go on
-    from its last stored batch (import_jobs.job_claim); None when another run has it. Failures
-    end the job (and its crawl) failed with the reason, never raise."""
+    from its last stored batch (import_jobs.job_claim); None when another run has it, or when
+    `stopping()` turned true (the worker is stopping: the job was handed to a new task).
+    Failures end the job (and its crawl) failed with the reason, never raise."""
     run = import_jobs.job_claim(job_id=job_id, task_id=task_id)
     if run is None:
         return None  # another run has it, or it ended
@@ -160,9 +162,12 @@ def import_run(
     try:
         if opened is None:
             opened = _kept_open(run.job)
-        _rows_store(run, opened, progress)
+        _rows_store(run, opened, progress, stopping)
     except import_jobs.LeaseLost:
         logger.warning("import %s: taken over by another run, this one stops", job_id)
+        return None
+    except import_jobs.HandBack:
+        import_jobs.job_hand_back(run)
         return None
     except Exception as exc:
         logger.exception("import %s failed", job_id)
@@ -204,7 +209,10 @@ _END = object()  # the reader's last message
 
 
 def _rows_store(
-    run: import_jobs.Run, raw: IO[bytes], progress: Callable[[ImportJob], None] | None
+    run: import_jobs.Run,
+    raw: IO[bytes],
+    progress: Callable[[ImportJob], None] | None,
+    stopping: Callable[[], bool] | None,
 ) -> None:
     """Store the file's batches as a thread reads and types the next ones (pure Python, no
     database: it runs while this thread waits on PostgreSQL). A run that took the job over
@@ -247,6 +255,8 @@ def _rows_store(
             assert isinstance(message, _Read)  # noqa: S101 - the queue's one other type
             tally.done, tally.failed = message.done, message.failed
             _batch_store(run, message.items, tally, message.errors, progress)
+            if stopping is not None and stopping():
+                raise import_jobs.HandBack
     finally:
         stop.set()
         thread.join()

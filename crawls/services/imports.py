@@ -6,7 +6,9 @@ encoding and header (400 naming the field), record count (400 over IMPORT_MAX_RO
 store (crawls.engine.store.bids_store: upsert, revisions of changed fields, a re-run changes
 nothing), each batch one transaction with its `crawl.items` event. The job runs as a crawl of
 its own (a Crawl row, started and finished like one), so that revisions name it and the
-subscribers (alerts, analytics) take its events as they take a crawl's.
+subscribers (alerts, analytics) take its events as they take a crawl's. Each batch is stored
+under the run's lease on the job (crawls/services/import_jobs.py): a run that died is taken
+over and the new one goes on after the records already stored.
 """
 
 from __future__ import annotations

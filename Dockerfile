@@ -10,7 +10,8 @@ COPY . .
 # collectstatic reads settings only; placeholder values let it run without any server.
 RUN DATABASE_URL=postgresql://build/build REDIS_URL=redis://build:6379/0 SECRET_KEY=build-only \
     python manage.py collectstatic --noinput
-RUN useradd --create-home forest && chown -R forest /app
+# var/imports: IMPORT_DIR; a new named volume mounted there starts with its owner (forest).
+RUN useradd --create-home forest && mkdir -p /app/var/imports && chown -R forest /app
 USER forest
 EXPOSE 8000
 CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "project.asgi:application"]

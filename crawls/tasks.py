@@ -5,12 +5,12 @@ import os
 import threading
 
 from billiard.process import current_process
-from celery import shared_task, signals
+from celery import Task, shared_task, signals
 from django.conf import settings
 
 from crawls import services, subscribers
 from crawls.engine import run, shutdown
-from crawls.services import imports
+from crawls.services import import_jobs, imports
 
 # A re-enqueue outlasts a short broker restart (about a minute); past that the sweep sends it.
 REQUEUE_RETRY = {"max_retries": 15, "interval_start": 0, "interval_step": 1, "interval_max": 5}
@@ -43,8 +43,11 @@ def crawl_scheduled_task(source_id: int) -> int | None:
 
 @shared_task(name="crawls.sweep")
 def crawl_sweep_task() -> list[int]:
-    """Re-enqueue crawls whose workers died (run by beat every CRAWL_SWEEP_INTERVAL)."""
-    return services.crawl_sweep()
+    """Re-enqueue crawls whose workers died, and hand import jobs whose workers died to new
+    tasks (run by beat every CRAWL_SWEEP_INTERVAL); the crawls re-enqueued."""
+    revived = services.crawl_sweep()
+    import_jobs.import_sweep()
+    return revived
 
 
 @shared_task(name="crawls.subscribers_catch_up")
@@ -91,8 +94,12 @@ def _request_hand_back(**_kwargs) -> None:
     shutdown.request()
 
 
-@shared_task(name="crawls.import_run")
-def import_run_task(job_id: int) -> str | None:
-    """Import a queued file of bids (docs/imports.md); None when another worker has it."""
-    job = imports.import_run(job_id=job_id)
+@shared_task(name="crawls.import_run", bind=True)
+def import_run_task(self: Task, job_id: int) -> str | None:  # type: ignore[type-arg]
+    """Import a queued file of bids, or take over one whose worker died (docs/imports.md);
+    None when another worker has it, or when this one stopped and handed it to a new task."""
+    with shutdown.sigterm_requests_here() if _in_pool_child() else contextlib.nullcontext():
+        job = imports.import_run(
+            job_id=job_id, task_id=self.request.id or "", stopping=shutdown.requested
+        )
     return job.status if job is not None else None

@@ -568,6 +568,13 @@ IMPORT_MAX_ERRORS = env.int("IMPORT_MAX_ERRORS", default=100)
 IMPORT_MAX_LINE_CHARS = env.int("IMPORT_MAX_LINE_CHARS", default=1_000_000)
 IMPORT_MAX_FIELDS = env.int("IMPORT_MAX_FIELDS", default=200)
 IMPORT_DIR = Path(env.str("IMPORT_DIR", default=str(BASE_DIR / "var" / "imports")))
+# An import job run by a worker holds a lease renewed by each stored batch (docs/imports.md,
+# "When a worker dies"). One whose heartbeat is older than IMPORT_STALL_SECONDS is taken over (by
+# its task delivered again, or by the task the sweep sends: crawls.sweep, every
+# CRAWL_SWEEP_INTERVAL) and goes on from its last stored batch; a queued one that old is sent
+# again. After IMPORT_MAX_TAKEOVERS takeovers the job fails.
+IMPORT_STALL_SECONDS = env.int("IMPORT_STALL_SECONDS", default=180)
+IMPORT_MAX_TAKEOVERS = env.int("IMPORT_MAX_TAKEOVERS", default=5)
 
 # --- i15-rls ---
 # PostgreSQL row-level security behind the application's scoping (docs/tenancy.md). DATABASE_URL

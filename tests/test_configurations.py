@@ -10,6 +10,7 @@ import secrets
 
 import psycopg
 import pytest
+import yaml
 from django.core.exceptions import ImproperlyConfigured
 
 from crawls.demo.board import DEMO_RULES, expected_bids
@@ -165,3 +166,26 @@ def test_compose_shape_boots_migrate_web_and_worker_over_tcp(
     finally:
         worker.stop()
         web.stop()
+
+
+# --- Imports under docker compose ---------------------------------------------------------------
+
+
+def test_compose_web_and_worker_share_the_import_dir():
+    """Uploads the web process keeps for a worker (docs/imports.md) are on one named volume
+    mounted in both, at the IMPORT_DIR every Forest container is given."""
+    compose = yaml.safe_load((BASE_DIR / "docker-compose.yml").read_text())
+    services = compose["services"]
+    import_dir = services["web"]["environment"]["IMPORT_DIR"]
+    assert services["worker"]["environment"]["IMPORT_DIR"] == import_dir
+    mounts = {
+        name: {tuple(volume.split(":")[:2]) for volume in services[name].get("volumes", [])}
+        for name in ("web", "worker")
+    }
+    shared = mounts["web"] & mounts["worker"]
+    volumes = {source for source, target in shared if target == import_dir}
+    assert volumes, f"web and worker share no volume at IMPORT_DIR {import_dir}: {mounts}"
+    assert volumes <= set(compose["volumes"]), "IMPORT_DIR's volume is a named volume"
+    # The image's user owns that directory: a new named volume starts with its owner.
+    assert "mkdir -p /app/var/imports" in (BASE_DIR / "Dockerfile").read_text()
+    assert import_dir == "/app/var/imports"

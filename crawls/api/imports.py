@@ -33,6 +33,7 @@ class ImportJobSerializer(serializers.ModelSerializer[ImportJob]):
             "id", "url", "workspace", "source", "crawl", "filename", "format", "encoding",
             "status", "rows_total", "rows_done", "rows_failed", "items_new", "items_changed",
             "items_unchanged", "errors", "error", "created_at", "started_at", "finished_at",
+            "heartbeat_at", "takeovers",
         ]  # fmt: skip
         read_only_fields = fields
 

@@ -54,6 +54,14 @@ class ImportJob(WorkspaceOwned):
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The lease of the run that holds the job (crawls/services/import_jobs.py).
+    # Its last sign of life: when its task was sent (queued), when a batch was stored (running).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # The run that holds it ("<task id>/<random>"); a batch is stored only under this lease.
+    lease = models.CharField(max_length=200, blank=True, editable=False)
+    takeovers = models.PositiveSmallIntegerField(
+        default=0, help_text="Times another run took over from a run that died."
+    )
 
     class Meta:
         ordering = ["-id"]

@@ -9,12 +9,12 @@ import logging
 import kombu.exceptions
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from crawls import events
 from crawls.engine import frontier, guard, kinds, lifecycle, request, scope
-from crawls.models import Crawl, Source
+from crawls.models import Crawl, ImportJob, Source
 from project.celery import app as celery_app
 
 logger = logging.getLogger(__name__)
@@ -173,6 +173,7 @@ def crawl_sweep(*, stall_seconds: int | None = None) -> list[int]:
         stalled = (
             Crawl.objects.select_for_update(skip_locked=True)
             .filter(status__in=Crawl.ACTIVE, heartbeat_at__lt=cutoff)
+            .exclude(Exists(ImportJob.objects.filter(crawl=OuterRef("pk"))))  # import_sweep's
             .only("id", "workspace_id", "status", "revivals")
         )
         for crawl in stalled:

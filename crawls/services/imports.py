@@ -6,7 +6,9 @@ encoding and header (400 naming the field), record count (400 over IMPORT_MAX_RO
 store (crawls.engine.store.bids_store: upsert, revisions of changed fields, a re-run changes
 nothing), each batch one transaction with its `crawl.items` event. The job runs as a crawl of
 its own (a Crawl row, started and finished like one), so that revisions name it and the
-subscribers (alerts, analytics) take its events as they take a crawl's.
+subscribers (alerts, analytics) take its events as they take a crawl's. Each batch is stored
+under the run's lease on the job (crawls/services/import_jobs.py): a run that died is taken
+over and the new one goes on after the records already stored.
 """
 
 from __future__ import annotations
@@ -28,14 +30,14 @@ from django.db.models import F
 from django.utils import timezone
 
 from crawls import events
-from crawls.engine import lifecycle, store
+from crawls.engine import store
 from crawls.imports import readers, rows
 from crawls.models import Crawl, ImportJob, Source
-from project.celery import app as celery_app
+from crawls.services import import_jobs
 
 logger = logging.getLogger(__name__)
 
-TASK = "crawls.import_run"
+TASK = import_jobs.TASK
 YIELD_ROWS = 16
 READ_AHEAD = 2  # batches read and typed ahead of the one being stored
 
@@ -125,14 +127,10 @@ def import_create(
             with path.open("wb") as kept:
                 shutil.copyfileobj(raw, kept, 1024 * 1024)
             raw.seek(0)
-            job.path = str(path)
-            job.save(update_fields=["path"])
-            transaction.on_commit(lambda: _enqueue(job.pk))
+            job.path, job.heartbeat_at = str(path), timezone.now()
+            job.save(update_fields=["path", "heartbeat_at"])
+            transaction.on_commit(lambda: import_jobs.job_enqueue(job.pk))
     return job
-
-
-def _enqueue(job_id: int) -> None:
-    celery_app.send_task(TASK, args=[job_id], queue=settings.CRAWL_QUEUE)
 
 
 @dataclass(slots=True)
@@ -152,57 +150,51 @@ def import_run(
     job_id: int,
     raw: IO[bytes] | None = None,
     progress: Callable[[ImportJob], None] | None = None,
+    task_id: str = "",
+    stopping: Callable[[], bool] | None = None,
 ) -> ImportJob | None:
-    """Run a queued job (its kept file, or `raw`); None when another process has it. Failures
-    end the job (and its crawl) failed with the reason, never raise."""
-    now = timezone.now()
-    claimed = ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.QUEUED).update(
-        status=ImportJob.Status.RUNNING, started_at=now
-    )
-    if not claimed:
-        return None  # another process got there first, or it ended
-    job = ImportJob.objects.select_related("source").get(pk=job_id)
-    crawl = _crawl_start(job)
+    """Run a queued job (its kept file, or `raw`), or take over one whose run died and go on
+    from its last stored batch (import_jobs.job_claim); None when another run has it, or when
+    `stopping()` turned true (the worker is stopping: the job was handed to a new task).
+    Failures end the job (and its crawl) failed with the reason, never raise."""
+    run = import_jobs.job_claim(job_id=job_id, task_id=task_id)
+    if run is None:
+        return None  # another run has it, or it ended
     opened, error = raw, ""
     try:
         if opened is None:
-            opened = open(job.path, "rb")  # noqa: SIM115 - closed below
-        _rows_store(job, crawl, opened, progress)
+            opened = _kept_open(run.job)
+        _rows_store(run, opened, progress, stopping)
+    except import_jobs.LeaseLost:
+        logger.warning("import %s: taken over by another run, this one stops", job_id)
+        return None
+    except import_jobs.HandBack:
+        import_jobs.job_hand_back(run)
+        return None
     except Exception as exc:
-        logger.exception("import %s failed", job.pk)
+        logger.exception("import %s failed", job_id)
         error = str(exc)[:2000] or type(exc).__name__
     finally:
         if raw is None and opened is not None:
             opened.close()
-        if job.path:  # before the job ends: whoever sees it ended sees the file gone
-            _remove(job.path)
-    status = ImportJob.Status.FAILED if error else ImportJob.Status.SUCCEEDED
-    _finish(job, crawl, status, error=error)
-    job.refresh_from_db()
-    return job  # type: ignore[no-any-return]
+    if not import_jobs.job_finish(run, error=error):
+        return None
+    ended: ImportJob = ImportJob.objects.select_related("crawl").get(pk=job_id)
+    return ended
 
 
-def _crawl_start(job: ImportJob) -> Crawl:
-    """The job's own crawl, running, with its started event."""
-    now = timezone.now()
-    with transaction.atomic():
-        crawl = Crawl.objects.create(
-            workspace_id=job.workspace_id,
-            source_id=job.source_id,
-            created_by_id=job.created_by_id,
-            status=Crawl.Status.RUNNING,
-            started_at=now,
-            heartbeat_at=now,
-        )
-        ImportJob.objects.filter(pk=job.pk).update(crawl=crawl)
-        job.crawl = crawl
-        events.event_append(
-            crawl_id=crawl.pk,
-            workspace_id=crawl.workspace_id,
-            type=events.STARTED,
-            payload={"attempt": 1, "source": job.source_id, "import": job.pk},
-        )
-    return crawl
+class ImportFileGone(Exception):
+    """The job's kept file is not where the web process left it."""
+
+
+def _kept_open(job: ImportJob) -> IO[bytes]:
+    try:
+        return open(job.path, "rb")  # the caller closes it
+    except FileNotFoundError:
+        raise ImportFileGone(
+            f"the import's file is gone (No such file): {job.path}; the web process keeps "
+            f"uploads in IMPORT_DIR ({settings.IMPORT_DIR}), which the workers must share"
+        ) from None
 
 
 @dataclass(slots=True)
@@ -219,10 +211,15 @@ _END = object()  # the reader's last message
 
 
 def _rows_store(
-    job: ImportJob, crawl: Crawl, raw: IO[bytes], progress: Callable[[ImportJob], None] | None
+    run: import_jobs.Run,
+    raw: IO[bytes],
+    progress: Callable[[ImportJob], None] | None,
+    stopping: Callable[[], bool] | None,
 ) -> None:
     """Store the file's batches as a thread reads and types the next ones (pure Python, no
-    database: it runs while this thread waits on PostgreSQL)."""
+    database: it runs while this thread waits on PostgreSQL). A run that took the job over
+    starts from the job's stored figures and skips the records they count."""
+    job = run.job
     batches: queue.Queue[object] = queue.Queue(maxsize=READ_AHEAD)
     stop = threading.Event()
 
@@ -246,14 +243,22 @@ def _rows_store(
 
     thread = threading.Thread(target=reader, name=f"import-{job.pk}-reader", daemon=True)
     thread.start()
-    tally = _Tally()
+    tally = _Tally(
+        done=job.rows_done,
+        failed=job.rows_failed,
+        new=job.items_new,
+        changed=job.items_changed,
+        unchanged=job.items_unchanged,
+    )
     try:
         while (message := batches.get()) is not _END:
             if isinstance(message, BaseException):
                 raise message
             assert isinstance(message, _Read)  # noqa: S101 - the queue's one other type
             tally.done, tally.failed = message.done, message.failed
-            _batch_store(job, crawl, message.items, tally, message.errors, progress)
+            _batch_store(run, message.items, tally, message.errors, progress)
+            if stopping is not None and stopping():
+                raise import_jobs.HandBack
     finally:
         stop.set()
         thread.join()
@@ -261,12 +266,13 @@ def _rows_store(
 
 def _batches_read(job: ImportJob, raw: IO[bytes]) -> Iterator[_Read]:
     """The file's items, IMPORT_BATCH at a time, with the figures and errors so far; the last
-    batch may be empty (the figures of the file's end)."""
+    batch may be empty (the figures of the file's end). The job's first `rows_done` records are
+    stored already (a takeover): read past, not typed, their figures and errors the job's."""
     source = job.source
     base_url = (source.start_urls[0] if source.start_urls else "").partition("#")[0]
     tz = _zone(source)
-    done = failed = 0
-    errors: list[dict[str, object]] = []
+    stored, done, failed = job.rows_done, 0, job.rows_failed
+    errors: list[dict[str, object]] = list(job.errors)
     batch: list[store.Item] = []
 
     def error(line: int, field: str, message: str) -> None:
@@ -277,6 +283,8 @@ def _batches_read(job: ImportJob, raw: IO[bytes]) -> Iterator[_Read]:
         done += 1
         if not done % YIELD_ROWS:
             time.sleep(0)  # hand the GIL to the storing thread if PostgreSQL has answered it
+        if done <= stored:
+            continue
         if isinstance(record, readers.RowError):
             failed += 1
             error(record.line, record.field, record.message)
@@ -303,16 +311,18 @@ def _batches_read(job: ImportJob, raw: IO[bytes]) -> Iterator[_Read]:
 
 
 def _batch_store(
-    job: ImportJob,
-    crawl: Crawl,
+    run: import_jobs.Run,
     batch: list[store.Item],
     tally: _Tally,
     errors: list[dict[str, object]],
     progress: Callable[[ImportJob], None] | None,
 ) -> None:
-    """One transaction: the batch's bids and revisions, its event, the figures."""
+    """One transaction, under the run's lease (LeaseLost if another run took the job over):
+    the batch's bids and revisions, its event, the figures, the heartbeat."""
+    job, crawl = run.job, run.crawl
     now = timezone.now()
     with transaction.atomic():
+        import_jobs.batch_lease_check(run)
         stored = store.Stored()
         if batch:
             stored = store.bids_store(
@@ -345,42 +355,15 @@ def _batch_store(
         job.rows_done, job.rows_failed = tally.done, tally.failed
         job.items_new, job.items_changed = tally.new, tally.changed
         job.items_unchanged, job.errors = tally.unchanged, errors
+        job.heartbeat_at = now
         job.save(
             update_fields=[
                 "rows_done", "rows_failed", "items_new", "items_changed", "items_unchanged",
-                "errors",
+                "errors", "heartbeat_at",
             ]
         )  # fmt: skip
     if progress is not None:
         progress(job)
-
-
-def _finish(job: ImportJob, crawl: Crawl, status: str, *, error: str = "") -> None:
-    """End the job and its crawl (succeeded or failed, with the crawl's final event)."""
-    now = timezone.now()
-    succeeded = status == ImportJob.Status.SUCCEEDED
-    with transaction.atomic():
-        locked = Crawl.objects.select_for_update().get(pk=crawl.pk)
-        if locked.status not in Crawl.FINISHED:
-            locked.status = Crawl.Status.SUCCEEDED if succeeded else Crawl.Status.FAILED
-            locked.error, locked.finished_at = error, now
-            locked.save(update_fields=["status", "error", "finished_at"])
-            events.event_append(
-                crawl_id=crawl.pk,
-                workspace_id=crawl.workspace_id,
-                type=events.SUCCEEDED if succeeded else events.FAILED,
-                payload={**lifecycle.crawl_final_figures(locked), "import": job.pk, "error": error},
-            )
-        ImportJob.objects.filter(pk=job.pk).update(
-            status=status, error=error, finished_at=now, path=""
-        )
-
-
-def _remove(path: str) -> None:
-    try:
-        settings.IMPORT_DIR.joinpath(path).unlink(missing_ok=True)
-    except OSError:
-        logger.warning("could not remove the import file %s", path)
 
 
 def _zone(source: Source) -> zoneinfo.ZoneInfo:

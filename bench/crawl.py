@@ -51,304 +51,48 @@ so that it can be seen not to be the bottleneck.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
-import itertools
 import json
 import os
-import re
 import shutil
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import aiohttp
 import django
 import psutil
 from django.conf import settings as django_settings
 
 from bench import crawl_text
 from bench.common import (
-    apt_binary,
     database_recreate,
     database_url,
-    free_port,
     log,
     stop,
-    wait_port,
 )
+from bench.crawl_board import (
+    Server,
+    aiohttp_board_start,
+    nginx_find,
+    nginx_start,
+    process_cpu,
+    server_rate,
+)
+from bench.crawl_scrapy import scrapy_once
 from bench.otlp_sink import OtlpSink
 
 ROOT = Path(__file__).resolve().parent.parent
-SPIDER = Path(__file__).resolve().parent / "crawl_spider.py"
-TEXT_SPIDER = Path(__file__).resolve().parent / "crawl_text_spider.py"
 DATABASE = "forest_bench"
 # Forest runs with its defaults unless told otherwise (--batch-size). Measured on a 2-core
 # machine, medians of 3 runs: CRAWL_BATCH_SIZE 100 → 1,015 pages/s, 200 (the default) → 1,098,
 # 400 → 1,199, 1000 → 1,231 with the widest spread; beyond ~400 the board's pagination (a listing
 # page links only ±5 pages) leaves the frontier with fewer URLs than a batch could take.
-
-
-# --- The board's server -----------------------------------------------------------------------
-
-
-@dataclass
-class Server:
-    name: str
-    base_url: str
-    start_url: str
-    proc: subprocess.Popen
-    # The text board (bench/crawl_text.py), nginx only: its items by URL, its page count.
-    text: dict[str, crawl_text.TextItem] | None = None
-    text_pages: int = 0
-
-
-def nginx_find(*, install: bool) -> str | None:
-    return apt_binary("nginx", "nginx-light", install=install)
-
-
-def nginx_config(nginx: str, root: Path, tmp: Path, port: int) -> Path:
-    built = subprocess.run([nginx, "-V"], capture_output=True, text=True, check=False).stderr
-    # Temp paths of the modules compiled in, so that nothing outside tmp is needed.
-    temp_paths = "".join(
-        f"    {module}_temp_path {tmp / module};\n"
-        for module in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-        if f"--http-{module.replace('_', '-')}-temp-path" in built
-    )
-    config = tmp / "nginx.conf"
-    config.write_text(
-        f"""daemon off;
-worker_processes 1;
-pid {tmp / "nginx.pid"};
-error_log {tmp / "nginx-error.log"} warn;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    tcp_nodelay on;
-    keepalive_timeout 75s;
-    keepalive_requests 1000000;
-    types {{ text/plain txt; application/xml xml; }}
-    default_type text/html;
-    charset utf-8;
-    charset_types text/plain application/xml;  # and text/html
-{temp_paths}    server {{
-        listen 127.0.0.1:{port};
-        root {root};
-        location / {{ try_files $uri =404; }}
-    }}
-}}
-"""
-    )
-    return config
-
-
-def nginx_start(nginx: str, board, pages: int, tmp: Path, text_pages: int) -> Server:
-    root = tmp / "board"
-    previous = os.umask(0o022)  # nginx's workers run as nobody when started by root
-    try:
-        tmp.chmod(0o755)
-        count = board.export_static(board.BoardConfig.bench(pages), root)
-        text, text_count = crawl_text.export(root, text_pages) if text_pages else ({}, 0)
-    finally:
-        os.umask(previous)
-    port = free_port()
-    config = nginx_config(nginx, root, tmp, port)
-    proc = subprocess.Popen(
-        [nginx, "-p", str(tmp), "-c", str(config), "-e", str(tmp / "nginx-error.log")],
-        stdin=subprocess.DEVNULL,
-    )
-    wait_port(port, proc, what="nginx")
-    version = subprocess.run([nginx, "-v"], capture_output=True, text=True, check=False).stderr
-    name = version.strip().rpartition(" ")[2] or "nginx"
-    base = f"http://127.0.0.1:{port}"
-    log(f"board: {count} static files served by {name} at {base}")
-    log(f"text board: {text_count} pages at {base}{crawl_text.start_path()}")
-    # The static export has listing page 1 only at /notices/page/1.
-    text_items = {f"{base}{path}": item for path, item in text.items()}
-    return Server(name, base, f"{base}/notices/page/1", proc, text_items or None, text_count)
-
-
-def aiohttp_board_start(pages: int, tmp: Path) -> Server:
-    port = free_port()
-    with (tmp / "board.log").open("wb") as output:
-        proc = subprocess.Popen(
-            [
-                sys.executable, "manage.py", "demo_board", "--bench", str(pages), "--no-hostile",
-                "--host", "127.0.0.1", "--port", str(port),
-            ],
-            cwd=ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-    wait_port(port, proc, what="the aiohttp demo board")
-    base = f"http://127.0.0.1:{port}"
-    log(f"board: NO nginx; the aiohttp demo board (manage.py demo_board --bench) at {base}")
-    return Server("aiohttp demo board", base, f"{base}/notices", proc)
-
-
-def server_rate(base_url: str, paths: list[str], *, concurrency: int, requests: int) -> float:
-    """Requests per second the server answers to one aiohttp client at `concurrency`."""
-
-    async def measure() -> float:
-        todo = iter(paths[: concurrency * 4])  # first, open the connections
-        connector = aiohttp.TCPConnector(limit=concurrency)
-        async with aiohttp.ClientSession(base_url, connector=connector) as session:
-
-            async def client() -> None:
-                for path in todo:
-                    async with session.get(path) as response:
-                        await response.read()
-                        if response.status != 200:
-                            raise RuntimeError(f"{path}: HTTP {response.status}")
-
-            await asyncio.gather(*(client() for _ in range(concurrency)))
-            todo = itertools.islice(itertools.cycle(paths), requests)
-            started = time.perf_counter()
-            await asyncio.gather(*(client() for _ in range(concurrency)))
-            return requests / (time.perf_counter() - started)
-
-    return asyncio.run(measure())
-
-
-def process_cpu(proc: psutil.Process) -> float:
-    total = 0.0
-    for p in (proc, *proc.children(recursive=True)):
-        with contextlib.suppress(psutil.Error):
-            times = p.cpu_times()
-            total += times.user + times.system
-    return total
-
-
-# --- The database -----------------------------------------------------------------------------
-
-
-# --- Scrapy -----------------------------------------------------------------------------------
-
-
-@dataclass
-class ScrapyRun:
-    pages: int  # the board's
-    fetched: int  # robots.txt left out
-    seconds: float  # stats: elapsed_time_seconds (spider opened → closed)
-    wall_seconds: float  # the whole `scrapy runspider` process
-    cpu_seconds: float
-    peak_rss_mb: float
-    items: int
-
-
-def _stat(text: str, name: str) -> str:
-    match = re.search(rf"'{re.escape(name)}': ([^,\n}}]+)", text)
-    if match is None:
-        raise RuntimeError(f"Scrapy's stats have no {name!r}")
-    return match.group(1).strip().strip("'")
-
-
-def _same(item: dict, bid: dict) -> bool:
-    return (
-        item["title"] == bid["title"]
-        and item["department"] == bid["department"]
-        and item["reference"] == bid["reference"]
-        and item["views"] == bid["views"]
-        and Decimal(item["amount"]) == bid["amount"]
-        and date.fromisoformat(item["post_date"]) == bid["post_date"]
-        and datetime.fromisoformat(item["deadline"]) == bid["deadline"]
-        and item["attachment"] == bid["extra"]["attachment"]
-    )
-
-
-def _same_text(item: dict, expected: crawl_text.TextItem) -> bool:
-    return (
-        item["title"] == expected.title
-        and item["reference"] == expected.reference
-        and item["summary"] == expected.summary
-    )
-
-
-def scrapy_once(
-    server: Server,
-    *,
-    concurrency: int,
-    tmp: Path,
-    run: int,
-    expected: dict,
-    pages: int,
-    extra_settings: list[str],
-    board: str = "demo",
-) -> ScrapyRun:
-    """A run of the demo board's spider, or (board="text") of the text board's."""
-    text = board == "text"
-    spider, start_url = (
-        (TEXT_SPIDER, f"{server.base_url}{crawl_text.start_path()}")
-        if text
-        else (SPIDER, server.start_url)
-    )
-    same = _same_text if text else _same
-    feed, output = tmp / f"scrapy-{board}-{run}.jsonl", tmp / f"scrapy-{board}-{run}.log"
-    settings = {
-        "CONCURRENT_REQUESTS": concurrency,
-        "CONCURRENT_REQUESTS_PER_DOMAIN": concurrency,
-        "ROBOTSTXT_OBEY": True,
-        # Stock is DEBUG: a line per request and per item. INFO makes Scrapy faster, not slower.
-        "LOG_LEVEL": "INFO",
-    }
-    args = [sys.executable, "-m", "scrapy", "runspider", str(spider)]
-    args += ["-a", f"start_url={start_url}", "-O", f"{feed}:jsonlines"]
-    for key, value in settings.items():
-        args += ["-s", f"{key}={value}"]
-    for setting in extra_settings:
-        args += ["-s", setting]
-    started = time.monotonic()
-    with output.open("wb") as handle:
-        proc = subprocess.Popen(
-            args, cwd=tmp, stdin=subprocess.DEVNULL, stdout=handle, stderr=handle
-        )
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.monotonic() - started
-    text = output.read_text(errors="replace")
-    if (
-        proc.returncode != 0
-        or "'finish_reason': 'finished'" not in text
-        or "'log_count/ERROR'" in text
-    ):
-        raise RuntimeError(f"scrapy failed ({proc.returncode}):\n{text[-4000:]}")
-    fetched = int(_stat(text, "downloader/response_count"))
-    robots = int(_stat(text, "robotstxt/response_count"))
-    items = [json.loads(line) for line in feed.read_text().splitlines()]
-    by_url = {item["url"]: item for item in items}
-    if len(items) != len(expected) or by_url.keys() != expected.keys():
-        raise RuntimeError(
-            f"scrapy: {len(items)} items ({len(by_url)} URLs), {len(expected)} expected"
-        )
-    wrong = [url for url, item in by_url.items() if not same(item, expected[url])]
-    if wrong:
-        raise RuntimeError(f"scrapy: {len(wrong)} items differ from the board, e.g. {wrong[0]}")
-    # Start requests skip the duplicate filter: Scrapy fetches the start page a second time when
-    # page 2 links back to it. The rate counts the board's pages for both sides.
-    if fetched - robots not in (pages, pages + 1):
-        raise RuntimeError(f"scrapy: {fetched - robots} pages fetched, {pages} expected")
-    return ScrapyRun(
-        pages=pages,
-        fetched=fetched - robots,
-        seconds=float(_stat(text, "elapsed_time_seconds")),
-        wall_seconds=wall,
-        cpu_seconds=usage.ru_utime + usage.ru_stime,
-        peak_rss_mb=usage.ru_maxrss / 1024,
-        items=len(items),
-    )
 
 
 # --- The run ----------------------------------------------------------------------------------

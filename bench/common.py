@@ -115,6 +115,9 @@ def bids_database(
         [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=ROOT, check=True
     )
     django.setup()
+    from project import dbscope  # noqa: PLC0415 - after django.setup()
+
+    dbscope.set_scope(dbscope.SYSTEM)  # a script outside manage.py: maintenance (docs/tenancy.md)
     yield loaded
     if not reuse:
         from django.db import connections  # noqa: PLC0415 - after django.setup()

@@ -480,6 +480,9 @@ def _forest_start(
         [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=ROOT, check=True
     )
     django.setup()
+    from project import dbscope  # noqa: PLC0415 - after django.setup()
+
+    dbscope.set_scope(dbscope.SYSTEM)  # a script outside manage.py: maintenance (docs/tenancy.md)
     from bench import crawl_forest  # noqa: PLC0415 - needs Django set up on the bench database
 
     args.batch_size = django_settings.CRAWL_BATCH_SIZE  # what the worker will use

@@ -21,7 +21,7 @@ import contextlib
 import contextvars
 import logging
 import types
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
 from django.conf import settings
@@ -49,7 +49,11 @@ class UserScope:
             return self.value
         # The user once loaded (django.contrib.auth caches it there): the statements that load
         # the session and the user run before, with no scope (those tables have no policy).
-        user = getattr(self.request, "_cached_user", None) or getattr(self.request, "user", None)
+        user = (
+            getattr(self.request, "_cached_user", None)
+            or getattr(self.request, "_acached_user", None)  # request.auser() (async views)
+            or getattr(self.request, "user", None)
+        )
         if user is None or (isinstance(user, SimpleLazyObject) and user._wrapped is empty):
             return NOTHING
         if not user.is_authenticated or not user.is_active:
@@ -103,6 +107,77 @@ def system_scope() -> contextlib.AbstractContextManager[None]:
 
 def workspace_scope(*workspace_ids: int) -> contextlib.AbstractContextManager[None]:
     return scope(encode(workspace_ids))
+
+
+def widen(workspace_id: int) -> None:
+    """The context's scope sees `workspace_id` too (a workspace made during a request): a user's
+    scope reads its memberships again at the next statement; a list of workspaces grows. No
+    scope stays none (nobody scoped this context: nothing is granted by the way)."""
+    value = current()
+    if isinstance(value, UserScope):
+        value.value = None
+    elif value not in (SYSTEM, NOTHING):
+        _scope.set(encode([*(int(pk) for pk in value.split(",")), workspace_id]))
+
+
+def carried(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn` to run in another thread (threading.Thread's target) in the caller's scope: a new
+    thread starts with an empty context, so with no scope."""
+    context = contextvars.copy_context()
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        return context.run(fn, *args, **kwargs)
+
+    return run
+
+
+def bound(value: Scope, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn` run in scope `value`, wherever it is called from (database_sync_to_async's thread,
+    an async generator iterated after its view returned)."""
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with scope(value):
+            return fn(*args, **kwargs)
+
+    return run
+
+
+def carry_stream(response: Any, value: Scope) -> None:
+    """A streaming response's body is read after the view and its middleware returned: each
+    step of its iterator runs in the request's scope `value` (sync and async iterators)."""
+    content = response.streaming_content
+    if getattr(response, "is_async", False):
+        response.streaming_content = _async_steps(content, value)
+    else:
+        response.streaming_content = _sync_steps(content, value)
+
+
+def _sync_steps(content: Iterator[Any], value: Scope) -> Iterator[Any]:
+    iterator = iter(content)
+    while True:
+        with scope(value):
+            try:
+                item = next(iterator)
+            except StopIteration:
+                return
+        yield item
+
+
+async def _async_steps(content: AsyncIterator[Any], value: Scope) -> AsyncIterator[Any]:
+    iterator = aiter(content)
+    try:
+        while True:
+            with scope(value):
+                try:
+                    item = await anext(iterator)
+                except StopAsyncIteration:
+                    return
+            yield item
+    finally:
+        closing = getattr(iterator, "aclose", None)
+        if closing is not None:
+            with scope(value):
+                await closing()
 
 
 # --- Applying the scope on a connection ---------------------------------------------------------
@@ -186,7 +261,10 @@ class ScopeMiddleware:
     def __call__(self, request: Any) -> Any:
         token = _scope.set(UserScope(request))
         try:
-            return self.get_response(request)
+            response = self.get_response(request)
+            if getattr(response, "streaming", False):
+                carry_stream(response, current())  # the body is read after we return
+            return response
         finally:
             _scope.reset(token)
 

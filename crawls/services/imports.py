@@ -31,6 +31,7 @@ from crawls import events
 from crawls.engine import lifecycle, store
 from crawls.imports import readers, rows
 from crawls.models import Crawl, ImportJob, Source
+from project import dbscope
 from project.celery import app as celery_app
 
 logger = logging.getLogger(__name__)
@@ -244,7 +245,9 @@ def _rows_store(
         except BaseException as exc:  # handed to the storing thread, raised there
             put(exc)
 
-    thread = threading.Thread(target=reader, name=f"import-{job.pk}-reader", daemon=True)
+    thread = threading.Thread(
+        target=dbscope.carried(reader), name=f"import-{job.pk}-reader", daemon=True
+    )
     thread.start()
     tally = _Tally()
     try:

@@ -28,6 +28,7 @@ from django.conf import settings
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 from django.utils.functional import SimpleLazyObject, empty
+from psycopg.pq import TransactionStatus
 
 logger = logging.getLogger(__name__)
 
@@ -205,14 +206,28 @@ def role_bypasses(connection: BaseDatabaseWrapper) -> bool:
 
 
 def _apply(execute: Callable[..., Any], sql: Any, params: Any, many: bool, context: Any) -> Any:
-    connection = context["connection"]
+    _bring_in_line(context["connection"])
+    return execute(sql, params, many, context)
+
+
+def _bring_in_line(connection: Any) -> None:
+    if connection.connection.info.transaction_status == TransactionStatus.INERROR:
+        return  # only a rollback can run (of a savepoint: the next statement sets it again)
     wanted = current() if enabled() else SYSTEM
     if isinstance(wanted, UserScope):
         wanted = wanted.resolve(connection)
     state = getattr(connection, "_forest_scope", None)  # (raw connection, value, trusted)
     if state is None or state[0] is not connection.connection or state[1] != wanted or not state[2]:
         _set(connection, "%s", [wanted])
-    return execute(sql, params, many, context)
+
+
+def sync(connection: Any) -> None:
+    """Bring the session setting in line with the scope now, for statements that bypass
+    Django's execute wrappers (a plain psycopg cursor on Django's connection). Call it right
+    before them, in the same transaction: a rollback in between would undo it."""
+    connection.ensure_connection()
+    if _apply in connection.execute_wrappers:
+        _bring_in_line(connection)
 
 
 def _set(connection: Any, value_sql: str, params: list[Any] | None = None) -> str:

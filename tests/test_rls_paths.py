@@ -12,11 +12,12 @@ import threading
 from pathlib import Path
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test import Client, override_settings
 from rest_framework.test import APIClient
 
 from crawls import events, realtime, services
+from crawls.engine import store
 from crawls.models import Bid, CrawlEvent, Workspace
 from notifications import services as notify
 from project import dbscope, runtime
@@ -239,3 +240,21 @@ def test_rls_stream_writer_script_takes_the_system_scope(source_a, tmp_path, app
     assert writer.proc.wait(timeout=60) == 0, writer.output()
     with dbscope.system_scope():
         assert CrawlEvent.objects.filter(crawl=crawl).count() == 1 + 3  # queued, then 3
+
+
+# --- The crawl's store -------------------------------------------------------------------------
+
+
+def test_rls_store_plain_cursor_reads_in_the_tasks_scope(two_workspaces, source_a, app_role):
+    """The store reads the batch's stored bids through a plain psycopg cursor (no execute
+    wrapper): on a connection back from the pool with another scope on it, it must still see
+    its own workspace's bids, or it stores them again (the compose test's 62 bids for 51)."""
+    workspace_a, workspace_b = two_workspaces
+    with dbscope.system_scope():
+        stored = Bid.objects.get(source=source_a)
+    with dbscope.workspace_scope(workspace_b.pk):
+        assert Bid.objects.count() == 1  # the pool's one connection now holds B's scope
+    connection.close()
+    with dbscope.workspace_scope(workspace_a.pk), transaction.atomic():
+        heads = store._heads(source_a.pk, [bytes(stored.url_hash)])  # its first statement
+    assert [head.id for head in heads.values()] == [stored.pk]

@@ -26,6 +26,7 @@ from psycopg.types.json import Jsonb
 from crawls.engine import normalize, presence, urls
 from crawls.engine.rules import BID_FIELDS
 from crawls.models import Bid, BidRevision
+from project import dbscope
 
 TEXT_FIELDS = ("title", "department", "reference", "procurement_method")
 # The order of the bid columns in _upsert's statement.
@@ -272,7 +273,7 @@ def _cursor() -> psycopg.Cursor:
     """A server-side binding cursor on Django's connection (its transaction): large array
     parameters are sent as parameters instead of being quoted into the statement in Python
     (Django's psycopg cursors are client-side binding)."""
-    connection.ensure_connection()
+    dbscope.sync(connection)  # no execute wrapper sets the scope of a plain psycopg cursor
     return psycopg.Cursor(connection.connection)
 
 

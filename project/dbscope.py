@@ -306,6 +306,7 @@ class ConsumerScopeMiddleware:
 TASK_ROWS: dict[str, tuple[str, str]] = {
     "crawls.run": ("crawls", "Crawl"),
     "crawls.scheduled": ("crawls", "Source"),
+    "crawls.import_run": ("crawls", "ImportJob"),
     "notifications.webhook_deliver": ("notifications", "WebhookDelivery"),
     "notifications.email_send": ("notifications", "EmailDelivery"),
     "notifications.channel_send": ("notifications", "ChannelDelivery"),

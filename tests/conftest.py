@@ -21,7 +21,7 @@ from crawls.demo.board import BoardConfig
 from crawls.models import Membership
 from project import dbscope, runtime, staticfiles
 from project.celery import app as celery_app
-from tests import clients, crawling, factories, outages
+from tests import clients, crawling, factories, outages, processes
 from tests.processes import (
     Program,
     database_url,
@@ -104,7 +104,7 @@ def _held_to_rls(request):
         for conn in connections.all():
             conn.close()
         connection.close_pool()
-        owner = connection.settings_dict["USER"]
+        owner = processes.owner_role = connection.settings_dict["USER"]
         connection.settings_dict["USER"] = runtime.APP_ROLE
     saved = os.environ.get("DATABASE_RLS")
     os.environ["DATABASE_RLS"] = "on"  # the programs the tests start (tests.processes)
@@ -114,6 +114,7 @@ def _held_to_rls(request):
     connection.close()
     connection.close_pool()
     connection.settings_dict["USER"] = owner
+    processes.owner_role = None
     os.environ.pop("DATABASE_RLS") if saved is None else os.environ.update(DATABASE_RLS=saved)
 
 
@@ -247,7 +248,7 @@ def source_b(workspace_b):
 def scratch_database(django_db_setup):
     """An empty database of its own on the session's server, dropped afterwards."""
     name = f"forest_scratch_{uuid.uuid4().hex[:8]}"
-    admin = database_url("postgres")
+    admin = database_url("postgres", owner=True)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     yield name

@@ -258,3 +258,14 @@ def test_rls_store_plain_cursor_reads_in_the_tasks_scope(two_workspaces, source_
     with dbscope.workspace_scope(workspace_a.pk), transaction.atomic():
         heads = store._heads(source_a.pk, [bytes(stored.url_hash)])  # its first statement
     assert [head.id for head in heads.values()] == [stored.pk]
+
+
+def test_rls_every_task_has_its_scope():
+    """A task in neither dbscope list runs with no scope and sees nothing (the import job did)."""
+    import crawls.tasks  # noqa: F401
+    import notifications.tasks  # noqa: F401
+    from project.celery import app
+
+    names = {name for name in app.tasks if not name.startswith("celery.")}
+    assert "crawls.import_run" in names
+    assert names - set(dbscope.TASK_ROWS) - dbscope.TASK_SYSTEM == set()

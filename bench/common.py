@@ -98,6 +98,9 @@ def bids_database(
     os.environ["DJANGO_SETTINGS_MODULE"] = settings_module
     from project import runtime  # noqa: PLC0415 - the bootstrap exports DATABASE_URL first
 
+    # Benches make their databases as the server's superuser: one role (bench/api.py measures
+    # row-level security itself).
+    os.environ.setdefault("DATABASE_RLS", "off")
     runtime.bootstrap()
     admin_url = database_url(os.environ["DATABASE_URL"], "postgres")
     bench_url = database_url(os.environ["DATABASE_URL"], name)

@@ -401,6 +401,9 @@ def main(argv: list[str] | None = None) -> int:
     from crawls.demo import board  # noqa: PLC0415 - see above
     from project import runtime  # noqa: PLC0415
 
+    # Benches make their databases as the server's superuser: one role (bench/api.py measures
+    # row-level security itself).
+    os.environ.setdefault("DATABASE_RLS", "off")
     runtime.bootstrap()
     with contextlib.ExitStack() as cleanup:
         tmp = Path(tempfile.mkdtemp(prefix="forest-bench-crawl-"))

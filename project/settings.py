@@ -575,9 +575,10 @@ IMPORT_DIR = Path(env.str("IMPORT_DIR", default=str(BASE_DIR / "var" / "imports"
 # `manage.py migrate` (and dbshell) connect as. DATABASE_RLS=on: statements see only the rows of
 # the scope their request, consumer or task took (project/dbscope.py); off: every connection
 # takes the system scope. It only binds when the application's role is neither a superuser nor
-# BYPASSRLS (`manage.py check --database default` warns otherwise).
-DATABASE_RLS = env.bool("DATABASE_RLS", default=False)
+# BYPASSRLS (`manage.py check --database default` warns otherwise). Default: on where both roles
+# are given (DATABASE_OWNER_URL: the embedded defaults, docker-compose), off with one URL.
 DATABASE_OWNER_URL = env.str("DATABASE_OWNER_URL", default="")
+DATABASE_RLS = env.bool("DATABASE_RLS", default=bool(DATABASE_OWNER_URL))
 DATABASE_APP_ROLE = DATABASES["default"]["USER"]
 if DATABASE_OWNER_URL and env.bool("FOREST_DB_AS_OWNER", default=False):
     DATABASES["default"] = database_config(DATABASE_OWNER_URL)

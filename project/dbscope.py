@@ -123,11 +123,12 @@ def widen(workspace_id: int) -> None:
 
 def carried(fn: Callable[..., Any]) -> Callable[..., Any]:
     """`fn` to run in another thread (threading.Thread's target) in the caller's scope: a new
-    thread starts with an empty context, so with no scope."""
+    thread starts with an empty context, so with no scope. Each call runs in a copy of the
+    caller's context (a context can be entered by one thread at a time)."""
     context = contextvars.copy_context()
 
     def run(*args: Any, **kwargs: Any) -> Any:
-        return context.run(fn, *args, **kwargs)
+        return context.copy().run(fn, *args, **kwargs)
 
     return run
 

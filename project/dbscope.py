@@ -206,8 +206,14 @@ def role_bypasses(connection: BaseDatabaseWrapper) -> bool:
     return _bypass_cache[key]
 
 
+# Statements that read no rows and must not follow another (SET TRANSACTION comes first in its
+# transaction): no scope is set before them; the next statement sets it.
+_CONTROL = ("SET TRANSACTION", "SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")
+
+
 def _apply(execute: Callable[..., Any], sql: Any, params: Any, many: bool, context: Any) -> Any:
-    _bring_in_line(context["connection"])
+    if not (isinstance(sql, str) and sql.lstrip()[:21].upper().startswith(_CONTROL)):
+        _bring_in_line(context["connection"])
     return execute(sql, params, many, context)
 
 

@@ -180,9 +180,10 @@ def test_rls_new_workspace_joins_a_list_scope_and_no_scope_stays_none(owner, wor
     with dbscope.workspace_scope(workspace_b.pk):
         workspace = services.workspace_create(owner=owner, name="Gangnam")
         assert set(Workspace.objects.values_list("pk", flat=True)) == {workspace_b.pk, workspace.pk}
-    services.workspace_create(owner=owner, name="Mapo")
-    assert dbscope.current() == dbscope.NOTHING
-    assert Workspace.objects.count() == 0
+    with dbscope.scope(dbscope.NOTHING):
+        services.workspace_create(owner=owner, name="Mapo")
+        assert dbscope.current() == dbscope.NOTHING
+        assert Workspace.objects.count() == 0
 
 
 # --- Threads and scripts --------------------------------------------------------------------
@@ -269,3 +270,15 @@ def test_rls_every_task_has_its_scope():
     names = {name for name in app.tasks if not name.startswith("celery.")}
     assert "crawls.import_run" in names
     assert names - set(dbscope.TASK_ROWS) - dbscope.TASK_SYSTEM == set()
+
+
+def test_rls_transaction_control_statements_come_first(two_workspaces, app_role):
+    """SET TRANSACTION must be the transaction's first statement: no set_config before it
+    (manage.py crawl_rebuild reads in REPEATABLE READ)."""
+    workspace_a, _ = two_workspaces
+    with dbscope.workspace_scope(workspace_a.pk), transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            cursor.execute("SHOW transaction_isolation")
+            assert cursor.fetchone() == ("repeatable read",)
+        assert Bid.objects.count() == 1

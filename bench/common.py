@@ -98,6 +98,9 @@ def bids_database(
     os.environ["DJANGO_SETTINGS_MODULE"] = settings_module
     from project import runtime  # noqa: PLC0415 - the bootstrap exports DATABASE_URL first
 
+    # Benches make their databases as the server's superuser: one role (bench/api.py measures
+    # row-level security itself).
+    os.environ.setdefault("DATABASE_RLS", "off")
     runtime.bootstrap()
     admin_url = database_url(os.environ["DATABASE_URL"], "postgres")
     bench_url = database_url(os.environ["DATABASE_URL"], name)
@@ -115,6 +118,9 @@ def bids_database(
         [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=ROOT, check=True
     )
     django.setup()
+    from project import dbscope  # noqa: PLC0415 - after django.setup()
+
+    dbscope.set_scope(dbscope.SYSTEM)  # a script outside manage.py: maintenance (docs/tenancy.md)
     yield loaded
     if not reuse:
         from django.db import connections  # noqa: PLC0415 - after django.setup()

@@ -145,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     from crawls.demo import board  # noqa: PLC0415 - see above
     from project import runtime  # noqa: PLC0415
 
+    # Benches make their databases as the server's superuser: one role (bench/api.py measures
+    # row-level security itself).
+    os.environ.setdefault("DATABASE_RLS", "off")
     runtime.bootstrap()
     with contextlib.ExitStack() as cleanup:
         tmp = Path(tempfile.mkdtemp(prefix="forest-bench-crawl-"))
@@ -224,6 +227,9 @@ def _forest_start(
         [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=ROOT, check=True
     )
     django.setup()
+    from project import dbscope  # noqa: PLC0415 - after django.setup()
+
+    dbscope.set_scope(dbscope.SYSTEM)  # a script outside manage.py: maintenance (docs/tenancy.md)
     from bench import crawl_forest  # noqa: PLC0415 - needs Django set up on the bench database
 
     args.batch_size = django_settings.CRAWL_BATCH_SIZE  # what the worker will use

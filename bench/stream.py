@@ -63,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["DJANGO_SETTINGS_MODULE"] = "project.settings"
     from project import runtime  # noqa: PLC0415 - Django loads after the bootstrap
 
+    # Benches make their databases as the server's superuser: one role (bench/api.py measures
+    # row-level security itself).
+    os.environ.setdefault("DATABASE_RLS", "off")
     runtime.bootstrap()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # children inherit it
@@ -78,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=ROOT, check=True
     )
     django.setup()
+    from project import dbscope  # noqa: PLC0415 - after django.setup()
+
+    dbscope.set_scope(dbscope.SYSTEM)  # a script outside manage.py: maintenance (docs/tenancy.md)
     try:
         figures = _bench(args)
     finally:

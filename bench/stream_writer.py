@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     import django  # noqa: PLC0415 - settings first
 
     django.setup()
+    from project import dbscope  # noqa: PLC0415 - after django.setup()
+
+    dbscope.set_scope(dbscope.SYSTEM)  # a script outside manage.py: maintenance (docs/tenancy.md)
     from django.db import transaction  # noqa: PLC0415
 
     from crawls import events, realtime  # noqa: PLC0415

@@ -36,6 +36,7 @@ from crawls.streams import (
     non_negative_int,
     workspace_snapshot,
 )
+from project import dbscope
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +123,8 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
         self.caller = await database_sync_to_async(caller_from)(
             self.scope.get("user"), bearer_token(self.scope)
         )
+        if self.caller is not None:  # a token's workspace, or the user's (project/dbscope.py)
+            dbscope.set_scope(self.caller.db_scope)
         return self.caller
 
     async def join(self, groups: list[str]) -> bool:
@@ -204,7 +207,9 @@ class CrawlEventConsumer(StreamConsumer):
         self.hub = realtime.hub(
             retry_seconds=settings.STREAM_RETRY_SECONDS,
             refresh_seconds=settings.STREAM_CHECK_SECONDS,
-            heads=database_sync_to_async(log_heads),
+            # The process's hub outlives the consumer that made it and serves every workspace:
+            # it reads only the log heads of crawls its subscribers were let into.
+            heads=database_sync_to_async(dbscope.bound(dbscope.SYSTEM, log_heads)),
         )
         await self.hub.join(self.crawl_id, self)
         return True

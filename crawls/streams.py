@@ -12,6 +12,7 @@ from crawls import selectors, services
 from crawls.engine import progress
 from crawls.events import FINAL_TYPES, event_message
 from crawls.models import ApiToken, Crawl, CrawlEvent
+from project import dbscope
 
 LOG_PAGE = 500
 SNAPSHOT_FINISHED = 20
@@ -27,6 +28,11 @@ class Caller:
     def __init__(self, user, token: ApiToken | None = None):
         self.user = user
         self.token = token
+        # The database scope the stream reads in: the token's workspace, else the user's
+        # (the scope the request or connection took, project/dbscope.py).
+        self.db_scope: dbscope.Scope = (
+            dbscope.encode([token.workspace_id]) if token is not None else dbscope.current()
+        )
 
     def crawls(self):
         return Crawl.objects.filter(workspace_id__in=self._workspace_ids())
@@ -41,7 +47,8 @@ class Caller:
 def caller_from(user, raw_token: str | None) -> Caller | None:
     """The caller of a stream: a valid bearer token wins; else an active session user."""
     if raw_token:
-        token = services.token_authenticate(raw=raw_token)
+        with dbscope.system_scope():  # the token decides the scope (as crawls.api.auth does)
+            token = services.token_authenticate(raw=raw_token)
         return None if token is None else Caller(token.user, token)
     if user is not None and user.is_authenticated and user.is_active:
         return Caller(user)

@@ -28,6 +28,7 @@ from crawls.models import Bid
 from notifications import selectors
 from notifications.models import AlertRule
 from notifications.selectors import FeedEntry
+from project import dbscope
 
 THROTTLE_SCOPE = "feed"
 
@@ -87,9 +88,11 @@ class RuleRssFeed(FeedBase):
         return _throttled(request) or super().__call__(request, *args, **kwargs)
 
     def get_object(self, request: HttpRequest, token: str) -> RuleFeed:
-        found = selectors.feed_token_find(raw=token)
+        with dbscope.system_scope():  # the secret decides the workspace (docs/tenancy.md)
+            found = selectors.feed_token_find(raw=token)
         if found is None:
             raise Http404("No such feed.")
+        dbscope.set_scope(dbscope.encode([found.workspace_id]))  # until the request ends
         return RuleFeed(rule=found.rule, entries=selectors.feed_bids(rule=found.rule))
 
     def title(self, obj: RuleFeed) -> str:

@@ -21,13 +21,14 @@ import contextlib
 import contextvars
 import logging
 import types
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
 from django.conf import settings
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 from django.utils.functional import SimpleLazyObject, empty
+from psycopg.pq import TransactionStatus
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,11 @@ class UserScope:
             return self.value
         # The user once loaded (django.contrib.auth caches it there): the statements that load
         # the session and the user run before, with no scope (those tables have no policy).
-        user = getattr(self.request, "_cached_user", None) or getattr(self.request, "user", None)
+        user = (
+            getattr(self.request, "_cached_user", None)
+            or getattr(self.request, "_acached_user", None)  # request.auser() (async views)
+            or getattr(self.request, "user", None)
+        )
         if user is None or (isinstance(user, SimpleLazyObject) and user._wrapped is empty):
             return NOTHING
         if not user.is_authenticated or not user.is_active:
@@ -105,6 +110,78 @@ def workspace_scope(*workspace_ids: int) -> contextlib.AbstractContextManager[No
     return scope(encode(workspace_ids))
 
 
+def widen(workspace_id: int) -> None:
+    """The context's scope sees `workspace_id` too (a workspace made during a request): a user's
+    scope reads its memberships again at the next statement; a list of workspaces grows. No
+    scope stays none (nobody scoped this context: nothing is granted by the way)."""
+    value = current()
+    if isinstance(value, UserScope):
+        value.value = None
+    elif value not in (SYSTEM, NOTHING):
+        _scope.set(encode([*(int(pk) for pk in value.split(",")), workspace_id]))
+
+
+def carried(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn` to run in another thread (threading.Thread's target) in the caller's scope: a new
+    thread starts with an empty context, so with no scope. Each call runs in a copy of the
+    caller's context (a context can be entered by one thread at a time)."""
+    context = contextvars.copy_context()
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        return context.copy().run(fn, *args, **kwargs)
+
+    return run
+
+
+def bound(value: Scope, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn` run in scope `value`, wherever it is called from (database_sync_to_async's thread,
+    an async generator iterated after its view returned)."""
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with scope(value):
+            return fn(*args, **kwargs)
+
+    return run
+
+
+def carry_stream(response: Any, value: Scope) -> None:
+    """A streaming response's body is read after the view and its middleware returned: each
+    step of its iterator runs in the request's scope `value` (sync and async iterators)."""
+    content = response.streaming_content
+    if getattr(response, "is_async", False):
+        response.streaming_content = _async_steps(content, value)
+    else:
+        response.streaming_content = _sync_steps(content, value)
+
+
+def _sync_steps(content: Iterator[Any], value: Scope) -> Iterator[Any]:
+    iterator = iter(content)
+    while True:
+        with scope(value):
+            try:
+                item = next(iterator)
+            except StopIteration:
+                return
+        yield item
+
+
+async def _async_steps(content: AsyncIterator[Any], value: Scope) -> AsyncIterator[Any]:
+    iterator = aiter(content)
+    try:
+        while True:
+            with scope(value):
+                try:
+                    item = await anext(iterator)
+                except StopAsyncIteration:
+                    return
+            yield item
+    finally:
+        closing = getattr(iterator, "aclose", None)
+        if closing is not None:
+            with scope(value):
+                await closing()
+
+
 # --- Applying the scope on a connection ---------------------------------------------------------
 
 # Roles that bypass row-level security (superusers, BYPASSRLS): nothing to apply. Per settings.
@@ -129,15 +206,35 @@ def role_bypasses(connection: BaseDatabaseWrapper) -> bool:
     return _bypass_cache[key]
 
 
+# Statements that read no rows and must not follow another (SET TRANSACTION comes first in its
+# transaction): no scope is set before them; the next statement sets it.
+_CONTROL = ("SET TRANSACTION", "SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")
+
+
 def _apply(execute: Callable[..., Any], sql: Any, params: Any, many: bool, context: Any) -> Any:
-    connection = context["connection"]
+    if not (isinstance(sql, str) and sql.lstrip()[:21].upper().startswith(_CONTROL)):
+        _bring_in_line(context["connection"])
+    return execute(sql, params, many, context)
+
+
+def _bring_in_line(connection: Any) -> None:
+    if connection.connection.info.transaction_status == TransactionStatus.INERROR:
+        return  # only a rollback can run (of a savepoint: the next statement sets it again)
     wanted = current() if enabled() else SYSTEM
     if isinstance(wanted, UserScope):
         wanted = wanted.resolve(connection)
     state = getattr(connection, "_forest_scope", None)  # (raw connection, value, trusted)
     if state is None or state[0] is not connection.connection or state[1] != wanted or not state[2]:
         _set(connection, "%s", [wanted])
-    return execute(sql, params, many, context)
+
+
+def sync(connection: Any) -> None:
+    """Bring the session setting in line with the scope now, for statements that bypass
+    Django's execute wrappers (a plain psycopg cursor on Django's connection). Call it right
+    before them, in the same transaction: a rollback in between would undo it."""
+    connection.ensure_connection()
+    if _apply in connection.execute_wrappers:
+        _bring_in_line(connection)
 
 
 def _set(connection: Any, value_sql: str, params: list[Any] | None = None) -> str:
@@ -186,7 +283,10 @@ class ScopeMiddleware:
     def __call__(self, request: Any) -> Any:
         token = _scope.set(UserScope(request))
         try:
-            return self.get_response(request)
+            response = self.get_response(request)
+            if getattr(response, "streaming", False):
+                carry_stream(response, current())  # the body is read after we return
+            return response
         finally:
             _scope.reset(token)
 
@@ -213,6 +313,7 @@ class ConsumerScopeMiddleware:
 TASK_ROWS: dict[str, tuple[str, str]] = {
     "crawls.run": ("crawls", "Crawl"),
     "crawls.scheduled": ("crawls", "Source"),
+    "crawls.import_run": ("crawls", "ImportJob"),
     "notifications.webhook_deliver": ("notifications", "WebhookDelivery"),
     "notifications.email_send": ("notifications", "EmailDelivery"),
     "notifications.channel_send": ("notifications", "ChannelDelivery"),

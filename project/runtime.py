@@ -111,7 +111,8 @@ def _ensure_app_role(admin_url: str) -> None:
 
 
 def _rls_wanted() -> bool:
-    return os.environ.get("DATABASE_RLS", "").strip().lower() in {"1", "on", "true", "yes"}
+    """Row-level security on unless DATABASE_RLS says off (docs/tenancy.md, "The switch")."""
+    return os.environ.get("DATABASE_RLS", "on").strip().lower() in {"1", "on", "true", "yes"}
 
 
 def postgres_start(base: Path) -> bool:

@@ -576,15 +576,16 @@ IMPORT_DIR = Path(env.str("IMPORT_DIR", default=str(BASE_DIR / "var" / "imports"
 IMPORT_STALL_SECONDS = env.int("IMPORT_STALL_SECONDS", default=180)
 IMPORT_MAX_TAKEOVERS = env.int("IMPORT_MAX_TAKEOVERS", default=5)
 
-# --- i15-rls ---
+# --- Row-level security ------------------------------------------------------------------------
 # PostgreSQL row-level security behind the application's scoping (docs/tenancy.md). DATABASE_URL
 # is the application's role; DATABASE_OWNER_URL, when given, the owner of the tables, which
 # `manage.py migrate` (and dbshell) connect as. DATABASE_RLS=on: statements see only the rows of
 # the scope their request, consumer or task took (project/dbscope.py); off: every connection
 # takes the system scope. It only binds when the application's role is neither a superuser nor
-# BYPASSRLS (`manage.py check --database default` warns otherwise).
-DATABASE_RLS = env.bool("DATABASE_RLS", default=False)
+# BYPASSRLS (`manage.py check --database default` warns otherwise). Default: on where both roles
+# are given (DATABASE_OWNER_URL: the embedded defaults, docker-compose), off with one URL.
 DATABASE_OWNER_URL = env.str("DATABASE_OWNER_URL", default="")
+DATABASE_RLS = env.bool("DATABASE_RLS", default=bool(DATABASE_OWNER_URL))
 DATABASE_APP_ROLE = DATABASES["default"]["USER"]
 if DATABASE_OWNER_URL and env.bool("FOREST_DB_AS_OWNER", default=False):
     DATABASES["default"] = database_config(DATABASE_OWNER_URL)

@@ -19,6 +19,9 @@ def _with_db(url: str, db: int) -> str:
     return f"{base}/{db}" if last.isdigit() else f"{url.rstrip('/')}/{db}"
 
 
+# The suite connects as the server's superuser (it makes the test database); FOREST_TEST_RLS=1
+# holds it to row-level security as the application's role (tests/conftest.py).
+os.environ.setdefault("DATABASE_RLS", "off")
 runtime.bootstrap(stop_at_exit=True)
 os.environ["REDIS_URL"] = os.environ.get("TEST_REDIS_URL") or _with_db(
     os.environ["REDIS_URL"], TEST_REDIS_DB

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import copy
+import os
 import uuid
 from pathlib import Path
 
@@ -10,15 +12,16 @@ import psycopg
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db import connection, connections
 from django.test import override_settings
 
 from crawls import services
 from crawls.api.throttles import limiter
 from crawls.demo.board import BoardConfig
 from crawls.models import Membership
-from project import staticfiles
+from project import dbscope, runtime, staticfiles
 from project.celery import app as celery_app
-from tests import clients, crawling, factories, outages
+from tests import clients, crawling, factories, outages, processes
 from tests.processes import (
     Program,
     database_url,
@@ -79,6 +82,50 @@ def pytest_collection_modifyitems(session, config, items):
         items.extend(last)
     elif last:
         config.hook.pytest_deselected(items=last)
+
+
+# FOREST_TEST_RLS=1: the suite held to row-level security (docs/tenancy.md). The test database is
+# made and migrated as the owner (the server's superuser); then every connection of the tests and
+# of the programs they start logs in as the application's role with DATABASE_RLS on. Test bodies
+# (and fixtures) run in the system scope, as a management command does; requests, consumers and
+# tasks narrow it as they do in production.
+TEST_RLS = os.environ.get("FOREST_TEST_RLS", "").strip().lower() in {"1", "on", "true", "yes"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _held_to_rls(request):
+    if not TEST_RLS:
+        yield
+        return
+    request.getfixturevalue("django_db_setup")
+    with request.getfixturevalue("django_db_blocker").unblock():
+        with override_settings(DATABASE_APP_ROLE=runtime.APP_ROLE):
+            dbscope.grant_app_role("default")
+        for conn in connections.all():
+            conn.close()
+        connection.close_pool()
+        owner = processes.owner_role = connection.settings_dict["USER"]
+        connection.settings_dict["USER"] = runtime.APP_ROLE
+    saved = os.environ.get("DATABASE_RLS")
+    os.environ["DATABASE_RLS"] = "on"  # the programs the tests start (tests.processes)
+    dbscope.forget_roles()
+    with override_settings(DATABASE_RLS=True):
+        yield
+    connection.close()
+    connection.close_pool()
+    connection.settings_dict["USER"] = owner
+    processes.owner_role = None
+    os.environ.pop("DATABASE_RLS") if saved is None else os.environ.update(DATABASE_RLS=saved)
+
+
+@pytest.fixture(autouse=True)
+def _system_scope():
+    """Test bodies run in the system scope when the suite is held to RLS (FOREST_TEST_RLS)."""
+    if not TEST_RLS:
+        yield
+        return
+    with dbscope.system_scope():
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -201,7 +248,7 @@ def source_b(workspace_b):
 def scratch_database(django_db_setup):
     """An empty database of its own on the session's server, dropped afterwards."""
     name = f"forest_scratch_{uuid.uuid4().hex[:8]}"
-    admin = database_url("postgres")
+    admin = database_url("postgres", owner=True)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     yield name
@@ -287,3 +334,37 @@ def _outage_scenario(request, _static_files):
     ]
     if phases:
         outages.scenario(phases)
+
+
+# --- Row-level security (tests/test_rls*.py) ---------------------------------------------------
+
+
+def _reconnect(**settings_changes):
+    connection.close()
+    connection.close_pool()
+    connection.settings_dict.update(settings_changes)
+
+
+@pytest.fixture
+def app_role():
+    """The default connection logs in as the application's role (not the owner, no BYPASSRLS),
+    from a pool of one connection, with DATABASE_RLS on; the superuser again afterwards (the
+    flush at the test's end truncates as the owner)."""
+    with override_settings(DATABASE_APP_ROLE=runtime.APP_ROLE):
+        dbscope.grant_app_role("default")
+    saved = copy.deepcopy({k: connection.settings_dict[k] for k in ("USER", "OPTIONS")})
+    options = copy.deepcopy(saved["OPTIONS"])
+    options["pool"] = {**options["pool"], "min_size": 1, "max_size": 1}
+    _reconnect(USER=runtime.APP_ROLE, OPTIONS=options)
+    with override_settings(DATABASE_RLS=True):
+        yield
+    _reconnect(**saved)
+
+
+@pytest.fixture
+def two_workspaces(workspace_a, workspace_b, source_a, source_b):
+    """A bid and a crawl in each of workspaces A and B (made by the owner, before the switch)."""
+    for source in (source_a, source_b):
+        factories.make_bid(source)
+        factories.start_crawl(source)
+    return workspace_a, workspace_b

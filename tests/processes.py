@@ -26,12 +26,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def database_url(name: str | None = None) -> str:
-    """DATABASE_URL of the session's server, for database `name` (the test database by default)."""
+# The owner of the tables (the server's superuser, who makes the test database) when the suite
+# connects as the application's role (FOREST_TEST_RLS, tests/conftest.py); None: the same role.
+owner_role: str | None = None
+
+
+def database_url(name: str | None = None, *, owner: bool = False) -> str:
+    """DATABASE_URL of the session's server, for database `name` (the test database by default);
+    `owner`: as the owner of the tables (creates databases, migrates)."""
     db = settings.DATABASES["default"]
     name = name or db["NAME"]
     host = db["HOST"] or db["OPTIONS"].get("host", "")
-    user = db["USER"]
+    user = (owner and owner_role) or db["USER"]
     password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
     if host.startswith("/"):
         return f"postgresql://{user}{password}@/{name}?host={host}"

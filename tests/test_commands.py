@@ -109,6 +109,7 @@ def test_run_serves_forest_and_ctrl_c_leaves_nothing_running(scratch_database, s
         python("manage.py", "run"),
         env=program_env(
             DATABASE_URL=database_url(scratch_database),
+            DATABASE_OWNER_URL=database_url(scratch_database, owner=True),  # migrates
             REDIS_URL=redis_url,
             PORT=str(port),
             DEMO_BOARD_ADDRESS=board,
@@ -129,7 +130,7 @@ def test_run_serves_forest_and_ctrl_c_leaves_nothing_running(scratch_database, s
         for url in (f"{base}/", f"{base}/admin/", f"{base}/api/docs/"):
             assert url in out
         assert http_get(f"http://{board}/notices")[0] == 200
-        with psycopg.connect(database_url(scratch_database)) as conn:
+        with psycopg.connect(database_url(scratch_database, owner=True)) as conn:
             sources = conn.execute("SELECT name, kind, start_urls FROM crawls_source").fetchall()
         assert ("Demo board", "html", [f"http://{board}/notices"]) in sources  # ready to crawl
         # Beside it, a source of each other shape of the board: one of every kind.

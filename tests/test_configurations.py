@@ -131,6 +131,8 @@ def test_compose_shape_boots_migrate_web_and_worker_over_tcp(
         SECRET_KEY=secrets.token_urlsafe(50),
         ALLOWED_HOSTS="127.0.0.1,localhost",
         DJANGO_SUPERUSER_PASSWORD="compose-admin-42",
+        # As compose sets it when the environment does not (its default), not this session's.
+        DATABASE_RLS=re.fullmatch(r"\$\{DATABASE_RLS:-(\w+)\}", _compose_value("DATABASE_RLS"))[1],
     )
     env.pop("CELERY_BROKER_URL", None)
     migrate = run(python("manage.py", "migrate", "--noinput"), env, timeout=300)

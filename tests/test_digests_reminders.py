@@ -17,6 +17,7 @@ from crawls import services as crawl_services
 from crawls.models import Bid
 from notifications import digests, matching, reminders, services, tasks
 from notifications.models import AlertMatch, AlertRule, EmailDelivery, Notification, Reminder
+from project import dbscope
 from project.celery import app as celery_app
 from tests.factories import make_bid, make_source, new_bid
 
@@ -109,7 +110,7 @@ def twice_at_once(job: Callable[[], list[int]]) -> list[list[int]]:
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=run) for _ in range(2)]
+    threads = [threading.Thread(target=dbscope.carried(run)) for _ in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:

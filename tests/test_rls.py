@@ -3,8 +3,6 @@ for real, sees only the rows of the scope its request, task or job took."""
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 from django.apps import apps
 from django.db import DatabaseError, connection, transaction
@@ -13,42 +11,11 @@ from rest_framework.test import APIClient
 
 from crawls.filters import BidFilter
 from crawls.models import Bid, Crawl, Source, Workspace
-from project import checks, dbscope, runtime
+from project import checks, dbscope
 from project.celery import _enter_db_scope, _leave_db_scope
 from tests import clients, factories
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _reconnect(**settings_changes):
-    connection.close()
-    connection.close_pool()
-    connection.settings_dict.update(settings_changes)
-
-
-@pytest.fixture
-def app_role():
-    """The default connection logs in as the application's role (not the owner, no BYPASSRLS),
-    from a pool of one connection, with DATABASE_RLS on; the superuser again afterwards (the
-    flush at the test's end truncates as the owner)."""
-    with override_settings(DATABASE_APP_ROLE=runtime.APP_ROLE):
-        dbscope.grant_app_role("default")
-    saved = copy.deepcopy({k: connection.settings_dict[k] for k in ("USER", "OPTIONS")})
-    options = copy.deepcopy(saved["OPTIONS"])
-    options["pool"] = {**options["pool"], "min_size": 1, "max_size": 1}
-    _reconnect(USER=runtime.APP_ROLE, OPTIONS=options)
-    with override_settings(DATABASE_RLS=True):
-        yield
-    _reconnect(**saved)
-
-
-@pytest.fixture
-def two_workspaces(workspace_a, workspace_b, source_a, source_b):
-    """A bid and a crawl in each of workspaces A and B (made by the owner, before the switch)."""
-    for source in (source_a, source_b):
-        factories.make_bid(source)
-        factories.start_crawl(source)
-    return workspace_a, workspace_b
 
 
 def test_rls_query_without_scope_sees_nothing(two_workspaces, app_role):

@@ -17,6 +17,7 @@ from django.urls import reverse
 
 from crawls import services
 from crawls.models import ApiToken, Membership, Workspace
+from project import dbscope
 from tests.clients import bearer, signed_in
 from tests.factories import join
 
@@ -424,7 +425,7 @@ class Race:
 
     def run(self, changes) -> None:
         threads = [
-            threading.Thread(target=self._attempt, args=(i, change))
+            threading.Thread(target=dbscope.carried(self._attempt), args=(i, change))
             for i, change in enumerate(changes)
         ]
         for thread in threads:

@@ -71,20 +71,26 @@ def test_bootstrap_starts_nothing_when_urls_are_set(var, monkeypatch):
 
 
 def test_bootstrap_exports_urls_and_stops_only_what_it_started(var, monkeypatch):
-    for name in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY"):
+    for name in ("DATABASE_URL", "DATABASE_OWNER_URL", "DATABASE_RLS", "REDIS_URL", "SECRET_KEY"):
         monkeypatch.delenv(name, raising=False)
     runtime.redis_start(var)  # someone else's server: bootstrap must reuse and leave it
     try:
         result = runtime.bootstrap(stop_at_exit=False)
         assert result.started == ["postgres"]
+        # Row-level security by default: the application's role, and the owner for migrations.
+        assert result.env["DATABASE_URL"] == runtime.postgres_url(var, role=runtime.APP_ROLE)
+        assert result.env["DATABASE_OWNER_URL"] == runtime.postgres_url(var)
         assert result.env["REDIS_URL"] == runtime.redis_url(var)
         assert len(result.env["SECRET_KEY"]) >= 50
         assert (var / "secret_key").stat().st_mode & 0o077 == 0  # readable by the owner only
         result.stop()
         assert runtime.status(var) == {"postgres": False, "redis": True}
-        for name in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY"):
+        for name in ("DATABASE_URL", "DATABASE_OWNER_URL", "REDIS_URL", "SECRET_KEY"):
             monkeypatch.delenv(name)
+        monkeypatch.setenv("DATABASE_RLS", "off")
         again = runtime.bootstrap(stop_at_exit=False)
+        assert again.env["DATABASE_URL"] == runtime.postgres_url(var)  # one role: the owner
+        assert "DATABASE_OWNER_URL" not in again.env
         assert again.env["SECRET_KEY"] == result.env["SECRET_KEY"]  # kept across runs
         again.stop()
     finally:

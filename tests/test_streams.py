@@ -24,6 +24,7 @@ from websockets.sync.client import connect
 from crawls import events, realtime, services
 from crawls.events import event_message
 from crawls.models import Crawl, CrawlEvent
+from project import dbscope
 from tests.clients import group_members, session_cookie
 from tests.factories import make_source
 from tests.outages import THREAD_PREFIX
@@ -224,7 +225,7 @@ def test_no_gap_and_no_duplicate_while_events_are_written_during_the_connect(
         finally:
             connection.close()
 
-    thread = threading.Thread(target=writer)
+    thread = threading.Thread(target=dbscope.carried(writer))
     cookie = session_cookie(owner)
     thread.start()
     assert some_written.wait(TIMEOUT)  # some events are in the log before the client connects
@@ -315,7 +316,9 @@ def test_sse_resumes_after_last_event_id_and_ends_after_the_final_event(
     crawl = make_crawl(workspace_a)
     append(crawl, 3)
     start = last_seq(crawl)
-    finisher = threading.Timer(1.0, lambda: (append(crawl, 2, final=True), connection.close()))
+    finisher = threading.Timer(
+        1.0, dbscope.carried(lambda: (append(crawl, 2, final=True), connection.close()))
+    )
     finisher.start()
     path = f"/api/v1/crawls/{crawl.pk}/events/stream"
     status, kind, body = sse(

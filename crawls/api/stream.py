@@ -20,6 +20,7 @@ from django.http import JsonResponse, StreamingHttpResponse
 from crawls import realtime
 from crawls.api.errors import envelope
 from crawls.streams import Cursor, caller_from, crawl_workspace_for, log_after, non_negative_int
+from project import dbscope
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +35,8 @@ async def crawl_event_stream(request, pk: int):
     caller = await database_sync_to_async(caller_from)(user, raw.strip() or None)
     if caller is None:
         return _unauthenticated("Invalid or revoked token." if header else "Not authenticated.")
-    if await database_sync_to_async(crawl_workspace_for)(caller, pk) is None:
+    in_scope = dbscope.bound(caller.db_scope, crawl_workspace_for)
+    if await database_sync_to_async(in_scope)(caller, pk) is None:
         return JsonResponse(envelope("not_found", "Not found."), status=404)
     raw_after = request.headers.get("Last-Event-ID") or request.GET.get("after") or "0"
     after = non_negative_int(raw_after)
@@ -42,7 +44,8 @@ async def crawl_event_stream(request, pk: int):
         details = {"after": ["A sequence number (0 or more)."]}
         return JsonResponse(envelope("invalid", "Invalid input: after.", details), status=400)
     response = StreamingHttpResponse(
-        _frames(pk, Cursor(after)), content_type="text/event-stream; charset=utf-8"
+        _frames(pk, Cursor(after), caller.db_scope),
+        content_type="text/event-stream; charset=utf-8",
     )
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # proxies must not hold events back
@@ -60,7 +63,9 @@ def frame(message: dict) -> bytes:
     return f"id: {message['seq']}\nevent: {message['event']}\ndata: {data}\n\n".encode()
 
 
-async def _frames(crawl_id: int, cursor: Cursor):
+async def _frames(crawl_id: int, cursor: Cursor, scope: dbscope.Scope):
+    """The stream's body, read after the view returned: its reads run in the caller's scope."""
+    read = database_sync_to_async(dbscope.bound(scope, log_after))
     layer = get_channel_layer()
     channel = await layer.new_channel()
     group = realtime.crawl_group(crawl_id)
@@ -71,7 +76,7 @@ async def _frames(crawl_id: int, cursor: Cursor):
         await _join(layer, group, channel)  # before the first read of the log
         while not cursor.finished:
             if read_log:
-                for message in await database_sync_to_async(log_after)(crawl_id, cursor.last):
+                for message in await read(crawl_id, cursor.last):
                     yield frame(message)
                     cursor.sent(message)
                     written = time.monotonic()

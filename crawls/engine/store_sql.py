@@ -15,6 +15,7 @@ from django.db import connection
 from psycopg.types.json import Jsonb
 
 from crawls.engine.rules import BID_FIELDS
+from project import dbscope
 
 if TYPE_CHECKING:
     from crawls.engine.store import Item
@@ -59,7 +60,7 @@ def _cursor() -> psycopg.Cursor:
     """A server-side binding cursor on Django's connection (its transaction): large array
     parameters are sent as parameters instead of being quoted into the statement in Python
     (Django's psycopg cursors are client-side binding)."""
-    connection.ensure_connection()
+    dbscope.sync(connection)  # no execute wrapper sets the scope of a plain psycopg cursor
     return psycopg.Cursor(connection.connection)
 
 

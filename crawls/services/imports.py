@@ -34,6 +34,7 @@ from crawls.engine import store
 from crawls.imports import readers, rows
 from crawls.models import Crawl, ImportJob, Source
 from crawls.services import import_jobs
+from project import dbscope
 
 logger = logging.getLogger(__name__)
 
@@ -241,7 +242,9 @@ def _rows_store(
         except BaseException as exc:  # handed to the storing thread, raised there
             put(exc)
 
-    thread = threading.Thread(target=reader, name=f"import-{job.pk}-reader", daemon=True)
+    thread = threading.Thread(
+        target=dbscope.carried(reader), name=f"import-{job.pk}-reader", daemon=True
+    )
     thread.start()
     tally = _Tally(
         done=job.rows_done,

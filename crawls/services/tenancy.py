@@ -17,6 +17,7 @@ from django.utils.text import slugify
 from django_celery_beat.models import PeriodicTask
 
 from crawls.models import ApiToken, Membership, Source, Workspace
+from project import dbscope
 
 # --- Workspaces -------------------------------------------------------------------------------
 
@@ -31,9 +32,14 @@ def _unique_slug(name: str) -> str:
 
 @transaction.atomic
 def workspace_create(*, owner, name: str) -> Workspace:
-    """Create a workspace with `owner` as its owner."""
-    workspace = Workspace.objects.create(name=name, slug=_unique_slug(name))
-    Membership.objects.create(workspace=workspace, user=owner, role=Membership.Role.OWNER)
+    """Create a workspace with `owner` as its owner.
+
+    In the system scope: a slug is unique among every workspace, and the new one is in no
+    scope yet. Then the caller's scope takes it in (project/dbscope.py), within the request."""
+    with dbscope.system_scope():
+        workspace = Workspace.objects.create(name=name, slug=_unique_slug(name))
+        Membership.objects.create(workspace=workspace, user=owner, role=Membership.Role.OWNER)
+    dbscope.widen(workspace.pk)
     return workspace
 
 

@@ -20,7 +20,7 @@ from django.db import connections
 from honcho.manager import Manager
 
 from crawls import selectors, services
-from project import logs, serving, staticfiles
+from project import dbscope, logs, serving, staticfiles
 from project.celery import app as celery_app
 
 
@@ -84,7 +84,9 @@ class Command(BaseCommand):
             )
 
         base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"  # noqa: S104
-        threading.Thread(target=self._announce, args=(base, credentials), daemon=True).start()
+        threading.Thread(
+            target=dbscope.carried(self._announce), args=(base, credentials), daemon=True
+        ).start()
         manager.loop()
         # 130/143: stopped by Ctrl-C or SIGTERM, as asked. Anything else: a child failed.
         if manager.returncode not in (None, 0, 130, 143):

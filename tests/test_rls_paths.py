@@ -17,7 +17,7 @@ from django.test import Client, override_settings
 from rest_framework.test import APIClient
 
 from crawls import events, realtime, services
-from crawls.engine import store
+from crawls.engine import store_sql
 from crawls.models import Bid, CrawlEvent, Workspace
 from notifications import services as notify
 from project import dbscope, runtime
@@ -257,7 +257,7 @@ def test_rls_store_plain_cursor_reads_in_the_tasks_scope(two_workspaces, source_
         assert Bid.objects.count() == 1  # the pool's one connection now holds B's scope
     connection.close()
     with dbscope.workspace_scope(workspace_a.pk), transaction.atomic():
-        heads = store._heads(source_a.pk, [bytes(stored.url_hash)])  # its first statement
+        heads = store_sql.heads_lock(source_a.pk, [bytes(stored.url_hash)])  # its first statement
     assert [head.id for head in heads.values()] == [stored.pk]
 
 

@@ -37,7 +37,7 @@ def bid_search_condition(*, text: str) -> _ContainsIgnoringCase:
 # --- Finding notices: full text (`q`), `extra` keys ----------------------------------------------
 
 # A bid's searchable text: title, department, reference and the string values of `extra` (at any
-# depth). The SQL of the indexes bid_search_fts and bid_search_trgm (migration 0008_bid_search):
+# depth). The SQL of the indexes bid_search_fts and bid_search_trgm (migration 0015, after 0008):
 # keep both identical, or PostgreSQL will not match the query's expression to the index.
 SEARCH_EXTRA_PATH = 'strict $.** ? (@.type() == "string")'
 SEARCH_TERMS_MAX = 8
@@ -70,7 +70,7 @@ class SearchDocument(Func):
         path = SEARCH_EXTRA_PATH.replace("'", "''")
         sql = (
             f"({title} || ' ' || {department}::text || ' ' || {reference}::text || ' ' || "
-            f"COALESCE(jsonb_path_query_array({extra}, '{path}'::jsonpath)::text, ''))"
+            f"jsonb_path_query_array({extra}, '{path}'::jsonpath)::text)"
         )
         return sql, tuple(params)
 

@@ -40,3 +40,15 @@ def policy_drop(table: str) -> str:
         f" ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY;"
         f" ALTER TABLE {table} DISABLE ROW LEVEL SECURITY;"
     )
+
+
+def leakproof(functions: list[str], mark: str) -> str:
+    """Mark built-in `functions` LEAKPROOF (or NOT LEAKPROOF) when a superuser runs the
+    migration, so that quals using them can still be served by indexes under the policies;
+    another owner gets a warning instead (only a superuser may mark a function)."""
+    statements = " ".join(f"ALTER FUNCTION {function} {mark};" for function in functions)
+    return (
+        "DO $$ BEGIN IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN "  # noqa: S608
+        f"{statements} ELSE RAISE WARNING 'not a superuser: search and classification filters "
+        "cannot use their indexes under row-level security (docs/tenancy.md)'; END IF; END $$;"
+    )

@@ -101,6 +101,8 @@ def _held_to_rls(request):
     with request.getfixturevalue("django_db_blocker").unblock():
         with override_settings(DATABASE_APP_ROLE=runtime.APP_ROLE):
             dbscope.grant_app_role("default")
+        with connection.cursor() as cursor:  # the plan tests ANALYZE (PostgreSQL 17+)
+            cursor.execute(f"GRANT MAINTAIN ON crawls_bid TO {runtime.APP_ROLE}")
         for conn in connections.all():
             conn.close()
         connection.close_pool()

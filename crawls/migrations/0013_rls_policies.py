@@ -7,7 +7,7 @@ or BYPASSRLS. No rewrite; ALTER TABLE takes a brief ACCESS EXCLUSIVE lock per ta
 
 from django.db import migrations
 
-from project.rls_policies import in_scope, policy_create, policy_drop, through
+from project.rls_policies import in_scope, leakproof, policy_create, policy_drop, through
 
 # table -> the condition its rows must meet
 POLICIES = {
@@ -33,15 +33,6 @@ POLICIES = {
 LEAKPROOF = ["texticlike(text, text)", "arraycontains(anyarray, anyarray)"]
 
 
-def leakproof(mark):
-    statements = " ".join(f"ALTER FUNCTION {function} {mark};" for function in LEAKPROOF)
-    return (
-        "DO $$ BEGIN IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN "
-        f"{statements} ELSE RAISE WARNING 'not a superuser: search and classification filters "
-        "cannot use their indexes under row-level security (docs/tenancy.md)'; END IF; END $$;"
-    )
-
-
 class Migration(migrations.Migration):
     dependencies = [('crawls', '0012_import_jobs')]
 
@@ -50,5 +41,5 @@ class Migration(migrations.Migration):
             migrations.RunSQL(policy_create(table, condition), policy_drop(table))
             for table, condition in POLICIES.items()
         ),
-        migrations.RunSQL(leakproof("LEAKPROOF"), leakproof("NOT LEAKPROOF")),
+        migrations.RunSQL(leakproof(LEAKPROOF, "LEAKPROOF"), leakproof(LEAKPROOF, "NOT LEAKPROOF")),
     ]

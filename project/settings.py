@@ -587,7 +587,9 @@ IMPORT_MAX_TAKEOVERS = env.int("IMPORT_MAX_TAKEOVERS", default=5)
 DATABASE_OWNER_URL = env.str("DATABASE_OWNER_URL", default="")
 DATABASE_RLS = env.bool("DATABASE_RLS", default=bool(DATABASE_OWNER_URL))
 DATABASE_APP_ROLE = DATABASES["default"]["USER"]
-if DATABASE_OWNER_URL and env.bool("FOREST_DB_AS_OWNER", default=False):
+# manage.py migrate (and dbshell) connect as the owner, on purpose (manage.py sets it).
+DATABASE_AS_OWNER = bool(DATABASE_OWNER_URL) and env.bool("FOREST_DB_AS_OWNER", default=False)
+if DATABASE_AS_OWNER:
     DATABASES["default"] = database_config(DATABASE_OWNER_URL)
 MIDDLEWARE.insert(
     MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,

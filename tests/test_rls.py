@@ -119,6 +119,15 @@ def test_rls_check_names_a_role_that_bypasses(db):
     assert "superuser or BYPASSRLS" in problem
 
 
+def test_rls_check_warns_for_the_application_connection_not_for_migrate_as_owner(db, settings):
+    settings.DATABASE_RLS = True
+    settings.DATABASE_AS_OWNER = False
+    (warning,) = checks.rls_roles_check(databases=["default"])  # the suite's superuser
+    assert warning.id == "forest.W001"
+    settings.DATABASE_AS_OWNER = True  # manage.py migrate: the owner on purpose
+    assert checks.rls_roles_check(databases=["default"]) == []
+
+
 def test_rls_check_passes_for_the_application_role(app_role):
     assert checks.rls_problems(connection) == []
 

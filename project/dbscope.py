@@ -30,6 +30,8 @@ from django.db.backends.signals import connection_created
 from django.utils.functional import SimpleLazyObject, empty
 from psycopg.pq import TransactionStatus
 
+from project import runtime
+
 logger = logging.getLogger(__name__)
 
 SETTING = "forest.workspace_ids"
@@ -365,8 +367,5 @@ def grant_app_role(using: str = "default", **_kwargs: Any) -> None:
             logger.warning("DATABASE_URL's role %s does not exist: no grants", role)
             return
         quoted = connection.ops.quote_name(role)
-        cursor.execute(
-            "GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES "
-            f"ON ALL TABLES IN SCHEMA public TO {quoted}"
-        )
-        cursor.execute(f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {quoted}")
+        for grant in runtime.APP_GRANTS:
+            cursor.execute(grant.format(role=quoted))

@@ -110,6 +110,33 @@ def _ensure_app_role(admin_url: str) -> None:
             conn.execute(f"CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS")
 
 
+# What the application's role may do on the owner's tables (rows as the policies allow), never
+# change the schema: granted after each `migrate` (project.dbscope.grant_app_role) and, on the
+# embedded defaults, at bootstrap when an existing database lacks it.
+APP_GRANTS = (
+    "GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES ON ALL TABLES IN SCHEMA public"
+    " TO {role}",
+    "GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {role}",
+)
+
+
+def _ensure_app_grants(owner_url: str) -> None:
+    """A database migrated before the application's role was used (DATABASE_RLS was off, or an
+    install older than it) has tables the role may not read: grant them now, so that any
+    manage.py command works before the next `migrate`. One cheap check when all is granted."""
+    import psycopg  # noqa: PLC0415
+
+    with psycopg.connect(owner_url, autocommit=True) as conn:
+        lacking = conn.execute(
+            "SELECT to_regclass('django_migrations') IS NOT NULL"
+            " AND NOT has_table_privilege(%s, 'django_migrations', 'SELECT')",
+            [APP_ROLE],
+        ).fetchone()
+        if lacking and lacking[0]:
+            for grant in APP_GRANTS:
+                conn.execute(grant.format(role=APP_ROLE))
+
+
 def _rls_wanted() -> bool:
     """Row-level security on unless DATABASE_RLS says off (docs/tenancy.md, "The switch")."""
     return os.environ.get("DATABASE_RLS", "on").strip().lower() in {"1", "on", "true", "yes"}
@@ -268,6 +295,7 @@ def bootstrap(*, stop_at_exit: bool = True) -> Bootstrap:
             # Both roles: the application's, and the owner for migrations (docs/tenancy.md).
             result.env["DATABASE_URL"] = postgres_url(base, role=APP_ROLE)
             result.env["DATABASE_OWNER_URL"] = owner_url
+            _ensure_app_grants(owner_url)
         else:
             result.env["DATABASE_URL"] = owner_url
     if not os.environ.get("REDIS_URL"):

@@ -96,3 +96,31 @@ def test_bootstrap_exports_urls_and_stops_only_what_it_started(var, monkeypatch)
     finally:
         runtime.redis_stop(var)
         runtime.postgres_stop(var)
+
+
+def test_bootstrap_grants_an_older_database_to_the_application_role(var, monkeypatch):
+    """A database whose tables were made by the owner alone (DATABASE_RLS off, or an install
+    from before the application's role) is readable by that role once bootstrap turns RLS on,
+    before any `migrate` grants it."""
+    for name in ("DATABASE_URL", "DATABASE_OWNER_URL", "REDIS_URL", "SECRET_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATABASE_RLS", "off")
+    runtime.redis_start(var)
+    try:
+        runtime.bootstrap(stop_at_exit=False)
+        with psycopg.connect(runtime.postgres_url(var), autocommit=True) as owner:
+            owner.execute("CREATE TABLE django_migrations (id serial PRIMARY KEY, app text)")
+            owner.execute("INSERT INTO django_migrations (app) VALUES ('crawls')")
+        app_url = runtime.postgres_url(var, role=runtime.APP_ROLE)
+        with psycopg.connect(app_url) as app, pytest.raises(psycopg.errors.InsufficientPrivilege):
+            app.execute("SELECT app FROM django_migrations")
+        for name in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY"):
+            monkeypatch.delenv(name)
+        monkeypatch.setenv("DATABASE_RLS", "on")
+        runtime.bootstrap(stop_at_exit=False)
+        with psycopg.connect(app_url) as app:
+            assert app.execute("SELECT app FROM django_migrations").fetchall() == [("crawls",)]
+            app.execute("INSERT INTO django_migrations (app) VALUES ('notifications')")  # sequence
+    finally:
+        runtime.redis_stop(var)
+        runtime.postgres_stop(var)

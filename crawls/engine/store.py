@@ -24,30 +24,12 @@ from django.db import connection
 
 from crawls.engine import normalize, presence, store_sql, urls
 from crawls.engine.rules import BID_FIELDS
+from crawls.engine.store_sql import Item as Item  # what the store takes (its statements too)
 from crawls.models import Bid, BidRevision
 
 TEXT_FIELDS = ("title", "department", "reference", "procurement_method")
 # Longer texts are cut to their column's length rather than failing the batch.
 _TEXT_LENGTHS = {"department": 300, "reference": 200, "procurement_method": 100}
-
-
-@dataclass(slots=True)
-class Item:
-    """What one item page yielded."""
-
-    url: str
-    url_hash: bytes
-    fields: Mapping[str, object]  # typed values of the rules' fields, BID_FIELDS and extras
-    content_hash: str
-    etag: str = ""
-    last_modified: str = ""
-    version: str = ""  # the publisher's version; "" when the source has none
-    # Only the fields the publisher gave this time (an OCDS release): the bid's other fields
-    # keep their stored values.
-    partial: bool = False
-    # _columns(fields), computed ahead by a caller that has the time (an import's reading
-    # thread: item_prepare); None: the store computes it.
-    prepared: tuple[dict[str, object], dict[str, object]] | None = None
 
 
 @dataclass(slots=True)

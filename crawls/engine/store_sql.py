@@ -1,6 +1,8 @@
 """The store's bulk statements (crawls.engine.store decides what each bid of a batch needs): the
 batch's stored bids looked up and locked, new and changed bids written with one INSERT … SELECT
 FROM unnest(…) ON CONFLICT, the unchanged ones touched with one UPDATE (docs/performance.md).
+Item, what one item page yielded, lives here (the statements take it); crawls.engine.store
+re-exports it.
 """
 
 from __future__ import annotations
@@ -8,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import psycopg
 from django.db import connection
@@ -17,8 +18,25 @@ from psycopg.types.json import Jsonb
 from crawls.engine.rules import BID_FIELDS
 from project import dbscope
 
-if TYPE_CHECKING:
-    from crawls.engine.store import Item
+
+@dataclass(slots=True)
+class Item:
+    """What one item page yielded."""
+
+    url: str
+    url_hash: bytes
+    fields: Mapping[str, object]  # typed values of the rules' fields, BID_FIELDS and extras
+    content_hash: str
+    etag: str = ""
+    last_modified: str = ""
+    version: str = ""  # the publisher's version; "" when the source has none
+    # Only the fields the publisher gave this time (an OCDS release): the bid's other fields
+    # keep their stored values.
+    partial: bool = False
+    # _columns(fields), computed ahead by a caller that has the time (an import's reading
+    # thread: item_prepare); None: the store computes it.
+    prepared: tuple[dict[str, object], dict[str, object]] | None = None
+
 
 # The order of the bid columns in upsert's statement.
 BID_FIELDS_ORDER = (
